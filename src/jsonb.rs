@@ -1,0 +1,114 @@
+//! jsonb values passed through as PostgreSQL's own binary datums.
+//!
+//! pgrx's `JsonB` converts every value to text and through serde_json on the way in and again on
+//! the way out (jsonb_out, parse, serialize, jsonb_in). Besides the cost, that loses data: serde
+//! parses numbers as f64, so `{"price": 12345678901234567.89}` would come back rounded, and
+//! `1e400` (a valid jsonb numeric) would not parse at all. A payload is data a client trusts us
+//! with, so it goes from the argument straight into the SQL statement, untouched, and the answer
+//! built by SQL goes straight back.
+
+use pgrx::callconv::{Arg, ArgAbi, BoxRet, FcInfo};
+use pgrx::datum::{Datum, FromDatum, IntoDatum};
+use pgrx::nullable::Nullable;
+use pgrx::fcinfo::direct_function_call;
+use pgrx::memcxt::PgMemoryContexts;
+use pgrx::pg_sys;
+
+use crate::rules::IdKey;
+
+/// A jsonb value as a datum (possibly toasted; the jsonb functions detoast it themselves).
+#[derive(Debug, Clone, Copy)]
+pub struct Jsonb(pg_sys::Datum);
+
+pgrx::impl_sql_translatable!(Jsonb, "jsonb");
+
+impl FromDatum for Jsonb {
+    unsafe fn from_polymorphic_datum(datum: pg_sys::Datum, is_null: bool, _: pg_sys::Oid) -> Option<Self> {
+        if is_null {
+            None
+        } else {
+            Some(Jsonb(datum))
+        }
+    }
+
+    /// Values read from SPI live in SPI's memory, freed when the connection closes: copy them out.
+    unsafe fn from_datum_in_memory_context(
+        mut memory_context: PgMemoryContexts,
+        datum: pg_sys::Datum,
+        is_null: bool,
+        _: pg_sys::Oid,
+    ) -> Option<Self> {
+        if is_null {
+            return None;
+        }
+        memory_context.switch_to(|_| {
+            let copy = pg_sys::pg_detoast_datum_copy(datum.cast_mut_ptr());
+            Some(Jsonb(pg_sys::Datum::from(copy)))
+        })
+    }
+}
+
+impl IntoDatum for Jsonb {
+    fn into_datum(self) -> Option<pg_sys::Datum> {
+        Some(self.0)
+    }
+
+    fn type_oid() -> pg_sys::Oid {
+        pg_sys::JSONBOID
+    }
+}
+
+// SAFETY: the argument is passed on as the datum PostgreSQL gave us; never read as another type.
+unsafe impl<'fcx> ArgAbi<'fcx> for Jsonb {
+    unsafe fn unbox_arg_unchecked(arg: Arg<'_, 'fcx>) -> Self {
+        let index = arg.index();
+        unsafe { arg.unbox_arg_using_from_datum() }
+            .unwrap_or_else(|| panic!("argument {index} must not be null"))
+    }
+
+    unsafe fn unbox_nullable_arg(arg: Arg<'_, 'fcx>) -> Nullable<Self> {
+        unsafe { arg.unbox_arg_using_from_datum() }.into()
+    }
+}
+
+// SAFETY: the datum returned is a valid jsonb allocated in the caller's memory context.
+unsafe impl BoxRet for Jsonb {
+    unsafe fn box_into<'fcx>(self, fcinfo: &mut FcInfo<'fcx>) -> Datum<'fcx> {
+        unsafe { fcinfo.return_raw_datum(self.0) }
+    }
+}
+
+impl Jsonb {
+    /// jsonb's name for the value's type: object, array, string, number, boolean or null.
+    pub fn kind(self) -> String {
+        // SAFETY: self.0 is a valid jsonb datum; jsonb_typeof is strict and never returns NULL.
+        unsafe { direct_function_call::<String>(pg_sys::jsonb_typeof, &[Some(self.0)]) }
+            .expect("jsonb_typeof returned NULL")
+    }
+
+    /// The payload's reserved `id` key. Only called on objects.
+    pub fn id_key(self) -> (Option<String>, Option<String>) {
+        let key = "id".into_datum();
+        // SAFETY: self.0 is a valid jsonb object datum and key a text datum.
+        let field = unsafe {
+            direct_function_call::<Jsonb>(pg_sys::jsonb_object_field, &[Some(self.0), key])
+        };
+        let Some(field) = field else { return (None, None) };
+        // SAFETY: as above.
+        let text = unsafe {
+            direct_function_call::<String>(pg_sys::jsonb_object_field_text, &[Some(self.0), key])
+        };
+        (Some(field.kind()), text)
+    }
+}
+
+/// Classify a `(kind, text)` pair from [`Jsonb::id_key`] for the pure rule.
+pub fn classify_id_key<'a>(kind: Option<&'a str>, text: Option<&'a str>) -> IdKey<'a> {
+    match (kind, text) {
+        (None, _) => IdKey::Absent,
+        (Some("null"), _) => IdKey::Null,
+        (Some("number"), Some(t)) => IdKey::Number(t),
+        (Some("string"), Some(t)) => IdKey::String(t),
+        (Some(other), _) => IdKey::Other(other),
+    }
+}

@@ -1,0 +1,156 @@
+//! The conflict rules in plain Rust: no PostgreSQL needed, so `cargo test` checks them in
+//! milliseconds and proptest can throw thousands of cases at them.
+//!
+//! Timestamps are PostgreSQL's `TimestampTz`: microseconds since 2000-01-01 UTC.
+//!
+//! The last-write-wins comparison itself (`stored.updated_at <= client_ts` applies) is not here:
+//! it lives in the single `INSERT … ON CONFLICT … WHERE` statement in `storage`, because only
+//! there is it atomic with the write.
+
+use crate::error::SyncError;
+
+pub const MICROS_PER_SECOND: i64 = 1_000_000;
+
+/// What the clock-skew guard says about a write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Skew {
+    Accept,
+    /// `client_ts` runs ahead of the server by more than the allowed margin.
+    Reject { ahead_by_micros: i64 },
+}
+
+/// The clock-skew guard: a write stamped later than `server_now + max_skew_seconds` is rejected.
+/// A negative margin turns the guard off. A write exactly at the limit is accepted.
+pub fn check_clock_skew(client_ts: i64, server_now: i64, max_skew_seconds: i32) -> Skew {
+    if max_skew_seconds < 0 {
+        return Skew::Accept;
+    }
+    let limit = server_now.saturating_add(i64::from(max_skew_seconds) * MICROS_PER_SECOND);
+    if client_ts > limit {
+        Skew::Reject { ahead_by_micros: client_ts - server_now }
+    } else {
+        Skew::Accept
+    }
+}
+
+/// The payload's reserved `id` key, as jsonb describes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdKey<'a> {
+    Absent,
+    /// `"id": null`: carries no id, so it names no other row.
+    Null,
+    /// A JSON number, in jsonb's text form.
+    Number(&'a str),
+    /// A JSON string: JavaScript clients send ids above 2^53 as strings.
+    String(&'a str),
+    /// Any other JSON type (`true`, an array, an object), by its jsonb type name.
+    Other(&'a str),
+}
+
+/// The `id` key may repeat the `id` argument (clients often send the whole record) but never name
+/// another row.
+pub fn check_id_key(id: i64, key: IdKey<'_>) -> Result<(), SyncError> {
+    let mismatch = |shown: String| Err(SyncError::IdMismatch { id, key: shown });
+    match key {
+        IdKey::Absent | IdKey::Null => Ok(()),
+        IdKey::Number(text) => match text.parse::<i64>() {
+            Ok(n) if n == id => Ok(()),
+            _ => mismatch(text.to_string()),
+        },
+        IdKey::String(text) => match text.parse::<i64>() {
+            Ok(n) if n == id => Ok(()),
+            _ => mismatch(format!("the string \"{text}\"")),
+        },
+        IdKey::Other(kind) => mismatch(format!("a JSON {kind}")),
+    }
+}
+
+/// The payload must be a JSON object; `kind` is jsonb's name for its type.
+pub fn check_payload_kind(kind: &str) -> Result<(), SyncError> {
+    if kind == "object" {
+        Ok(())
+    } else {
+        Err(SyncError::PayloadNotObject { got: kind.to_string() })
+    }
+}
+
+#[cfg(test)]
+mod unit {
+    use super::*;
+    use proptest::prelude::*;
+
+    const S: i64 = MICROS_PER_SECOND;
+
+    #[test]
+    fn skew_boundaries() {
+        let now = 1_000 * S;
+        assert_eq!(check_clock_skew(now + 300 * S, now, 300), Skew::Accept, "exactly at the limit");
+        assert_eq!(
+            check_clock_skew(now + 300 * S + 1, now, 300),
+            Skew::Reject { ahead_by_micros: 300 * S + 1 }
+        );
+        assert_eq!(check_clock_skew(now + 1, now, 0), Skew::Reject { ahead_by_micros: 1 });
+        assert_eq!(check_clock_skew(now, now, 0), Skew::Accept);
+        assert_eq!(check_clock_skew(i64::MAX - 1, now, -1), Skew::Accept, "-1 turns it off");
+        assert_eq!(check_clock_skew(i64::MAX - 1, i64::MAX - 2, i32::MAX), Skew::Accept);
+    }
+
+    proptest! {
+        #[test]
+        fn past_writes_are_never_rejected(now in -1_i64 << 50..1_i64 << 50,
+                                           back in 0_i64..1_i64 << 40,
+                                           skew in -1_i32..i32::MAX) {
+            prop_assert_eq!(check_clock_skew(now - back, now, skew), Skew::Accept);
+        }
+
+        #[test]
+        fn rejects_exactly_beyond_the_margin(now in -1_i64 << 50..1_i64 << 50,
+                                             lead in 0_i64..1_i64 << 45,
+                                             skew in 0_i32..i32::MAX) {
+            let verdict = check_clock_skew(now + lead, now, skew);
+            if lead > i64::from(skew) * S {
+                prop_assert_eq!(verdict, Skew::Reject { ahead_by_micros: lead });
+            } else {
+                prop_assert_eq!(verdict, Skew::Accept);
+            }
+        }
+
+        #[test]
+        fn an_id_key_is_accepted_iff_it_names_the_same_row(id in any::<i64>(), other in any::<i64>()) {
+            let same = id.to_string();
+            let differs = other.to_string();
+            prop_assert!(check_id_key(id, IdKey::Number(&same)).is_ok());
+            prop_assert!(check_id_key(id, IdKey::String(&same)).is_ok());
+            prop_assert_eq!(check_id_key(id, IdKey::Number(&differs)).is_ok(), id == other);
+            prop_assert_eq!(check_id_key(id, IdKey::String(&differs)).is_ok(), id == other);
+        }
+    }
+
+    #[test]
+    fn id_key_forms() {
+        assert!(check_id_key(7, IdKey::Absent).is_ok());
+        assert!(check_id_key(7, IdKey::Null).is_ok());
+        assert_eq!(
+            check_id_key(7, IdKey::Number("7.5")),
+            Err(SyncError::IdMismatch { id: 7, key: "7.5".into() })
+        );
+        assert_eq!(
+            check_id_key(7, IdKey::String("seven")),
+            Err(SyncError::IdMismatch { id: 7, key: "the string \"seven\"".into() })
+        );
+        assert_eq!(
+            check_id_key(7, IdKey::Other("boolean")),
+            Err(SyncError::IdMismatch { id: 7, key: "a JSON boolean".into() })
+        );
+        // A number too large for bigint can never be the same row.
+        assert!(check_id_key(i64::MAX, IdKey::Number("9223372036854775808")).is_err());
+    }
+
+    #[test]
+    fn payload_kinds() {
+        assert!(check_payload_kind("object").is_ok());
+        for kind in ["array", "string", "number", "boolean", "null"] {
+            assert_eq!(check_payload_kind(kind), Err(SyncError::PayloadNotObject { got: kind.into() }));
+        }
+    }
+}
