@@ -46,7 +46,7 @@ impl SyncError {
                 Some(format!("The payload is of JSON type {got}; it must hold the item's fields by name."))
             }
             SyncError::InfiniteTimestamp { value } => {
-                Some(format!("client_ts is {value}, which cannot order writes."))
+                Some(format!("The client_ts argument is {value}, which cannot order writes."))
             }
             SyncError::IdMismatch { id, key } => {
                 Some(format!("The id argument is {id} but the payload's \"id\" key is {key}."))

@@ -255,7 +255,7 @@ mod tests {
         exec("SET search_path = public, pg_catalog");
         // The hijacked operators are really picked up by unqualified SQL in this session...
         assert_eq!(json("SELECT '{}'::jsonb || '{}'::jsonb"), json!({"hijacked": true}));
-        assert_eq!(count("SELECT count(*) FROM inventory_sync.inventory WHERE id = 1"), 2);
+        assert_eq!(count("SELECT count(*) FROM inventory_sync.inventory WHERE id = 1::bigint"), 2);
         // ...but not by the extension's statements.
         let stale = upsert(1, r#"{"stock": 8}"#, "2024-01-01 10:00+00");
         assert_eq!(stale["status"], "conflict");

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Brings up PostgreSQL 15 with inventory_sync built (release) and installed, runs the Laptops
+# story in database inventory_demo, and prints how to open psql on it.
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+PORT=${INVENTORY_SYNC_DEMO_PORT:-5439}
+DB=inventory_demo
+
+if [ "${1:-}" = stop ]; then stop_cluster demo; exit 0; fi
+
+setup
+install_extension --release
+say "starting PostgreSQL $PG_MAJOR on localhost:$PORT (data in $WORK/demo)"
+start_cluster demo "$PORT" localhost
+PSQL=("$PG_BIN/psql" -X -h "$WORK/demo" -p "$PORT" -U postgres)
+"${PSQL[@]}" -q -d postgres -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB"
+say "the Laptops story (examples/laptops.sql)"
+"${PSQL[@]}" -d "$DB" -v ON_ERROR_STOP=1 -f "$REPO/examples/laptops.sql"
+say "ready. Open psql on it with:"
+echo "  ${PSQL[*]} $DB"
+echo "or from a backend: postgresql://postgres@localhost:$PORT/$DB"
+echo "Stop it with: $(basename "$0") stop  (or pg_ctl -D $WORK/demo/data stop as postgres)"
