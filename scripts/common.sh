@@ -62,7 +62,8 @@ install_extension() {
 }
 
 # start_cluster NAME PORT [LISTEN]: a cluster in $WORK/NAME, socket in that directory.
-# Reuses the cluster when it exists; restarts it so it loads the freshly installed library.
+# Reuses the cluster when it exists (remove_cluster first for a fresh one); restarts it so it
+# loads the freshly installed library.
 start_cluster() {
     local dir=$WORK/$1 port=$2 listen=${3:-}
     as_root install -d -m 0755 "$WORK"
@@ -74,11 +75,19 @@ start_cluster() {
     if as_postgres "$PG_BIN/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then
         as_postgres "$PG_BIN/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null
     fi
-    as_postgres "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w \
+    # Without RUST_BACKTRACE in the server's environment: with it, pgrx appends a Rust backtrace
+    # to the DETAIL of every PostgreSQL error that passes through the extension.
+    as_postgres env -u RUST_BACKTRACE -u RUST_LIB_BACKTRACE "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w \
         -o "-p $port -k $dir -c listen_addresses='$listen' -c fsync=off" start >/dev/null
 }
 
 stop_cluster() {
     local dir=$WORK/$1
+    [ -f "$dir/data/PG_VERSION" ] || return 0
     as_postgres "$PG_BIN/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null 2>&1 || true
+}
+
+remove_cluster() {
+    stop_cluster "$1"
+    as_root rm -rf "${WORK:?}/$1"
 }

@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# Runs every test: the pure rules and the in-database tests (cargo pgrx test), the pg_regress
+# sessions, the README check, and the concurrency tests with real connections (pytest).
+# Installs what it needs first. Usage: scripts/test.sh [pgrx|regress|readme|races]... (default: all)
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+PORT=${INVENTORY_SYNC_TEST_PORT:-54329}
+LOGS=$REPO/target/test-logs
+PG_REGRESS=/usr/lib/postgresql/$PG_MAJOR/lib/pgxs/src/test/regress/pg_regress
+SUITES=("$@")
+[ ${#SUITES[@]} -gt 0 ] || SUITES=(pgrx regress readme races)
+PASSED=0 FAILED=0
+
+# record STATUS PASSED FAILED: a suite that exits non-zero counts at least one failure.
+record() {
+    local status=$1 passed=$2 failed=$3
+    [ "$status" -eq 0 ] || [ "$failed" -gt 0 ] || failed=1
+    PASSED=$((PASSED + passed)) FAILED=$((FAILED + failed))
+}
+
+# sum_of WORD FILE SUMMARY: the sum of the "N WORD" counts on the runner's summary lines
+# (lines matching the regex SUMMARY), never on lines a test printed.
+sum_of() {
+    { grep -E "$3" "$2" || true; } | { grep -Eo "[0-9]+ $1" || true; } | awk '{s += $1} END {print s + 0}'
+}
+
+run_pgrx() {
+    say "cargo pgrx test: pure rules (#[test]) and in-database tests (#[pg_test])"
+    as_root rm -rf "$WORK/pgrx-test"
+    as_root install -d -o postgres -g postgres "$WORK/pgrx-test"
+    local status=0
+    (cd "$REPO" && cargo pgrx test pg$PG_MAJOR --runas postgres --pgdata "$WORK/pgrx-test") \
+        2>&1 | tee "$LOGS/pgrx.log" || status=$?
+    local summary='^test result: '
+    record "$status" "$(sum_of passed "$LOGS/pgrx.log" "$summary")" \
+        "$(sum_of failed "$LOGS/pgrx.log" "$summary")"
+}
+
+ensure_cluster() {
+    [ -n "${CLUSTER_UP:-}" ] && return
+    install_extension
+    say "starting a scratch PostgreSQL $PG_MAJOR (socket in $WORK/test, port $PORT)"
+    remove_cluster test
+    start_cluster test "$PORT"
+    CLUSTER_UP=1
+    trap 'stop_cluster test' EXIT
+}
+
+run_regress() {
+    ensure_cluster
+    say "pg_regress: tests/pg_regress/sql/*.sql against tests/pg_regress/expected/*.out"
+    local tests=()
+    for f in "$REPO"/tests/pg_regress/sql/*.sql; do tests+=("$(basename "$f" .sql)"); done
+    local out=$LOGS/pg_regress status=0
+    rm -rf "$out" && mkdir -p "$out"
+    "$PG_REGRESS" --inputdir="$REPO/tests/pg_regress" --outputdir="$out" \
+        --bindir="$PG_BIN" --host="$WORK/test" --port="$PORT" --user=postgres \
+        --dbname=inventory_sync_regress "${tests[@]}" || status=$?
+    if [ "$status" -ne 0 ]; then
+        cat "$out/regression.diffs" 2>/dev/null || true
+        echo "pg_regress failed; results in $out/results" >&2
+    fi
+    local failed
+    failed=$({ grep -c ' FAILED' "$out/regression.out" 2>/dev/null || true; } | head -1)
+    failed=${failed:-0}
+    record "$status" $((${#tests[@]} - failed)) "$failed"
+}
+
+# The README's quick start shows tests/pg_regress/expected/laptops.out verbatim.
+run_readme() {
+    say "README quick start matches the laptops regression output"
+    local status=0
+    python3 "$REPO/tests/readme_check.py" "$REPO" || status=$?
+    record "$status" $((status == 0)) 0
+}
+
+run_races() {
+    ensure_cluster
+    say "concurrency tests: several real connections (pytest)"
+    local venv=$REPO/target/venv
+    if [ ! -x "$venv/bin/python" ]; then
+        python3 -m venv "$venv" 2>/dev/null || {
+            as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv
+            python3 -m venv "$venv"
+        }
+    fi
+    "$venv/bin/pip" install -q -r "$REPO/tests/concurrency/requirements.txt"
+    local status=0
+    INVENTORY_SYNC_DSN="host=$WORK/test port=$PORT user=postgres" \
+        "$venv/bin/python" -m pytest -q -s "$REPO/tests/concurrency" -p no:cacheprovider \
+        2>&1 | tee "$LOGS/races.log" || status=$?
+    local summary='^(=+ )?[0-9]+ (passed|failed).* in [0-9.]+s'
+    record "$status" "$(sum_of passed "$LOGS/races.log" "$summary")" \
+        "$(sum_of failed "$LOGS/races.log" "$summary")"
+}
+
+setup
+mkdir -p "$LOGS"
+for suite in "${SUITES[@]}"; do
+    case $suite in
+        pgrx) run_pgrx ;;
+        regress) run_regress ;;
+        readme) run_readme ;;
+        races) run_races ;;
+        *) echo "unknown suite: $suite (pgrx, regress, readme, races)" >&2; exit 2 ;;
+    esac
+done
+echo
+echo "inventory_sync: $PASSED passed, $FAILED failed"
+[ "$FAILED" -eq 0 ]

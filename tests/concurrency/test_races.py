@@ -1,0 +1,232 @@
+"""Races with real, separate connections.
+
+Several writers hit the same id at the same moment with different client_ts, round after round.
+Whatever the interleaving, the write with the newest client_ts must end up stored, and every
+conflict answer must have its journal row.
+
+The writers wait at a barrier (an advisory lock held by the coordinator) inside the very statement
+that writes, so they are released together; a test trigger that sleeps a few milliseconds on every
+write widens each race window. The same harness runs against a check-then-write variant (the
+seed's controller, as a PL/pgSQL function) and must catch it: that proves the harness has teeth.
+"""
+
+import os
+import random
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+
+import psycopg
+import pytest
+from psycopg.types.json import Jsonb
+
+DSN = os.environ.get("INVENTORY_SYNC_DSN", "host=/tmp/inventory_sync/test port=54329 user=postgres")
+DB = "inventory_sync_races"
+WRITERS = 4
+ROUNDS = 200
+BARRIER_KEY = 424242
+BASE = datetime(2024, 3, 1, 10, 0, tzinfo=timezone.utc)
+
+# The seed's controller: read the timestamp, decide, then write. Racy by construction.
+CHECK_THEN_WRITE = """
+CREATE FUNCTION race_test.check_then_write(p_id bigint, p_payload jsonb, p_ts timestamptz)
+RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE stored timestamptz; srv jsonb;
+BEGIN
+    SELECT updated_at INTO stored FROM inventory_sync.inventory WHERE id = p_id;
+    IF NOT FOUND THEN
+        INSERT INTO inventory_sync.inventory (id, data, updated_at) VALUES (p_id, p_payload, p_ts);
+        RETURN jsonb_build_object('status', 'applied', 'id', p_id, 'created', true);
+    ELSIF stored > p_ts THEN
+        SELECT data || jsonb_build_object('id', id, 'updated_at', updated_at) INTO srv
+          FROM inventory_sync.inventory WHERE id = p_id;
+        INSERT INTO inventory_sync.conflicts (id, table_name, reason, client_payload, client_ts, server_data)
+        VALUES (p_id, 'inventory_sync.inventory', 'stale', p_payload, p_ts, srv);
+        RETURN jsonb_build_object('status', 'conflict', 'id', p_id, 'server_data', srv);
+    END IF;
+    UPDATE inventory_sync.inventory SET data = data || p_payload, updated_at = p_ts WHERE id = p_id;
+    RETURN jsonb_build_object('status', 'applied', 'id', p_id, 'created', false);
+END $$;
+"""
+
+
+def connect(dbname=DB, **kw):
+    return psycopg.connect(f"{DSN} dbname={dbname}", autocommit=True, **kw)
+
+
+@pytest.fixture(scope="module")
+def database():
+    with connect("postgres") as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {DB}")
+        admin.execute(f"CREATE DATABASE {DB}")
+    with connect() as conn:
+        conn.execute("CREATE EXTENSION inventory_sync")
+        conn.execute("CREATE SCHEMA race_test")
+        conn.execute(CHECK_THEN_WRITE)
+        conn.execute(
+            """CREATE FUNCTION race_test.slow() RETURNS trigger LANGUAGE plpgsql AS $$
+               BEGIN PERFORM pg_sleep(0.003); RETURN NEW; END $$"""
+        )
+        conn.execute(
+            """CREATE TRIGGER slow_writes BEFORE INSERT OR UPDATE ON inventory_sync.inventory
+               FOR EACH ROW EXECUTE FUNCTION race_test.slow()"""
+        )
+    yield
+    with connect("postgres") as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
+
+
+pytestmark = pytest.mark.usefixtures("database")
+
+
+def reset(conn):
+    conn.execute("TRUNCATE inventory_sync.inventory, inventory_sync.conflicts")
+
+
+class Writer(threading.Thread):
+    """One connection; writes once per round when released from the barrier."""
+
+    def __init__(self, func, isolation):
+        super().__init__(daemon=True)
+        self.conn = connect()
+        if isolation:
+            self.conn.execute(f"SET default_transaction_isolation = '{isolation}'")
+        self.func = func
+        self.job = None
+        self.go = threading.Semaphore(0)
+        self.done = threading.Semaphore(0)
+        self.result = None
+
+    def run(self):
+        while True:
+            self.go.acquire()
+            if self.job is None:
+                return
+            row_id, payload, ts = self.job
+            retries = 0
+            while True:
+                try:
+                    # The barrier is taken inside the writing statement: the FROM subquery runs
+                    # first, so every writer is parked on the lock with its write ready to go.
+                    answer = self.conn.execute(
+                        f"SELECT {self.func}(%s, %s, %s) FROM "
+                        "(SELECT pg_advisory_xact_lock_shared(%s)) AS barrier",
+                        (row_id, Jsonb(payload), ts, BARRIER_KEY),
+                    ).fetchone()[0]
+                    self.result = ("ok", answer, retries)
+                    break
+                except psycopg.errors.SerializationFailure:
+                    retries += 1  # the documented contract at REPEATABLE READ: retry
+                except psycopg.Error as e:
+                    self.result = ("error", f"{e.sqlstate}: {e}", retries)
+                    break
+            self.done.release()
+
+
+def race(func, rounds=ROUNDS, isolation=None, seed=1):
+    """Run the rounds; return (violations, stats)."""
+    rng = random.Random(seed)
+    coordinator = connect()
+    reset(coordinator)
+    writers = [Writer(func, isolation) for _ in range(WRITERS)]
+    for w in writers:
+        w.start()
+    violations = []
+    stats = {"applied": 0, "conflict": 0, "errors": 0, "retries": 0, "older_won": 0}
+    try:
+        for rnd in range(rounds):
+            row_id = rnd + 1
+            if rnd % 2:  # odd rounds race on an existing row, even rounds race to insert it
+                coordinator.execute(
+                    "INSERT INTO inventory_sync.inventory (id, data, updated_at) VALUES (%s, %s, %s)",
+                    (row_id, Jsonb({"writer": -1}), BASE - timedelta(days=1)),
+                )
+            offsets = rng.sample(range(1, 1000), WRITERS)
+            stamps = [BASE + timedelta(milliseconds=o) for o in offsets]
+            coordinator.execute("SELECT pg_advisory_lock(%s)", (BARRIER_KEY,))
+            for i, w in enumerate(writers):
+                w.job = (row_id, {"writer": i, "stock": offsets[i]}, stamps[i])
+                w.go.release()
+            deadline = time.monotonic() + 10
+            while coordinator.execute(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+            ).fetchone()[0] < WRITERS:
+                assert time.monotonic() < deadline, "writers never reached the barrier"
+                time.sleep(0.001)
+            coordinator.execute("SELECT pg_advisory_unlock(%s)", (BARRIER_KEY,))
+            for w in writers:
+                w.done.acquire()
+            violations += check_round(coordinator, rnd, row_id, stamps, writers, stats)
+    finally:
+        for w in writers:
+            w.job = None
+            w.go.release()
+        for w in writers:
+            w.join(5)
+            w.conn.close()
+        coordinator.close()
+    return violations, stats
+
+
+def check_round(conn, rnd, row_id, stamps, writers, stats):
+    bad = []
+    newest = max(range(WRITERS), key=lambda i: stamps[i])
+    conflicts = []
+    for i, w in enumerate(writers):
+        kind, answer, retries = w.result
+        stats["retries"] += retries
+        if kind == "error":
+            stats["errors"] += 1
+            bad.append(f"round {rnd}: writer {i} failed: {answer}")
+            continue
+        stats[answer["status"]] = stats.get(answer["status"], 0) + 1
+        if answer["status"] == "conflict":
+            conflicts.append(i)
+        elif answer["status"] != "applied":
+            bad.append(f"round {rnd}: writer {i} answered {answer}")
+    if newest in conflicts:
+        bad.append(f"round {rnd}: the newest write (writer {newest}) got a conflict")
+    stored = conn.execute(
+        "SELECT data, updated_at FROM inventory_sync.inventory WHERE id = %s", (row_id,)
+    ).fetchone()
+    if stored is None or stored[1] != stamps[newest] or stored[0].get("writer") != newest:
+        stats["older_won"] += 1
+        bad.append(
+            f"round {rnd}: stored {stored}, expected writer {newest} at {stamps[newest].isoformat()}"
+        )
+    journal = conn.execute(
+        "SELECT client_ts, client_payload->>'writer' FROM inventory_sync.conflicts "
+        "WHERE id = %s AND reason = 'stale' ORDER BY client_ts",
+        (row_id,),
+    ).fetchall()
+    expected = sorted((stamps[i], str(i)) for i in conflicts)
+    if journal != expected:
+        bad.append(f"round {rnd}: journal {journal} != conflict answers {expected}")
+    return bad
+
+
+def test_sync_upsert_never_lets_an_older_write_win():
+    violations, stats = race("inventory_sync.sync_upsert")
+    print(f"\nsync_upsert, {ROUNDS} rounds x {WRITERS} writers: {stats}, {len(violations)} violations")
+    assert violations == []
+    # Both outcomes really happened: the rounds raced.
+    assert stats["conflict"] > 0 and stats["applied"] > 0
+
+
+def test_harness_catches_check_then_write():
+    violations, stats = race("race_test.check_then_write")
+    print(
+        f"\ncheck-then-write, {ROUNDS} rounds x {WRITERS} writers: {stats}, "
+        f"{len(violations)} violations, e.g. {violations[-1:]}"
+    )
+    # A harness that cannot catch the seed's racy controller proves nothing about ours: it must
+    # see an older write stored over a newer one, not only the failed concurrent inserts.
+    assert stats["older_won"] >= ROUNDS // 10
+    assert len(violations) >= ROUNDS // 4
+
+
+def test_repeatable_read_surfaces_serialization_failures():
+    violations, stats = race("inventory_sync.sync_upsert", isolation="repeatable read", seed=2)
+    print(f"\nsync_upsert at REPEATABLE READ with retries on 40001: {stats}, {len(violations)} violations")
+    assert violations == []
+    assert stats["retries"] > 0, "no concurrent change surfaced as SQLSTATE 40001"
