@@ -14,9 +14,10 @@ say "starting PostgreSQL $PG_MAJOR on localhost:$PORT (data in $WORK/demo)"
 start_cluster demo "$PORT" localhost
 PSQL=("$PG_BIN/psql" -X -h "$WORK/demo" -p "$PORT" -U postgres)
 "${PSQL[@]}" -q -d postgres -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB"
-say "the Laptops story (examples/laptops.sql)"
-"${PSQL[@]}" -d "$DB" -v ON_ERROR_STOP=1 -f "$REPO/examples/laptops.sql"
+say "the Laptops story (tests/pg_regress/sql/laptops.sql, keeping the extension at the end)"
+grep -v '^DROP EXTENSION' "$REPO/tests/pg_regress/sql/laptops.sql" |
+    "${PSQL[@]}" -d "$DB" -v ON_ERROR_STOP=1 --echo-all
 say "ready. Open psql on it with:"
 echo "  ${PSQL[*]} $DB"
 echo "or from a backend: postgresql://postgres@localhost:$PORT/$DB"
-echo "Stop it with: $(basename "$0") stop  (or pg_ctl -D $WORK/demo/data stop as postgres)"
+echo "Stop it with: scripts/demo.sh stop"

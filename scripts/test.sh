@@ -2,6 +2,7 @@
 # Runs every test: the pure rules and the in-database tests (cargo pgrx test), the pg_regress
 # sessions, the README check, and the concurrency tests with real connections (pytest).
 # Installs what it needs first. Usage: scripts/test.sh [pgrx|regress|readme|races]... (default: all)
+# REGRESS="laptops errors" limits the pg_regress suite to those files.
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 PORT=${INVENTORY_SYNC_TEST_PORT:-54329}
@@ -50,7 +51,11 @@ run_regress() {
     ensure_cluster
     say "pg_regress: tests/pg_regress/sql/*.sql against tests/pg_regress/expected/*.out"
     local tests=()
-    for f in "$REPO"/tests/pg_regress/sql/*.sql; do tests+=("$(basename "$f" .sql)"); done
+    if [ -n "${REGRESS:-}" ]; then
+        read -r -a tests <<<"$REGRESS"
+    else
+        for f in "$REPO"/tests/pg_regress/sql/*.sql; do tests+=("$(basename "$f" .sql)"); done
+    fi
     local out=$LOGS/pg_regress status=0
     rm -rf "$out" && mkdir -p "$out"
     "$PG_REGRESS" --inputdir="$REPO/tests/pg_regress" --outputdir="$out" \
