@@ -182,6 +182,11 @@ def check_round(conn, rnd, row_id, stamps, writers, stats):
         stats[answer["status"]] = stats.get(answer["status"], 0) + 1
         if answer["status"] == "conflict":
             conflicts.append(i)
+            # The row that beat this write is newer than it: the conflict path read the row
+            # version the decision was made against, not an older snapshot.
+            won_at = datetime.fromisoformat(answer["server_data"]["updated_at"])
+            if not won_at > stamps[i]:
+                bad.append(f"round {rnd}: writer {i} lost to {answer['server_data']}")
         elif answer["status"] != "applied":
             bad.append(f"round {rnd}: writer {i} answered {answer}")
     if newest in conflicts:
