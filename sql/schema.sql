@@ -1,5 +1,5 @@
 -- The extension's tables. The schema inventory_sync itself comes from the control file.
--- Keys include the row id, so both tables can be distributed by it (Citus) and a write touches
+-- Keys include the row id, so the tables can be distributed by it (Citus) and a write touches
 -- only rows of its own id; identity columns are the tables' own, no standalone sequence.
 
 CREATE TABLE inventory_sync.inventory (
@@ -10,7 +10,7 @@ CREATE TABLE inventory_sync.inventory (
 );
 
 CREATE TABLE inventory_sync.conflicts (
-    id             bigint      NOT NULL,
+    row_id         text        NOT NULL,
     conflict_id    bigint      GENERATED ALWAYS AS IDENTITY,
     table_name     text        NOT NULL,
     reason         text        NOT NULL CHECK (reason IN ('stale', 'clock_skew')),
@@ -19,7 +19,7 @@ CREATE TABLE inventory_sync.conflicts (
     server_data    jsonb,
     detected_at    timestamptz NOT NULL DEFAULT clock_timestamp(),
     db_user        name        NOT NULL DEFAULT current_user,
-    PRIMARY KEY (id, conflict_id)
+    PRIMARY KEY (row_id, conflict_id)
 );
 
 CREATE INDEX conflicts_detected_at_idx ON inventory_sync.conflicts (detected_at);
@@ -32,7 +32,8 @@ COMMENT ON COLUMN inventory_sync.inventory.updated_at IS
     'client_ts of the write that produced the current state; the last-write-wins clock.';
 COMMENT ON TABLE inventory_sync.conflicts IS
     'The journal: every write that was not applied, with what the client sent and what the server held.';
-COMMENT ON COLUMN inventory_sync.conflicts.id IS 'The row id the write was for.';
+COMMENT ON COLUMN inventory_sync.conflicts.row_id IS
+    'The key of the row the write was for, as text (the same column for bigint, integer, uuid and text keys).';
 COMMENT ON COLUMN inventory_sync.conflicts.table_name IS 'The table the write was for, schema-qualified.';
 COMMENT ON COLUMN inventory_sync.conflicts.reason IS
     'stale: the stored row was newer; clock_skew: client_ts ran ahead of the server clock by more than inventory_sync.max_clock_skew.';
@@ -42,3 +43,42 @@ COMMENT ON COLUMN inventory_sync.conflicts.server_data IS
     'The row that won, as a client stores it (data plus id and updated_at); null when a rejected write had no row.';
 COMMENT ON COLUMN inventory_sync.conflicts.detected_at IS 'When the conflict was decided (clock_timestamp()).';
 COMMENT ON COLUMN inventory_sync.conflicts.db_user IS 'The database user that sent the write.';
+
+-- Tracked tables: the application's own tables under sync. Key and timestamp columns are kept by
+-- number, so renaming them does not break tracking. Readable by everyone (like pg_class); rows can
+-- be added or removed only for tables the current user owns (the policy below), which is also
+-- what track() and untrack() check, with a clearer error.
+CREATE TABLE inventory_sync.tracked (
+    tbl        regclass    PRIMARY KEY,
+    key_attnum smallint    NOT NULL,
+    ts_attnum  smallint    NOT NULL,
+    tracked_at timestamptz NOT NULL DEFAULT now(),
+    tracked_by name        NOT NULL DEFAULT current_user
+);
+ALTER TABLE inventory_sync.tracked ENABLE ROW LEVEL SECURITY;
+CREATE POLICY owner_only ON inventory_sync.tracked
+    USING (true)
+    WITH CHECK (pg_catalog.pg_has_role(
+        (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) tbl), 'USAGE'));
+CREATE POLICY owner_deletes ON inventory_sync.tracked AS RESTRICTIVE FOR DELETE
+    USING (pg_catalog.pg_has_role(
+        (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) tbl), 'USAGE'));
+GRANT SELECT, INSERT, UPDATE, DELETE ON inventory_sync.tracked TO PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('inventory_sync.tracked', '');
+
+COMMENT ON TABLE inventory_sync.tracked IS
+    'Tables under sync (see inventory_sync.tracked_tables for names); maintained by track() and untrack().';
+
+CREATE VIEW inventory_sync.tracked_tables AS
+SELECT t.tbl                                    AS table_name,
+       k.attname                                AS key_column,
+       pg_catalog.format_type(k.atttypid, NULL) AS key_type,
+       ts.attname                               AS ts_column,
+       t.tracked_at,
+       t.tracked_by
+  FROM inventory_sync.tracked t
+  JOIN pg_catalog.pg_attribute k  ON k.attrelid = t.tbl AND k.attnum = t.key_attnum
+  JOIN pg_catalog.pg_attribute ts ON ts.attrelid = t.tbl AND ts.attnum = t.ts_attnum;
+GRANT SELECT ON inventory_sync.tracked_tables TO PUBLIC;
+COMMENT ON VIEW inventory_sync.tracked_tables IS
+    'The tracked tables with their key and write-timestamp columns.';

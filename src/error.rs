@@ -21,20 +21,94 @@ pub enum SyncError {
     #[error("client_ts must be a finite timestamp")]
     InfiniteTimestamp { value: &'static str },
 
-    /// The payload's reserved `id` key names another row than the `id` argument.
-    #[error("payload key \"id\" does not match the id argument")]
-    IdMismatch { id: i64, key: String },
+    /// The payload's key-column key names another row than the `id` argument.
+    #[error("payload key \"{column}\" does not match the id argument")]
+    IdMismatch { column: String, id: String, key: String },
+
+    /// A value that its column's type does not accept (or a domain constraint refuses).
+    #[error("invalid value for column \"{column}\" of table {table}: {cause}")]
+    BadValue {
+        column: String,
+        table: String,
+        sqlstate: PgSqlErrorCode,
+        cause: String,
+        detail: Option<String>,
+    },
+
+    /// `sync_upsert_in` on a table that `track` has not put under sync.
+    #[error("table {table} is not tracked")]
+    NotTracked { table: String },
+
+    /// A payload key that names no column.
+    #[error("payload key \"{key}\" is not a column of table {table}")]
+    UnknownKey { key: String, table: String },
+
+    /// A payload key naming the write-timestamp column.
+    #[error("payload key \"{key}\" is the write-timestamp column of table {table}")]
+    TimestampKey { key: String, table: String },
+
+    /// A payload key naming a generated (or GENERATED ALWAYS identity) column.
+    #[error("payload key \"{key}\" names a generated column of table {table}")]
+    GeneratedKey { key: String, table: String },
+
+    /// track()/untrack() on something that is not an ordinary or partitioned table.
+    #[error("{table} is not a table")]
+    NotATable { table: String },
+
+    /// track()/untrack() by a user who does not own the table.
+    #[error("must be owner of table {table}")]
+    NotOwner { table: String },
+
+    /// track() on one of the extension's own tables.
+    #[error("cannot track inventory_sync's own table {table}")]
+    OwnTable { table: String },
+
+    /// The table has no primary key, or one over several columns.
+    #[error("table {table} has no single-column primary key")]
+    NoSingleKey { table: String, columns: usize },
+
+    /// The primary key's type is not one of the supported ones.
+    #[error("primary key column \"{column}\" of table {table} has type {typ}")]
+    KeyType { column: String, table: String, typ: String },
+
+    /// The named write-timestamp column does not exist.
+    #[error("column \"{column}\" of table {table} does not exist")]
+    NoTimestampColumn { column: String, table: String },
+
+    /// The write-timestamp column is not usable as one.
+    #[error("column \"{column}\" of table {table} cannot be the write-timestamp column")]
+    BadTimestampColumn { column: String, table: String, why: String },
+
+    /// A tracked table was altered so that its key or timestamp column no longer qualifies.
+    #[error("table {table} can no longer be synced")]
+    TrackingBroken { table: String, why: String },
 }
 
 impl SyncError {
     pub fn sqlstate(&self) -> PgSqlErrorCode {
         match self {
             SyncError::NullArgument(_) => PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
-            SyncError::PayloadNotObject { .. } | SyncError::IdMismatch { .. } => {
-                PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE
-            }
+            SyncError::PayloadNotObject { .. }
+            | SyncError::IdMismatch { .. }
+            | SyncError::TimestampKey { .. } => PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
             SyncError::InfiniteTimestamp { .. } => {
                 PgSqlErrorCode::ERRCODE_DATETIME_FIELD_OVERFLOW
+            }
+            SyncError::BadValue { sqlstate, .. } => *sqlstate,
+            SyncError::NotTracked { .. } | SyncError::TrackingBroken { .. } => {
+                PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE
+            }
+            SyncError::UnknownKey { .. } | SyncError::NoTimestampColumn { .. } => {
+                PgSqlErrorCode::ERRCODE_UNDEFINED_COLUMN
+            }
+            SyncError::GeneratedKey { .. } => PgSqlErrorCode::ERRCODE_GENERATED_ALWAYS,
+            SyncError::NotATable { .. } | SyncError::OwnTable { .. } => {
+                PgSqlErrorCode::ERRCODE_WRONG_OBJECT_TYPE
+            }
+            SyncError::NotOwner { .. } => PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            SyncError::NoSingleKey { .. } => PgSqlErrorCode::ERRCODE_INVALID_TABLE_DEFINITION,
+            SyncError::KeyType { .. } | SyncError::BadTimestampColumn { .. } => {
+                PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH
             }
         }
     }
@@ -48,9 +122,28 @@ impl SyncError {
             SyncError::InfiniteTimestamp { value } => {
                 Some(format!("The client_ts argument is {value}, which cannot order writes."))
             }
-            SyncError::IdMismatch { id, key } => {
-                Some(format!("The id argument is {id} but the payload's \"id\" key is {key}."))
+            SyncError::IdMismatch { column, id, key } => Some(format!(
+                "The id argument is {id} but the payload's \"{column}\" key is {key}."
+            )),
+            SyncError::BadValue { detail, .. } => detail.clone(),
+            SyncError::TimestampKey { .. } => {
+                Some("The write timestamp of a synced row always comes from client_ts.".into())
             }
+            SyncError::GeneratedKey { .. } => {
+                Some("PostgreSQL computes its value; it cannot be written.".into())
+            }
+            SyncError::NoSingleKey { columns: 0, .. } => Some("It has no primary key.".into()),
+            SyncError::NoSingleKey { columns, .. } => {
+                Some(format!("Its primary key has {columns} columns."))
+            }
+            SyncError::KeyType { .. } => Some(
+                "A tracked table's primary key must be of type bigint, integer, uuid or text."
+                    .into(),
+            ),
+            SyncError::BadTimestampColumn { why, .. } | SyncError::TrackingBroken { why, .. } => {
+                Some(why.clone())
+            }
+            _ => None,
         }
     }
 
@@ -64,6 +157,21 @@ impl SyncError {
             }
             SyncError::IdMismatch { .. } => {
                 Some("Leave the key out, or send the same id in both places.")
+            }
+            SyncError::TimestampKey { .. } | SyncError::GeneratedKey { .. } => {
+                Some("Leave the key out of the payload.")
+            }
+            SyncError::NotTracked { .. } => {
+                Some("Put it under sync first with inventory_sync.track(table).")
+            }
+            SyncError::NoSingleKey { .. } => {
+                Some("Synced rows are identified by a single-column primary key.")
+            }
+            SyncError::NoTimestampColumn { .. } => Some(
+                "Name the write-timestamp column: inventory_sync.track(table, 'modified_at').",
+            ),
+            SyncError::TrackingBroken { .. } => {
+                Some("Restore the column, or untrack the table and track it again.")
             }
             _ => None,
         }
@@ -94,7 +202,24 @@ mod unit {
             SyncError::NullArgument("id"),
             SyncError::PayloadNotObject { got: "array".into() },
             SyncError::InfiniteTimestamp { value: "infinity" },
-            SyncError::IdMismatch { id: 1, key: "2".into() },
+            SyncError::IdMismatch { column: "id".into(), id: "1".into(), key: "2".into() },
+            SyncError::NotTracked { table: "public.t".into() },
+            SyncError::UnknownKey { key: "x".into(), table: "public.t".into() },
+            SyncError::TimestampKey { key: "x".into(), table: "public.t".into() },
+            SyncError::GeneratedKey { key: "x".into(), table: "public.t".into() },
+            SyncError::NotATable { table: "public.t".into() },
+            SyncError::NotOwner { table: "public.t".into() },
+            SyncError::OwnTable { table: "public.t".into() },
+            SyncError::NoSingleKey { table: "public.t".into(), columns: 0 },
+            SyncError::NoSingleKey { table: "public.t".into(), columns: 2 },
+            SyncError::KeyType { column: "k".into(), table: "public.t".into(), typ: "date".into() },
+            SyncError::NoTimestampColumn { column: "x".into(), table: "public.t".into() },
+            SyncError::BadTimestampColumn {
+                column: "x".into(),
+                table: "public.t".into(),
+                why: "It is of type date.".into(),
+            },
+            SyncError::TrackingBroken { table: "public.t".into(), why: "Its key was dropped.".into() },
         ];
         for e in all {
             let msg = e.to_string();
@@ -114,7 +239,7 @@ mod unit {
             PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED
         );
         assert_eq!(
-            SyncError::IdMismatch { id: 1, key: "2".into() }.sqlstate(),
+            SyncError::IdMismatch { column: "id".into(), id: "1".into(), key: "2".into() }.sqlstate(),
             PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE
         );
         assert_eq!(

@@ -2,20 +2,28 @@
 //!
 //! The modules, one concern each:
 //! - `api`: the SQL-facing functions (`#[pg_extern]` only);
+//! - `engine`: the one decision flow every table goes through;
 //! - `rules`: the conflict rules as plain Rust, tested without PostgreSQL;
-//! - `storage`: the SPI statements, planned once per backend and kept;
-//! - `jsonb`: jsonb values passed through as PostgreSQL datums;
+//! - `sql`: the SQL text of every statement, built from quoted identifiers;
+//! - `storage`: statements planned once per backend and kept;
+//! - `catalog`: tracked tables, their validation and cached descriptions;
+//! - `convert`: payload values to column values;
+//! - `types`: argument types (jsonb as a datum, regclass, name);
 //! - `error`: the error enum and its SQLSTATEs;
 //! - `settings`: the GUCs.
 
 use pgrx::prelude::*;
 
 mod api;
+mod catalog;
+mod convert;
+mod engine;
 mod error;
-mod jsonb;
 mod rules;
 mod settings;
+mod sql;
 mod storage;
+mod types;
 
 #[cfg(any(test, feature = "pg_test"))]
 mod tests;

@@ -50,7 +50,9 @@ pub enum IdKey<'a> {
 /// The `id` key may repeat the `id` argument (clients often send the whole record) but never name
 /// another row.
 pub fn check_id_key(id: i64, key: IdKey<'_>) -> Result<(), SyncError> {
-    let mismatch = |shown: String| Err(SyncError::IdMismatch { id, key: shown });
+    let mismatch = |shown: String| {
+        Err(SyncError::IdMismatch { column: "id".into(), id: id.to_string(), key: shown })
+    };
     match key {
         IdKey::Absent | IdKey::Null => Ok(()),
         IdKey::Number(text) => match text.parse::<i64>() {
@@ -132,15 +134,19 @@ mod unit {
         assert!(check_id_key(7, IdKey::Null).is_ok());
         assert_eq!(
             check_id_key(7, IdKey::Number("7.5")),
-            Err(SyncError::IdMismatch { id: 7, key: "7.5".into() })
+            Err(SyncError::IdMismatch { column: "id".into(), id: "7".into(), key: "7.5".into() })
         );
         assert_eq!(
             check_id_key(7, IdKey::String("seven")),
-            Err(SyncError::IdMismatch { id: 7, key: "the string \"seven\"".into() })
+            Err(SyncError::IdMismatch {
+                column: "id".into(),
+                id: "7".into(),
+                key: "the string \"seven\"".into()
+            })
         );
         assert_eq!(
             check_id_key(7, IdKey::Other("boolean")),
-            Err(SyncError::IdMismatch { id: 7, key: "a JSON boolean".into() })
+            Err(SyncError::IdMismatch { column: "id".into(), id: "7".into(), key: "a JSON boolean".into() })
         );
         // A number too large for bigint can never be the same row.
         assert!(check_id_key(i64::MAX, IdKey::Number("9223372036854775808")).is_err());

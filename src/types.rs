@@ -1,5 +1,6 @@
-//! jsonb values passed through as PostgreSQL's own binary datums.
+//! Argument and return types that pgrx does not map the way we need.
 //!
+//! `Jsonb`: jsonb values passed through as PostgreSQL's own binary datums.
 //! pgrx's `JsonB` converts every value to text and through serde_json on the way in and again on
 //! the way out (jsonb_out, parse, serialize, jsonb_in). Besides the cost, that loses data: serde
 //! parses numbers as f64, so `{"price": 12345678901234567.89}` would come back rounded, and
@@ -58,18 +59,25 @@ impl IntoDatum for Jsonb {
     }
 }
 
-// SAFETY: the argument is passed on as the datum PostgreSQL gave us; never read as another type.
-unsafe impl<'fcx> ArgAbi<'fcx> for Jsonb {
-    unsafe fn unbox_arg_unchecked(arg: Arg<'_, 'fcx>) -> Self {
-        let index = arg.index();
-        unsafe { arg.unbox_arg_using_from_datum() }
-            .unwrap_or_else(|| panic!("argument {index} must not be null"))
-    }
+/// Arguments of these types are read with their `FromDatum`.
+macro_rules! argument_type {
+    ($($ty:ty),*) => {$(
+        // SAFETY: the argument is read as the SQL type its SqlTranslatable declares.
+        unsafe impl<'fcx> ArgAbi<'fcx> for $ty {
+            unsafe fn unbox_arg_unchecked(arg: Arg<'_, 'fcx>) -> Self {
+                let index = arg.index();
+                unsafe { arg.unbox_arg_using_from_datum() }
+                    .unwrap_or_else(|| panic!("argument {index} must not be null"))
+            }
 
-    unsafe fn unbox_nullable_arg(arg: Arg<'_, 'fcx>) -> Nullable<Self> {
-        unsafe { arg.unbox_arg_using_from_datum() }.into()
-    }
+            unsafe fn unbox_nullable_arg(arg: Arg<'_, 'fcx>) -> Nullable<Self> {
+                unsafe { arg.unbox_arg_using_from_datum() }.into()
+            }
+        }
+    )*};
 }
+
+argument_type!(Jsonb, RegClass, Name);
 
 // SAFETY: the datum returned is a valid jsonb allocated in the caller's memory context.
 unsafe impl BoxRet for Jsonb {
@@ -79,6 +87,15 @@ unsafe impl BoxRet for Jsonb {
 }
 
 impl Jsonb {
+    /// The value parsed as JSON. serde_json is built with `arbitrary_precision`, so numbers keep
+    /// every digit of their jsonb text.
+    pub fn to_value(self) -> serde_json::Value {
+        // SAFETY: self.0 is a valid jsonb datum; jsonb_out returns its text.
+        let text = unsafe { direct_function_call::<&core::ffi::CStr>(pg_sys::jsonb_out, &[Some(self.0)]) }
+            .expect("jsonb_out returned NULL");
+        serde_json::from_str(&text.to_string_lossy()).expect("jsonb_out produced invalid JSON")
+    }
+
     /// jsonb's name for the value's type: object, array, string, number, boolean or null.
     pub fn kind(self) -> String {
         // SAFETY: self.0 is a valid jsonb datum; jsonb_typeof is strict and never returns NULL.
@@ -110,5 +127,61 @@ pub fn classify_id_key<'a>(kind: Option<&'a str>, text: Option<&'a str>) -> IdKe
         (Some("number"), Some(t)) => IdKey::Number(t),
         (Some("string"), Some(t)) => IdKey::String(t),
         (Some(other), _) => IdKey::Other(other),
+    }
+}
+
+/// A `regclass` argument: the table's OID, resolved by PostgreSQL from the caller's text.
+#[derive(Debug, Clone, Copy)]
+pub struct RegClass(pub pg_sys::Oid);
+
+pgrx::impl_sql_translatable!(RegClass, "regclass");
+
+impl FromDatum for RegClass {
+    unsafe fn from_polymorphic_datum(datum: pg_sys::Datum, is_null: bool, _: pg_sys::Oid) -> Option<Self> {
+        if is_null {
+            None
+        } else {
+            Some(RegClass(pg_sys::Oid::from(datum.value() as u32)))
+        }
+    }
+}
+
+impl IntoDatum for RegClass {
+    fn into_datum(self) -> Option<pg_sys::Datum> {
+        Some(pg_sys::Datum::from(self.0))
+    }
+
+    fn type_oid() -> pg_sys::Oid {
+        pg_sys::REGCLASSOID
+    }
+}
+
+/// A `name` argument (a column name).
+#[derive(Debug, Clone)]
+pub struct Name(pub String);
+
+pgrx::impl_sql_translatable!(Name, "name");
+
+impl FromDatum for Name {
+    unsafe fn from_polymorphic_datum(datum: pg_sys::Datum, is_null: bool, _: pg_sys::Oid) -> Option<Self> {
+        if is_null {
+            None
+        } else {
+            // SAFETY: a name datum points to a NUL-terminated NameData.
+            let cstr = unsafe { core::ffi::CStr::from_ptr(datum.cast_mut_ptr()) };
+            Some(Name(cstr.to_string_lossy().into_owned()))
+        }
+    }
+}
+
+impl IntoDatum for Name {
+    fn into_datum(self) -> Option<pg_sys::Datum> {
+        // SAFETY: namein copies the C string into a palloc'd NameData.
+        let cstr = std::ffi::CString::new(self.0).ok()?;
+        unsafe { pgrx::fcinfo::direct_function_call_as_datum(pg_sys::namein, &[Some(cstr.as_ptr().into())]) }
+    }
+
+    fn type_oid() -> pg_sys::Oid {
+        pg_sys::NAMEOID
     }
 }

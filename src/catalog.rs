@@ -1,0 +1,450 @@
+//! Tracked tables: validation (`track`), the catalog `inventory_sync.tracked`, and a per-backend
+//! cache of each table's description and statements.
+//!
+//! The cache follows PostgreSQL's own rule for derived state: a relcache invalidation callback
+//! marks a table's entry stale whenever the table changes (ALTER TABLE in any backend, and
+//! track/untrack, which send one), and the next call rebuilds it after locking the table, which
+//! is when pending invalidations are processed. So a call never uses a description older than
+//! the table it writes.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::ffi::CStr;
+use std::rc::Rc;
+
+use pgrx::datum::DatumWithOid;
+use pgrx::pg_sys::{self, PgOid};
+use pgrx::spi::{quote_identifier, quote_qualified_identifier, SpiClient};
+
+use crate::convert::Shape;
+use crate::engine::Table;
+use crate::error::SyncError;
+use crate::sql;
+use crate::storage::Kept;
+
+
+/// Key types a tracked table may have.
+const KEY_TYPES: [pg_sys::Oid; 4] =
+    [pg_sys::INT8OID, pg_sys::INT4OID, pg_sys::UUIDOID, pg_sys::TEXTOID];
+
+/// Distinct payload key sets whose upsert plans are kept per table; beyond it the table's plans
+/// are dropped and rebuilt as needed. Clients send a handful of shapes (whole record, a few
+/// fields), so this bound is about misuse, not normal traffic.
+const MAX_PLANS_PER_TABLE: usize = 256;
+
+#[derive(Debug, Clone)]
+pub struct Column {
+    pub attnum: i16,
+    pub name: String,
+    pub quoted: String,
+    pub typid: pg_sys::Oid,
+    pub typmod: i32,
+    pub type_name: String,
+    /// GENERATED ALWAYS AS (…) STORED, or GENERATED ALWAYS AS IDENTITY: cannot be written.
+    pub generated: bool,
+    pub shape: Shape,
+}
+
+/// How the write-timestamp column is named: by the caller of track(), or by the catalog.
+#[derive(Debug, Clone, Copy)]
+pub enum TsColumn<'a> {
+    Name(&'a str),
+    Attnum(i16),
+}
+
+/// Check that a table can be synced: a single-column primary key of a supported type and a
+/// timestamptz write-timestamp column that is neither the key nor generated. Returns the
+/// positions in `columns` of the key and the timestamp column. Plain Rust: unit-tested.
+pub fn validate(
+    table: &str,
+    columns: &[Column],
+    primary_key: &[i16],
+    ts: TsColumn<'_>,
+) -> Result<(usize, usize), SyncError> {
+    let [key_attnum] = primary_key else {
+        return Err(SyncError::NoSingleKey { table: table.into(), columns: primary_key.len() });
+    };
+    let key = columns
+        .iter()
+        .position(|c| c.attnum == *key_attnum)
+        .ok_or(SyncError::NoSingleKey { table: table.into(), columns: 0 })?;
+    if !KEY_TYPES.contains(&columns[key].typid) {
+        return Err(SyncError::KeyType {
+            column: columns[key].name.clone(),
+            table: table.into(),
+            typ: columns[key].type_name.clone(),
+        });
+    }
+    let ts_pos = match ts {
+        TsColumn::Name(name) => columns.iter().position(|c| c.name == name).ok_or_else(|| {
+            SyncError::NoTimestampColumn { column: name.into(), table: table.into() }
+        })?,
+        TsColumn::Attnum(attnum) => {
+            columns.iter().position(|c| c.attnum == attnum).ok_or_else(|| {
+                SyncError::TrackingBroken {
+                    table: table.into(),
+                    why: "Its write-timestamp column was dropped.".into(),
+                }
+            })?
+        }
+    };
+    let col = &columns[ts_pos];
+    let bad = |why: String| {
+        Err(SyncError::BadTimestampColumn { column: col.name.clone(), table: table.into(), why })
+    };
+    if col.typid != pg_sys::TIMESTAMPTZOID {
+        return bad(format!(
+            "It is of type {}; the write timestamp must be timestamp with time zone.",
+            col.type_name
+        ));
+    }
+    if col.generated {
+        return bad("It is a generated column.".into());
+    }
+    Ok((key, ts_pos))
+}
+
+/// A tracked table as one backend knows it: its columns, key, timestamp and statements.
+pub struct Tracked {
+    pub table: Table,
+    pub columns: Vec<Column>,
+    pub key: usize,
+    pub ts: usize,
+    upserts: RefCell<HashMap<Vec<usize>, Rc<Kept>>>,
+}
+
+impl Tracked {
+    pub fn column(&self, name: &str) -> Option<usize> {
+        self.columns.iter().position(|c| c.name == name)
+    }
+
+    /// The kept upsert that writes `columns` (positions, ascending).
+    pub fn upsert_for(&self, columns: &[usize]) -> Rc<Kept> {
+        let mut plans = self.upserts.borrow_mut();
+        if let Some(kept) = plans.get(columns) {
+            return kept.clone();
+        }
+        if plans.len() >= MAX_PLANS_PER_TABLE {
+            plans.clear();
+        }
+        let key = &self.columns[self.key];
+        let ts = &self.columns[self.ts];
+        let names: Vec<&str> = columns.iter().map(|&i| self.columns[i].quoted.as_str()).collect();
+        let mut types = vec![PgOid::from_untagged(key.typid), PgOid::from_untagged(ts.typid)];
+        types.extend(columns.iter().map(|&i| PgOid::from_untagged(self.columns[i].typid)));
+        let kept = Rc::new(Kept::new(
+            sql::tracked_upsert(&self.table.name, &key.quoted, &ts.quoted, &names),
+            types,
+        ));
+        plans.insert(columns.to_vec(), kept.clone());
+        kept
+    }
+}
+
+thread_local! {
+    static TABLES: RefCell<HashMap<pg_sys::Oid, Rc<Tracked>>> = RefCell::new(HashMap::new());
+    /// Tables changed since the cache last looked; filled by the relcache callback.
+    static STALE: RefCell<Vec<pg_sys::Oid>> = const { RefCell::new(Vec::new()) };
+    static ALL_STALE: Cell<bool> = const { Cell::new(false) };
+    static CALLBACK_REGISTERED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Called by PostgreSQL for every relcache invalidation (InvalidOid: all relations). Only
+/// records the fact: it may run in the middle of our own work, so it must not touch the cache.
+unsafe extern "C-unwind" fn relation_changed(_arg: pg_sys::Datum, relid: pg_sys::Oid) {
+    if relid == pg_sys::InvalidOid {
+        ALL_STALE.set(true);
+        return;
+    }
+    STALE.with(|stale| match stale.try_borrow_mut() {
+        Ok(mut stale) if stale.len() < 1024 => stale.push(relid),
+        _ => ALL_STALE.set(true),
+    });
+}
+
+fn drain_stale() {
+    let all = ALL_STALE.replace(false);
+    let stale: Vec<pg_sys::Oid> = STALE.with(|s| std::mem::take(&mut *s.borrow_mut()));
+    TABLES.with(|tables| {
+        let mut tables = tables.borrow_mut();
+        if all {
+            tables.clear();
+        } else {
+            for relid in stale {
+                tables.remove(&relid);
+            }
+        }
+    });
+}
+
+/// The table's name, quoted and schema-qualified, as messages and the journal show it.
+pub fn qualified_name(relid: pg_sys::Oid) -> String {
+    // SAFETY: syscache lookups; both return NULL for an unknown OID, handled below.
+    unsafe {
+        let rel = pg_sys::get_rel_name(relid);
+        if rel.is_null() {
+            return format!("(table {})", relid.to_u32());
+        }
+        let nsp = pg_sys::get_namespace_name(pg_sys::get_rel_namespace(relid));
+        let nsp = if nsp.is_null() { "?".into() } else { CStr::from_ptr(nsp).to_string_lossy() };
+        quote_qualified_identifier(nsp.as_ref(), CStr::from_ptr(rel).to_string_lossy().as_ref())
+    }
+}
+
+fn regclass(relid: pg_sys::Oid) -> DatumWithOid<'static> {
+    // SAFETY: an Oid datum typed as regclass.
+    unsafe { DatumWithOid::new(pg_sys::Datum::from(relid), pg_sys::REGCLASSOID) }
+}
+
+/// The table's live columns and its primary key's columns, from the system catalogs.
+fn describe(client: &SpiClient<'_>, relid: pg_sys::Oid) -> (Vec<Column>, Vec<i16>) {
+    let rows = client
+        .select(
+            "SELECT a.attnum, a.attname::pg_catalog.text, a.atttypid, a.atttypmod,
+                    pg_catalog.format_type(a.atttypid, a.atttypmod),
+                    a.attgenerated OPERATOR(pg_catalog.<>) '' OR a.attidentity OPERATOR(pg_catalog.=) 'a'
+               FROM pg_catalog.pg_attribute a
+              WHERE a.attrelid OPERATOR(pg_catalog.=) $1
+                AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped
+              ORDER BY a.attnum",
+            None,
+            &[regclass(relid)],
+        )
+        .expect("inventory_sync: reading pg_attribute failed");
+    let mut columns = Vec::new();
+    for row in rows {
+        let name: String = row.get(2).ok().flatten().unwrap_or_default();
+        let typid: pg_sys::Oid = row.get(3).ok().flatten().unwrap_or(pg_sys::InvalidOid);
+        columns.push(Column {
+            attnum: row.get(1).ok().flatten().unwrap_or(0),
+            quoted: quote_identifier(&name),
+            name,
+            typid,
+            typmod: row.get(4).ok().flatten().unwrap_or(-1),
+            type_name: row.get(5).ok().flatten().unwrap_or_default(),
+            generated: row.get(6).ok().flatten().unwrap_or(false),
+            shape: shape_of(typid),
+        });
+    }
+    let key: Vec<i16> = client
+        .select(
+            "SELECT pg_catalog.unnest(i.indkey::pg_catalog.int2[])
+               FROM pg_catalog.pg_index i
+              WHERE i.indrelid OPERATOR(pg_catalog.=) $1 AND i.indisprimary",
+            None,
+            &[regclass(relid)],
+        )
+        .expect("inventory_sync: reading pg_index failed")
+        .map(|row| row.get::<i16>(1).ok().flatten().unwrap_or(0))
+        .collect();
+    (columns, key)
+}
+
+fn shape_of(typid: pg_sys::Oid) -> Shape {
+    // SAFETY: syscache lookups on a type OID from pg_attribute.
+    let base = unsafe { pg_sys::getBaseType(typid) };
+    if base == pg_sys::JSONOID || base == pg_sys::JSONBOID {
+        Shape::Json
+    } else if unsafe { pg_sys::get_element_type(base) } != pg_sys::InvalidOid {
+        Shape::Array
+    } else {
+        Shape::Scalar
+    }
+}
+
+fn load(client: &SpiClient<'_>, relid: pg_sys::Oid) -> Result<Tracked, SyncError> {
+    let name = qualified_name(relid);
+    let row = client
+        .select(
+            "SELECT key_attnum, ts_attnum FROM inventory_sync.tracked
+              WHERE tbl OPERATOR(pg_catalog.=) $1",
+            None,
+            &[regclass(relid)],
+        )
+        .expect("inventory_sync: reading inventory_sync.tracked failed");
+    if row.is_empty() {
+        return Err(SyncError::NotTracked { table: name });
+    }
+    let row = row.first();
+    let key_attnum: i16 = row.get(1).ok().flatten().unwrap_or(0);
+    let ts_attnum: i16 = row.get(2).ok().flatten().unwrap_or(0);
+    let (columns, primary_key) = describe(client, relid);
+    let (key, ts) = validate(&name, &columns, &primary_key, TsColumn::Attnum(ts_attnum))
+        .and_then(|(key, ts)| {
+            if columns[key].attnum == key_attnum {
+                Ok((key, ts))
+            } else {
+                Err(SyncError::TrackingBroken {
+                    table: name.clone(),
+                    why: "Its primary key is no longer the column it was tracked with.".into(),
+                })
+            }
+        })
+        .map_err(|e| match e {
+            SyncError::TrackingBroken { .. } => e,
+            other => SyncError::TrackingBroken {
+                table: name.clone(),
+                why: format!("{}.", capitalized(&other.to_string())),
+            },
+        })?;
+    let table = Table::new(name, &columns[key].quoted, columns[key].typid, sql::TRACKED_SERVER_ROW);
+    Ok(Tracked { table, columns, key, ts, upserts: RefCell::new(HashMap::new()) })
+}
+
+fn capitalized(s: &str) -> String {
+    let mut chars = s.chars();
+    chars.next().map(|c| c.to_uppercase().chain(chars).collect()).unwrap_or_default()
+}
+
+/// The tracked table `relid`, from the cache or freshly described. Locks the table first
+/// (ROW EXCLUSIVE, as the write will anyway), which processes pending invalidations.
+pub fn get(client: &SpiClient<'_>, relid: pg_sys::Oid) -> Result<Rc<Tracked>, SyncError> {
+    if !CALLBACK_REGISTERED.replace(true) {
+        // SAFETY: registering a callback that only records OIDs; lives as long as the backend.
+        unsafe {
+            pg_sys::CacheRegisterRelcacheCallback(Some(relation_changed), pg_sys::Datum::from(0))
+        };
+    }
+    // SAFETY: locking a relation OID; an OID that no longer names a table locks nothing real.
+    unsafe { pg_sys::LockRelationOid(relid, pg_sys::RowExclusiveLock as pg_sys::LOCKMODE) };
+    drain_stale();
+    if let Some(hit) = TABLES.with(|t| t.borrow().get(&relid).cloned()) {
+        return Ok(hit);
+    }
+    let tracked = Rc::new(load(client, relid)?);
+    TABLES.with(|t| t.borrow_mut().insert(relid, tracked.clone()));
+    Ok(tracked)
+}
+
+/// Checks that the current user may track or untrack `relid`: a table, not ours, owned by them.
+fn check_trackable(relid: pg_sys::Oid, name: &str) -> Result<(), SyncError> {
+    // SAFETY: syscache lookups.
+    let (relkind, nsp, owner) = unsafe {
+        (
+            pg_sys::get_rel_relkind(relid) as u8,
+            pg_sys::get_rel_namespace(relid),
+            pg_sys::pg_class_ownercheck(relid, pg_sys::GetUserId()),
+        )
+    };
+    if relkind != pg_sys::RELKIND_RELATION && relkind != pg_sys::RELKIND_PARTITIONED_TABLE {
+        return Err(SyncError::NotATable { table: name.into() });
+    }
+    // SAFETY: syscache lookup of a schema OID.
+    let nsp_name = unsafe { pg_sys::get_namespace_name(nsp) };
+    if !nsp_name.is_null() && unsafe { CStr::from_ptr(nsp_name) }.to_bytes() == b"inventory_sync" {
+        return Err(SyncError::OwnTable { table: name.into() });
+    }
+    if !owner {
+        return Err(SyncError::NotOwner { table: name.into() });
+    }
+    Ok(())
+}
+
+/// Put `relid` under sync with `ts_column` as its write timestamp (again: change the column).
+pub fn track(client: &mut SpiClient<'_>, relid: pg_sys::Oid, ts_column: &str) -> Result<(), SyncError> {
+    let name = qualified_name(relid);
+    check_trackable(relid, &name)?;
+    let (columns, primary_key) = describe(client, relid);
+    let (key, ts) = validate(&name, &columns, &primary_key, TsColumn::Name(ts_column))?;
+    client
+        .update(
+            "INSERT INTO inventory_sync.tracked (tbl, key_attnum, ts_attnum) VALUES ($1, $2, $3)
+             ON CONFLICT (tbl) DO UPDATE
+                SET key_attnum = excluded.key_attnum, ts_attnum = excluded.ts_attnum",
+            None,
+            &[regclass(relid), columns[key].attnum.into(), columns[ts].attnum.into()],
+        )
+        .expect("inventory_sync: writing inventory_sync.tracked failed");
+    // Every backend's cached description of the table is dropped when this commits.
+    // SAFETY: queues an invalidation message for the relation.
+    unsafe { pg_sys::CacheInvalidateRelcacheByRelid(relid) };
+    Ok(())
+}
+
+/// Take `relid` out of sync. Its journal rows stay.
+pub fn untrack(client: &mut SpiClient<'_>, relid: pg_sys::Oid) -> Result<(), SyncError> {
+    let name = qualified_name(relid);
+    check_trackable(relid, &name)?;
+    let deleted = client
+        .update(
+            "DELETE FROM inventory_sync.tracked WHERE tbl OPERATOR(pg_catalog.=) $1",
+            None,
+            &[regclass(relid)],
+        )
+        .expect("inventory_sync: writing inventory_sync.tracked failed");
+    if deleted.len() == 0 {
+        return Err(SyncError::NotTracked { table: name });
+    }
+    // SAFETY: as in track().
+    unsafe { pg_sys::CacheInvalidateRelcacheByRelid(relid) };
+    Ok(())
+}
+
+#[cfg(test)]
+mod unit {
+    use super::*;
+
+    fn col(attnum: i16, name: &str, typid: pg_sys::Oid, type_name: &str) -> Column {
+        Column {
+            attnum,
+            name: name.into(),
+            quoted: name.into(),
+            typid,
+            typmod: -1,
+            type_name: type_name.into(),
+            generated: false,
+            shape: Shape::Scalar,
+        }
+    }
+
+    fn products() -> Vec<Column> {
+        vec![
+            col(1, "id", pg_sys::UUIDOID, "uuid"),
+            col(2, "name", pg_sys::TEXTOID, "text"),
+            col(3, "updated_at", pg_sys::TIMESTAMPTZOID, "timestamp with time zone"),
+            col(4, "made", pg_sys::DATEOID, "date"),
+        ]
+    }
+
+    #[test]
+    fn a_valid_table() {
+        assert_eq!(validate("t", &products(), &[1], TsColumn::Name("updated_at")), Ok((0, 2)));
+        assert_eq!(validate("t", &products(), &[1], TsColumn::Attnum(3)), Ok((0, 2)));
+    }
+
+    #[test]
+    fn refusals_say_what_is_missing() {
+        let cols = products();
+        assert!(matches!(validate("t", &cols, &[], TsColumn::Name("updated_at")),
+                         Err(SyncError::NoSingleKey { columns: 0, .. })));
+        assert!(matches!(validate("t", &cols, &[1, 2], TsColumn::Name("updated_at")),
+                         Err(SyncError::NoSingleKey { columns: 2, .. })));
+        assert!(matches!(validate("t", &cols, &[4], TsColumn::Name("updated_at")),
+                         Err(SyncError::KeyType { .. })));
+        assert!(matches!(validate("t", &cols, &[1], TsColumn::Name("modified_at")),
+                         Err(SyncError::NoTimestampColumn { .. })));
+        assert!(matches!(validate("t", &cols, &[1], TsColumn::Name("made")),
+                         Err(SyncError::BadTimestampColumn { .. })));
+        assert!(matches!(validate("t", &cols, &[1], TsColumn::Attnum(9)),
+                         Err(SyncError::TrackingBroken { .. })));
+        let mut generated = products();
+        generated[2].generated = true;
+        assert!(matches!(validate("t", &generated, &[1], TsColumn::Name("updated_at")),
+                         Err(SyncError::BadTimestampColumn { .. })));
+        let mut ts_key = products();
+        ts_key[2].typid = pg_sys::TIMESTAMPTZOID;
+        assert!(matches!(validate("t", &ts_key, &[3], TsColumn::Name("updated_at")),
+                         Err(SyncError::KeyType { .. })));
+    }
+
+    #[test]
+    fn every_supported_key_type() {
+        for (typid, name) in [(pg_sys::INT8OID, "bigint"), (pg_sys::INT4OID, "integer"),
+                              (pg_sys::UUIDOID, "uuid"), (pg_sys::TEXTOID, "text")] {
+            let mut cols = products();
+            cols[0].typid = typid;
+            cols[0].type_name = name.into();
+            assert_eq!(validate("t", &cols, &[1], TsColumn::Name("updated_at")), Ok((0, 2)), "{name}");
+        }
+    }
+}
