@@ -1,2 +1,8 @@
 COMMENT ON FUNCTION inventory_sync.sync_upsert(bigint, jsonb, timestamptz) IS
     'Write one item of inventory_sync.inventory with last-write-wins, atomically. Answers jsonb: applied (with created), conflict (with server_data, journaled) or rejected (clock skew, journaled).';
+COMMENT ON FUNCTION inventory_sync.sync_upsert_in(regclass, text, jsonb, timestamptz) IS
+    'Write one row of a tracked table with last-write-wins, atomically: payload keys are column names. Answers as sync_upsert does, with server_data the row as JSON.';
+COMMENT ON FUNCTION inventory_sync.track(regclass, name) IS
+    'Put an existing table under sync: single-column primary key (bigint, integer, uuid or text) and a timestamptz write-timestamp column (default updated_at). Owner only.';
+COMMENT ON FUNCTION inventory_sync.untrack(regclass) IS
+    'Take a table out of sync; its rows and journal entries stay. Owner only.';

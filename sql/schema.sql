@@ -82,3 +82,23 @@ SELECT t.tbl                                    AS table_name,
 GRANT SELECT ON inventory_sync.tracked_tables TO PUBLIC;
 COMMENT ON VIEW inventory_sync.tracked_tables IS
     'The tracked tables with their key and write-timestamp columns.';
+
+-- A dropped table leaves tracking by itself, so its OID can never be mistaken for a later table.
+-- SECURITY DEFINER: when sql_drop fires, the table's pg_class row (which the catalog's policy
+-- consults) is already gone.
+CREATE FUNCTION inventory_sync.forget_dropped_tables() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    DELETE FROM inventory_sync.tracked t
+     USING pg_catalog.pg_event_trigger_dropped_objects() d
+     WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+       AND d.objsubid OPERATOR(pg_catalog.=) 0
+       AND t.tbl::pg_catalog.oid OPERATOR(pg_catalog.=) d.objid;
+END
+$$;
+REVOKE ALL ON FUNCTION inventory_sync.forget_dropped_tables() FROM PUBLIC;
+CREATE EVENT TRIGGER inventory_sync_forget_dropped_tables ON sql_drop
+    EXECUTE FUNCTION inventory_sync.forget_dropped_tables();
+
+-- The functions check the caller's rights on each table they touch; the schema itself is open.
+GRANT USAGE ON SCHEMA inventory_sync TO PUBLIC;

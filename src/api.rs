@@ -55,7 +55,7 @@ fn upsert_default(
         payload,
         client_ts,
     };
-    Ok(Spi::connect_mut(|client| {
+    Spi::connect_mut(|client| {
         DEFAULT.with(|default| {
             let (table, upsert) = default.get_or_init(|| {
                 let table = Table::new(
@@ -68,9 +68,10 @@ fn upsert_default(
                 let upsert = Kept::new(sql::default_upsert(), types.map(PgOid::from_untagged).to_vec());
                 (table, upsert)
             });
-            engine::decide(client, table, &write, upsert, &[id.into(), payload.into(), client_ts.into()])
+            let args = [id.into(), payload.into(), client_ts.into()];
+            engine::decide(client, table, &write, |client| Ok(upsert.run(client, &args)))
         })
-    }))
+    })
 }
 
 /// Write one row of a tracked table with last-write-wins, atomically: `sync_upsert` for the
@@ -151,14 +152,13 @@ fn write_tracked(
     }
     values.sort_by_key(|(pos, _)| *pos);
     let positions: Vec<usize> = values.iter().map(|(pos, _)| *pos).collect();
-    let upsert = tracked.upsert_for(&positions);
 
     let write = Write { key: Param { datum: key, oid: key_col.typid }, payload, client_ts };
     let mut args = Vec::with_capacity(values.len() + 2);
     args.push(write.key.bind());
     args.push(client_ts.into());
     args.extend(values.iter().map(|(_, p)| p.bind()));
-    Ok(engine::decide(client, &tracked.table, &write, &upsert, &args))
+    engine::decide(client, &tracked.table, &write, |client| tracked.write(client, &positions, &args))
 }
 
 /// Put an existing table under sync. It needs a single-column primary key (bigint, integer, uuid

@@ -21,7 +21,7 @@ use crate::engine::Table;
 use crate::error::SyncError;
 use crate::sql;
 use crate::storage::Kept;
-
+use crate::types::Jsonb;
 
 /// Key types a tracked table may have.
 const KEY_TYPES: [pg_sys::Oid; 4] =
@@ -104,13 +104,25 @@ pub fn validate(
     Ok((key, ts_pos))
 }
 
+/// How many times a write goes round update / insert / lock before giving up with 40001. Each
+/// round that does not decide means a concurrent transaction inserted or deleted the row in
+/// between; two rounds settle any realistic race.
+const MAX_ROUNDS: usize = 10;
+
+/// The statements that write one set of columns.
+pub struct Writes {
+    update: Kept,
+    insert: Kept,
+}
+
 /// A tracked table as one backend knows it: its columns, key, timestamp and statements.
 pub struct Tracked {
     pub table: Table,
     pub columns: Vec<Column>,
     pub key: usize,
     pub ts: usize,
-    upserts: RefCell<HashMap<Vec<usize>, Rc<Kept>>>,
+    lock: Kept,
+    writes: RefCell<HashMap<Vec<usize>, Rc<Writes>>>,
 }
 
 impl Tracked {
@@ -118,26 +130,67 @@ impl Tracked {
         self.columns.iter().position(|c| c.name == name)
     }
 
-    /// The kept upsert that writes `columns` (positions, ascending).
-    pub fn upsert_for(&self, columns: &[usize]) -> Rc<Kept> {
-        let mut plans = self.upserts.borrow_mut();
-        if let Some(kept) = plans.get(columns) {
-            return kept.clone();
+    /// The kept statements that write `columns` (positions, ascending).
+    fn writes_for(&self, columns: &[usize]) -> Rc<Writes> {
+        let mut plans = self.writes.borrow_mut();
+        if let Some(writes) = plans.get(columns) {
+            return writes.clone();
         }
         if plans.len() >= MAX_PLANS_PER_TABLE {
             plans.clear();
         }
-        let key = &self.columns[self.key];
-        let ts = &self.columns[self.ts];
+        let (table, key, ts) =
+            (&self.table.name, &self.columns[self.key].quoted, &self.columns[self.ts].quoted);
         let names: Vec<&str> = columns.iter().map(|&i| self.columns[i].quoted.as_str()).collect();
-        let mut types = vec![PgOid::from_untagged(key.typid), PgOid::from_untagged(ts.typid)];
+        let mut types = vec![
+            PgOid::from_untagged(self.columns[self.key].typid),
+            PgOid::from_untagged(pg_sys::TIMESTAMPTZOID),
+        ];
         types.extend(columns.iter().map(|&i| PgOid::from_untagged(self.columns[i].typid)));
-        let kept = Rc::new(Kept::new(
-            sql::tracked_upsert(&self.table.name, &key.quoted, &ts.quoted, &names),
-            types,
-        ));
-        plans.insert(columns.to_vec(), kept.clone());
-        kept
+        let writes = Rc::new(Writes {
+            update: Kept::new(sql::tracked_update(table, key, ts, &names), types.clone()),
+            insert: Kept::new(sql::tracked_insert(table, key, ts, &names), types),
+        });
+        plans.insert(columns.to_vec(), writes.clone());
+        writes
+    }
+
+    /// Apply a write of `columns` (positions, ascending) with `args` (`$1` key, `$2` client_ts,
+    /// then the columns' values): update the row if it is not newer; else lock it and look; insert
+    /// it only when there is none, since an insert of a partial row fails its NOT NULL checks even
+    /// when the row exists. None: the stored row is newer (and now locked by us), or the caller
+    /// cannot see it under row-level security.
+    pub fn write(
+        &self,
+        client: &mut SpiClient<'_>,
+        columns: &[usize],
+        args: &[DatumWithOid<'_>],
+    ) -> Result<Option<Jsonb>, SyncError> {
+        let writes = self.writes_for(columns);
+        let mut unseen = 0;
+        for _ in 0..MAX_ROUNDS {
+            if let Some(answer) = writes.update.run::<Jsonb>(client, args) {
+                return Ok(Some(answer));
+            }
+            match self.lock.run::<bool>(client, &args[..2]) {
+                // Newer: a conflict, decided against the version we now hold locked.
+                Some(false) => return Ok(None),
+                // Committed after the update's snapshot and not newer: locked now, so the update
+                // applies in the next round.
+                Some(true) => continue,
+                None => {}
+            }
+            if let Some(answer) = writes.insert.run::<Jsonb>(client, args) {
+                return Ok(Some(answer));
+            }
+            // The insert met a row the lock did not see: inserted concurrently (the next round
+            // sees it), or hidden from the caller by row-level security (every round misses).
+            unseen += 1;
+            if unseen == 2 {
+                return Ok(None);
+            }
+        }
+        Err(SyncError::Unsettled { table: self.table.name.clone(), rounds: MAX_ROUNDS })
     }
 }
 
@@ -287,8 +340,12 @@ fn load(client: &SpiClient<'_>, relid: pg_sys::Oid) -> Result<Tracked, SyncError
                 why: format!("{}.", capitalized(&other.to_string())),
             },
         })?;
+    let lock = Kept::new(
+        sql::tracked_lock(&name, &columns[key].quoted, &columns[ts].quoted),
+        vec![PgOid::from_untagged(columns[key].typid), PgOid::from_untagged(pg_sys::TIMESTAMPTZOID)],
+    );
     let table = Table::new(name, &columns[key].quoted, columns[key].typid, sql::TRACKED_SERVER_ROW);
-    Ok(Tracked { table, columns, key, ts, upserts: RefCell::new(HashMap::new()) })
+    Ok(Tracked { table, columns, key, ts, lock, writes: RefCell::new(HashMap::new()) })
 }
 
 fn capitalized(s: &str) -> String {

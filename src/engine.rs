@@ -84,15 +84,15 @@ pub fn check_write(
     Ok((payload, client_ts))
 }
 
-/// Decide one checked write: rejected (clock skew), applied (by `upsert` with `upsert_args`), or
-/// a journaled conflict. Everything runs in the caller's transaction.
+/// Decide one checked write: rejected (clock skew), applied (by `upsert`, which answers None when
+/// the stored row is newer and leaves it locked), or a journaled conflict. Everything runs in the
+/// caller's transaction.
 pub fn decide(
     client: &mut SpiClient<'_>,
     table: &Table,
     write: &Write,
-    upsert: &Kept,
-    upsert_args: &[DatumWithOid<'_>],
-) -> Jsonb {
+    upsert: impl FnOnce(&mut SpiClient<'_>) -> Result<Option<Jsonb>, SyncError>,
+) -> Result<Jsonb, SyncError> {
     let max_skew = settings::MAX_CLOCK_SKEW.get();
     // SAFETY: plain read of the current transaction's start time, i.e. now().
     let now = unsafe { pg_sys::GetCurrentTransactionStartTimestamp() };
@@ -108,16 +108,17 @@ pub fn decide(
         Skew::Reject { ahead_by_micros } => {
             let ahead = ahead_by_micros as f64 / rules::MICROS_PER_SECOND as f64;
             let [a, b, c, d] = common();
-            table
+            Ok(table
                 .reject
                 .run(client, &[a, b, c, d, max_skew.into(), ahead.into()])
-                .expect("inventory_sync: the rejection statement answered no row")
+                .expect("inventory_sync: the rejection statement answered no row"))
         }
-        Skew::Accept => upsert.run(client, upsert_args).unwrap_or_else(|| {
-            table
+        Skew::Accept => match upsert(client)? {
+            Some(applied) => Ok(applied),
+            None => Ok(table
                 .conflict
                 .run(client, &common())
-                .expect("inventory_sync: the conflict statement answered no row")
-        }),
+                .expect("inventory_sync: the conflict statement answered no row")),
+        },
     }
 }

@@ -79,6 +79,10 @@ pub enum SyncError {
     #[error("column \"{column}\" of table {table} cannot be the write-timestamp column")]
     BadTimestampColumn { column: String, table: String, why: String },
 
+    /// Concurrent inserts and deletes of the same row kept a write from settling.
+    #[error("could not settle the write to table {table} after {rounds} attempts")]
+    Unsettled { table: String, rounds: usize },
+
     /// A tracked table was altered so that its key or timestamp column no longer qualifies.
     #[error("table {table} can no longer be synced")]
     TrackingBroken { table: String, why: String },
@@ -95,6 +99,7 @@ impl SyncError {
                 PgSqlErrorCode::ERRCODE_DATETIME_FIELD_OVERFLOW
             }
             SyncError::BadValue { sqlstate, .. } => *sqlstate,
+            SyncError::Unsettled { .. } => PgSqlErrorCode::ERRCODE_T_R_SERIALIZATION_FAILURE,
             SyncError::NotTracked { .. } | SyncError::TrackingBroken { .. } => {
                 PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE
             }
@@ -173,6 +178,7 @@ impl SyncError {
             SyncError::TrackingBroken { .. } => {
                 Some("Restore the column, or untrack the table and track it again.")
             }
+            SyncError::Unsettled { .. } => Some("Retry the transaction."),
             _ => None,
         }
     }

@@ -19,13 +19,12 @@ pub const DEFAULT_SERVER_ROW: &str = "s.data OPERATOR(pg_catalog.||) \
 /// The stored row as a client stores it, for a tracked table: every column.
 pub const TRACKED_SERVER_ROW: &str = "pg_catalog.to_jsonb(s.*)";
 
-/// The `applied` answer, from the row version the statement wrote. `xmax = 0` tells a fresh
-/// insert from an update: an updated row version carries the updater's lock.
-fn returning_applied(key: &str, ts: &str) -> String {
+/// The `applied` answer, from the row version the statement wrote; `created` is an SQL boolean
+/// expression.
+fn returning_applied(key: &str, ts: &str, created: &str) -> String {
     format!(
         "RETURNING pg_catalog.jsonb_build_object(\
-         'status', 'applied', 'id', stored.{key}, 'updated_at', stored.{ts}, \
-         'created', stored.xmax OPERATOR(pg_catalog.=) 0)"
+         'status', 'applied', 'id', stored.{key}, 'updated_at', stored.{ts}, 'created', {created})"
     )
 }
 
@@ -35,7 +34,8 @@ fn returning_applied(key: &str, ts: &str) -> String {
 /// `ON CONFLICT DO UPDATE` locks the existing row and evaluates the `WHERE` against its latest
 /// committed version (waiting for a concurrent writer to finish first), so no interleaving lets
 /// an older `client_ts` overwrite a newer one. When the `WHERE` fails, nothing is returned and
-/// the row stays locked until the transaction ends.
+/// the row stays locked until the transaction ends. `xmax = 0` tells a fresh insert from an
+/// update: the updated row version carries the lock `ON CONFLICT` took.
 pub fn default_upsert() -> String {
     format!(
         "INSERT INTO {DEFAULT_TABLE} AS stored (id, data, updated_at) \
@@ -45,29 +45,58 @@ pub fn default_upsert() -> String {
                 updated_at = excluded.updated_at \
           WHERE stored.updated_at OPERATOR(pg_catalog.<=) excluded.updated_at \
          {}",
-        returning_applied("id", "updated_at")
+        returning_applied("id", "updated_at", "stored.xmax OPERATOR(pg_catalog.=) 0")
     )
 }
 
-/// The same for a tracked table, writing the key, the timestamp and `columns` (the payload's
-/// keys). Parameters: `$1` key, `$2` client_ts, `$3…` the columns' values in order. Columns not
-/// written get their defaults on insert and keep their values on update. A row whose timestamp
-/// is NULL (written outside sync) counts as older than any write.
-pub fn tracked_upsert(table: &str, key: &str, ts: &str, columns: &[&str]) -> String {
+// Tracked tables cannot use the single INSERT … ON CONFLICT DO UPDATE: PostgreSQL checks NOT NULL
+// constraints on the proposed insert row before it looks for a conflict, so a partial update
+// (`{"stock": 8}`) of a table with a NOT NULL column would fail. They update, else lock and look,
+// else insert (see `catalog::Tracked::write`). Parameters of all three: `$1` key, `$2`
+// client_ts, `$3…` the written columns' values in order.
+
+/// A write-timestamp that a write stamped `$2` may replace. A row whose timestamp is NULL
+/// (written outside sync) counts as older than any write.
+fn writable(ts: &str) -> String {
+    format!("(stored.{ts} IS NULL OR stored.{ts} OPERATOR(pg_catalog.<=) $2)")
+}
+
+/// Apply the write to an existing row that is not newer. At READ COMMITTED, UPDATE re-checks its
+/// WHERE against the latest version of a row a concurrent transaction changed.
+pub fn tracked_update(table: &str, key: &str, ts: &str, columns: &[&str]) -> String {
+    let mut sets = String::new();
+    for (i, col) in columns.iter().enumerate() {
+        sets.push_str(&format!("{col} = ${}, ", i + 3));
+    }
+    format!(
+        "UPDATE {table} AS stored SET {sets}{ts} = $2 \
+          WHERE stored.{key} OPERATOR(pg_catalog.=) $1 AND {} {}",
+        writable(ts),
+        returning_applied(key, ts, "false")
+    )
+}
+
+/// Insert the row if there is none; columns not written get their defaults.
+pub fn tracked_insert(table: &str, key: &str, ts: &str, columns: &[&str]) -> String {
     let mut names = format!("{key}, {ts}");
     let mut values = String::from("$1, $2");
-    let mut sets = String::new();
     for (i, col) in columns.iter().enumerate() {
         names.push_str(&format!(", {col}"));
         values.push_str(&format!(", ${}", i + 3));
-        sets.push_str(&format!("{col} = excluded.{col}, "));
     }
     format!(
         "INSERT INTO {table} AS stored ({names}) VALUES ({values}) \
-         ON CONFLICT ({key}) DO UPDATE SET {sets}{ts} = excluded.{ts} \
-          WHERE stored.{ts} IS NULL OR stored.{ts} OPERATOR(pg_catalog.<=) excluded.{ts} \
-         {}",
-        returning_applied(key, ts)
+         ON CONFLICT ({key}) DO NOTHING {}",
+        returning_applied(key, ts, "true")
+    )
+}
+
+/// Lock the existing row (its latest version) and say whether the write may replace it.
+/// Parameters: `$1` key, `$2` client_ts.
+pub fn tracked_lock(table: &str, key: &str, ts: &str) -> String {
+    format!(
+        "SELECT {} FROM {table} AS stored WHERE stored.{key} OPERATOR(pg_catalog.=) $1 FOR UPDATE",
+        writable(ts)
     )
 }
 
@@ -120,20 +149,27 @@ mod unit {
     use super::*;
 
     #[test]
-    fn tracked_upsert_binds_every_value() {
-        let sql = tracked_upsert("public.products", "id", "updated_at", &["name", "\"Stock\""]);
-        assert!(sql.starts_with(
+    fn tracked_statements_bind_every_value() {
+        let cols = ["name", "\"Stock\""];
+        assert_eq!(
+            tracked_update("public.products", "id", "updated_at", &cols),
+            "UPDATE public.products AS stored SET name = $3, \"Stock\" = $4, updated_at = $2 \
+              WHERE stored.id OPERATOR(pg_catalog.=) $1 AND (stored.updated_at IS NULL OR \
+             stored.updated_at OPERATOR(pg_catalog.<=) $2) RETURNING pg_catalog.jsonb_build_object(\
+             'status', 'applied', 'id', stored.id, 'updated_at', stored.updated_at, 'created', false)"
+        );
+        let insert = tracked_insert("public.products", "id", "updated_at", &cols);
+        assert!(insert.starts_with(
             "INSERT INTO public.products AS stored (id, updated_at, name, \"Stock\") \
-             VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO UPDATE SET name = excluded.name, \
-             \"Stock\" = excluded.\"Stock\", updated_at = excluded.updated_at"
-        ), "{sql}");
-        assert!(sql.contains("WHERE stored.updated_at IS NULL OR stored.updated_at OPERATOR(pg_catalog.<=) excluded.updated_at"));
+             VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING RETURNING"
+        ), "{insert}");
+        assert!(insert.ends_with("'created', true)"), "{insert}");
     }
 
     #[test]
     fn an_empty_payload_writes_only_the_timestamp() {
-        let sql = tracked_upsert("t", "k", "ts", &[]);
-        assert!(sql.contains("(k, ts) VALUES ($1, $2) ON CONFLICT (k) DO UPDATE SET ts = excluded.ts"), "{sql}");
+        assert!(tracked_update("t", "k", "ts", &[]).starts_with("UPDATE t AS stored SET ts = $2 WHERE"));
+        assert!(tracked_insert("t", "k", "ts", &[]).contains("(k, ts) VALUES ($1, $2) ON CONFLICT"));
     }
 
     /// Every operator and function the statements use is qualified with pg_catalog.
@@ -141,7 +177,9 @@ mod unit {
     fn nothing_resolves_through_search_path() {
         let all = [
             default_upsert(),
-            tracked_upsert("t", "k", "ts", &["a"]),
+            tracked_update("t", "k", "ts", &["a"]),
+            tracked_insert("t", "k", "ts", &["a"]),
+            tracked_lock("t", "k", "ts"),
             conflict(DEFAULT_TABLE, "id", DEFAULT_SERVER_ROW),
             reject("t", "k", TRACKED_SERVER_ROW),
         ];
@@ -151,7 +189,9 @@ mod unit {
                     let qualified = sql[..i].ends_with("pg_catalog.")
                         || (op == "=" && sql[..i].ends_with("pg_catalog.<"));
                     let assignment = op == "="
-                        && (sql[i..].starts_with("= excluded.") || sql[i..].starts_with("= stored."));
+                        && (sql[i..].starts_with("= excluded.")
+                            || sql[i..].starts_with("= stored.")
+                            || sql[i..].starts_with("= $"));
                     assert!(qualified || assignment, "bare {op} at {i} in {sql}");
                 }
             }

@@ -9,13 +9,12 @@
 
 use std::cell::OnceCell;
 
-use pgrx::datum::DatumWithOid;
+use pgrx::datum::{DatumWithOid, FromDatum, IntoDatum};
 use pgrx::pg_sys::PgOid;
 use pgrx::spi::{OwnedPreparedStatement, SpiClient};
 
-use crate::types::Jsonb;
 
-/// A statement answering one jsonb value, prepared on first use in this backend and kept.
+/// A statement answering one value, prepared on first use in this backend and kept.
 pub struct Kept {
     sql: String,
     types: Vec<PgOid>,
@@ -27,8 +26,12 @@ impl Kept {
         Kept { sql, types, plan: OnceCell::new() }
     }
 
-    /// Run the statement; its first row's one jsonb column, or None when it returned no row.
-    pub fn run(&self, client: &mut SpiClient<'_>, args: &[DatumWithOid<'_>]) -> Option<Jsonb> {
+    /// Run the statement; its first row's first column, or None when it returned no row.
+    pub fn run<T: FromDatum + IntoDatum>(
+        &self,
+        client: &mut SpiClient<'_>,
+        args: &[DatumWithOid<'_>],
+    ) -> Option<T> {
         let plan = match self.plan.get() {
             Some(plan) => plan,
             None => {
@@ -45,7 +48,7 @@ impl Kept {
         if table.is_empty() {
             None
         } else {
-            table.first().get_one::<Jsonb>().expect("inventory_sync: answer column is not jsonb")
+            table.first().get_one::<T>().expect("inventory_sync: unexpected answer column type")
         }
     }
 }

@@ -40,8 +40,8 @@ BEGIN
     ELSIF stored > p_ts THEN
         SELECT data || jsonb_build_object('id', id, 'updated_at', updated_at) INTO srv
           FROM inventory_sync.inventory WHERE id = p_id;
-        INSERT INTO inventory_sync.conflicts (id, table_name, reason, client_payload, client_ts, server_data)
-        VALUES (p_id, 'inventory_sync.inventory', 'stale', p_payload, p_ts, srv);
+        INSERT INTO inventory_sync.conflicts (row_id, table_name, reason, client_payload, client_ts, server_data)
+        VALUES (p_id::text, 'inventory_sync.inventory', 'stale', p_payload, p_ts, srv);
         RETURN jsonb_build_object('status', 'conflict', 'id', p_id, 'server_data', srv);
     END IF;
     UPDATE inventory_sync.inventory SET data = data || p_payload, updated_at = p_ts WHERE id = p_id;
@@ -201,7 +201,7 @@ def check_round(conn, rnd, row_id, stamps, writers, stats):
         )
     journal = conn.execute(
         "SELECT client_ts, client_payload->>'writer' FROM inventory_sync.conflicts "
-        "WHERE id = %s AND reason = 'stale' ORDER BY client_ts",
+        "WHERE row_id = %s::text AND reason = 'stale' ORDER BY client_ts",
         (row_id,),
     ).fetchall()
     expected = sorted((stamps[i], str(i)) for i in conflicts)

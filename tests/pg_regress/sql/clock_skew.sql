@@ -12,7 +12,7 @@ SELECT a->>'status' AS status, a->>'reason' AS reason, a->'ahead_by_seconds' AS 
   FROM inventory_sync.sync_upsert(1, '{"stock": 99}', now() + interval '2 hours') AS a;
 SELECT data FROM inventory_sync.inventory WHERE id = 1;
 -- The rejected write is journaled with its reason and the row it did not replace.
-SELECT id, reason, client_payload, server_data->'stock' AS server_stock FROM inventory_sync.conflicts;
+SELECT row_id, reason, client_payload, server_data->'stock' AS server_stock FROM inventory_sync.conflicts;
 -- The setting takes units; 0 allows no lead at all; -1 turns the guard off.
 SET inventory_sync.max_clock_skew = '3h';
 SELECT inventory_sync.sync_upsert(1, '{"stock": 12}', now() + interval '2 hours')->>'status' AS status;

@@ -10,7 +10,7 @@ SELECT inventory_sync.sync_upsert(1, '{"stock": 8}', '2024-03-01 10:00+00');
 -- The row keeps B's 15 and the untouched fields ...
 SELECT id, data, updated_at FROM inventory_sync.inventory;
 -- ... and A's write is kept in the journal.
-SELECT id, reason, client_payload, client_ts, server_data->'stock' AS server_stock, db_user
+SELECT row_id, reason, client_payload, client_ts, server_data->'stock' AS server_stock, db_user
   FROM inventory_sync.conflicts;
 -- A device whose clock runs a day ahead cannot win every conflict from now on.
 SELECT inventory_sync.sync_upsert(1, '{"stock": 1}', now() + interval '1 day')->>'status' AS status;

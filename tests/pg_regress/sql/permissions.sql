@@ -11,7 +11,7 @@ SET ROLE isync_app;
 SELECT inventory_sync.sync_upsert(1, '{"stock": 10}', '2024-03-01 10:05+00');
 SELECT inventory_sync.sync_upsert(1, '{"stock": 8}', '2024-03-01 10:00+00');
 RESET ROLE;
-SELECT id, reason, db_user FROM inventory_sync.conflicts;
+SELECT row_id, reason, db_user FROM inventory_sync.conflicts;
 -- Without write grants: 42501, and nothing written.
 \set SHOW_CONTEXT never
 SET ROLE isync_reader;
