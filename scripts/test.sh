@@ -71,9 +71,9 @@ run_regress() {
     record "$status" $((${#tests[@]} - failed)) "$failed"
 }
 
-# The README's quick start shows tests/pg_regress/expected/laptops.out verbatim.
+# The README's examples show tests/pg_regress/expected/NAME.out verbatim.
 run_readme() {
-    say "README quick start matches the laptops regression output"
+    say "README examples match their pg_regress outputs"
     local status=0
     python3 "$REPO/tests/readme_check.py" "$REPO" || status=$?
     record "$status" $((status == 0)) 0

@@ -1,5 +1,6 @@
-"""The README's quick start must show the laptops regression output verbatim, so the README
-cannot drift from what the extension really answers."""
+"""The README's examples must show the regression outputs verbatim, so the README cannot drift
+from what the extension really answers. A block between <!-- example:NAME --> and
+<!-- /example:NAME --> must equal tests/pg_regress/expected/NAME.out."""
 
 import pathlib
 import re
@@ -7,10 +8,15 @@ import sys
 
 repo = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else ".")
 readme = (repo / "README.md").read_text()
-expected = (repo / "tests/pg_regress/expected/laptops.out").read_text()
-match = re.search(r"<!-- quickstart:begin -->\n```sql\n(.*?)```\n<!-- quickstart:end -->", readme, re.S)
-if not match:
-    sys.exit("README.md has no quickstart block between <!-- quickstart:begin/end --> markers")
-if match.group(1) != expected:
-    sys.exit("README.md quick start differs from tests/pg_regress/expected/laptops.out: copy it over")
-print("README quick start matches tests/pg_regress/expected/laptops.out")
+blocks = re.findall(r"<!-- example:(\w+) -->\n```sql\n(.*?)```\n<!-- /example:\1 -->", readme, re.S)
+if not blocks:
+    sys.exit("README.md has no <!-- example:NAME --> blocks")
+failed = False
+for name, text in blocks:
+    expected = (repo / "tests/pg_regress/expected" / f"{name}.out").read_text()
+    if text != expected:
+        print(f"README.md example {name} differs from tests/pg_regress/expected/{name}.out: copy it over")
+        failed = True
+    else:
+        print(f"README.md example {name} matches tests/pg_regress/expected/{name}.out")
+sys.exit(1 if failed else 0)

@@ -14,6 +14,8 @@ import os
 import random
 import threading
 import time
+import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 import psycopg
@@ -50,6 +52,43 @@ END $$;
 """
 
 
+@dataclass
+class Target:
+    """Where the writers write: the call, how ids look, how to read the stored row back."""
+
+    call: str  # SQL taking (id, payload, client_ts)
+    table: str
+    make_id: callable
+    seed_sql: str  # inserts (id, writer, updated_at) as an existing row
+    stored_sql: str  # (writer, updated_at) of the row with id %s
+
+
+DEFAULT = Target(
+    call="inventory_sync.sync_upsert(%s, %s, %s)",
+    table="inventory_sync.inventory",
+    make_id=lambda rnd: rnd + 1,
+    seed_sql="INSERT INTO inventory_sync.inventory (id, data, updated_at) "
+    "VALUES (%s, jsonb_build_object('writer', %s), %s)",
+    stored_sql="SELECT (data->>'writer')::int, updated_at FROM inventory_sync.inventory WHERE id = %s",
+)
+
+TRACKED = Target(
+    call="inventory_sync.sync_upsert_in('race_test.products', %s, %s, %s)",
+    table="race_test.products",
+    make_id=lambda rnd: str(uuid.UUID(int=rnd + 1)),
+    seed_sql="INSERT INTO race_test.products (id, writer, updated_at) VALUES (%s, %s, %s)",
+    stored_sql="SELECT writer, updated_at FROM race_test.products WHERE id = %s",
+)
+
+CHECK_THEN_WRITE_TARGET = Target(
+    call="race_test.check_then_write(%s, %s, %s)",
+    table=DEFAULT.table,
+    make_id=DEFAULT.make_id,
+    seed_sql=DEFAULT.seed_sql,
+    stored_sql=DEFAULT.stored_sql,
+)
+
+
 def connect(dbname=DB, **kw):
     return psycopg.connect(f"{DSN} dbname={dbname}", autocommit=True, **kw)
 
@@ -68,9 +107,16 @@ def database():
                BEGIN PERFORM pg_sleep(0.003); RETURN NEW; END $$"""
         )
         conn.execute(
-            """CREATE TRIGGER slow_writes BEFORE INSERT OR UPDATE ON inventory_sync.inventory
-               FOR EACH ROW EXECUTE FUNCTION race_test.slow()"""
+            """CREATE TABLE race_test.products (
+                   id uuid PRIMARY KEY, writer integer NOT NULL, stock integer,
+                   updated_at timestamptz NOT NULL)"""
         )
+        conn.execute("SELECT inventory_sync.track('race_test.products')")
+        for table in ("inventory_sync.inventory", "race_test.products"):
+            conn.execute(
+                f"""CREATE TRIGGER slow_writes BEFORE INSERT OR UPDATE ON {table}
+                    FOR EACH ROW EXECUTE FUNCTION race_test.slow()"""
+            )
     yield
     with connect("postgres") as admin:
         admin.execute(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
@@ -80,18 +126,18 @@ pytestmark = pytest.mark.usefixtures("database")
 
 
 def reset(conn):
-    conn.execute("TRUNCATE inventory_sync.inventory, inventory_sync.conflicts")
+    conn.execute("TRUNCATE inventory_sync.inventory, inventory_sync.conflicts, race_test.products")
 
 
 class Writer(threading.Thread):
     """One connection; writes once per round when released from the barrier."""
 
-    def __init__(self, func, isolation):
+    def __init__(self, target, isolation):
         super().__init__(daemon=True)
         self.conn = connect()
         if isolation:
             self.conn.execute(f"SET default_transaction_isolation = '{isolation}'")
-        self.func = func
+        self.target = target
         self.job = None
         self.go = threading.Semaphore(0)
         self.done = threading.Semaphore(0)
@@ -109,7 +155,7 @@ class Writer(threading.Thread):
                     # The barrier is taken inside the writing statement: the FROM subquery runs
                     # first, so every writer is parked on the lock with its write ready to go.
                     answer = self.conn.execute(
-                        f"SELECT {self.func}(%s, %s, %s) FROM "
+                        f"SELECT {self.target.call} FROM "
                         "(SELECT pg_advisory_xact_lock_shared(%s)) AS barrier",
                         (row_id, Jsonb(payload), ts, BARRIER_KEY),
                     ).fetchone()[0]
@@ -123,24 +169,21 @@ class Writer(threading.Thread):
             self.done.release()
 
 
-def race(func, rounds=ROUNDS, isolation=None, seed=1):
+def race(target, rounds=ROUNDS, isolation=None, seed=1):
     """Run the rounds; return (violations, stats)."""
     rng = random.Random(seed)
     coordinator = connect()
     reset(coordinator)
-    writers = [Writer(func, isolation) for _ in range(WRITERS)]
+    writers = [Writer(target, isolation) for _ in range(WRITERS)]
     for w in writers:
         w.start()
     violations = []
     stats = {"applied": 0, "conflict": 0, "errors": 0, "retries": 0, "older_won": 0}
     try:
         for rnd in range(rounds):
-            row_id = rnd + 1
+            row_id = target.make_id(rnd)
             if rnd % 2:  # odd rounds race on an existing row, even rounds race to insert it
-                coordinator.execute(
-                    "INSERT INTO inventory_sync.inventory (id, data, updated_at) VALUES (%s, %s, %s)",
-                    (row_id, Jsonb({"writer": -1}), BASE - timedelta(days=1)),
-                )
+                coordinator.execute(target.seed_sql, (row_id, -1, BASE - timedelta(days=1)))
             offsets = rng.sample(range(1, 1000), WRITERS)
             stamps = [BASE + timedelta(milliseconds=o) for o in offsets]
             coordinator.execute("SELECT pg_advisory_lock(%s)", (BARRIER_KEY,))
@@ -156,7 +199,7 @@ def race(func, rounds=ROUNDS, isolation=None, seed=1):
             coordinator.execute("SELECT pg_advisory_unlock(%s)", (BARRIER_KEY,))
             for w in writers:
                 w.done.acquire()
-            violations += check_round(coordinator, rnd, row_id, stamps, writers, stats)
+            violations += check_round(coordinator, target, rnd, row_id, stamps, writers, stats)
     finally:
         for w in writers:
             w.job = None
@@ -168,7 +211,7 @@ def race(func, rounds=ROUNDS, isolation=None, seed=1):
     return violations, stats
 
 
-def check_round(conn, rnd, row_id, stamps, writers, stats):
+def check_round(conn, target, rnd, row_id, stamps, writers, stats):
     bad = []
     newest = max(range(WRITERS), key=lambda i: stamps[i])
     conflicts = []
@@ -191,18 +234,16 @@ def check_round(conn, rnd, row_id, stamps, writers, stats):
             bad.append(f"round {rnd}: writer {i} answered {answer}")
     if newest in conflicts:
         bad.append(f"round {rnd}: the newest write (writer {newest}) got a conflict")
-    stored = conn.execute(
-        "SELECT data, updated_at FROM inventory_sync.inventory WHERE id = %s", (row_id,)
-    ).fetchone()
-    if stored is None or stored[1] != stamps[newest] or stored[0].get("writer") != newest:
+    stored = conn.execute(target.stored_sql, (row_id,)).fetchone()
+    if stored is None or stored[1] != stamps[newest] or stored[0] != newest:
         stats["older_won"] += 1
         bad.append(
             f"round {rnd}: stored {stored}, expected writer {newest} at {stamps[newest].isoformat()}"
         )
     journal = conn.execute(
         "SELECT client_ts, client_payload->>'writer' FROM inventory_sync.conflicts "
-        "WHERE row_id = %s::text AND reason = 'stale' ORDER BY client_ts",
-        (row_id,),
+        "WHERE table_name = %s AND row_id = %s::text AND reason = 'stale' ORDER BY client_ts",
+        (target.table, row_id),
     ).fetchall()
     expected = sorted((stamps[i], str(i)) for i in conflicts)
     if journal != expected:
@@ -211,7 +252,7 @@ def check_round(conn, rnd, row_id, stamps, writers, stats):
 
 
 def test_sync_upsert_never_lets_an_older_write_win():
-    violations, stats = race("inventory_sync.sync_upsert")
+    violations, stats = race(DEFAULT)
     print(f"\nsync_upsert, {ROUNDS} rounds x {WRITERS} writers: {stats}, {len(violations)} violations")
     assert violations == []
     # Both outcomes really happened: the rounds raced.
@@ -219,7 +260,7 @@ def test_sync_upsert_never_lets_an_older_write_win():
 
 
 def test_harness_catches_check_then_write():
-    violations, stats = race("race_test.check_then_write")
+    violations, stats = race(CHECK_THEN_WRITE_TARGET)
     print(
         f"\ncheck-then-write, {ROUNDS} rounds x {WRITERS} writers: {stats}, "
         f"{len(violations)} violations, e.g. {violations[-1:]}"
@@ -231,7 +272,21 @@ def test_harness_catches_check_then_write():
 
 
 def test_repeatable_read_surfaces_serialization_failures():
-    violations, stats = race("inventory_sync.sync_upsert", isolation="repeatable read", seed=2)
+    violations, stats = race(DEFAULT, isolation="repeatable read", seed=2)
     print(f"\nsync_upsert at REPEATABLE READ with retries on 40001: {stats}, {len(violations)} violations")
+    assert violations == []
+    assert stats["retries"] > 0, "no concurrent change surfaced as SQLSTATE 40001"
+
+
+def test_sync_upsert_in_never_lets_an_older_write_win():
+    violations, stats = race(TRACKED, seed=3)
+    print(f"\nsync_upsert_in, {ROUNDS} rounds x {WRITERS} writers: {stats}, {len(violations)} violations")
+    assert violations == []
+    assert stats["conflict"] > 0 and stats["applied"] > 0
+
+
+def test_sync_upsert_in_at_repeatable_read():
+    violations, stats = race(TRACKED, isolation="repeatable read", seed=4)
+    print(f"\nsync_upsert_in at REPEATABLE READ with retries on 40001: {stats}, {len(violations)} violations")
     assert violations == []
     assert stats["retries"] > 0, "no concurrent change surfaced as SQLSTATE 40001"
