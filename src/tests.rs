@@ -616,7 +616,17 @@ mod tests {
         exec("CREATE OPERATOR public.<= (LEFTARG = timestamptz, RIGHTARG = timestamptz, FUNCTION = public.evil_le)");
         exec("CREATE FUNCTION public.to_jsonb(anyelement) RETURNS jsonb LANGUAGE sql AS $$ SELECT '{\"hijacked\": true}'::jsonb $$");
         exec("CREATE FUNCTION public.jsonb_populate_record(anyelement, jsonb) RETURNS anyelement LANGUAGE sql AS $$ SELECT $1 $$");
+        exec("CREATE FUNCTION public.evil_text_eq(text, text) RETURNS boolean LANGUAGE sql AS $$ SELECT true $$");
+        exec("CREATE OPERATOR public.= (LEFTARG = text, RIGHTARG = text, FUNCTION = public.evil_text_eq)");
+        exec("CREATE TABLE public.skus (sku text PRIMARY KEY, qty integer, updated_at timestamptz)");
+        exec("SELECT inventory_sync.track('public.skus')");
+        upsert_in("skus", "A-1", r#"{"qty": 1}"#, "2024-03-01 10:05+00");
+        upsert_in("skus", "B-2", r#"{"qty": 2}"#, "2024-03-01 10:05+00");
         exec("SET search_path = public, pg_catalog");
+        let sku = upsert_in("skus", "A-1", r#"{"qty": 5}"#, "2024-03-01 10:00+00");
+        assert_eq!(sku["status"], "conflict");
+        assert_eq!(sku["server_data"], json!({"sku": "A-1", "qty": 1, "updated_at": "2024-03-01T10:05:00+00:00"}));
+        assert_eq!(upsert_in("skus", "B-2", r#"{"qty": 7}"#, "2024-03-01 10:10+00")["status"], "applied");
         let stale = upsert_in("products", P1, r#"{"stock": 8}"#, "2024-03-01 10:00+00");
         assert_eq!(stale["status"], "conflict");
         assert_eq!(stale["server_data"]["stock"], 10);
@@ -624,5 +634,6 @@ mod tests {
         assert_eq!(upsert_in("products", P1, r#"{"stock": 12}"#, "2024-03-01 10:10+00")["status"], "applied");
         exec("RESET search_path");
         assert_eq!(count("SELECT sum(stock)::bigint FROM products"), 111);
+        assert_eq!(json("SELECT jsonb_object_agg(sku, qty) FROM skus"), json!({"A-1": 1, "B-2": 7}));
     }
 }
