@@ -6,16 +6,24 @@ CREATE TABLE inventory_sync.inventory (
     id         bigint      PRIMARY KEY,
     data       jsonb       NOT NULL DEFAULT '{}'::jsonb
                CHECK (jsonb_typeof(data) = 'object'),
-    updated_at timestamptz NOT NULL
+    updated_at timestamptz NOT NULL,
+    deleted    boolean     NOT NULL DEFAULT false,
+    change_xid xid8        NOT NULL DEFAULT pg_current_xact_id(),
+    changed_at timestamptz NOT NULL DEFAULT now()
 );
+-- The pull feed walks changes in (transaction id, row) order.
+CREATE INDEX inventory_change_idx ON inventory_sync.inventory (change_xid, (id::text COLLATE "C"));
 
 CREATE TABLE inventory_sync.conflicts (
     row_id         text        NOT NULL,
     conflict_id    bigint      GENERATED ALWAYS AS IDENTITY,
     table_name     text        NOT NULL,
     reason         text        NOT NULL CHECK (reason IN ('stale', 'clock_skew')),
+    op             text        NOT NULL DEFAULT 'upsert' CHECK (op IN ('upsert', 'delete')),
     client_payload jsonb       NOT NULL,
     client_ts      timestamptz NOT NULL,
+    client_id      text,
+    mutation_id    text,
     server_data    jsonb,
     detected_at    timestamptz NOT NULL DEFAULT clock_timestamp(),
     db_user        name        NOT NULL DEFAULT current_user,
@@ -23,6 +31,12 @@ CREATE TABLE inventory_sync.conflicts (
 );
 
 CREATE INDEX conflicts_detected_at_idx ON inventory_sync.conflicts (detected_at);
+-- Every writer may add journal rows in its own name; reading the journal takes a GRANT.
+ALTER TABLE inventory_sync.conflicts ENABLE ROW LEVEL SECURITY;
+CREATE POLICY journal_as_oneself ON inventory_sync.conflicts FOR INSERT
+    WITH CHECK (db_user OPERATOR(pg_catalog.=) CURRENT_USER);
+CREATE POLICY journal_readable ON inventory_sync.conflicts FOR SELECT USING (true);
+GRANT INSERT ON inventory_sync.conflicts TO PUBLIC;
 
 COMMENT ON TABLE inventory_sync.inventory IS
     'The default synced table: one item per id, its fields in data, updated_at the client_ts of the write that produced the current state.';
@@ -30,6 +44,11 @@ COMMENT ON COLUMN inventory_sync.inventory.data IS
     'The item''s fields. Writes merge into it key by key; the reserved keys id and updated_at never land here.';
 COMMENT ON COLUMN inventory_sync.inventory.updated_at IS
     'client_ts of the write that produced the current state; the last-write-wins clock.';
+COMMENT ON COLUMN inventory_sync.inventory.deleted IS
+    'A tombstone: the item was deleted at updated_at. Kept so older writes still lose; removed by purge_tombstones().';
+COMMENT ON COLUMN inventory_sync.inventory.change_xid IS
+    'The transaction that last changed the row: the pull feed''s position.';
+COMMENT ON COLUMN inventory_sync.inventory.changed_at IS 'Server time of the last change.';
 COMMENT ON TABLE inventory_sync.conflicts IS
     'The journal: every write that was not applied, with what the client sent and what the server held.';
 COMMENT ON COLUMN inventory_sync.conflicts.row_id IS
@@ -37,7 +56,10 @@ COMMENT ON COLUMN inventory_sync.conflicts.row_id IS
 COMMENT ON COLUMN inventory_sync.conflicts.table_name IS 'The table the write was for, schema-qualified.';
 COMMENT ON COLUMN inventory_sync.conflicts.reason IS
     'stale: the stored row was newer; clock_skew: client_ts ran ahead of the server clock by more than inventory_sync.max_clock_skew.';
-COMMENT ON COLUMN inventory_sync.conflicts.client_payload IS 'The payload exactly as the client sent it.';
+COMMENT ON COLUMN inventory_sync.conflicts.op IS 'upsert or delete.';
+COMMENT ON COLUMN inventory_sync.conflicts.client_payload IS 'The payload exactly as the client sent it ({} for a delete).';
+COMMENT ON COLUMN inventory_sync.conflicts.client_id IS 'The device that sent the write, if it said.';
+COMMENT ON COLUMN inventory_sync.conflicts.mutation_id IS 'The write''s mutation id, if it had one.';
 COMMENT ON COLUMN inventory_sync.conflicts.client_ts IS 'The client''s timestamp for the write.';
 COMMENT ON COLUMN inventory_sync.conflicts.server_data IS
     'The row that won, as a client stores it (data plus id and updated_at); null when a rejected write had no row.';
@@ -83,6 +105,62 @@ GRANT SELECT ON inventory_sync.tracked_tables TO PUBLIC;
 COMMENT ON VIEW inventory_sync.tracked_tables IS
     'The tracked tables with their key and write-timestamp columns.';
 
+-- The change feed and tombstones of tracked tables: one row per (table, key), the latest change.
+-- A delete removes the application's row and leaves its tombstone here.
+CREATE TABLE inventory_sync.changes (
+    tbl        regclass    NOT NULL,
+    row_id     text        COLLATE "C" NOT NULL,
+    id         jsonb       NOT NULL,
+    op         text        NOT NULL CHECK (op IN ('upsert', 'delete')),
+    ts         timestamptz NOT NULL,
+    change_xid xid8        NOT NULL,
+    changed_at timestamptz NOT NULL,
+    PRIMARY KEY (row_id, tbl)
+);
+CREATE INDEX changes_feed_idx ON inventory_sync.changes (change_xid, (tbl::oid), row_id);
+-- Anyone may read the feed (pull also checks SELECT on each table); a change may be recorded
+-- only by a user who may write the table.
+ALTER TABLE inventory_sync.changes ENABLE ROW LEVEL SECURITY;
+CREATE POLICY changes_readable ON inventory_sync.changes FOR SELECT USING (true);
+CREATE POLICY changes_by_writers ON inventory_sync.changes FOR INSERT
+    WITH CHECK (pg_catalog.has_table_privilege(tbl, 'INSERT, UPDATE, DELETE'));
+CREATE POLICY changes_updated_by_writers ON inventory_sync.changes FOR UPDATE
+    USING (pg_catalog.has_table_privilege(tbl, 'INSERT, UPDATE, DELETE'))
+    WITH CHECK (pg_catalog.has_table_privilege(tbl, 'INSERT, UPDATE, DELETE'));
+GRANT SELECT, INSERT, UPDATE ON inventory_sync.changes TO PUBLIC;
+COMMENT ON TABLE inventory_sync.changes IS
+    'The latest change of each row of each tracked table (op delete: a tombstone), in the order the pull feed walks.';
+
+-- Mutations already applied, so a retried write is answered, not applied again. Keyed by the row
+-- first: a retry always names the same row, and the table can be distributed with the rows.
+CREATE TABLE inventory_sync.mutations (
+    row_id      text        COLLATE "C" NOT NULL,
+    tbl         regclass    NOT NULL,
+    client_id   text        NOT NULL,
+    mutation_id text        NOT NULL,
+    answer      jsonb,
+    applied_at  timestamptz NOT NULL DEFAULT now(),
+    db_user     name        NOT NULL DEFAULT current_user,
+    PRIMARY KEY (row_id, tbl, client_id, mutation_id)
+);
+CREATE INDEX mutations_applied_at_idx ON inventory_sync.mutations (applied_at);
+-- A database user sees and replays only the mutations it applied itself.
+ALTER TABLE inventory_sync.mutations ENABLE ROW LEVEL SECURITY;
+CREATE POLICY mutations_of_oneself ON inventory_sync.mutations
+    USING (db_user OPERATOR(pg_catalog.=) CURRENT_USER)
+    WITH CHECK (db_user OPERATOR(pg_catalog.=) CURRENT_USER);
+GRANT SELECT, INSERT, UPDATE ON inventory_sync.mutations TO PUBLIC;
+COMMENT ON TABLE inventory_sync.mutations IS
+    'Answers of writes that carried client_id and mutation_id, kept until purge_mutations() removes them.';
+
+-- The newest change a tombstone purge removed: a pull cursor from before it may have missed it.
+CREATE TABLE inventory_sync.purge_horizon (
+    single     boolean PRIMARY KEY DEFAULT true CHECK (single),
+    change_xid xid8    NOT NULL,
+    purged_at  timestamptz NOT NULL
+);
+GRANT SELECT ON inventory_sync.purge_horizon TO PUBLIC;
+
 -- A dropped table leaves tracking by itself, so its OID can never be mistaken for a later table.
 -- SECURITY DEFINER: when sql_drop fires, the table's pg_class row (which the catalog's policy
 -- consults) is already gone.
@@ -94,6 +172,11 @@ BEGIN
      WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
        AND d.objsubid OPERATOR(pg_catalog.=) 0
        AND t.tbl::pg_catalog.oid OPERATOR(pg_catalog.=) d.objid;
+    DELETE FROM inventory_sync.changes c
+     USING pg_catalog.pg_event_trigger_dropped_objects() d
+     WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+       AND d.objsubid OPERATOR(pg_catalog.=) 0
+       AND c.tbl::pg_catalog.oid OPERATOR(pg_catalog.=) d.objid;
 END
 $$;
 REVOKE ALL ON FUNCTION inventory_sync.forget_dropped_tables() FROM PUBLIC;

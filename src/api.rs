@@ -2,25 +2,70 @@
 //! and raise errors with their SQLSTATE. They run with the caller's rights (SECURITY INVOKER):
 //! table grants and row-level security apply.
 
-use std::cell::OnceCell;
+use std::cell::RefCell;
+use std::rc::Rc;
 
 use pgrx::datum::TimestampWithTimeZone;
 use pgrx::pg_sys::{self, PgOid};
 use pgrx::prelude::*;
-use pgrx::spi::SpiClient;
 
 use crate::catalog;
 use crate::convert;
-use crate::engine::{self, Param, Table, Write};
+use crate::engine::{self, Op, Param, Table, Write};
 use crate::error::SyncError;
 use crate::rules;
 use crate::sql;
 use crate::storage::Kept;
 use crate::types::{classify_id_key, Jsonb, Name, RegClass};
 
+/// The default table's statements, built on first use in this backend.
+struct Default {
+    table: Table,
+    upsert: Kept,
+    delete: Kept,
+}
+
 thread_local! {
-    /// The default table's statements, built on first use in this backend.
-    static DEFAULT: OnceCell<(Table, Kept)> = const { OnceCell::new() };
+    static DEFAULT: RefCell<Option<Rc<Default>>> = const { RefCell::new(None) };
+}
+
+/// The OID of `inventory_sync.inventory`, looked up on every call (two syscache probes), so a
+/// re-created extension is never confused with the one a backend first saw.
+fn default_table_oid() -> pg_sys::Oid {
+    // SAFETY: syscache lookups by name.
+    unsafe {
+        let nsp = pg_sys::get_namespace_oid(c"inventory_sync".as_ptr(), false);
+        pg_sys::get_relname_relid(c"inventory".as_ptr(), nsp)
+    }
+}
+
+/// The default table's statements; built again if the extension was dropped and created again
+/// in this backend (the table's OID changed).
+fn default_table() -> Rc<Default> {
+    let oid = default_table_oid();
+    DEFAULT.with(|cell| {
+        let mut cell = cell.borrow_mut();
+        match &*cell {
+            Some(d) if d.table.oid == oid => d.clone(),
+            _ => {
+                let int8 = PgOid::from_untagged(pg_sys::INT8OID);
+                let jsonb = PgOid::from_untagged(pg_sys::JSONBOID);
+                let ts = PgOid::from_untagged(pg_sys::TIMESTAMPTZOID);
+                let d = Rc::new(Default {
+                    table: Table::new(
+                        sql::DEFAULT_TABLE.to_string(),
+                        oid,
+                        pg_sys::INT8OID,
+                        sql::DEFAULT_SERVER_ROW,
+                    ),
+                    upsert: Kept::new(sql::default_upsert(), vec![int8, jsonb, ts]),
+                    delete: Kept::new(sql::default_delete(), vec![int8, ts]),
+                });
+                *cell = Some(d.clone());
+                d
+            }
+        }
+    })
 }
 
 /// Write one item of `inventory_sync.inventory` with last-write-wins, atomically.
@@ -32,45 +77,84 @@ thread_local! {
 ///   `updated_at` becomes `client_ts`; answers `applied` with `"created": false`;
 /// - `client_ts` beyond `now()` + `inventory_sync.max_clock_skew`: journaled, not applied;
 ///   answers `{"status": "rejected", "reason": "clock_skew", …}`.
+///
+/// With `client_id` and `mutation_id`, a repeated call answers the first answer again with
+/// `"duplicate": true` and applies nothing.
 #[pg_extern(volatile, parallel_unsafe)]
 fn sync_upsert(
     id: Option<i64>,
     payload: Option<Jsonb>,
     client_ts: Option<TimestampWithTimeZone>,
+    client_id: default!(Option<String>, "NULL"),
+    mutation_id: default!(Option<String>, "NULL"),
 ) -> Jsonb {
-    upsert_default(id, payload, client_ts).unwrap_or_else(|e| e.raise())
+    upsert_default(id, payload, client_ts, client_id, mutation_id).unwrap_or_else(|e| e.raise())
 }
 
-fn upsert_default(
+pub fn upsert_default(
     id: Option<i64>,
     payload: Option<Jsonb>,
     client_ts: Option<TimestampWithTimeZone>,
+    client_id: Option<String>,
+    mutation_id: Option<String>,
 ) -> Result<Jsonb, SyncError> {
     let id = id.ok_or(SyncError::NullArgument("id"))?;
-    let (payload, client_ts) = engine::check_write(payload, client_ts)?;
+    let (payload, client_ts) = engine::check_write(payload, client_ts, &client_id, &mutation_id)?;
     let (kind, text) = payload.id_key();
     rules::check_id_key(id, classify_id_key(kind.as_deref(), text.as_deref()))?;
-    let write = Write {
+    let write = default_write(Op::Upsert, id, payload, client_ts, client_id, mutation_id);
+    let d = default_table();
+    Spi::connect_mut(|client| {
+        let args = [id.into(), payload.into(), client_ts.into()];
+        engine::decide(client, &d.table, &write, |client| Ok(d.upsert.run(client, &args)))
+    })
+}
+
+fn default_write(
+    op: Op,
+    id: i64,
+    payload: Jsonb,
+    client_ts: TimestampWithTimeZone,
+    client_id: Option<String>,
+    mutation_id: Option<String>,
+) -> Write {
+    Write {
+        op,
         key: Param { datum: Some(pg_sys::Datum::from(id)), oid: pg_sys::INT8OID },
+        row_id: id.to_string(),
         payload,
         client_ts,
-    };
+        client_id,
+        mutation_id,
+    }
+}
+
+/// Delete one item of `inventory_sync.inventory` with last-write-wins: the row becomes a
+/// tombstone (`"deleted": true`), so that older writes arriving later get a conflict showing the
+/// item as deleted. A delete older than the stored row is a conflict and removes nothing.
+#[pg_extern(volatile, parallel_unsafe)]
+fn sync_delete(
+    id: Option<i64>,
+    client_ts: Option<TimestampWithTimeZone>,
+    client_id: default!(Option<String>, "NULL"),
+    mutation_id: default!(Option<String>, "NULL"),
+) -> Jsonb {
+    delete_default(id, client_ts, client_id, mutation_id).unwrap_or_else(|e| e.raise())
+}
+
+pub fn delete_default(
+    id: Option<i64>,
+    client_ts: Option<TimestampWithTimeZone>,
+    client_id: Option<String>,
+    mutation_id: Option<String>,
+) -> Result<Jsonb, SyncError> {
+    let id = id.ok_or(SyncError::NullArgument("id"))?;
+    let client_ts = engine::check_common(client_ts, &client_id, &mutation_id)?;
+    let write = default_write(Op::Delete, id, Jsonb::empty_object(), client_ts, client_id, mutation_id);
+    let d = default_table();
     Spi::connect_mut(|client| {
-        DEFAULT.with(|default| {
-            let (table, upsert) = default.get_or_init(|| {
-                let table = Table::new(
-                    sql::DEFAULT_TABLE.to_string(),
-                    "id",
-                    pg_sys::INT8OID,
-                    sql::DEFAULT_SERVER_ROW,
-                );
-                let types = [pg_sys::INT8OID, pg_sys::JSONBOID, pg_sys::TIMESTAMPTZOID];
-                let upsert = Kept::new(sql::default_upsert(), types.map(PgOid::from_untagged).to_vec());
-                (table, upsert)
-            });
-            let args = [id.into(), payload.into(), client_ts.into()];
-            engine::decide(client, table, &write, |client| Ok(upsert.run(client, &args)))
-        })
+        let args = [id.into(), client_ts.into()];
+        engine::decide(client, &d.table, &write, |client| Ok(d.delete.run(client, &args)))
     })
 }
 
@@ -81,37 +165,84 @@ fn upsert_default(
 #[pg_extern(volatile, parallel_unsafe)]
 fn sync_upsert_in(
     tbl: Option<RegClass>,
-    id: Option<&str>,
+    id: Option<String>,
     payload: Option<Jsonb>,
     client_ts: Option<TimestampWithTimeZone>,
+    client_id: default!(Option<String>, "NULL"),
+    mutation_id: default!(Option<String>, "NULL"),
 ) -> Jsonb {
-    upsert_tracked(tbl, id, payload, client_ts).unwrap_or_else(|e| e.raise())
+    upsert_tracked(tbl, id, payload, client_ts, client_id, mutation_id).unwrap_or_else(|e| e.raise())
 }
 
-fn upsert_tracked(
+pub fn upsert_tracked(
     tbl: Option<RegClass>,
-    id: Option<&str>,
+    id: Option<String>,
     payload: Option<Jsonb>,
     client_ts: Option<TimestampWithTimeZone>,
+    client_id: Option<String>,
+    mutation_id: Option<String>,
 ) -> Result<Jsonb, SyncError> {
     let tbl = tbl.ok_or(SyncError::NullArgument("tbl"))?;
     let id = id.ok_or(SyncError::NullArgument("id"))?;
-    let (payload, client_ts) = engine::check_write(payload, client_ts)?;
-    Spi::connect_mut(|client| write_tracked(client, tbl, id, payload, client_ts))
+    let (payload, client_ts) = engine::check_write(payload, client_ts, &client_id, &mutation_id)?;
+    Spi::connect_mut(|client| {
+        let tracked = catalog::get(client, tbl.0)?;
+        let (key, row_id) = tracked_key(&tracked, &id)?;
+        let values = tracked_values(&tracked, &id, key, payload)?;
+        let write = Write { op: Op::Upsert, key, row_id, payload, client_ts, client_id, mutation_id };
+        engine::decide(client, &tracked.table, &write, |client| tracked.upsert(client, &write, &values))
+    })
 }
 
-fn write_tracked(
-    client: &mut SpiClient<'_>,
-    tbl: RegClass,
-    id: &str,
-    payload: Jsonb,
-    client_ts: TimestampWithTimeZone,
-) -> Result<Jsonb, SyncError> {
-    let tracked = catalog::get(client, tbl.0)?;
-    let table = &tracked.table.name;
-    let key_col = &tracked.columns[tracked.key];
-    let key = convert::to_datum(Some(id), key_col.typid, key_col.typmod, &key_col.name, table)?;
+/// Delete one row of a tracked table with last-write-wins: the row is deleted and its tombstone
+/// kept in `inventory_sync.changes`, so that older writes arriving later get a conflict showing
+/// the row as deleted.
+#[pg_extern(volatile, parallel_unsafe)]
+fn sync_delete_in(
+    tbl: Option<RegClass>,
+    id: Option<String>,
+    client_ts: Option<TimestampWithTimeZone>,
+    client_id: default!(Option<String>, "NULL"),
+    mutation_id: default!(Option<String>, "NULL"),
+) -> Jsonb {
+    delete_tracked(tbl, id, client_ts, client_id, mutation_id).unwrap_or_else(|e| e.raise())
+}
 
+pub fn delete_tracked(
+    tbl: Option<RegClass>,
+    id: Option<String>,
+    client_ts: Option<TimestampWithTimeZone>,
+    client_id: Option<String>,
+    mutation_id: Option<String>,
+) -> Result<Jsonb, SyncError> {
+    let tbl = tbl.ok_or(SyncError::NullArgument("tbl"))?;
+    let id = id.ok_or(SyncError::NullArgument("id"))?;
+    let client_ts = engine::check_common(client_ts, &client_id, &mutation_id)?;
+    Spi::connect_mut(|client| {
+        let tracked = catalog::get(client, tbl.0)?;
+        let (key, row_id) = tracked_key(&tracked, &id)?;
+        let payload = Jsonb::empty_object();
+        let write = Write { op: Op::Delete, key, row_id, payload, client_ts, client_id, mutation_id };
+        engine::decide(client, &tracked.table, &write, |client| tracked.delete(client, &write))
+    })
+}
+
+/// The `id` argument as a value of the key column's type, and its canonical text.
+fn tracked_key(tracked: &catalog::Tracked, id: &str) -> Result<(Param, String), SyncError> {
+    let col = &tracked.columns[tracked.key];
+    let datum = convert::to_datum(Some(id), col.typid, col.typmod, &col.name, &tracked.table.name)?
+        .expect("a non-null input gave a null key");
+    Ok((Param { datum: Some(datum), oid: col.typid }, convert::canonical_text(datum, col.typid)))
+}
+
+/// The payload's values, converted to their columns' types, by column position (ascending).
+fn tracked_values(
+    tracked: &catalog::Tracked,
+    id: &str,
+    key: Param,
+    payload: Jsonb,
+) -> Result<Vec<(usize, Param)>, SyncError> {
+    let table = &tracked.table.name;
     let serde_json::Value::Object(fields) = payload.to_value() else {
         unreachable!("check_write accepted a payload that is not an object")
     };
@@ -124,7 +255,7 @@ fn write_tracked(
         let text = convert::input_text(value, col.shape);
         if pos == tracked.key {
             // The key may repeat the id argument (clients send whole records), never differ.
-            let same = match (&text, key) {
+            let same = match (&text, key.datum) {
                 (Some(t), Some(k)) => {
                     let given = convert::to_datum(Some(t), col.typid, col.typmod, &col.name, table)?;
                     given.map(|g| convert::canonical_text(g, col.typid))
@@ -151,14 +282,7 @@ fn write_tracked(
         values.push((pos, Param { datum, oid: col.typid }));
     }
     values.sort_by_key(|(pos, _)| *pos);
-    let positions: Vec<usize> = values.iter().map(|(pos, _)| *pos).collect();
-
-    let write = Write { key: Param { datum: key, oid: key_col.typid }, payload, client_ts };
-    let mut args = Vec::with_capacity(values.len() + 2);
-    args.push(write.key.bind());
-    args.push(client_ts.into());
-    args.extend(values.iter().map(|(_, p)| p.bind()));
-    engine::decide(client, &tracked.table, &write, |client| tracked.write(client, &positions, &args))
+    Ok(values)
 }
 
 /// Put an existing table under sync. It needs a single-column primary key (bigint, integer, uuid

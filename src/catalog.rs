@@ -14,10 +14,10 @@ use std::rc::Rc;
 
 use pgrx::datum::DatumWithOid;
 use pgrx::pg_sys::{self, PgOid};
-use pgrx::spi::{quote_identifier, quote_qualified_identifier, SpiClient};
+use pgrx::spi::{quote_identifier, quote_literal, quote_qualified_identifier, SpiClient};
 
 use crate::convert::Shape;
-use crate::engine::Table;
+use crate::engine::{Param, Table, Write};
 use crate::error::SyncError;
 use crate::sql;
 use crate::storage::Kept;
@@ -122,6 +122,9 @@ pub struct Tracked {
     pub key: usize,
     pub ts: usize,
     lock: Kept,
+    delete: Kept,
+    tombstone: Kept,
+    record: Kept,
     writes: RefCell<HashMap<Vec<usize>, Rc<Writes>>>,
 }
 
@@ -155,21 +158,56 @@ impl Tracked {
         writes
     }
 
-    /// Apply a write of `columns` (positions, ascending) with `args` (`$1` key, `$2` client_ts,
-    /// then the columns' values): update the row if it is not newer; else lock it and look; insert
-    /// it only when there is none, since an insert of a partial row fails its NOT NULL checks even
-    /// when the row exists. None: the stored row is newer (and now locked by us), or the caller
-    /// cannot see it under row-level security.
-    pub fn write(
+    /// Serialize the writes of this function to one row: a transaction-level advisory lock on
+    /// (table, key), so that an upsert and a delete of a row that does not exist yet cannot both
+    /// go ahead. Collisions of the 32-bit key hash only serialize unrelated rows a little.
+    fn lock_key(&self, row_id: &str) {
+        let hash = row_id.bytes().fold(0x811c_9dc5_u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
+        // SAFETY: pg_advisory_xact_lock(int4, int4) with two int4 datums.
+        unsafe {
+            pgrx::fcinfo::direct_function_call_as_datum(
+                pg_sys::pg_advisory_xact_lock_int4,
+                &[Some(pg_sys::Datum::from(self.table.oid.to_u32() as i32)), Some(pg_sys::Datum::from(hash as i32))],
+            );
+        }
+    }
+
+    fn record(&self, client: &mut SpiClient<'_>, write: &Write) -> Jsonb {
+        let args = [write.key.bind(), write.client_ts.into(), write.op.as_str().into()];
+        self.record.run::<Jsonb>(client, &args).expect("inventory_sync: recording a change answered no row")
+    }
+
+    /// Whether row-level security applies to the current user on this table (it depends on the
+    /// user, so it is asked on every call).
+    fn rls(&self) -> bool {
+        // SAFETY: catalog lookups for the table and the current user.
+        let result = unsafe { pg_sys::check_enable_rls(self.table.oid, pg_sys::InvalidOid, true) };
+        result == pg_sys::CheckEnableRlsResult::RLS_ENABLED as i32
+    }
+
+    /// Apply an upsert of `columns` (positions, ascending) with `args` (`$1` key, `$2` client_ts,
+    /// then the columns' values): update the row if it is not newer; else lock it and look; if
+    /// there is none, let a newer tombstone win, else insert (an insert of a partial row fails
+    /// its NOT NULL checks even when the row exists, so it comes last). None: the stored row or
+    /// tombstone is newer (and now locked by us), or the caller cannot see the row under
+    /// row-level security.
+    pub fn upsert(
         &self,
         client: &mut SpiClient<'_>,
-        columns: &[usize],
-        args: &[DatumWithOid<'_>],
+        write: &Write,
+        values: &[(usize, Param)],
     ) -> Result<Option<Jsonb>, SyncError> {
-        let writes = self.writes_for(columns);
+        self.lock_key(&write.row_id);
+        let columns: Vec<usize> = values.iter().map(|(pos, _)| *pos).collect();
+        let writes = self.writes_for(&columns);
+        let mut args = Vec::with_capacity(values.len() + 2);
+        args.push(write.key.bind());
+        args.push(write.client_ts.into());
+        args.extend(values.iter().map(|(_, p)| p.bind()));
         let mut unseen = 0;
         for _ in 0..MAX_ROUNDS {
-            if let Some(answer) = writes.update.run::<Jsonb>(client, args) {
+            if let Some(answer) = writes.update.run::<Jsonb>(client, &args) {
+                self.record(client, write);
                 return Ok(Some(answer));
             }
             match self.lock.run::<bool>(client, &args[..2]) {
@@ -180,15 +218,46 @@ impl Tracked {
                 Some(true) => continue,
                 None => {}
             }
-            if let Some(answer) = writes.insert.run::<Jsonb>(client, args) {
+            if self.tombstone.run::<bool>(client, &args[..2]) == Some(false) {
+                return Ok(None);
+            }
+            if let Some(answer) = writes.insert.run::<Jsonb>(client, &args) {
+                self.record(client, write);
                 return Ok(Some(answer));
             }
-            // The insert met a row the lock did not see: inserted concurrently (the next round
-            // sees it), or hidden from the caller by row-level security (every round misses).
+            // The insert met a row the lock did not see: inserted outside sync functions since
+            // (the next round sees it), or hidden from the caller by row-level security (every
+            // round misses).
             unseen += 1;
             if unseen == 2 {
                 return Ok(None);
             }
+        }
+        Err(SyncError::Unsettled { table: self.table.name.clone(), rounds: MAX_ROUNDS })
+    }
+
+    /// Apply a delete (`$1` key, `$2` client_ts): delete the row if it is not newer and leave a
+    /// tombstone; with no row, leave (or move forward) a tombstone so that an older write
+    /// arriving later still loses. Under row-level security a row the caller cannot see looks
+    /// like no row, so there a missing row is a conflict instead: no tombstone is left for a
+    /// row that may exist.
+    pub fn delete(&self, client: &mut SpiClient<'_>, write: &Write) -> Result<Option<Jsonb>, SyncError> {
+        self.lock_key(&write.row_id);
+        let args = [write.key.bind(), write.client_ts.into()];
+        for _ in 0..MAX_ROUNDS {
+            if let Some(answer) = self.delete.run::<Jsonb>(client, &args) {
+                self.record(client, write);
+                return Ok(Some(answer));
+            }
+            match self.lock.run::<bool>(client, &args) {
+                Some(false) => return Ok(None),
+                Some(true) => continue,
+                None => {}
+            }
+            if self.rls() || self.tombstone.run::<bool>(client, &args) == Some(false) {
+                return Ok(None);
+            }
+            return Ok(Some(self.record(client, write)));
         }
         Err(SyncError::Unsettled { table: self.table.name.clone(), rounds: MAX_ROUNDS })
     }
@@ -340,12 +409,29 @@ fn load(client: &SpiClient<'_>, relid: pg_sys::Oid) -> Result<Tracked, SyncError
                 why: format!("{}.", capitalized(&other.to_string())),
             },
         })?;
-    let lock = Kept::new(
-        sql::tracked_lock(&name, &columns[key].quoted, &columns[ts].quoted),
-        vec![PgOid::from_untagged(columns[key].typid), PgOid::from_untagged(pg_sys::TIMESTAMPTZOID)],
+    let (k, t) = (&columns[key], &columns[ts]);
+    let key_ts = vec![PgOid::from_untagged(k.typid), PgOid::from_untagged(pg_sys::TIMESTAMPTZOID)];
+    let mut key_ts_op = key_ts.clone();
+    key_ts_op.push(PgOid::from_untagged(pg_sys::TEXTOID));
+    let oid = relid.to_u32();
+    let server_row = sql::tracked_server_row(
+        &name,
+        oid,
+        &k.quoted,
+        &quote_literal(&k.name),
+        &quote_literal(&t.name),
     );
-    let table = Table::new(name, &columns[key].quoted, columns[key].typid, sql::TRACKED_SERVER_ROW);
-    Ok(Tracked { table, columns, key, ts, lock, writes: RefCell::new(HashMap::new()) })
+    Ok(Tracked {
+        lock: Kept::new(sql::tracked_lock(&name, &k.quoted, &t.quoted), key_ts.clone()),
+        delete: Kept::new(sql::tracked_delete(&name, &k.quoted, &t.quoted), key_ts.clone()),
+        tombstone: Kept::new(sql::tracked_tombstone(oid), key_ts),
+        record: Kept::new(sql::tracked_record(oid), key_ts_op),
+        table: Table::new(name, relid, k.typid, &server_row),
+        columns,
+        key,
+        ts,
+        writes: RefCell::new(HashMap::new()),
+    })
 }
 
 fn capitalized(s: &str) -> String {

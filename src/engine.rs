@@ -16,6 +16,7 @@ use crate::storage::Kept;
 const JSONB: PgOid = PgOid::BuiltIn(pg_sys::BuiltinOid::JSONBOID);
 const TIMESTAMPTZ: PgOid = PgOid::BuiltIn(pg_sys::BuiltinOid::TIMESTAMPTZOID);
 const TEXT: PgOid = PgOid::BuiltIn(pg_sys::BuiltinOid::TEXTOID);
+const OID: PgOid = PgOid::BuiltIn(pg_sys::BuiltinOid::OIDOID);
 const INTEGER: PgOid = PgOid::BuiltIn(pg_sys::BuiltinOid::INT4OID);
 const FLOAT8: PgOid = PgOid::BuiltIn(pg_sys::BuiltinOid::FLOAT8OID);
 
@@ -36,43 +37,68 @@ impl Param {
     }
 }
 
-/// What the conflict and rejection paths need of a table: its name for the journal and the two
-/// statements, built by `sql::conflict` and `sql::reject` for its key and row shape.
+/// What a write does to its row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Upsert,
+    Delete,
+}
+
+impl Op {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Op::Upsert => "upsert",
+            Op::Delete => "delete",
+        }
+    }
+}
+
+/// What the conflict and rejection paths need of a table: its name for the journal, its OID for
+/// the mutation log, and the two statements, built by `sql::conflict` and `sql::reject` for its
+/// key type and row shape.
 pub struct Table {
     pub name: String,
+    pub oid: pg_sys::Oid,
     conflict: Kept,
     reject: Kept,
 }
 
 impl Table {
-    /// `name` quoted and schema-qualified; `key` the quoted key column of type `key_type`;
-    /// `server_row` the SQL expression for the row as a client stores it.
-    pub fn new(name: String, key: &str, key_type: pg_sys::Oid, server_row: &str) -> Self {
-        let common = vec![PgOid::from_untagged(key_type), JSONB, TIMESTAMPTZ, TEXT];
+    /// `name` quoted and schema-qualified; `key_type` the key column's type; `server_row` the
+    /// SELECT giving the stored row (or tombstone) as a client stores it, keyed by `$1`.
+    pub fn new(name: String, oid: pg_sys::Oid, key_type: pg_sys::Oid, server_row: &str) -> Self {
+        let common = vec![PgOid::from_untagged(key_type), JSONB, TIMESTAMPTZ, TEXT, TEXT, TEXT, TEXT];
         let mut reject_types = common.clone();
         reject_types.extend([INTEGER, FLOAT8]);
         Table {
-            conflict: Kept::new(sql::conflict(&name, key, server_row), common),
-            reject: Kept::new(sql::reject(&name, key, server_row), reject_types),
+            conflict: Kept::new(sql::conflict(server_row), common),
+            reject: Kept::new(sql::reject(server_row), reject_types),
             name,
+            oid,
         }
     }
 }
 
 /// One client write, checked.
 pub struct Write {
+    pub op: Op,
     pub key: Param,
+    /// The key's canonical text: the journal's and the mutation log's row id.
+    pub row_id: String,
+    /// The payload as sent (`{}` for a delete).
     pub payload: Jsonb,
     pub client_ts: TimestampWithTimeZone,
+    pub client_id: Option<String>,
+    pub mutation_id: Option<String>,
 }
 
-/// The checks every write gets: payload and client_ts present, client_ts finite, payload an
-/// object.
-pub fn check_write(
-    payload: Option<Jsonb>,
+/// The checks every write gets: client_ts present and finite; a mutation id only with a client
+/// id.
+pub fn check_common(
     client_ts: Option<TimestampWithTimeZone>,
-) -> Result<(Jsonb, TimestampWithTimeZone), SyncError> {
-    let payload = payload.ok_or(SyncError::NullArgument("payload"))?;
+    client_id: &Option<String>,
+    mutation_id: &Option<String>,
+) -> Result<TimestampWithTimeZone, SyncError> {
     let client_ts = client_ts.ok_or(SyncError::NullArgument("client_ts"))?;
     if client_ts.is_infinity() {
         return Err(SyncError::InfiniteTimestamp { value: "infinity" });
@@ -80,40 +106,96 @@ pub fn check_write(
     if client_ts.is_neg_infinity() {
         return Err(SyncError::InfiniteTimestamp { value: "-infinity" });
     }
+    if mutation_id.is_some() && client_id.is_none() {
+        return Err(SyncError::MutationWithoutClient);
+    }
+    Ok(client_ts)
+}
+
+/// The checks every upsert gets: those of `check_common`, and a payload that is an object.
+pub fn check_write(
+    payload: Option<Jsonb>,
+    client_ts: Option<TimestampWithTimeZone>,
+    client_id: &Option<String>,
+    mutation_id: &Option<String>,
+) -> Result<(Jsonb, TimestampWithTimeZone), SyncError> {
+    let payload = payload.ok_or(SyncError::NullArgument("payload"))?;
+    let client_ts = check_common(client_ts, client_id, mutation_id)?;
     rules::check_payload_kind(&payload.kind())?;
     Ok((payload, client_ts))
 }
 
-/// Decide one checked write: rejected (clock skew), applied (by `upsert`, which answers None when
-/// the stored row is newer and leaves it locked), or a journaled conflict. Everything runs in the
-/// caller's transaction.
+thread_local! {
+    static CLAIM: Kept = Kept::new(sql::MUTATION_CLAIM.into(), vec![TEXT, OID, TEXT, TEXT]);
+    static REPLAY: Kept = Kept::new(sql::MUTATION_REPLAY.into(), vec![TEXT, OID, TEXT, TEXT]);
+    static REMEMBER: Kept = Kept::new(sql::MUTATION_REMEMBER.into(), vec![TEXT, OID, TEXT, TEXT, JSONB]);
+}
+
+/// Decide one checked write: rejected (clock skew), applied (by `apply`, which answers None when
+/// the stored row is newer and leaves it locked), or a journaled conflict. A write with a
+/// client_id and mutation_id is decided once: a repeat gets the first answer, marked
+/// `"duplicate": true`. Everything runs in the caller's transaction.
 pub fn decide(
     client: &mut SpiClient<'_>,
     table: &Table,
     write: &Write,
-    upsert: impl FnOnce(&mut SpiClient<'_>) -> Result<Option<Jsonb>, SyncError>,
+    apply: impl FnOnce(&mut SpiClient<'_>) -> Result<Option<Jsonb>, SyncError>,
+) -> Result<Jsonb, SyncError> {
+    let (Some(client_id), Some(mutation_id)) = (&write.client_id, &write.mutation_id) else {
+        return decide_once(client, table, write, apply);
+    };
+    let ids = || -> [DatumWithOid<'_>; 4] {
+        [
+            write.row_id.as_str().into(),
+            table.oid.into(),
+            client_id.as_str().into(),
+            mutation_id.as_str().into(),
+        ]
+    };
+    // Claiming first makes a concurrent retry wait for this one and then see its answer.
+    if CLAIM.with(|k| k.run::<bool>(client, &ids())).is_none() {
+        // Claimed before: by this user (its answer is replayed) or by another database user
+        // (whose answers this user may not read).
+        return REPLAY.with(|k| k.run::<Jsonb>(client, &ids())).ok_or_else(|| {
+            SyncError::MutationOfOtherUser { client_id: client_id.clone(), mutation_id: mutation_id.clone() }
+        });
+    }
+    let answer = decide_once(client, table, write, apply)?;
+    let [a, b, c, d] = ids();
+    REMEMBER.with(|k| k.run::<bool>(client, &[a, b, c, d, answer.into()]));
+    Ok(answer)
+}
+
+fn decide_once(
+    client: &mut SpiClient<'_>,
+    table: &Table,
+    write: &Write,
+    apply: impl FnOnce(&mut SpiClient<'_>) -> Result<Option<Jsonb>, SyncError>,
 ) -> Result<Jsonb, SyncError> {
     let max_skew = settings::MAX_CLOCK_SKEW.get();
     // SAFETY: plain read of the current transaction's start time, i.e. now().
     let now = unsafe { pg_sys::GetCurrentTransactionStartTimestamp() };
-    let common = || {
+    let common = || -> [DatumWithOid<'_>; 7] {
         [
             write.key.bind(),
             write.payload.into(),
             write.client_ts.into(),
             table.name.as_str().into(),
+            write.op.as_str().into(),
+            write.client_id.as_deref().into(),
+            write.mutation_id.as_deref().into(),
         ]
     };
     match rules::check_clock_skew(write.client_ts.into_inner(), now, max_skew) {
         Skew::Reject { ahead_by_micros } => {
             let ahead = ahead_by_micros as f64 / rules::MICROS_PER_SECOND as f64;
-            let [a, b, c, d] = common();
+            let [a, b, c, d, e, f, g] = common();
             Ok(table
                 .reject
-                .run(client, &[a, b, c, d, max_skew.into(), ahead.into()])
+                .run(client, &[a, b, c, d, e, f, g, max_skew.into(), ahead.into()])
                 .expect("inventory_sync: the rejection statement answered no row"))
         }
-        Skew::Accept => match upsert(client)? {
+        Skew::Accept => match apply(client)? {
             Some(applied) => Ok(applied),
             None => Ok(table
                 .conflict

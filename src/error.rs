@@ -79,6 +79,14 @@ pub enum SyncError {
     #[error("column \"{column}\" of table {table} cannot be the write-timestamp column")]
     BadTimestampColumn { column: String, table: String, why: String },
 
+    /// A mutation_id without the client_id that scopes it.
+    #[error("mutation_id requires client_id")]
+    MutationWithoutClient,
+
+    /// A retried mutation that another database user applied.
+    #[error("mutation \"{mutation_id}\" of client \"{client_id}\" was applied by another database user")]
+    MutationOfOtherUser { client_id: String, mutation_id: String },
+
     /// Concurrent inserts and deletes of the same row kept a write from settling.
     #[error("could not settle the write to table {table} after {rounds} attempts")]
     Unsettled { table: String, rounds: usize },
@@ -93,6 +101,7 @@ impl SyncError {
         match self {
             SyncError::NullArgument(_) => PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
             SyncError::PayloadNotObject { .. }
+            | SyncError::MutationWithoutClient
             | SyncError::IdMismatch { .. }
             | SyncError::TimestampKey { .. } => PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
             SyncError::InfiniteTimestamp { .. } => {
@@ -110,7 +119,9 @@ impl SyncError {
             SyncError::NotATable { .. } | SyncError::OwnTable { .. } => {
                 PgSqlErrorCode::ERRCODE_WRONG_OBJECT_TYPE
             }
-            SyncError::NotOwner { .. } => PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            SyncError::NotOwner { .. } | SyncError::MutationOfOtherUser { .. } => {
+                PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE
+            }
             SyncError::NoSingleKey { .. } => PgSqlErrorCode::ERRCODE_INVALID_TABLE_DEFINITION,
             SyncError::KeyType { .. } | SyncError::BadTimestampColumn { .. } => {
                 PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH
@@ -179,6 +190,9 @@ impl SyncError {
                 Some("Restore the column, or untrack the table and track it again.")
             }
             SyncError::Unsettled { .. } => Some("Retry the transaction."),
+            SyncError::MutationWithoutClient => {
+                Some("Mutation ids are unique per device: send the device's client_id too.")
+            }
             _ => None,
         }
     }
@@ -226,6 +240,9 @@ mod unit {
                 why: "It is of type date.".into(),
             },
             SyncError::TrackingBroken { table: "public.t".into(), why: "Its key was dropped.".into() },
+            SyncError::MutationWithoutClient,
+            SyncError::MutationOfOtherUser { client_id: "c".into(), mutation_id: "m".into() },
+            SyncError::Unsettled { table: "public.t".into(), rounds: 10 },
         ];
         for e in all {
             let msg = e.to_string();

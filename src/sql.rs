@@ -6,18 +6,37 @@
 //! user creates in another schema are never picked up, whatever the caller's `search_path`.
 //!
 //! Parameters shared by the conflict and rejection statements: `$1` the key (typed as the key
-//! column), `$2` the payload as sent, `$3` client_ts, `$4` the table's qualified name.
+//! column), `$2` the payload as sent, `$3` client_ts, `$4` the table's qualified name, `$5` the
+//! operation (`upsert` or `delete`), `$6` client_id, `$7` mutation_id.
 
 /// The default table, `inventory_sync.inventory`.
 pub const DEFAULT_TABLE: &str = "inventory_sync.inventory";
 
-/// The stored row as a client stores it, for the default table: the fields of `data` plus `id`
-/// and `updated_at`.
-pub const DEFAULT_SERVER_ROW: &str = "s.data OPERATOR(pg_catalog.||) \
-     pg_catalog.jsonb_build_object('id', s.id, 'updated_at', s.updated_at)";
+/// Collation of row ids in the change feed: bytewise, the same in every database.
+const C: &str = "pg_catalog.\"C\"";
 
-/// The stored row as a client stores it, for a tracked table: every column.
-pub const TRACKED_SERVER_ROW: &str = "pg_catalog.to_jsonb(s.*)";
+/// The default table's stored row as a client stores it: the fields of `data` plus `id` and
+/// `updated_at`; a tombstone shows `"deleted": true` instead of fields.
+pub const DEFAULT_SERVER_ROW: &str = "SELECT CASE WHEN s.deleted \
+       THEN pg_catalog.jsonb_build_object('id', s.id, 'updated_at', s.updated_at, 'deleted', true) \
+       ELSE s.data OPERATOR(pg_catalog.||) \
+            pg_catalog.jsonb_build_object('id', s.id, 'updated_at', s.updated_at) END AS data \
+  FROM inventory_sync.inventory s WHERE s.id OPERATOR(pg_catalog.=) $1";
+
+/// A tracked table's stored row as a client stores it: every column; or, if the row was
+/// deleted, its tombstone: the key and timestamp columns and `"deleted": true`. `key_name` and
+/// `ts_name` are the columns' names as SQL literals.
+pub fn tracked_server_row(table: &str, oid: u32, key: &str, key_name: &str, ts_name: &str) -> String {
+    format!(
+        "SELECT pg_catalog.to_jsonb(s.*) AS data FROM {table} s WHERE s.{key} OPERATOR(pg_catalog.=) $1 \
+         UNION ALL \
+         SELECT pg_catalog.jsonb_build_object({key_name}, c.id, {ts_name}, c.ts, 'deleted', true) \
+           FROM inventory_sync.changes c \
+          WHERE c.row_id OPERATOR(pg_catalog.=) ($1::pg_catalog.text COLLATE {C}) \
+            AND c.tbl::pg_catalog.oid OPERATOR(pg_catalog.=) {oid}::pg_catalog.oid \
+            AND c.op OPERATOR(pg_catalog.=) 'delete'"
+    )
+}
 
 /// The `applied` answer, from the row version the statement wrote; `created` is an SQL boolean
 /// expression.
@@ -35,25 +54,43 @@ fn returning_applied(key: &str, ts: &str, created: &str) -> String {
 /// committed version (waiting for a concurrent writer to finish first), so no interleaving lets
 /// an older `client_ts` overwrite a newer one. When the `WHERE` fails, nothing is returned and
 /// the row stays locked until the transaction ends. `xmax = 0` tells a fresh insert from an
-/// update: the updated row version carries the lock `ON CONFLICT` took.
+/// update: the updated row version carries the lock `ON CONFLICT` took. A write newer than a
+/// tombstone brings the item back with just the payload's fields.
 pub fn default_upsert() -> String {
     format!(
         "INSERT INTO {DEFAULT_TABLE} AS stored (id, data, updated_at) \
          VALUES ($1, $2 OPERATOR(pg_catalog.-) '{{id,updated_at}}'::pg_catalog.text[], $3) \
          ON CONFLICT (id) DO UPDATE \
-            SET data = stored.data OPERATOR(pg_catalog.||) excluded.data, \
-                updated_at = excluded.updated_at \
+            SET data = CASE WHEN stored.deleted THEN excluded.data \
+                            ELSE stored.data OPERATOR(pg_catalog.||) excluded.data END, \
+                updated_at = excluded.updated_at, deleted = false, \
+                change_xid = pg_catalog.pg_current_xact_id(), changed_at = pg_catalog.now() \
           WHERE stored.updated_at OPERATOR(pg_catalog.<=) excluded.updated_at \
          {}",
         returning_applied("id", "updated_at", "stored.xmax OPERATOR(pg_catalog.=) 0")
     )
 }
 
-// Tracked tables cannot use the single INSERT … ON CONFLICT DO UPDATE: PostgreSQL checks NOT NULL
+/// The same for a delete: the row becomes a tombstone (or is created as one, so that an older
+/// write arriving later still loses). Parameters: `$1` id, `$2` client_ts.
+pub fn default_delete() -> String {
+    format!(
+        "INSERT INTO {DEFAULT_TABLE} AS stored (id, data, updated_at, deleted) \
+         VALUES ($1, '{{}}'::pg_catalog.jsonb, $2, true) \
+         ON CONFLICT (id) DO UPDATE \
+            SET data = '{{}}'::pg_catalog.jsonb, updated_at = excluded.updated_at, deleted = true, \
+                change_xid = pg_catalog.pg_current_xact_id(), changed_at = pg_catalog.now() \
+          WHERE stored.updated_at OPERATOR(pg_catalog.<=) excluded.updated_at \
+         RETURNING pg_catalog.jsonb_build_object(\
+           'status', 'applied', 'id', stored.id, 'updated_at', stored.updated_at, 'deleted', true)"
+    )
+}
+
+// Tracked tables cannot use a single INSERT … ON CONFLICT DO UPDATE: PostgreSQL checks NOT NULL
 // constraints on the proposed insert row before it looks for a conflict, so a partial update
 // (`{"stock": 8}`) of a table with a NOT NULL column would fail. They update, else lock and look,
-// else insert (see `catalog::Tracked::write`). Parameters of all three: `$1` key, `$2`
-// client_ts, `$3…` the written columns' values in order.
+// else insert (see `catalog::Tracked`), all under a per-key advisory lock. Parameters: `$1` key,
+// `$2` client_ts, `$3…` the written columns' values in order.
 
 /// A write-timestamp that a write stamped `$2` may replace. A row whose timestamp is NULL
 /// (written outside sync) counts as older than any write.
@@ -91,6 +128,16 @@ pub fn tracked_insert(table: &str, key: &str, ts: &str, columns: &[&str]) -> Str
     )
 }
 
+/// Delete the row if it is not newer. Parameters: `$1` key, `$2` client_ts.
+pub fn tracked_delete(table: &str, key: &str, ts: &str) -> String {
+    format!(
+        "DELETE FROM {table} AS stored WHERE stored.{key} OPERATOR(pg_catalog.=) $1 AND {} \
+         RETURNING pg_catalog.jsonb_build_object(\
+           'status', 'applied', 'id', stored.{key}, 'updated_at', $2, 'deleted', true)",
+        writable(ts)
+    )
+}
+
 /// Lock the existing row (its latest version) and say whether the write may replace it.
 /// Parameters: `$1` key, `$2` client_ts.
 pub fn tracked_lock(table: &str, key: &str, ts: &str) -> String {
@@ -100,46 +147,84 @@ pub fn tracked_lock(table: &str, key: &str, ts: &str) -> String {
     )
 }
 
-/// The stored row, read in a fresh snapshot. In the conflict path it runs while we hold the
-/// lock the upsert took, so it reads the very row version the decision was made against. Under
-/// row-level security it sees only what the caller may see: an invisible row gives NULL.
-fn server_cte(table: &str, key: &str, server_row: &str) -> String {
+/// The row's tombstone, if it has one: whether a write stamped `$2` may replace it. Parameters:
+/// `$1` key, `$2` client_ts.
+pub fn tracked_tombstone(oid: u32) -> String {
     format!(
-        "WITH server AS (SELECT {server_row} AS data FROM {table} s \
-          WHERE s.{key} OPERATOR(pg_catalog.=) $1)"
+        "SELECT c.ts OPERATOR(pg_catalog.<=) $2 FROM inventory_sync.changes c \
+          WHERE c.row_id OPERATOR(pg_catalog.=) ($1::pg_catalog.text COLLATE {C}) \
+            AND c.tbl::pg_catalog.oid OPERATOR(pg_catalog.=) {oid}::pg_catalog.oid \
+            AND c.op OPERATOR(pg_catalog.=) 'delete' FOR UPDATE"
     )
 }
+
+/// Record the row's latest change for the pull feed (a delete: its tombstone). Parameters: `$1`
+/// key, `$2` client_ts, `$3` op. Answers the `applied` answer of a delete (of a row that was not
+/// there); an upsert ignores it. In a transaction that cannot see a concurrent writer's record of
+/// the same row (REPEATABLE READ), this fails with 40001, as it should.
+pub fn tracked_record(oid: u32) -> String {
+    format!(
+        "INSERT INTO inventory_sync.changes AS c (tbl, row_id, id, op, ts, change_xid, changed_at) \
+         VALUES ({oid}::pg_catalog.oid::pg_catalog.regclass, $1::pg_catalog.text, \
+                 pg_catalog.to_jsonb($1), $3, $2, pg_catalog.pg_current_xact_id(), pg_catalog.now()) \
+         ON CONFLICT (row_id, tbl) DO UPDATE \
+            SET id = excluded.id, op = excluded.op, ts = excluded.ts, \
+                change_xid = excluded.change_xid, changed_at = excluded.changed_at \
+         RETURNING pg_catalog.jsonb_build_object(\
+           'status', 'applied', 'id', c.id, 'updated_at', c.ts, 'deleted', true)"
+    )
+}
+
+/// Claim a mutation (`$1` row id, `$2` table OID, `$3` client_id, `$4` mutation_id): true if
+/// this is its first time. A concurrent claim of the same mutation waits for this transaction.
+pub const MUTATION_CLAIM: &str = "INSERT INTO inventory_sync.mutations (row_id, tbl, client_id, mutation_id) \
+     VALUES ($1, $2::pg_catalog.regclass, $3, $4) ON CONFLICT DO NOTHING RETURNING true";
+
+/// The answer a mutation got the first time, marked as a duplicate.
+pub const MUTATION_REPLAY: &str = "SELECT m.answer OPERATOR(pg_catalog.||) '{\"duplicate\": true}'::pg_catalog.jsonb \
+       FROM inventory_sync.mutations m \
+      WHERE m.row_id OPERATOR(pg_catalog.=) ($1 COLLATE pg_catalog.\"C\") \
+        AND m.tbl::pg_catalog.oid OPERATOR(pg_catalog.=) $2 \
+        AND m.client_id OPERATOR(pg_catalog.=) $3 AND m.mutation_id OPERATOR(pg_catalog.=) $4";
+
+/// Remember a mutation's answer (`$5`).
+pub const MUTATION_REMEMBER: &str = "UPDATE inventory_sync.mutations m SET answer = $5 \
+      WHERE m.row_id OPERATOR(pg_catalog.=) ($1 COLLATE pg_catalog.\"C\") \
+        AND m.tbl::pg_catalog.oid OPERATOR(pg_catalog.=) $2 \
+        AND m.client_id OPERATOR(pg_catalog.=) $3 AND m.mutation_id OPERATOR(pg_catalog.=) $4 \
+     RETURNING true";
 
 /// A journal row for the write, with the server row (if any) and `reason`.
 fn journal_cte(reason: &str) -> String {
     format!(
         "journal AS (INSERT INTO inventory_sync.conflicts \
-           (row_id, table_name, reason, client_payload, client_ts, server_data) \
-         VALUES ($1::pg_catalog.text, $4, '{reason}', $2, $3, (SELECT server.data FROM server)))"
+           (row_id, table_name, reason, op, client_payload, client_ts, client_id, mutation_id, server_data) \
+         VALUES ($1::pg_catalog.text, $4, '{reason}', $5, $2, $3, $6, $7, (SELECT server.data FROM server)))"
     )
 }
 
-/// The losing write goes to the journal; the answer carries the row that won.
-pub fn conflict(table: &str, key: &str, server_row: &str) -> String {
+/// The losing write goes to the journal; the answer carries the row that won. The stored row is
+/// read in a fresh snapshot while we hold the lock the write path took, so it is the very row
+/// version the decision was made against; under row-level security it is what the caller may
+/// see (an invisible row gives NULL).
+pub fn conflict(server_row: &str) -> String {
     format!(
-        "{}, {} SELECT pg_catalog.jsonb_build_object('status', 'conflict', \
+        "WITH server AS ({server_row}), {} SELECT pg_catalog.jsonb_build_object('status', 'conflict', \
            'id', pg_catalog.to_jsonb($1), 'server_data', (SELECT server.data FROM server))",
-        server_cte(table, key, server_row),
         journal_cte("stale")
     )
 }
 
-/// A write from a clock running ahead: journaled, not applied. Extra parameters: `$5` the
-/// allowed skew in seconds, `$6` how far ahead the client was, in seconds.
-pub fn reject(table: &str, key: &str, server_row: &str) -> String {
+/// A write from a clock running ahead: journaled, not applied. Extra parameters: `$8` the
+/// allowed skew in seconds, `$9` how far ahead the client was, in seconds.
+pub fn reject(server_row: &str) -> String {
     format!(
-        "{}, {} SELECT pg_catalog.jsonb_build_object(\
+        "WITH server AS ({server_row}), {} SELECT pg_catalog.jsonb_build_object(\
            'status', 'rejected', 'id', pg_catalog.to_jsonb($1), 'reason', 'clock_skew', \
            'client_ts', $3, 'server_time', pg_catalog.now(), \
-           'ahead_by_seconds', $6, 'max_clock_skew_seconds', $5, \
+           'ahead_by_seconds', $9, 'max_clock_skew_seconds', $8, \
            'message', 'client_ts is ahead of the server clock by more than \
 inventory_sync.max_clock_skew; correct the device clock and send the change again')",
-        server_cte(table, key, server_row),
         journal_cte("clock_skew")
     )
 }
@@ -180,22 +265,27 @@ mod unit {
             tracked_update("t", "k", "ts", &["a"]),
             tracked_insert("t", "k", "ts", &["a"]),
             tracked_lock("t", "k", "ts"),
-            conflict(DEFAULT_TABLE, "id", DEFAULT_SERVER_ROW),
-            reject("t", "k", TRACKED_SERVER_ROW),
+            default_delete(),
+            conflict(DEFAULT_SERVER_ROW),
+            reject(&tracked_server_row("t", 1, "k", "'k'", "'ts'")),
+            tracked_delete("t", "k", "ts"),
+            tracked_tombstone(1),
+            tracked_record(1),
         ];
         for sql in all {
             for op in ["||", "<=", "-", "="] {
                 for (i, _) in sql.match_indices(op) {
                     let qualified = sql[..i].ends_with("pg_catalog.")
                         || (op == "=" && sql[..i].ends_with("pg_catalog.<"));
+                    // `SET col = …` and `, col = …` assign; they are not comparisons.
+                    let before = sql[..i].trim_end();
+                    let target = before.rsplit_once(' ').map(|(rest, _)| rest.trim_end());
                     let assignment = op == "="
-                        && (sql[i..].starts_with("= excluded.")
-                            || sql[i..].starts_with("= stored.")
-                            || sql[i..].starts_with("= $"));
+                        && target.is_some_and(|t| t.ends_with("SET") || t.ends_with(','));
                     assert!(qualified || assignment, "bare {op} at {i} in {sql}");
                 }
             }
-            for func in ["jsonb_build_object(", "to_jsonb(", "now("] {
+            for func in ["jsonb_build_object(", "to_jsonb(", "now(", "pg_current_xact_id("] {
                 for (i, _) in sql.match_indices(func) {
                     assert!(sql[..i].ends_with("pg_catalog."), "unqualified {func} in {sql}");
                 }

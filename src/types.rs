@@ -87,6 +87,15 @@ unsafe impl BoxRet for Jsonb {
 }
 
 impl Jsonb {
+    /// `{}`.
+    pub fn empty_object() -> Jsonb {
+        // SAFETY: jsonb_in on a valid JSON text.
+        let datum = unsafe {
+            pgrx::fcinfo::direct_function_call_as_datum(pg_sys::jsonb_in, &[Some(c"{}".as_ptr().into())])
+        };
+        Jsonb(datum.expect("jsonb_in returned NULL"))
+    }
+
     /// The value parsed as JSON. serde_json is built with `arbitrary_precision`, so numbers keep
     /// every digit of their jsonb text.
     pub fn to_value(self) -> serde_json::Value {

@@ -1,11 +1,10 @@
--- The functions run with the caller's rights: an application role needs these grants.
+-- The functions run with the caller's rights: an application role needs write grants on the
+-- table it syncs (the journal and the schema are open to every role).
 CREATE EXTENSION inventory_sync;
 SET TimeZone = 'UTC';
 CREATE ROLE isync_app LOGIN;
 CREATE ROLE isync_reader LOGIN;
-GRANT USAGE ON SCHEMA inventory_sync TO isync_app, isync_reader;
 GRANT SELECT, INSERT, UPDATE ON inventory_sync.inventory TO isync_app;
-GRANT INSERT ON inventory_sync.conflicts TO isync_app;
 GRANT SELECT ON inventory_sync.inventory TO isync_reader;
 SET ROLE isync_app;
 SELECT inventory_sync.sync_upsert(1, '{"stock": 10}', '2024-03-01 10:05+00');

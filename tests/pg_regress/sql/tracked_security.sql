@@ -15,7 +15,7 @@ CREATE TABLE notes (
 SELECT inventory_sync.track('notes');
 GRANT SELECT, INSERT, UPDATE ON notes TO isync_alice, isync_bob;
 GRANT SELECT ON notes TO isync_reader;
-GRANT INSERT ON inventory_sync.conflicts TO isync_alice, isync_bob, isync_reader;
+
 ALTER TABLE notes ENABLE ROW LEVEL SECURITY;
 CREATE POLICY own_notes ON notes USING (owner = current_user) WITH CHECK (owner = current_user);
 SET ROLE isync_alice;
