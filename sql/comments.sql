@@ -10,3 +10,11 @@ COMMENT ON FUNCTION inventory_sync.track(regclass, name) IS
     'Put an existing table under sync: single-column primary key (bigint, integer, uuid or text) and a timestamptz write-timestamp column (default updated_at). Owner only.';
 COMMENT ON FUNCTION inventory_sync.untrack(regclass) IS
     'Take a table out of sync; its rows and journal entries stay. Owner only.';
+COMMENT ON FUNCTION inventory_sync.sync_push(jsonb, boolean) IS
+    'Apply a device''s whole upload: a JSON array of changes (upserts and deletes, default or tracked tables). Answers one outcome per change, in order; an invalid change gets an error outcome unless atomic.';
+COMMENT ON FUNCTION inventory_sync.sync_pull(text, integer) IS
+    'The changes after a cursor (NULL: from the beginning), at most lim: {"changes", "cursor", "has_more"}. Never skips a change, including one committed after an earlier pull.';
+COMMENT ON FUNCTION inventory_sync.purge_tombstones(interval) IS
+    'Remove tombstones older than the interval; cursors from before the purge are refused afterwards. Answers how many.';
+COMMENT ON FUNCTION inventory_sync.purge_mutations(interval) IS
+    'Forget mutation ids applied longer ago than the interval; answers how many.';

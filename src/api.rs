@@ -31,7 +31,7 @@ thread_local! {
 
 /// The OID of `inventory_sync.inventory`, looked up on every call (two syscache probes), so a
 /// re-created extension is never confused with the one a backend first saw.
-fn default_table_oid() -> pg_sys::Oid {
+pub fn default_table_oid() -> pg_sys::Oid {
     // SAFETY: syscache lookups by name.
     unsafe {
         let nsp = pg_sys::get_namespace_oid(c"inventory_sync".as_ptr(), false);
@@ -306,4 +306,79 @@ fn untrack(tbl: Option<RegClass>) {
         Spi::connect_mut(|client| catalog::untrack(client, tbl.0))
     })();
     result.unwrap_or_else(|e| e.raise())
+}
+
+/// Apply a device's whole upload: `changes` is a JSON array of
+/// `{"op": "upsert"|"delete", "table": "schema.name", "id", "payload", "client_ts", "client_id",
+/// "mutation_id"}` (`op` defaults to upsert, no `table` means the default table). Answers a JSON
+/// array with one outcome per change, in order; an invalid change gets
+/// `{"status": "error", "id", "sqlstate", "message"}` while the others proceed, unless `atomic`,
+/// when the first invalid change fails the whole call.
+#[pg_extern(volatile, parallel_unsafe)]
+fn sync_push(changes: Option<Jsonb>, atomic: default!(Option<bool>, "false")) -> Jsonb {
+    crate::batch::push(changes, atomic.unwrap_or(false)).unwrap_or_else(|e| e.raise())
+}
+
+/// The changes after the cursor `since` (NULL: from the beginning), at most `lim`: upserts with
+/// the row's current data and deletes (tombstones), from the default table and every tracked
+/// table the caller may read. Answers `{"changes": [...], "cursor": "...", "has_more": bool}`;
+/// pass `cursor` to the next call. A change is never skipped, including one made by a
+/// transaction still open during an earlier pull.
+#[pg_extern(stable, parallel_safe)]
+fn sync_pull(since: default!(Option<String>, "NULL"), lim: default!(Option<i32>, "1000")) -> Jsonb {
+    let result = (|| {
+        let lim = lim.ok_or(SyncError::NullArgument("lim"))?;
+        Spi::connect_mut(|client| crate::feed::pull(client, since.as_deref(), lim))
+    })();
+    result.unwrap_or_else(|e| e.raise())
+}
+
+fn check_age(interval: Option<pgrx::datum::Interval>) -> Result<pgrx::datum::Interval, SyncError> {
+    let interval = interval.ok_or(SyncError::NullArgument("older_than"))?;
+    let zero = pgrx::datum::Interval::new(0, 0, 0).expect("the zero interval");
+    if interval < zero {
+        return Err(SyncError::OutOfRange { name: "older_than", range: "a positive interval" });
+    }
+    Ok(interval)
+}
+
+/// Remove tombstones older than `older_than` (by the server time of the delete), from the
+/// default table and the tracked tables. A device whose last pull is older than the purge must
+/// pull again from the beginning: its cursor is then refused. Answers how many were removed.
+#[pg_extern(volatile, parallel_unsafe)]
+fn purge_tombstones(older_than: Option<pgrx::datum::Interval>) -> i64 {
+    let result = (|| {
+        let interval = check_age(older_than)?;
+        Ok(Spi::connect_mut(|client| {
+            client
+                .update(sql::PURGE_TOMBSTONES, None, &[interval.into()])
+                .expect("inventory_sync: purging tombstones failed")
+                .first()
+                .get_one::<i64>()
+                .ok()
+                .flatten()
+                .unwrap_or(0)
+        }))
+    })();
+    result.unwrap_or_else(|e: SyncError| e.raise())
+}
+
+/// Forget mutation ids applied more than `older_than` ago: a retry after that is applied again.
+/// Answers how many were forgotten.
+#[pg_extern(volatile, parallel_unsafe)]
+fn purge_mutations(older_than: Option<pgrx::datum::Interval>) -> i64 {
+    let result = (|| {
+        let interval = check_age(older_than)?;
+        Ok(Spi::connect_mut(|client| {
+            client
+                .update(sql::PURGE_MUTATIONS, None, &[interval.into()])
+                .expect("inventory_sync: purging mutations failed")
+                .first()
+                .get_one::<i64>()
+                .ok()
+                .flatten()
+                .unwrap_or(0)
+        }))
+    })();
+    result.unwrap_or_else(|e: SyncError| e.raise())
 }

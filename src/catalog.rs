@@ -125,6 +125,7 @@ pub struct Tracked {
     delete: Kept,
     tombstone: Kept,
     record: Kept,
+    rows: Kept,
     writes: RefCell<HashMap<Vec<usize>, Rc<Writes>>>,
 }
 
@@ -156,6 +157,26 @@ impl Tracked {
         });
         plans.insert(columns.to_vec(), writes.clone());
         writes
+    }
+
+    /// Rows by key (canonical text), as the caller may see them: key text → (row as JSON, its
+    /// write timestamp as JSON).
+    pub fn rows_by_key(
+        &self,
+        client: &mut SpiClient<'_>,
+        keys: Vec<String>,
+    ) -> HashMap<String, (serde_json::Value, serde_json::Value)> {
+        let mut out = HashMap::new();
+        let table = self.rows.select_all(client, &[keys.into()]);
+        for row in table {
+            let key: String = row.get(1).ok().flatten().unwrap_or_default();
+            let data: Option<Jsonb> = row.get(2).ok().flatten();
+            let ts: Option<Jsonb> = row.get(3).ok().flatten();
+            if let (Some(data), Some(ts)) = (data, ts) {
+                out.insert(key, (data.to_value(), ts.to_value()));
+            }
+        }
+        out
     }
 
     /// Serialize the writes of this function to one row: a transaction-level advisory lock on
@@ -426,6 +447,10 @@ fn load(client: &SpiClient<'_>, relid: pg_sys::Oid) -> Result<Tracked, SyncError
         delete: Kept::new(sql::tracked_delete(&name, &k.quoted, &t.quoted), key_ts.clone()),
         tombstone: Kept::new(sql::tracked_tombstone(oid), key_ts),
         record: Kept::new(sql::tracked_record(oid), key_ts_op),
+        rows: Kept::new(
+            sql::tracked_rows(&name, &k.quoted, &t.quoted, key_type_name(k.typid)),
+            vec![PgOid::from_untagged(pg_sys::TEXTARRAYOID)],
+        ),
         table: Table::new(name, relid, k.typid, &server_row),
         columns,
         key,
@@ -439,9 +464,18 @@ fn capitalized(s: &str) -> String {
     chars.next().map(|c| c.to_uppercase().chain(chars).collect()).unwrap_or_default()
 }
 
-/// The tracked table `relid`, from the cache or freshly described. Locks the table first
-/// (ROW EXCLUSIVE, as the write will anyway), which processes pending invalidations.
+/// The tracked table `relid` for a write, from the cache or freshly described. Locks the table
+/// first (ROW EXCLUSIVE, as the write will anyway), which processes pending invalidations.
 pub fn get(client: &SpiClient<'_>, relid: pg_sys::Oid) -> Result<Rc<Tracked>, SyncError> {
+    get_locked(client, relid, pg_sys::RowExclusiveLock)
+}
+
+/// The same for reading (ACCESS SHARE, which a hot standby allows).
+pub fn get_for_read(client: &SpiClient<'_>, relid: pg_sys::Oid) -> Result<Rc<Tracked>, SyncError> {
+    get_locked(client, relid, pg_sys::AccessShareLock)
+}
+
+fn get_locked(client: &SpiClient<'_>, relid: pg_sys::Oid, lockmode: u32) -> Result<Rc<Tracked>, SyncError> {
     if !CALLBACK_REGISTERED.replace(true) {
         // SAFETY: registering a callback that only records OIDs; lives as long as the backend.
         unsafe {
@@ -449,7 +483,7 @@ pub fn get(client: &SpiClient<'_>, relid: pg_sys::Oid) -> Result<Rc<Tracked>, Sy
         };
     }
     // SAFETY: locking a relation OID; an OID that no longer names a table locks nothing real.
-    unsafe { pg_sys::LockRelationOid(relid, pg_sys::RowExclusiveLock as pg_sys::LOCKMODE) };
+    unsafe { pg_sys::LockRelationOid(relid, lockmode as pg_sys::LOCKMODE) };
     drain_stale();
     if let Some(hit) = TABLES.with(|t| t.borrow().get(&relid).cloned()) {
         return Ok(hit);
@@ -457,6 +491,16 @@ pub fn get(client: &SpiClient<'_>, relid: pg_sys::Oid) -> Result<Rc<Tracked>, Sy
     let tracked = Rc::new(load(client, relid)?);
     TABLES.with(|t| t.borrow_mut().insert(relid, tracked.clone()));
     Ok(tracked)
+}
+
+/// The pg_catalog name of a supported key type.
+fn key_type_name(typid: pg_sys::Oid) -> &'static str {
+    match typid {
+        pg_sys::INT8OID => "int8",
+        pg_sys::INT4OID => "int4",
+        pg_sys::UUIDOID => "uuid",
+        _ => "text",
+    }
 }
 
 /// Checks that the current user may track or untrack `relid`: a table, not ours, owned by them.

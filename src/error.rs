@@ -79,6 +79,30 @@ pub enum SyncError {
     #[error("column \"{column}\" of table {table} cannot be the write-timestamp column")]
     BadTimestampColumn { column: String, table: String, why: String },
 
+    /// sync_push's argument is not an array.
+    #[error("changes must be a JSON array")]
+    NotAnArray { got: String },
+
+    /// A sync_push change of the wrong shape.
+    #[error("{0}")]
+    BadChange(String),
+
+    /// An error in change `index` of an all-or-nothing sync_push.
+    #[error("change {index}: {message}")]
+    InChange { index: usize, sqlstate: PgSqlErrorCode, message: String },
+
+    /// A pull cursor that is not one sync_pull handed out.
+    #[error("invalid cursor")]
+    BadCursor,
+
+    /// A pull cursor from before the last tombstone purge.
+    #[error("cursor is older than the last tombstone purge")]
+    CursorExpired,
+
+    /// An argument out of its range.
+    #[error("{name} must be {range}")]
+    OutOfRange { name: &'static str, range: &'static str },
+
     /// A mutation_id without the client_id that scopes it.
     #[error("mutation_id requires client_id")]
     MutationWithoutClient,
@@ -101,13 +125,18 @@ impl SyncError {
         match self {
             SyncError::NullArgument(_) => PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
             SyncError::PayloadNotObject { .. }
+            | SyncError::NotAnArray { .. }
+            | SyncError::BadChange(_)
+            | SyncError::BadCursor
+            | SyncError::OutOfRange { .. }
             | SyncError::MutationWithoutClient
             | SyncError::IdMismatch { .. }
             | SyncError::TimestampKey { .. } => PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
             SyncError::InfiniteTimestamp { .. } => {
                 PgSqlErrorCode::ERRCODE_DATETIME_FIELD_OVERFLOW
             }
-            SyncError::BadValue { sqlstate, .. } => *sqlstate,
+            SyncError::BadValue { sqlstate, .. } | SyncError::InChange { sqlstate, .. } => *sqlstate,
+            SyncError::CursorExpired => PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
             SyncError::Unsettled { .. } => PgSqlErrorCode::ERRCODE_T_R_SERIALIZATION_FAILURE,
             SyncError::NotTracked { .. } | SyncError::TrackingBroken { .. } => {
                 PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE
@@ -142,6 +171,10 @@ impl SyncError {
                 "The id argument is {id} but the payload's \"{column}\" key is {key}."
             )),
             SyncError::BadValue { detail, .. } => detail.clone(),
+            SyncError::NotAnArray { got } => Some(format!("It is of JSON type {got}.")),
+            SyncError::CursorExpired => Some(
+                "Tombstones this device had not pulled yet may have been purged since.".into(),
+            ),
             SyncError::TimestampKey { .. } => {
                 Some("The write timestamp of a synced row always comes from client_ts.".into())
             }
@@ -190,6 +223,12 @@ impl SyncError {
                 Some("Restore the column, or untrack the table and track it again.")
             }
             SyncError::Unsettled { .. } => Some("Retry the transaction."),
+            SyncError::BadCursor => Some(
+                "Pass the cursor a previous sync_pull answered, or NULL to start from the beginning.",
+            ),
+            SyncError::CursorExpired => Some(
+                "Discard the device's copy and pull everything again from the beginning (since = NULL).",
+            ),
             SyncError::MutationWithoutClient => {
                 Some("Mutation ids are unique per device: send the device's client_id too.")
             }
@@ -241,6 +280,11 @@ mod unit {
             },
             SyncError::TrackingBroken { table: "public.t".into(), why: "Its key was dropped.".into() },
             SyncError::MutationWithoutClient,
+            SyncError::NotAnArray { got: "object".into() },
+            SyncError::BadChange("change has no \"id\"".into()),
+            SyncError::BadCursor,
+            SyncError::CursorExpired,
+            SyncError::OutOfRange { name: "lim", range: "between 1 and 100000" },
             SyncError::MutationOfOtherUser { client_id: "c".into(), mutation_id: "m".into() },
             SyncError::Unsettled { table: "public.t".into(), rounds: 10 },
         ];

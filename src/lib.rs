@@ -3,6 +3,8 @@
 //! The modules, one concern each:
 //! - `api`: the SQL-facing functions (`#[pg_extern]` only);
 //! - `engine`: the one decision flow every table goes through;
+//! - `batch`: `sync_push`, a whole upload with one outcome per change;
+//! - `feed`: `sync_pull`, the change feed and its cursor;
 //! - `rules`: the conflict rules as plain Rust, tested without PostgreSQL;
 //! - `sql`: the SQL text of every statement, built from quoted identifiers;
 //! - `storage`: statements planned once per backend and kept;
@@ -15,10 +17,12 @@
 use pgrx::prelude::*;
 
 mod api;
+mod batch;
 mod catalog;
 mod convert;
 mod engine;
 mod error;
+mod feed;
 mod rules;
 mod settings;
 mod sql;

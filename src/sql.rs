@@ -175,6 +175,93 @@ pub fn tracked_record(oid: u32) -> String {
     )
 }
 
+/// The newest change a tombstone purge removed, as bigint (no row: never purged).
+pub const PURGE_HORIZON: &str = "SELECT p.change_xid::pg_catalog.text::pg_catalog.int8 \
+     FROM inventory_sync.purge_horizon p";
+
+/// Whether the caller may read the default table (`$1` its OID).
+pub const FEED_READABLE: &str = "SELECT pg_catalog.has_table_privilege($1, 'SELECT')";
+
+/// The table's name as messages and the journal show it.
+const QUALIFIED_NAME: &str = "(SELECT pg_catalog.quote_ident(n.nspname) OPERATOR(pg_catalog.||) '.' \
+     OPERATOR(pg_catalog.||) pg_catalog.quote_ident(r.relname) \
+     FROM pg_catalog.pg_class r JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) r.relnamespace \
+     WHERE r.oid OPERATOR(pg_catalog.=) c.tbl::pg_catalog.oid)";
+
+/// The change feed's first pass (see `feed`): the next changes below the snapshot's horizon
+/// after position (`$1` xid8, `$2` table OID, `$3` row id), at most `$5`, in position order; from
+/// the default table (OID `$4`) when `with_default`, and from tracked tables the caller may read.
+/// Columns: xid as bigint, table OID, row id, the entry, whether it still needs the row.
+pub fn feed(with_default: bool) -> String {
+    let after = |xid: &str, tbl: &str, row: &str| {
+        format!(
+            "{xid} OPERATOR(pg_catalog.<) h.horizon AND {xid} OPERATOR(pg_catalog.>=) $1 \
+             AND ({xid} OPERATOR(pg_catalog.>) $1 OR {tbl} OPERATOR(pg_catalog.>) $2 \
+                  OR ({tbl} OPERATOR(pg_catalog.=) $2 AND {row} OPERATOR(pg_catalog.>) ($3 COLLATE {C})))"
+        )
+    };
+    let default_row = format!("(i.id::pg_catalog.text COLLATE {C})");
+    let default_part = format!(
+        "(SELECT i.change_xid AS xid, $4 AS tbl, {default_row} AS row_id, \
+                 pg_catalog.jsonb_build_object('table', '{DEFAULT_TABLE}', 'id', i.id, \
+                   'op', CASE WHEN i.deleted THEN 'delete' ELSE 'upsert' END, \
+                   'data', CASE WHEN i.deleted THEN NULL ELSE i.data END, \
+                   'updated_at', i.updated_at) AS entry, \
+                 false AS needs_row \
+            FROM inventory_sync.inventory i, h \
+           WHERE {} \
+           ORDER BY i.change_xid, {default_row} LIMIT $5) UNION ALL ",
+        after("i.change_xid", "$4", &default_row)
+    );
+    format!(
+        "WITH h AS (SELECT pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot()) AS horizon) \
+         SELECT f.xid::pg_catalog.text::pg_catalog.int8, f.tbl, f.row_id, f.entry, f.needs_row FROM ( \
+           {} \
+           (SELECT c.change_xid AS xid, c.tbl::pg_catalog.oid AS tbl, c.row_id, \
+                   pg_catalog.jsonb_build_object('table', {QUALIFIED_NAME}, 'id', c.id, 'op', c.op, \
+                     'data', NULL, 'updated_at', c.ts) AS entry, \
+                   c.op OPERATOR(pg_catalog.=) 'upsert' AS needs_row \
+              FROM inventory_sync.changes c, h \
+             WHERE {} AND pg_catalog.has_table_privilege(c.tbl, 'SELECT') \
+             ORDER BY c.change_xid, c.tbl::pg_catalog.oid, c.row_id LIMIT $5) \
+         ) f ORDER BY f.xid, f.tbl, f.row_id LIMIT $5",
+        if with_default { default_part.as_str() } else { "" },
+        after("c.change_xid", "c.tbl::pg_catalog.oid", "c.row_id")
+    )
+}
+
+/// A tracked table's rows by key (`$1`, the keys as text), as the caller may see them: key as
+/// text, the row as JSON, its timestamp as JSON. `key_type` is the key's pg_catalog type name.
+pub fn tracked_rows(table: &str, key: &str, ts: &str, key_type: &str) -> String {
+    format!(
+        "SELECT (s.{key}::pg_catalog.text COLLATE {C}), pg_catalog.to_jsonb(s.*), pg_catalog.to_jsonb(s.{ts}) \
+           FROM {table} s \
+          WHERE s.{key} OPERATOR(pg_catalog.=) ANY ($1::pg_catalog.{key_type}[])"
+    )
+}
+
+/// Remove tombstones older than `$1` (an interval) from the default table and the tracked
+/// tables' feed, remember the newest one removed, and answer how many.
+pub const PURGE_TOMBSTONES: &str = "WITH d1 AS (DELETE FROM inventory_sync.inventory i \
+       WHERE i.deleted AND i.changed_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) $1) \
+       RETURNING i.change_xid), \
+     d2 AS (DELETE FROM inventory_sync.changes c \
+       WHERE c.op OPERATOR(pg_catalog.=) 'delete' \
+         AND c.changed_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) $1) \
+       RETURNING c.change_xid), \
+     purged AS (SELECT d1.change_xid FROM d1 UNION ALL SELECT d2.change_xid FROM d2), \
+     horizon AS (INSERT INTO inventory_sync.purge_horizon AS p (change_xid, purged_at) \
+       SELECT pg_catalog.max(purged.change_xid), pg_catalog.now() FROM purged \
+       HAVING pg_catalog.count(*) OPERATOR(pg_catalog.>) 0 \
+       ON CONFLICT (single) DO UPDATE \
+         SET change_xid = GREATEST(p.change_xid, excluded.change_xid), purged_at = excluded.purged_at) \
+     SELECT pg_catalog.count(*) FROM purged";
+
+/// Forget mutation ids applied longer than `$1` ago; answer how many.
+pub const PURGE_MUTATIONS: &str = "WITH d AS (DELETE FROM inventory_sync.mutations m \
+       WHERE m.applied_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) $1) RETURNING 1) \
+     SELECT pg_catalog.count(*) FROM d";
+
 /// Claim a mutation (`$1` row id, `$2` table OID, `$3` client_id, `$4` mutation_id): true if
 /// this is its first time. A concurrent claim of the same mutation waits for this transaction.
 pub const MUTATION_CLAIM: &str = "INSERT INTO inventory_sync.mutations (row_id, tbl, client_id, mutation_id) \
@@ -271,6 +358,10 @@ mod unit {
             tracked_delete("t", "k", "ts"),
             tracked_tombstone(1),
             tracked_record(1),
+            feed(true),
+            tracked_rows("t", "k", "ts", "uuid"),
+            PURGE_TOMBSTONES.to_string(),
+            PURGE_MUTATIONS.to_string(),
         ];
         for sql in all {
             for op in ["||", "<=", "-", "="] {

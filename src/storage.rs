@@ -11,7 +11,7 @@ use std::cell::OnceCell;
 
 use pgrx::datum::{DatumWithOid, FromDatum, IntoDatum};
 use pgrx::pg_sys::PgOid;
-use pgrx::spi::{OwnedPreparedStatement, SpiClient};
+use pgrx::spi::{OwnedPreparedStatement, SpiClient, SpiTupleTable};
 
 
 /// A statement answering one value, prepared on first use in this backend and kept.
@@ -26,13 +26,8 @@ impl Kept {
         Kept { sql, types, plan: OnceCell::new() }
     }
 
-    /// Run the statement; its first row's first column, or None when it returned no row.
-    pub fn run<T: FromDatum + IntoDatum>(
-        &self,
-        client: &mut SpiClient<'_>,
-        args: &[DatumWithOid<'_>],
-    ) -> Option<T> {
-        let plan = match self.plan.get() {
+    fn plan(&self, client: &SpiClient<'_>) -> &OwnedPreparedStatement {
+        match self.plan.get() {
             Some(plan) => plan,
             None => {
                 let prepared = client
@@ -41,10 +36,39 @@ impl Kept {
                     .keep();
                 self.plan.get_or_init(|| prepared)
             }
-        };
-        let table = client
-            .update(plan, None, args)
-            .expect("inventory_sync: executing a built-in statement failed");
+        }
+    }
+
+    /// Run the statement and answer all its rows.
+    pub fn run_all<'conn>(
+        &self,
+        client: &mut SpiClient<'conn>,
+        args: &[DatumWithOid<'_>],
+    ) -> SpiTupleTable<'conn> {
+        client
+            .update(self.plan(client), None, args)
+            .expect("inventory_sync: executing a built-in statement failed")
+    }
+
+    /// Run a statement that only reads, without claiming a transaction id: as a hot standby
+    /// requires.
+    pub fn select_all<'conn>(
+        &self,
+        client: &SpiClient<'conn>,
+        args: &[DatumWithOid<'_>],
+    ) -> SpiTupleTable<'conn> {
+        client
+            .select(self.plan(client), None, args)
+            .expect("inventory_sync: executing a built-in statement failed")
+    }
+
+    /// Run the statement; its first row's first column, or None when it returned no row.
+    pub fn run<T: FromDatum + IntoDatum>(
+        &self,
+        client: &mut SpiClient<'_>,
+        args: &[DatumWithOid<'_>],
+    ) -> Option<T> {
+        let table = self.run_all(client, args);
         if table.is_empty() {
             None
         } else {

@@ -96,13 +96,62 @@ impl Jsonb {
         Jsonb(datum.expect("jsonb_in returned NULL"))
     }
 
-    /// The value parsed as JSON. serde_json is built with `arbitrary_precision`, so numbers keep
-    /// every digit of their jsonb text.
-    pub fn to_value(self) -> serde_json::Value {
+    /// A jsonb value from JSON text (which must be valid).
+    pub fn from_text(text: &str) -> Jsonb {
+        let cstr = std::ffi::CString::new(text).expect("JSON text with a NUL character");
+        // SAFETY: jsonb_in on a C string.
+        let datum = unsafe {
+            pgrx::fcinfo::direct_function_call_as_datum(pg_sys::jsonb_in, &[Some(cstr.as_ptr().into())])
+        };
+        Jsonb(datum.expect("jsonb_in returned NULL"))
+    }
+
+    /// The value as JSON text.
+    pub fn to_text(self) -> String {
         // SAFETY: self.0 is a valid jsonb datum; jsonb_out returns its text.
         let text = unsafe { direct_function_call::<&core::ffi::CStr>(pg_sys::jsonb_out, &[Some(self.0)]) }
             .expect("jsonb_out returned NULL");
-        serde_json::from_str(&text.to_string_lossy()).expect("jsonb_out produced invalid JSON")
+        text.to_string_lossy().into_owned()
+    }
+
+    /// The value of key `name`, if this is an object that has it.
+    pub fn field(self, name: &str) -> Option<Jsonb> {
+        // SAFETY: a jsonb datum and a text datum; NULL when absent or not an object.
+        unsafe { direct_function_call::<Jsonb>(pg_sys::jsonb_object_field, &[Some(self.0), name.into_datum()]) }
+    }
+
+    /// The text of a string or number (a string without its quotes); None for other kinds.
+    pub fn scalar_text(self) -> Option<String> {
+        match self.kind().as_str() {
+            "string" => match self.to_value() {
+                serde_json::Value::String(s) => Some(s),
+                _ => None,
+            },
+            "number" => Some(self.to_text()),
+            _ => None,
+        }
+    }
+
+    /// The number of elements of this array.
+    pub fn array_length(self) -> usize {
+        // SAFETY: a jsonb array datum.
+        let n = unsafe { direct_function_call::<i32>(pg_sys::jsonb_array_length, &[Some(self.0)]) };
+        n.unwrap_or(0).max(0) as usize
+    }
+
+    /// Element `index` of this array (jsonb arrays are indexed, not walked).
+    pub fn array_element(self, index: usize) -> Jsonb {
+        // SAFETY: a jsonb array datum and an int4 index within it.
+        unsafe {
+            direct_function_call::<Jsonb>(pg_sys::jsonb_array_element, &[Some(self.0), (index as i32).into_datum()])
+        }
+        .expect("jsonb array element within its length is NULL")
+    }
+
+    /// The value parsed as JSON. serde_json is built with `arbitrary_precision`, so numbers keep
+    /// every digit of their jsonb text.
+    pub fn to_value(self) -> serde_json::Value {
+        serde_json::from_str(&self.to_text()).expect("jsonb_out produced invalid JSON")
     }
 
     /// jsonb's name for the value's type: object, array, string, number, boolean or null.
@@ -115,12 +164,8 @@ impl Jsonb {
     /// The payload's reserved `id` key. Only called on objects.
     pub fn id_key(self) -> (Option<String>, Option<String>) {
         let key = "id".into_datum();
-        // SAFETY: self.0 is a valid jsonb object datum and key a text datum.
-        let field = unsafe {
-            direct_function_call::<Jsonb>(pg_sys::jsonb_object_field, &[Some(self.0), key])
-        };
-        let Some(field) = field else { return (None, None) };
-        // SAFETY: as above.
+        let Some(field) = self.field("id") else { return (None, None) };
+        // SAFETY: a jsonb object datum and a text datum.
         let text = unsafe {
             direct_function_call::<String>(pg_sys::jsonb_object_field_text, &[Some(self.0), key])
         };

@@ -1,0 +1,205 @@
+//! `sync_pull`: the changes after a cursor, for devices to download.
+//!
+//! Every change carries the 64-bit id of the transaction that made it (`xid8`). Transaction ids
+//! are handed out in start order but commits happen in any order, so neither they nor timestamps
+//! nor sequence numbers are safe cursors on their own: a transaction still open when a pull ran
+//! can commit later with a smaller id than changes already pulled. So a pull only hands out
+//! changes below the horizon of its snapshot, `xmin`, the oldest transaction still running:
+//! everything below it has committed or aborted, and every transaction that commits later has an
+//! id at or above it. The cursor is the position (transaction id, table, row) of the last change
+//! handed out; the next pull continues after it. A change is therefore never skipped; a long
+//! open write transaction only delays the changes after it until it ends.
+//!
+//! A row appears once per change with its state at pull time (its latest committed version);
+//! a row changed again later appears again. Pull only reads, so it runs on hot standbys too.
+
+use std::collections::HashMap;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use pgrx::datum::DatumWithOid;
+use pgrx::pg_sys::{self, PgOid};
+use pgrx::spi::SpiClient;
+use serde_json::{json, Value};
+
+use crate::catalog;
+use crate::error::SyncError;
+use crate::sql;
+use crate::storage::Kept;
+use crate::types::Jsonb;
+
+/// Where a pull continues: after this (transaction id, table OID, row id).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Position {
+    pub xid: u64,
+    pub tbl: u32,
+    pub row_id: String,
+}
+
+impl Position {
+    /// The opaque cursor text: URL-safe base64 of `1:xid:tbl:row_id`.
+    pub fn encode(&self) -> String {
+        URL_SAFE_NO_PAD.encode(format!("1:{}:{}:{}", self.xid, self.tbl, self.row_id))
+    }
+
+    pub fn decode(cursor: &str) -> Result<Position, SyncError> {
+        let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| SyncError::BadCursor)?;
+        let text = String::from_utf8(bytes).map_err(|_| SyncError::BadCursor)?;
+        let mut parts = text.splitn(4, ':');
+        let (Some("1"), Some(xid), Some(tbl), Some(row_id)) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(SyncError::BadCursor);
+        };
+        Ok(Position {
+            xid: xid.parse().map_err(|_| SyncError::BadCursor)?,
+            tbl: tbl.parse().map_err(|_| SyncError::BadCursor)?,
+            row_id: row_id.to_string(),
+        })
+    }
+}
+
+pub const MAX_LIMIT: i32 = 100_000;
+
+fn feed_types() -> Vec<PgOid> {
+    [pg_sys::XID8OID, pg_sys::OIDOID, pg_sys::TEXTOID, pg_sys::OIDOID, pg_sys::INT4OID]
+        .map(PgOid::from_untagged)
+        .to_vec()
+}
+
+thread_local! {
+    static FEED_WITH_DEFAULT: Kept = Kept::new(sql::feed(true), feed_types());
+    static FEED_TRACKED_ONLY: Kept = Kept::new(sql::feed(false), feed_types());
+}
+
+fn xid8(x: u64) -> DatumWithOid<'static> {
+    // SAFETY: an xid8 is a 64-bit integer passed by value.
+    unsafe { DatumWithOid::new(pg_sys::Datum::from(x as i64), pg_sys::XID8OID) }
+}
+
+fn oid(o: u32) -> DatumWithOid<'static> {
+    // SAFETY: an OID datum.
+    unsafe { DatumWithOid::new(pg_sys::Datum::from(o), pg_sys::OIDOID) }
+}
+
+/// One change from the feed's first pass: where it is, and its entry (complete, or missing the
+/// row's data when it comes from a tracked table).
+struct Found {
+    position: Position,
+    entry: Value,
+    needs_row: bool,
+}
+
+/// The changes after `since`, at most `lim`.
+pub fn pull(client: &mut SpiClient<'_>, since: Option<&str>, lim: i32) -> Result<Jsonb, SyncError> {
+    if !(1..=MAX_LIMIT).contains(&lim) {
+        return Err(SyncError::OutOfRange { name: "lim", range: "between 1 and 100000" });
+    }
+    let after = match since {
+        Some(cursor) => Position::decode(cursor)?,
+        None => Position::default(),
+    };
+    if since.is_some() {
+        let purged = client
+            .select(sql::PURGE_HORIZON, None, &[])
+            .expect("inventory_sync: reading the purge horizon failed");
+        if let Some(row) = purged.into_iter().next() {
+            let horizon: i64 = row.get(1).ok().flatten().unwrap_or(0);
+            // A cursor in the same transaction as the newest purged tombstone may be before it.
+            if (after.xid as i64) <= horizon {
+                return Err(SyncError::CursorExpired);
+            }
+        }
+    }
+
+    let default_oid = crate::api::default_table_oid();
+    let readable = client
+        .select(sql::FEED_READABLE, None, &[oid(default_oid.to_u32())])
+        .expect("inventory_sync: checking privileges failed")
+        .first()
+        .get_one::<bool>()
+        .ok()
+        .flatten()
+        .unwrap_or(false);
+    let args = [
+        xid8(after.xid),
+        oid(after.tbl),
+        after.row_id.as_str().into(),
+        oid(default_oid.to_u32()),
+        (lim + 1).into(),
+    ];
+    let feed = if readable { &FEED_WITH_DEFAULT } else { &FEED_TRACKED_ONLY };
+    let rows = feed.with(|kept| kept.select_all(client, &args));
+    let mut found = Vec::with_capacity(rows.len());
+    for row in rows {
+        let xid: i64 = row.get(1).ok().flatten().unwrap_or(0);
+        let tbl: pg_sys::Oid = row.get(2).ok().flatten().unwrap_or(pg_sys::InvalidOid);
+        let row_id: String = row.get(3).ok().flatten().unwrap_or_default();
+        let entry: Jsonb = row.get(4).ok().flatten().expect("feed entry is NULL");
+        let needs_row: bool = row.get(5).ok().flatten().unwrap_or(false);
+        found.push(Found {
+            position: Position { xid: xid as u64, tbl: tbl.to_u32(), row_id },
+            entry: entry.to_value(),
+            needs_row,
+        });
+    }
+    let has_more = found.len() > lim as usize;
+    found.truncate(lim as usize);
+    let cursor = found.last().map(|f| f.position.clone()).unwrap_or(after);
+
+    fill_tracked_rows(client, &mut found)?;
+    let changes: Vec<Value> = found.into_iter().filter_map(|f| (!f.needs_row).then_some(f.entry)).collect();
+    let answer = json!({"changes": changes, "cursor": cursor.encode(), "has_more": has_more});
+    Ok(Jsonb::from_text(&answer.to_string()))
+}
+
+/// Give tracked-table upserts their rows, read as the caller may see them. A row the caller may
+/// not see (row-level security), or that is gone, or of a table no longer tracked, is left out.
+fn fill_tracked_rows(client: &mut SpiClient<'_>, found: &mut [Found]) -> Result<(), SyncError> {
+    let mut by_table: HashMap<u32, Vec<usize>> = HashMap::new();
+    for (i, f) in found.iter().enumerate() {
+        if f.needs_row {
+            by_table.entry(f.position.tbl).or_default().push(i);
+        }
+    }
+    for (tbl, indexes) in by_table {
+        let tracked = match catalog::get_for_read(client, pg_sys::Oid::from(tbl)) {
+            Ok(t) => t,
+            Err(SyncError::NotTracked { .. } | SyncError::TrackingBroken { .. }) => continue,
+            Err(e) => return Err(e),
+        };
+        let keys: Vec<String> = indexes.iter().map(|&i| found[i].position.row_id.clone()).collect();
+        let rows = tracked.rows_by_key(client, keys);
+        for i in indexes {
+            if let Some((data, updated_at)) = rows.get(&found[i].position.row_id) {
+                found[i].entry["data"] = data.clone();
+                found[i].entry["updated_at"] = updated_at.clone();
+                found[i].needs_row = false;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod unit {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn cursors_round_trip(xid in any::<u64>(), tbl in any::<u32>(), row_id in ".*") {
+            let p = Position { xid, tbl, row_id };
+            let text = p.encode();
+            prop_assert!(text.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
+            prop_assert_eq!(Position::decode(&text).unwrap(), p);
+        }
+    }
+
+    #[test]
+    fn garbage_is_not_a_cursor() {
+        for bad in ["", "!!!", "MTpmb28", &URL_SAFE_NO_PAD.encode("2:1:2:x"), &URL_SAFE_NO_PAD.encode("1:x:2:y")] {
+            assert_eq!(Position::decode(bad), Err(SyncError::BadCursor), "{bad}");
+        }
+    }
+}
