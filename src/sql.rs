@@ -367,7 +367,8 @@ mod unit {
             for op in ["||", "<=", "-", "="] {
                 for (i, _) in sql.match_indices(op) {
                     let qualified = sql[..i].ends_with("pg_catalog.")
-                        || (op == "=" && sql[..i].ends_with("pg_catalog.<"));
+                        || (op == "="
+                            && (sql[..i].ends_with("pg_catalog.<") || sql[..i].ends_with("pg_catalog.>")));
                     // `SET col = …` and `, col = …` assign; they are not comparisons.
                     let before = sql[..i].trim_end();
                     let target = before.rsplit_once(' ').map(|(rest, _)| rest.trim_end());
