@@ -153,10 +153,13 @@ GRANT SELECT, INSERT, UPDATE ON inventory_sync.mutations TO PUBLIC;
 COMMENT ON TABLE inventory_sync.mutations IS
     'Answers of writes that carried client_id and mutation_id, kept until purge_mutations() removes them.';
 
--- The newest change a tombstone purge removed: a pull cursor from before it may have missed it.
+-- The feed position of the newest tombstone a purge removed: a pull cursor before it may have
+-- missed it.
 CREATE TABLE inventory_sync.purge_horizon (
-    single     boolean PRIMARY KEY DEFAULT true CHECK (single),
-    change_xid xid8    NOT NULL,
+    single     boolean     PRIMARY KEY DEFAULT true CHECK (single),
+    change_xid xid8        NOT NULL,
+    tbl        oid         NOT NULL,
+    row_id     text        COLLATE "C" NOT NULL,
     purged_at  timestamptz NOT NULL
 );
 GRANT SELECT ON inventory_sync.purge_horizon TO PUBLIC;

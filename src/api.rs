@@ -351,7 +351,11 @@ fn purge_tombstones(older_than: Option<pgrx::datum::Interval>) -> i64 {
         let interval = check_age(older_than)?;
         Ok(Spi::connect_mut(|client| {
             client
-                .update(sql::PURGE_TOMBSTONES, None, &[interval.into()])
+                .update(
+                    sql::purge_tombstones().as_str(),
+                    None,
+                    &[interval.into(), default_table_oid().into()],
+                )
                 .expect("inventory_sync: purging tombstones failed")
                 .first()
                 .get_one::<i64>()

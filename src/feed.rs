@@ -29,7 +29,7 @@ use crate::storage::Kept;
 use crate::types::Jsonb;
 
 /// Where a pull continues: after this (transaction id, table OID, row id).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Default)]
 pub struct Position {
     pub xid: u64,
     pub tbl: u32,
@@ -104,9 +104,13 @@ pub fn pull(client: &mut SpiClient<'_>, since: Option<&str>, lim: i32) -> Result
             .select(sql::PURGE_HORIZON, None, &[])
             .expect("inventory_sync: reading the purge horizon failed");
         if let Some(row) = purged.into_iter().next() {
-            let horizon: i64 = row.get(1).ok().flatten().unwrap_or(0);
-            // A cursor in the same transaction as the newest purged tombstone may be before it.
-            if (after.xid as i64) <= horizon {
+            let newest_purged = Position {
+                xid: row.get::<i64>(1).ok().flatten().unwrap_or(0) as u64,
+                tbl: row.get::<pg_sys::Oid>(2).ok().flatten().map_or(0, |o| o.to_u32()),
+                row_id: row.get::<String>(3).ok().flatten().unwrap_or_default(),
+            };
+            // Positions order as the feed does (row ids bytewise, as collation "C").
+            if after < newest_purged {
                 return Err(SyncError::CursorExpired);
             }
         }

@@ -175,8 +175,9 @@ pub fn tracked_record(oid: u32) -> String {
     )
 }
 
-/// The newest change a tombstone purge removed, as bigint (no row: never purged).
-pub const PURGE_HORIZON: &str = "SELECT p.change_xid::pg_catalog.text::pg_catalog.int8 \
+/// The feed position of the newest tombstone a purge removed: xid as bigint, table OID, row id
+/// (no row: never purged).
+pub const PURGE_HORIZON: &str = "SELECT p.change_xid::pg_catalog.text::pg_catalog.int8, p.tbl, p.row_id \
      FROM inventory_sync.purge_horizon p";
 
 /// Whether the caller may read the default table (`$1` its OID).
@@ -240,22 +241,37 @@ pub fn tracked_rows(table: &str, key: &str, ts: &str, key_type: &str) -> String 
     )
 }
 
-/// Remove tombstones older than `$1` (an interval) from the default table and the tracked
-/// tables' feed, remember the newest one removed, and answer how many.
-pub const PURGE_TOMBSTONES: &str = "WITH d1 AS (DELETE FROM inventory_sync.inventory i \
-       WHERE i.deleted AND i.changed_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) $1) \
-       RETURNING i.change_xid), \
-     d2 AS (DELETE FROM inventory_sync.changes c \
-       WHERE c.op OPERATOR(pg_catalog.=) 'delete' \
-         AND c.changed_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) $1) \
-       RETURNING c.change_xid), \
-     purged AS (SELECT d1.change_xid FROM d1 UNION ALL SELECT d2.change_xid FROM d2), \
-     horizon AS (INSERT INTO inventory_sync.purge_horizon AS p (change_xid, purged_at) \
-       SELECT pg_catalog.max(purged.change_xid), pg_catalog.now() FROM purged \
-       HAVING pg_catalog.count(*) OPERATOR(pg_catalog.>) 0 \
-       ON CONFLICT (single) DO UPDATE \
-         SET change_xid = GREATEST(p.change_xid, excluded.change_xid), purged_at = excluded.purged_at) \
-     SELECT pg_catalog.count(*) FROM purged";
+/// Remove tombstones older than `$1` (an interval) from the default table (OID `$2`) and the
+/// tracked tables' feed, remember the feed position of the newest one removed, and answer how
+/// many.
+pub fn purge_tombstones() -> String {
+    let later = |a: &str, b: &str| {
+        format!(
+            "({a}.change_xid OPERATOR(pg_catalog.>) {b}.change_xid OR ({a}.change_xid OPERATOR(pg_catalog.=) {b}.change_xid \
+              AND ({a}.tbl OPERATOR(pg_catalog.>) {b}.tbl OR ({a}.tbl OPERATOR(pg_catalog.=) {b}.tbl \
+              AND {a}.row_id OPERATOR(pg_catalog.>) {b}.row_id))))"
+        )
+    };
+    format!(
+        "WITH d1 AS (DELETE FROM inventory_sync.inventory i \
+           WHERE i.deleted AND i.changed_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) $1) \
+           RETURNING i.change_xid, $2::pg_catalog.oid AS tbl, (i.id::pg_catalog.text COLLATE {C}) AS row_id), \
+         d2 AS (DELETE FROM inventory_sync.changes c \
+           WHERE c.op OPERATOR(pg_catalog.=) 'delete' \
+             AND c.changed_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) $1) \
+           RETURNING c.change_xid, c.tbl::pg_catalog.oid AS tbl, c.row_id), \
+         purged AS (SELECT * FROM d1 UNION ALL SELECT * FROM d2), \
+         newest AS (SELECT * FROM purged ORDER BY change_xid DESC, tbl DESC, row_id DESC LIMIT 1), \
+         horizon AS (INSERT INTO inventory_sync.purge_horizon AS p (change_xid, tbl, row_id, purged_at) \
+           SELECT newest.change_xid, newest.tbl, newest.row_id, pg_catalog.now() FROM newest \
+           ON CONFLICT (single) DO UPDATE \
+             SET change_xid = excluded.change_xid, tbl = excluded.tbl, row_id = excluded.row_id, \
+                 purged_at = excluded.purged_at \
+           WHERE {}) \
+         SELECT pg_catalog.count(*) FROM purged",
+        later("excluded", "p")
+    )
+}
 
 /// Forget mutation ids applied longer than `$1` ago; answer how many.
 pub const PURGE_MUTATIONS: &str = "WITH d AS (DELETE FROM inventory_sync.mutations m \
@@ -360,7 +376,7 @@ mod unit {
             tracked_record(1),
             feed(true),
             tracked_rows("t", "k", "ts", "uuid"),
-            PURGE_TOMBSTONES.to_string(),
+            purge_tombstones(),
             PURGE_MUTATIONS.to_string(),
         ];
         for sql in all {
