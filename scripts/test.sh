@@ -79,9 +79,25 @@ run_readme() {
     record "$status" $((status == 0)) 0
 }
 
+# A streaming replica of the test cluster (pg_basebackup + standby.signal), on the next port.
+start_standby() {
+    [ -n "${STANDBY_UP:-}" ] && return
+    local dir=$WORK/standby
+    remove_cluster standby
+    as_root install -d -o postgres -g postgres -m 0755 "$dir"
+    say "starting a streaming replica (socket in $dir, port $((PORT + 1)))"
+    as_postgres "$PG_BIN/pg_basebackup" -h "$WORK/test" -p "$PORT" -U postgres -D "$dir/data" \
+        -R -X stream -c fast
+    as_postgres env -u RUST_BACKTRACE -u RUST_LIB_BACKTRACE "$PG_BIN/pg_ctl" -D "$dir/data" \
+        -l "$dir/server.log" -w -o "-p $((PORT + 1)) -k $dir -c listen_addresses='' -c hot_standby=on" start >/dev/null
+    STANDBY_UP=1
+    trap 'stop_cluster standby; stop_cluster test' EXIT
+}
+
 run_races() {
     ensure_cluster
-    say "concurrency tests: several real connections (pytest)"
+    start_standby
+    say "concurrency and protocol tests: several real connections, a replica (pytest)"
     local venv=$REPO/target/venv
     if [ ! -x "$venv/bin/python" ]; then
         python3 -m venv "$venv" 2>/dev/null || {
@@ -92,6 +108,7 @@ run_races() {
     "$venv/bin/pip" install -q -r "$REPO/tests/concurrency/requirements.txt"
     local status=0
     INVENTORY_SYNC_DSN="host=$WORK/test port=$PORT user=postgres" \
+    INVENTORY_SYNC_STANDBY_DSN="host=$WORK/standby port=$((PORT + 1)) user=postgres" \
         "$venv/bin/python" -m pytest -q -s "$REPO/tests/concurrency" -p no:cacheprovider \
         2>&1 | tee "$LOGS/races.log" || status=$?
     local summary='^(=+ )?[0-9]+ (passed|failed).* in [0-9.]+s'

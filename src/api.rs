@@ -88,6 +88,7 @@ fn sync_upsert(
     client_id: default!(Option<String>, "NULL"),
     mutation_id: default!(Option<String>, "NULL"),
 ) -> Jsonb {
+    engine::check_writable(c"sync_upsert()");
     upsert_default(id, payload, client_ts, client_id, mutation_id).unwrap_or_else(|e| e.raise())
 }
 
@@ -139,6 +140,7 @@ fn sync_delete(
     client_id: default!(Option<String>, "NULL"),
     mutation_id: default!(Option<String>, "NULL"),
 ) -> Jsonb {
+    engine::check_writable(c"sync_delete()");
     delete_default(id, client_ts, client_id, mutation_id).unwrap_or_else(|e| e.raise())
 }
 
@@ -171,6 +173,7 @@ fn sync_upsert_in(
     client_id: default!(Option<String>, "NULL"),
     mutation_id: default!(Option<String>, "NULL"),
 ) -> Jsonb {
+    engine::check_writable(c"sync_upsert_in()");
     upsert_tracked(tbl, id, payload, client_ts, client_id, mutation_id).unwrap_or_else(|e| e.raise())
 }
 
@@ -205,6 +208,7 @@ fn sync_delete_in(
     client_id: default!(Option<String>, "NULL"),
     mutation_id: default!(Option<String>, "NULL"),
 ) -> Jsonb {
+    engine::check_writable(c"sync_delete_in()");
     delete_tracked(tbl, id, client_ts, client_id, mutation_id).unwrap_or_else(|e| e.raise())
 }
 
@@ -290,6 +294,7 @@ fn tracked_values(
 /// `updated_at`). Only the table's owner may track it. Tracking again changes the column.
 #[pg_extern(volatile, parallel_unsafe)]
 fn track(tbl: Option<RegClass>, ts_column: default!(Option<Name>, "'updated_at'")) {
+    engine::check_writable(c"track()");
     let result = (|| {
         let tbl = tbl.ok_or(SyncError::NullArgument("tbl"))?;
         let ts = ts_column.ok_or(SyncError::NullArgument("ts_column"))?;
@@ -301,6 +306,7 @@ fn track(tbl: Option<RegClass>, ts_column: default!(Option<Name>, "'updated_at'"
 /// Take a table out of sync (its rows and journal entries stay). Only the table's owner may.
 #[pg_extern(volatile, parallel_unsafe)]
 fn untrack(tbl: Option<RegClass>) {
+    engine::check_writable(c"untrack()");
     let result = (|| {
         let tbl = tbl.ok_or(SyncError::NullArgument("tbl"))?;
         Spi::connect_mut(|client| catalog::untrack(client, tbl.0))
@@ -316,6 +322,7 @@ fn untrack(tbl: Option<RegClass>) {
 /// when the first invalid change fails the whole call.
 #[pg_extern(volatile, parallel_unsafe)]
 fn sync_push(changes: Option<Jsonb>, atomic: default!(Option<bool>, "false")) -> Jsonb {
+    engine::check_writable(c"sync_push()");
     crate::batch::push(changes, atomic.unwrap_or(false)).unwrap_or_else(|e| e.raise())
 }
 
@@ -347,6 +354,7 @@ fn check_age(interval: Option<pgrx::datum::Interval>) -> Result<pgrx::datum::Int
 /// pull again from the beginning: its cursor is then refused. Answers how many were removed.
 #[pg_extern(volatile, parallel_unsafe)]
 fn purge_tombstones(older_than: Option<pgrx::datum::Interval>) -> i64 {
+    engine::check_writable(c"purge_tombstones()");
     let result = (|| {
         let interval = check_age(older_than)?;
         Ok(Spi::connect_mut(|client| {
@@ -371,6 +379,7 @@ fn purge_tombstones(older_than: Option<pgrx::datum::Interval>) -> i64 {
 /// Answers how many were forgotten.
 #[pg_extern(volatile, parallel_unsafe)]
 fn purge_mutations(older_than: Option<pgrx::datum::Interval>) -> i64 {
+    engine::check_writable(c"purge_mutations()");
     let result = (|| {
         let interval = check_age(older_than)?;
         Ok(Spi::connect_mut(|client| {

@@ -239,7 +239,7 @@ pub fn push(changes: Option<Jsonb>, atomic: bool) -> Result<Jsonb, SyncError> {
     for (_, _, index) in order {
         // SAFETY: what runs in the per-change context is copied out (into `out`) before the
         // context is reset.
-        let outcome = unsafe { per_change.switch_to(|_| {
+        let outcome = unsafe { per_change.switch_to(|_| crate::types::answers_in(|| {
             let item = changes.array_element(index);
             // The id, for an error outcome: as sent, when the change has one.
             let id = item.field("id").map(|f| f.to_value()).unwrap_or(Value::Null);
@@ -261,7 +261,7 @@ pub fn push(changes: Option<Jsonb>, atomic: bool) -> Result<Jsonb, SyncError> {
                     Err((code, message)) => error_outcome(&id, code, &message),
                 })
             }
-        }) }?;
+        })) }?;
         outcomes[index] = outcome;
         // SAFETY: nothing allocated in the context outlives this change: the outcome was
         // copied out.

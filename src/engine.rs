@@ -92,6 +92,14 @@ pub struct Write {
     pub mutation_id: Option<String>,
 }
 
+/// Refuse to write in a read-only transaction or on a standby with PostgreSQL's own error
+/// (25006), before anything could try to claim a transaction id (which on a standby would be an
+/// internal error).
+pub fn check_writable(function: &'static std::ffi::CStr) {
+    // SAFETY: raises ERROR when the transaction is read-only; returns otherwise.
+    unsafe { pg_sys::PreventCommandIfReadOnly(function.as_ptr()) };
+}
+
 /// The checks every write gets: client_ts present and finite; a mutation id only with a client
 /// id.
 pub fn check_common(

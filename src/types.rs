@@ -32,7 +32,10 @@ impl FromDatum for Jsonb {
         }
     }
 
-    /// Values read from SPI live in SPI's memory, freed when the connection closes: copy them out.
+    /// Values read from SPI live in SPI's memory, freed when the connection closes: copy them out,
+    /// into the context of the call that wants them (see `answers_in`). pgrx's default would be
+    /// the SPI context's parent, which is the transaction's context: a batch of 100,000 changes
+    /// would keep every answer until commit.
     unsafe fn from_datum_in_memory_context(
         mut memory_context: PgMemoryContexts,
         datum: pg_sys::Datum,
@@ -42,10 +45,14 @@ impl FromDatum for Jsonb {
         if is_null {
             return None;
         }
-        memory_context.switch_to(|_| {
+        let copy = |_: &mut PgMemoryContexts| {
             let copy = pg_sys::pg_detoast_datum_copy(datum.cast_mut_ptr());
             Some(Jsonb(pg_sys::Datum::from(copy)))
-        })
+        };
+        match ANSWER_CONTEXT.get() {
+            Some(context) => PgMemoryContexts::For(context).switch_to(copy),
+            None => memory_context.switch_to(copy),
+        }
     }
 }
 
@@ -57,6 +64,26 @@ impl IntoDatum for Jsonb {
     fn type_oid() -> pg_sys::Oid {
         pg_sys::JSONBOID
     }
+}
+
+thread_local! {
+    static ANSWER_CONTEXT: std::cell::Cell<Option<pg_sys::MemoryContext>> = const { std::cell::Cell::new(None) };
+}
+
+/// Run `f` with jsonb values read from SPI copied into the current memory context (the caller's,
+/// not SPI's or the transaction's), so they are freed with it.
+pub fn answers_in<R>(f: impl FnOnce() -> R) -> R {
+    /// Restores the previous answer context, also when an error unwinds through `f`.
+    struct Restore(Option<pg_sys::MemoryContext>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            ANSWER_CONTEXT.set(self.0);
+        }
+    }
+    // SAFETY: reading the current memory context pointer.
+    let here = unsafe { pg_sys::CurrentMemoryContext };
+    let _restore = Restore(ANSWER_CONTEXT.replace(Some(here)));
+    f()
 }
 
 /// Arguments of these types are read with their `FromDatum`.

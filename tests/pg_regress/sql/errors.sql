@@ -27,6 +27,11 @@ SELECT inventory_sync.sync_upsert(1, '{}', 'next tuesday');
 \echo :LAST_ERROR_SQLSTATE
 SELECT inventory_sync.sync_upsert(1, '{}', '2024-02-30 10:00');
 \echo :LAST_ERROR_SQLSTATE
+-- A read-only transaction (or a hot standby) refuses writes with PostgreSQL's own error.
+BEGIN READ ONLY;
+SELECT inventory_sync.sync_upsert(1, '{}', now());
+\echo :LAST_ERROR_SQLSTATE
+ROLLBACK;
 -- Nothing above was written.
 SELECT id, data, updated_at FROM inventory_sync.inventory;
 SELECT count(*) AS journaled FROM inventory_sync.conflicts;
