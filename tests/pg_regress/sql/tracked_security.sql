@@ -28,6 +28,10 @@ SELECT inventory_sync.sync_upsert_in('notes', '1', '{"body": "bob, older"}', '20
 SELECT inventory_sync.sync_upsert_in('notes', '1', '{"body": "bob, newer"}', '2024-03-01 11:00+00');
 SELECT inventory_sync.sync_upsert_in('notes', '2', '{"body": "bob''s own"}', '2024-03-01 11:00+00')->>'status' AS status;
 SELECT id, owner, body FROM notes ORDER BY id;
+-- Pulls show each user only what they may see.
+SELECT c->'id' AS id, c->'data'->>'body' AS body FROM jsonb_array_elements(inventory_sync.sync_pull()->'changes') AS c;
+SET ROLE isync_alice;
+SELECT c->'id' AS id, c->'data'->>'body' AS body FROM jsonb_array_elements(inventory_sync.sync_pull()->'changes') AS c;
 -- A role that may only read gets 42501 and writes nothing.
 SET ROLE isync_reader;
 SELECT inventory_sync.sync_upsert_in('notes', '3', '{"body": "reader"}', '2024-03-01 11:00+00');
@@ -35,6 +39,11 @@ SELECT inventory_sync.sync_upsert_in('notes', '3', '{"body": "reader"}', '2024-0
 -- Only the owner may track or untrack.
 SELECT inventory_sync.untrack('notes');
 \echo :LAST_ERROR_SQLSTATE
+-- A role without SELECT on the table pulls nothing of it.
+RESET ROLE;
+REVOKE SELECT ON notes FROM isync_reader;
+SET ROLE isync_reader;
+SELECT inventory_sync.sync_pull()->'changes' AS changes;
 RESET ROLE;
 SELECT id, owner, body FROM notes ORDER BY id;
 SELECT row_id, reason, db_user, server_data FROM inventory_sync.conflicts ORDER BY conflict_id;
