@@ -109,7 +109,7 @@ run_races() {
     local status=0
     INVENTORY_SYNC_DSN="host=$WORK/test port=$PORT user=postgres" \
     INVENTORY_SYNC_STANDBY_DSN="host=$WORK/standby port=$((PORT + 1)) user=postgres" \
-        "$venv/bin/python" -m pytest -q -s "$REPO/tests/concurrency" -p no:cacheprovider \
+        "$venv/bin/python" -m pytest -q -s -W error::pytest.PytestUnhandledThreadExceptionWarning "$REPO/tests/concurrency" -p no:cacheprovider \
         2>&1 | tee "$LOGS/races.log" || status=$?
     local summary='^(=+ )?[0-9]+ (passed|failed).* in [0-9.]+s'
     record "$status" "$(sum_of passed "$LOGS/races.log" "$summary")" \
