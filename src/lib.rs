@@ -22,6 +22,7 @@ mod catalog;
 mod convert;
 mod engine;
 mod error;
+mod merge;
 mod feed;
 mod rules;
 mod settings;
