@@ -8,6 +8,8 @@ CREATE TABLE inventory_sync.inventory (
                CHECK (jsonb_typeof(data) = 'object'),
     updated_at timestamptz NOT NULL,
     deleted    boolean     NOT NULL DEFAULT false,
+    updated_by text,
+    field_clocks jsonb     NOT NULL DEFAULT '{}'::jsonb,
     change_xid xid8        NOT NULL DEFAULT pg_current_xact_id(),
     changed_at timestamptz NOT NULL DEFAULT now()
 );
@@ -46,6 +48,10 @@ COMMENT ON COLUMN inventory_sync.inventory.updated_at IS
     'client_ts of the write that produced the current state; the last-write-wins clock.';
 COMMENT ON COLUMN inventory_sync.inventory.deleted IS
     'A tombstone: the item was deleted at updated_at. Kept so older writes still lose; removed by purge_tombstones().';
+COMMENT ON COLUMN inventory_sync.inventory.updated_by IS
+    'client_id of the write that produced the current state, if it sent one: orders writes with equal timestamps.';
+COMMENT ON COLUMN inventory_sync.inventory.field_clocks IS
+    'Per-field clocks ({"field": {"ts": microseconds, "by": client_id}}) of fields set by merging writes; a field without one has the row''s clock.';
 COMMENT ON COLUMN inventory_sync.inventory.change_xid IS
     'The transaction that last changed the row: the pull feed''s position.';
 COMMENT ON COLUMN inventory_sync.inventory.changed_at IS 'Server time of the last change.';
@@ -113,6 +119,8 @@ CREATE TABLE inventory_sync.changes (
     id         jsonb       NOT NULL,
     op         text        NOT NULL CHECK (op IN ('upsert', 'delete')),
     ts         timestamptz NOT NULL,
+    client_id  text,
+    field_clocks jsonb     NOT NULL DEFAULT '{}'::jsonb,
     change_xid xid8        NOT NULL,
     changed_at timestamptz NOT NULL,
     PRIMARY KEY (row_id, tbl)
@@ -164,6 +172,30 @@ CREATE TABLE inventory_sync.purge_horizon (
 );
 GRANT SELECT ON inventory_sync.purge_horizon TO PUBLIC;
 
+-- Per-field merge policies (lww, the default, has no row). For the default table the fields are
+-- keys of data. Readable by everyone; set by the table's owner (set_policy checks it too).
+CREATE TABLE inventory_sync.field_policies (
+    tbl    regclass NOT NULL,
+    field  text     NOT NULL,
+    policy text     NOT NULL CHECK (policy IN ('field_lww', 'delta', 'server_wins')),
+    PRIMARY KEY (tbl, field)
+);
+ALTER TABLE inventory_sync.field_policies ENABLE ROW LEVEL SECURITY;
+CREATE POLICY field_policies_readable ON inventory_sync.field_policies FOR SELECT USING (true);
+CREATE POLICY field_policies_by_owner ON inventory_sync.field_policies FOR ALL
+    USING (pg_catalog.pg_has_role(
+        (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) tbl), 'USAGE'))
+    WITH CHECK (pg_catalog.pg_has_role(
+        (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) tbl), 'USAGE'));
+GRANT SELECT, INSERT, UPDATE, DELETE ON inventory_sync.field_policies TO PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('inventory_sync.field_policies', '');
+
+CREATE VIEW inventory_sync.policies AS
+SELECT p.tbl AS table_name, p.field, p.policy FROM inventory_sync.field_policies p;
+GRANT SELECT ON inventory_sync.policies TO PUBLIC;
+COMMENT ON VIEW inventory_sync.policies IS
+    'Fields with a merge policy other than lww (row-level last-write-wins, the default).';
+
 -- A dropped table leaves tracking by itself, so its OID can never be mistaken for a later table.
 -- SECURITY DEFINER: when sql_drop fires, the table's pg_class row (which the catalog's policy
 -- consults) is already gone.
@@ -175,6 +207,11 @@ BEGIN
      WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
        AND d.objsubid OPERATOR(pg_catalog.=) 0
        AND t.tbl::pg_catalog.oid OPERATOR(pg_catalog.=) d.objid;
+    DELETE FROM inventory_sync.field_policies p
+     USING pg_catalog.pg_event_trigger_dropped_objects() d
+     WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+       AND d.objsubid OPERATOR(pg_catalog.=) 0
+       AND p.tbl::pg_catalog.oid OPERATOR(pg_catalog.=) d.objid;
     DELETE FROM inventory_sync.changes c
      USING pg_catalog.pg_event_trigger_dropped_objects() d
      WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass

@@ -51,6 +51,7 @@ fn default_table() -> Rc<Default> {
                 let int8 = PgOid::from_untagged(pg_sys::INT8OID);
                 let jsonb = PgOid::from_untagged(pg_sys::JSONBOID);
                 let ts = PgOid::from_untagged(pg_sys::TIMESTAMPTZOID);
+                let text = PgOid::from_untagged(pg_sys::TEXTOID);
                 let d = Rc::new(Default {
                     table: Table::new(
                         sql::DEFAULT_TABLE.to_string(),
@@ -58,8 +59,8 @@ fn default_table() -> Rc<Default> {
                         pg_sys::INT8OID,
                         sql::DEFAULT_SERVER_ROW,
                     ),
-                    upsert: Kept::new(sql::default_upsert(), vec![int8, jsonb, ts]),
-                    delete: Kept::new(sql::default_delete(), vec![int8, ts]),
+                    upsert: Kept::new(sql::default_upsert(), vec![int8, jsonb, ts, text]),
+                    delete: Kept::new(sql::default_delete(), vec![int8, ts, text]),
                 });
                 *cell = Some(d.clone());
                 d
@@ -106,7 +107,7 @@ pub fn upsert_default(
     let write = default_write(Op::Upsert, id, payload, client_ts, client_id, mutation_id);
     let d = default_table();
     Spi::connect_mut(|client| {
-        let args = [id.into(), payload.into(), client_ts.into()];
+        let args = [id.into(), payload.into(), client_ts.into(), write.client_id.as_deref().into()];
         engine::decide(client, &d.table, &write, |client| Ok(d.upsert.run(client, &args)))
     })
 }
@@ -155,7 +156,7 @@ pub fn delete_default(
     let write = default_write(Op::Delete, id, Jsonb::empty_object(), client_ts, client_id, mutation_id);
     let d = default_table();
     Spi::connect_mut(|client| {
-        let args = [id.into(), client_ts.into()];
+        let args = [id.into(), client_ts.into(), write.client_id.as_deref().into()];
         engine::decide(client, &d.table, &write, |client| Ok(d.delete.run(client, &args)))
     })
 }

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::ffi::CStr;
 use std::rc::Rc;
 
-use pgrx::datum::DatumWithOid;
+use pgrx::datum::{DatumWithOid, TimestampWithTimeZone};
 use pgrx::pg_sys::{self, PgOid};
 use pgrx::spi::{quote_identifier, quote_literal, quote_qualified_identifier, SpiClient};
 
@@ -113,6 +113,7 @@ const MAX_ROUNDS: usize = 10;
 pub struct Writes {
     update: Kept,
     insert: Kept,
+    merge_update: Kept,
 }
 
 /// A tracked table as one backend knows it: its columns, key, timestamp and statements.
@@ -122,6 +123,7 @@ pub struct Tracked {
     pub key: usize,
     pub ts: usize,
     lock: Kept,
+    lock_for_merge: Kept,
     delete: Kept,
     tombstone: Kept,
     record: Kept,
@@ -149,10 +151,13 @@ impl Tracked {
         let mut types = vec![
             PgOid::from_untagged(self.columns[self.key].typid),
             PgOid::from_untagged(pg_sys::TIMESTAMPTZOID),
+            PgOid::from_untagged(pg_sys::TEXTOID),
         ];
         types.extend(columns.iter().map(|&i| PgOid::from_untagged(self.columns[i].typid)));
+        let oid = self.table.oid.to_u32();
         let writes = Rc::new(Writes {
-            update: Kept::new(sql::tracked_update(table, key, ts, &names), types.clone()),
+            update: Kept::new(sql::tracked_update(table, oid, key, ts, &names), types.clone()),
+            merge_update: Kept::new(sql::tracked_merge_update(table, key, ts, &names), types.clone()),
             insert: Kept::new(sql::tracked_insert(table, key, ts, &names), types),
         });
         plans.insert(columns.to_vec(), writes.clone());
@@ -193,8 +198,25 @@ impl Tracked {
         }
     }
 
-    fn record(&self, client: &mut SpiClient<'_>, write: &Write) -> Jsonb {
-        let args = [write.key.bind(), write.client_ts.into(), write.op.as_str().into()];
+    /// Record the row's latest change: stamped `ts` (the row's timestamp), with `clocks` as its
+    /// field clocks (None: keep them, less those of `written`).
+    fn record(
+        &self,
+        client: &mut SpiClient<'_>,
+        write: &Write,
+        ts: TimestampWithTimeZone,
+        clocks: Option<Jsonb>,
+        written: &[usize],
+    ) -> Jsonb {
+        let names: Vec<String> = written.iter().map(|&i| self.columns[i].name.clone()).collect();
+        let args = [
+            write.key.bind(),
+            ts.into(),
+            write.client_id.as_deref().into(),
+            write.op.as_str().into(),
+            clocks.into(),
+            names.into(),
+        ];
         self.record.run::<Jsonb>(client, &args).expect("inventory_sync: recording a change answered no row")
     }
 
@@ -221,17 +243,18 @@ impl Tracked {
         self.lock_key(&write.row_id);
         let columns: Vec<usize> = values.iter().map(|(pos, _)| *pos).collect();
         let writes = self.writes_for(&columns);
-        let mut args = Vec::with_capacity(values.len() + 2);
+        let mut args = Vec::with_capacity(values.len() + 3);
         args.push(write.key.bind());
         args.push(write.client_ts.into());
+        args.push(write.client_id.as_deref().into());
         args.extend(values.iter().map(|(_, p)| p.bind()));
         let mut unseen = 0;
         for _ in 0..MAX_ROUNDS {
             if let Some(answer) = writes.update.run::<Jsonb>(client, &args) {
-                self.record(client, write);
+                self.record(client, write, write.client_ts, None, &columns);
                 return Ok(Some(answer));
             }
-            match self.lock.run::<bool>(client, &args[..2]) {
+            match self.lock.run::<bool>(client, &args[..3]) {
                 // Newer: a conflict, decided against the version we now hold locked.
                 Some(false) => return Ok(None),
                 // Committed after the update's snapshot and not newer: locked now, so the update
@@ -239,11 +262,11 @@ impl Tracked {
                 Some(true) => continue,
                 None => {}
             }
-            if self.tombstone.run::<bool>(client, &args[..2]) == Some(false) {
+            if self.tombstone.run::<bool>(client, &args[..3]) == Some(false) {
                 return Ok(None);
             }
             if let Some(answer) = writes.insert.run::<Jsonb>(client, &args) {
-                self.record(client, write);
+                self.record(client, write, write.client_ts, Some(Jsonb::empty_object()), &columns);
                 return Ok(Some(answer));
             }
             // The insert met a row the lock did not see: inserted outside sync functions since
@@ -264,10 +287,10 @@ impl Tracked {
     /// row that may exist.
     pub fn delete(&self, client: &mut SpiClient<'_>, write: &Write) -> Result<Option<Jsonb>, SyncError> {
         self.lock_key(&write.row_id);
-        let args = [write.key.bind(), write.client_ts.into()];
+        let args = [write.key.bind(), write.client_ts.into(), write.client_id.as_deref().into()];
         for _ in 0..MAX_ROUNDS {
             if let Some(answer) = self.delete.run::<Jsonb>(client, &args) {
-                self.record(client, write);
+                self.record(client, write, write.client_ts, Some(Jsonb::empty_object()), &[]);
                 return Ok(Some(answer));
             }
             match self.lock.run::<bool>(client, &args) {
@@ -278,7 +301,7 @@ impl Tracked {
             if self.rls() || self.tombstone.run::<bool>(client, &args) == Some(false) {
                 return Ok(None);
             }
-            return Ok(Some(self.record(client, write)));
+            return Ok(Some(self.record(client, write, write.client_ts, Some(Jsonb::empty_object()), &[])));
         }
         Err(SyncError::Unsettled { table: self.table.name.clone(), rounds: MAX_ROUNDS })
     }
@@ -431,9 +454,10 @@ fn load(client: &SpiClient<'_>, relid: pg_sys::Oid) -> Result<Tracked, SyncError
             },
         })?;
     let (k, t) = (&columns[key], &columns[ts]);
-    let key_ts = vec![PgOid::from_untagged(k.typid), PgOid::from_untagged(pg_sys::TIMESTAMPTZOID)];
-    let mut key_ts_op = key_ts.clone();
-    key_ts_op.push(PgOid::from_untagged(pg_sys::TEXTOID));
+    let typ = PgOid::from_untagged;
+    let key_ts = vec![typ(k.typid), typ(pg_sys::TIMESTAMPTZOID), typ(pg_sys::TEXTOID)];
+    let mut record_types = key_ts.clone();
+    record_types.extend([typ(pg_sys::TEXTOID), typ(pg_sys::JSONBOID), typ(pg_sys::TEXTARRAYOID)]);
     let oid = relid.to_u32();
     let server_row = sql::tracked_server_row(
         &name,
@@ -443,10 +467,11 @@ fn load(client: &SpiClient<'_>, relid: pg_sys::Oid) -> Result<Tracked, SyncError
         &quote_literal(&t.name),
     );
     Ok(Tracked {
-        lock: Kept::new(sql::tracked_lock(&name, &k.quoted, &t.quoted), key_ts.clone()),
-        delete: Kept::new(sql::tracked_delete(&name, &k.quoted, &t.quoted), key_ts.clone()),
+        lock: Kept::new(sql::tracked_lock(&name, oid, &k.quoted, &t.quoted), key_ts.clone()),
+        lock_for_merge: Kept::new(sql::tracked_lock_for_merge(&name, oid, &k.quoted, &t.quoted), vec![typ(k.typid)]),
+        delete: Kept::new(sql::tracked_delete(&name, oid, &k.quoted, &t.quoted), key_ts.clone()),
         tombstone: Kept::new(sql::tracked_tombstone(oid), key_ts),
-        record: Kept::new(sql::tracked_record(oid), key_ts_op),
+        record: Kept::new(sql::tracked_record(oid), record_types),
         rows: Kept::new(
             sql::tracked_rows(&name, &k.quoted, &t.quoted, key_type_name(k.typid)),
             vec![PgOid::from_untagged(pg_sys::TEXTARRAYOID)],

@@ -47,42 +47,79 @@ fn returning_applied(key: &str, ts: &str, created: &str) -> String {
     )
 }
 
+/// Whether a write stamped `ts` by `by` (SQL expressions) may replace state stamped `stored_ts`
+/// by `stored_by`: later wins; at equal timestamps the greater client_id (bytewise) wins when
+/// both writes carry one; otherwise equal is not newer, so the write applies.
+fn beats(stored_ts: &str, stored_by: &str, ts: &str, by: &str) -> String {
+    format!(
+        "({stored_ts} OPERATOR(pg_catalog.<) {ts} OR ({stored_ts} OPERATOR(pg_catalog.=) {ts} \
+          AND ({by} IS NULL OR {stored_by} IS NULL OR ({by} COLLATE {C}) OPERATOR(pg_catalog.>=) {stored_by})))"
+    )
+}
+
 /// The check and the write in one statement, for the default table. Parameters: `$1` id, `$2`
-/// payload, `$3` client_ts.
+/// payload, `$3` client_ts, `$4` client_id.
 ///
 /// `ON CONFLICT DO UPDATE` locks the existing row and evaluates the `WHERE` against its latest
 /// committed version (waiting for a concurrent writer to finish first), so no interleaving lets
 /// an older `client_ts` overwrite a newer one. When the `WHERE` fails, nothing is returned and
 /// the row stays locked until the transaction ends. `xmax = 0` tells a fresh insert from an
 /// update: the updated row version carries the lock `ON CONFLICT` took. A write newer than a
-/// tombstone brings the item back with just the payload's fields.
+/// tombstone brings the item back with just the payload's fields. The fields it writes drop
+/// their own clocks: they now have the row's.
 pub fn default_upsert() -> String {
     format!(
-        "INSERT INTO {DEFAULT_TABLE} AS stored (id, data, updated_at) \
-         VALUES ($1, $2 OPERATOR(pg_catalog.-) '{{id,updated_at}}'::pg_catalog.text[], $3) \
+        "INSERT INTO {DEFAULT_TABLE} AS stored (id, data, updated_at, updated_by) \
+         VALUES ($1, $2 OPERATOR(pg_catalog.-) '{{id,updated_at}}'::pg_catalog.text[], $3, $4) \
          ON CONFLICT (id) DO UPDATE \
             SET data = CASE WHEN stored.deleted THEN excluded.data \
                             ELSE stored.data OPERATOR(pg_catalog.||) excluded.data END, \
-                updated_at = excluded.updated_at, deleted = false, \
+                updated_at = excluded.updated_at, updated_by = excluded.updated_by, deleted = false, \
+                field_clocks = CASE WHEN stored.deleted THEN '{{}}'::pg_catalog.jsonb \
+                    ELSE stored.field_clocks OPERATOR(pg_catalog.-) \
+                         ARRAY(SELECT pg_catalog.jsonb_object_keys(excluded.data)) END, \
                 change_xid = pg_catalog.pg_current_xact_id(), changed_at = pg_catalog.now() \
-          WHERE stored.updated_at OPERATOR(pg_catalog.<=) excluded.updated_at \
+          WHERE {} \
          {}",
+        beats("stored.updated_at", "stored.updated_by", "excluded.updated_at", "excluded.updated_by"),
         returning_applied("id", "updated_at", "stored.xmax OPERATOR(pg_catalog.=) 0")
     )
 }
 
 /// The same for a delete: the row becomes a tombstone (or is created as one, so that an older
-/// write arriving later still loses). Parameters: `$1` id, `$2` client_ts.
+/// write arriving later still loses). Parameters: `$1` id, `$2` client_ts, `$3` client_id.
 pub fn default_delete() -> String {
     format!(
-        "INSERT INTO {DEFAULT_TABLE} AS stored (id, data, updated_at, deleted) \
-         VALUES ($1, '{{}}'::pg_catalog.jsonb, $2, true) \
+        "INSERT INTO {DEFAULT_TABLE} AS stored (id, data, updated_at, deleted, updated_by) \
+         VALUES ($1, '{{}}'::pg_catalog.jsonb, $2, true, $3) \
          ON CONFLICT (id) DO UPDATE \
             SET data = '{{}}'::pg_catalog.jsonb, updated_at = excluded.updated_at, deleted = true, \
+                updated_by = excluded.updated_by, field_clocks = '{{}}'::pg_catalog.jsonb, \
                 change_xid = pg_catalog.pg_current_xact_id(), changed_at = pg_catalog.now() \
-          WHERE stored.updated_at OPERATOR(pg_catalog.<=) excluded.updated_at \
+          WHERE {} \
          RETURNING pg_catalog.jsonb_build_object(\
-           'status', 'applied', 'id', stored.id, 'updated_at', stored.updated_at, 'deleted', true)"
+           'status', 'applied', 'id', stored.id, 'updated_at', stored.updated_at, 'deleted', true)",
+        beats("stored.updated_at", "stored.updated_by", "excluded.updated_at", "excluded.updated_by")
+    )
+}
+
+/// The default table's row, locked, for a merging write (`$1` id): data, updated_at,
+/// updated_by, field_clocks, deleted.
+pub const DEFAULT_LOCK_FOR_MERGE: &str = "SELECT i.data, i.updated_at, i.updated_by, i.field_clocks, i.deleted \
+       FROM inventory_sync.inventory i WHERE i.id OPERATOR(pg_catalog.=) $1 FOR UPDATE";
+
+/// Write a merge's result into the default table. Parameters: `$1` id, `$2` data, `$3`
+/// updated_at, `$4` updated_by, `$5` field_clocks. Inserts when there is no row (ON CONFLICT DO
+/// NOTHING: a concurrent insert makes the caller try again).
+pub fn default_merge_write() -> String {
+    format!(
+        "INSERT INTO {DEFAULT_TABLE} AS stored (id, data, updated_at, updated_by, field_clocks) \
+         VALUES ($1, $2, $3, $4, $5) \
+         ON CONFLICT (id) DO UPDATE \
+            SET data = excluded.data, updated_at = excluded.updated_at, updated_by = excluded.updated_by, \
+                field_clocks = excluded.field_clocks, deleted = false, \
+                change_xid = pg_catalog.pg_current_xact_id(), changed_at = pg_catalog.now() \
+         RETURNING stored.xmax OPERATOR(pg_catalog.=) 0"
     )
 }
 
@@ -90,25 +127,45 @@ pub fn default_delete() -> String {
 // constraints on the proposed insert row before it looks for a conflict, so a partial update
 // (`{"stock": 8}`) of a table with a NOT NULL column would fail. They update, else lock and look,
 // else insert (see `catalog::Tracked`), all under a per-key advisory lock. Parameters: `$1` key,
-// `$2` client_ts, `$3…` the written columns' values in order.
+// `$2` client_ts, `$3` client_id, `$4…` the written columns' values in order.
 
-/// A write-timestamp that a write stamped `$2` may replace. A row whose timestamp is NULL
+/// The client_id of the write that last set a tracked row (kept with its change record).
+fn last_writer(oid: u32) -> String {
+    format!(
+        "(SELECT c.client_id FROM inventory_sync.changes c \
+           WHERE c.row_id OPERATOR(pg_catalog.=) ($1::pg_catalog.text COLLATE {C}) \
+             AND c.tbl::pg_catalog.oid OPERATOR(pg_catalog.=) {oid}::pg_catalog.oid)"
+    )
+}
+
+/// A stored row that a write stamped `$2` by `$3` may replace. A row whose timestamp is NULL
 /// (written outside sync) counts as older than any write.
-fn writable(ts: &str) -> String {
-    format!("(stored.{ts} IS NULL OR stored.{ts} OPERATOR(pg_catalog.<=) $2)")
+fn writable(ts: &str, oid: u32) -> String {
+    format!("(stored.{ts} IS NULL OR {})", beats(&format!("stored.{ts}"), &last_writer(oid), "$2", "$3"))
 }
 
 /// Apply the write to an existing row that is not newer. At READ COMMITTED, UPDATE re-checks its
 /// WHERE against the latest version of a row a concurrent transaction changed.
-pub fn tracked_update(table: &str, key: &str, ts: &str, columns: &[&str]) -> String {
-    let mut sets = String::new();
-    for (i, col) in columns.iter().enumerate() {
-        sets.push_str(&format!("{col} = ${}, ", i + 3));
-    }
+pub fn tracked_update(table: &str, oid: u32, key: &str, ts: &str, columns: &[&str]) -> String {
     format!(
-        "UPDATE {table} AS stored SET {sets}{ts} = $2 \
+        "UPDATE {table} AS stored SET {}{ts} = $2 \
           WHERE stored.{key} OPERATOR(pg_catalog.=) $1 AND {} {}",
-        writable(ts),
+        assignments(columns),
+        writable(ts, oid),
+        returning_applied(key, ts, "false")
+    )
+}
+
+fn assignments(columns: &[&str]) -> String {
+    columns.iter().enumerate().map(|(i, col)| format!("{col} = ${}, ", i + 4)).collect()
+}
+
+/// Write a merge's result into an existing (locked) row: the applied columns, and the row's
+/// timestamp (`$2`, the later of the stored one and the write's).
+pub fn tracked_merge_update(table: &str, key: &str, ts: &str, columns: &[&str]) -> String {
+    format!(
+        "UPDATE {table} AS stored SET {}{ts} = $2 WHERE stored.{key} OPERATOR(pg_catalog.=) $1 {}",
+        assignments(columns),
         returning_applied(key, ts, "false")
     )
 }
@@ -119,7 +176,7 @@ pub fn tracked_insert(table: &str, key: &str, ts: &str, columns: &[&str]) -> Str
     let mut values = String::from("$1, $2");
     for (i, col) in columns.iter().enumerate() {
         names.push_str(&format!(", {col}"));
-        values.push_str(&format!(", ${}", i + 3));
+        values.push_str(&format!(", ${}", i + 4));
     }
     format!(
         "INSERT INTO {table} AS stored ({names}) VALUES ({values}) \
@@ -128,47 +185,67 @@ pub fn tracked_insert(table: &str, key: &str, ts: &str, columns: &[&str]) -> Str
     )
 }
 
-/// Delete the row if it is not newer. Parameters: `$1` key, `$2` client_ts.
-pub fn tracked_delete(table: &str, key: &str, ts: &str) -> String {
+/// Delete the row if it is not newer. Parameters: `$1` key, `$2` client_ts, `$3` client_id.
+pub fn tracked_delete(table: &str, oid: u32, key: &str, ts: &str) -> String {
     format!(
         "DELETE FROM {table} AS stored WHERE stored.{key} OPERATOR(pg_catalog.=) $1 AND {} \
          RETURNING pg_catalog.jsonb_build_object(\
            'status', 'applied', 'id', stored.{key}, 'updated_at', $2, 'deleted', true)",
-        writable(ts)
+        writable(ts, oid)
     )
 }
 
 /// Lock the existing row (its latest version) and say whether the write may replace it.
-/// Parameters: `$1` key, `$2` client_ts.
-pub fn tracked_lock(table: &str, key: &str, ts: &str) -> String {
+/// Parameters: `$1` key, `$2` client_ts, `$3` client_id.
+pub fn tracked_lock(table: &str, oid: u32, key: &str, ts: &str) -> String {
     format!(
         "SELECT {} FROM {table} AS stored WHERE stored.{key} OPERATOR(pg_catalog.=) $1 FOR UPDATE",
-        writable(ts)
+        writable(ts, oid)
     )
 }
 
-/// The row's tombstone, if it has one: whether a write stamped `$2` may replace it. Parameters:
-/// `$1` key, `$2` client_ts.
+/// The row, locked, for a merging write (`$1` key): the row as JSON, its timestamp, and the
+/// client_id and field clocks of its change record.
+pub fn tracked_lock_for_merge(table: &str, oid: u32, key: &str, ts: &str) -> String {
+    format!(
+        "SELECT pg_catalog.to_jsonb(stored.*), stored.{ts}, {}, \
+                (SELECT c.field_clocks FROM inventory_sync.changes c \
+                  WHERE c.row_id OPERATOR(pg_catalog.=) ($1::pg_catalog.text COLLATE {C}) \
+                    AND c.tbl::pg_catalog.oid OPERATOR(pg_catalog.=) {oid}::pg_catalog.oid) \
+           FROM {table} AS stored WHERE stored.{key} OPERATOR(pg_catalog.=) $1 FOR UPDATE OF stored",
+        last_writer(oid)
+    )
+}
+
+/// The row's tombstone, if it has one: whether a write stamped `$2` by `$3` may replace it.
+/// Parameters: `$1` key, `$2` client_ts, `$3` client_id.
 pub fn tracked_tombstone(oid: u32) -> String {
     format!(
-        "SELECT c.ts OPERATOR(pg_catalog.<=) $2 FROM inventory_sync.changes c \
+        "SELECT {} FROM inventory_sync.changes c \
           WHERE c.row_id OPERATOR(pg_catalog.=) ($1::pg_catalog.text COLLATE {C}) \
             AND c.tbl::pg_catalog.oid OPERATOR(pg_catalog.=) {oid}::pg_catalog.oid \
-            AND c.op OPERATOR(pg_catalog.=) 'delete' FOR UPDATE"
+            AND c.op OPERATOR(pg_catalog.=) 'delete' FOR UPDATE",
+        beats("c.ts", "c.client_id", "$2", "$3")
     )
 }
 
 /// Record the row's latest change for the pull feed (a delete: its tombstone). Parameters: `$1`
-/// key, `$2` client_ts, `$3` op. Answers the `applied` answer of a delete (of a row that was not
-/// there); an upsert ignores it. In a transaction that cannot see a concurrent writer's record of
-/// the same row (REPEATABLE READ), this fails with 40001, as it should.
+/// key, `$2` the row's timestamp, `$3` client_id, `$4` op, `$5` the row's field clocks (NULL:
+/// keep them, less those of the columns in `$6`, which now have the row's clock). Answers the
+/// `applied` answer of a delete (of a row that was not there); an upsert ignores it. In a
+/// transaction that cannot see a concurrent writer's record of the same row (REPEATABLE READ),
+/// this fails with 40001, as it should.
 pub fn tracked_record(oid: u32) -> String {
     format!(
-        "INSERT INTO inventory_sync.changes AS c (tbl, row_id, id, op, ts, change_xid, changed_at) \
+        "INSERT INTO inventory_sync.changes AS c \
+           (tbl, row_id, id, op, ts, client_id, field_clocks, change_xid, changed_at) \
          VALUES ({oid}::pg_catalog.oid::pg_catalog.regclass, $1::pg_catalog.text, \
-                 pg_catalog.to_jsonb($1), $3, $2, pg_catalog.pg_current_xact_id(), pg_catalog.now()) \
+                 pg_catalog.to_jsonb($1), $4, $2, $3, \
+                 COALESCE($5, '{{}}'::pg_catalog.jsonb), \
+                 pg_catalog.pg_current_xact_id(), pg_catalog.now()) \
          ON CONFLICT (row_id, tbl) DO UPDATE \
-            SET id = excluded.id, op = excluded.op, ts = excluded.ts, \
+            SET id = excluded.id, op = excluded.op, ts = excluded.ts, client_id = excluded.client_id, \
+                field_clocks = COALESCE($5, c.field_clocks OPERATOR(pg_catalog.-) $6), \
                 change_xid = excluded.change_xid, changed_at = excluded.changed_at \
          RETURNING pg_catalog.jsonb_build_object(\
            'status', 'applied', 'id', c.id, 'updated_at', c.ts, 'deleted', true)"
@@ -340,23 +417,27 @@ mod unit {
     fn tracked_statements_bind_every_value() {
         let cols = ["name", "\"Stock\""];
         assert_eq!(
-            tracked_update("public.products", "id", "updated_at", &cols),
-            "UPDATE public.products AS stored SET name = $3, \"Stock\" = $4, updated_at = $2 \
-              WHERE stored.id OPERATOR(pg_catalog.=) $1 AND (stored.updated_at IS NULL OR \
-             stored.updated_at OPERATOR(pg_catalog.<=) $2) RETURNING pg_catalog.jsonb_build_object(\
+            tracked_merge_update("public.products", "id", "updated_at", &cols),
+            "UPDATE public.products AS stored SET name = $4, \"Stock\" = $5, updated_at = $2 \
+             WHERE stored.id OPERATOR(pg_catalog.=) $1 RETURNING pg_catalog.jsonb_build_object(\
              'status', 'applied', 'id', stored.id, 'updated_at', stored.updated_at, 'created', false)"
         );
+        let update = tracked_update("public.products", 7, "id", "updated_at", &cols);
+        assert!(update.starts_with(
+            "UPDATE public.products AS stored SET name = $4, \"Stock\" = $5, updated_at = $2 \
+              WHERE stored.id OPERATOR(pg_catalog.=) $1 AND (stored.updated_at IS NULL OR"
+        ), "{update}");
         let insert = tracked_insert("public.products", "id", "updated_at", &cols);
         assert!(insert.starts_with(
             "INSERT INTO public.products AS stored (id, updated_at, name, \"Stock\") \
-             VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING RETURNING"
+             VALUES ($1, $2, $4, $5) ON CONFLICT (id) DO NOTHING RETURNING"
         ), "{insert}");
         assert!(insert.ends_with("'created', true)"), "{insert}");
     }
 
     #[test]
     fn an_empty_payload_writes_only_the_timestamp() {
-        assert!(tracked_update("t", "k", "ts", &[]).starts_with("UPDATE t AS stored SET ts = $2 WHERE"));
+        assert!(tracked_update("t", 1, "k", "ts", &[]).starts_with("UPDATE t AS stored SET ts = $2 WHERE"));
         assert!(tracked_insert("t", "k", "ts", &[]).contains("(k, ts) VALUES ($1, $2) ON CONFLICT"));
     }
 
@@ -365,13 +446,17 @@ mod unit {
     fn nothing_resolves_through_search_path() {
         let all = [
             default_upsert(),
-            tracked_update("t", "k", "ts", &["a"]),
+            tracked_update("t", 1, "k", "ts", &["a"]),
             tracked_insert("t", "k", "ts", &["a"]),
-            tracked_lock("t", "k", "ts"),
+            tracked_lock("t", 1, "k", "ts"),
+            tracked_lock_for_merge("t", 1, "k", "ts"),
+            tracked_merge_update("t", "k", "ts", &["a"]),
+            default_merge_write(),
+            DEFAULT_LOCK_FOR_MERGE.to_string(),
             default_delete(),
             conflict(DEFAULT_SERVER_ROW),
             reject(&tracked_server_row("t", 1, "k", "'k'", "'ts'")),
-            tracked_delete("t", "k", "ts"),
+            tracked_delete("t", 1, "k", "ts"),
             tracked_tombstone(1),
             tracked_record(1),
             feed(true),
@@ -393,7 +478,7 @@ mod unit {
                     assert!(qualified || assignment, "bare {op} at {i} in {sql}");
                 }
             }
-            for func in ["jsonb_build_object(", "to_jsonb(", "now(", "pg_current_xact_id("] {
+            for func in ["jsonb_build_object(", "to_jsonb(", "now(", "pg_current_xact_id(", "jsonb_object_keys("] {
                 for (i, _) in sql.match_indices(func) {
                     assert!(sql[..i].ends_with("pg_catalog."), "unqualified {func} in {sql}");
                 }

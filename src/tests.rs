@@ -675,7 +675,7 @@ mod tests {
         assert_eq!(delete(1, "2024-03-01 10:02+00")["status"], "conflict");
         // A newer edit brings the item back, with just its own fields.
         assert_eq!(upsert(1, r#"{"stock": 3}"#, "2024-03-01 10:10+00")["status"], "applied");
-        assert_eq!(json("SELECT to_jsonb(i) - 'change_xid' - 'changed_at' FROM inventory_sync.inventory i"),
+        assert_eq!(json("SELECT to_jsonb(i) - 'change_xid' - 'changed_at' - 'updated_by' - 'field_clocks' FROM inventory_sync.inventory i"),
                    json!({"id": 1, "data": {"stock": 3}, "deleted": false, "updated_at": "2024-03-01T10:10:00+00:00"}));
         // A delete older than the latest edit removes nothing.
         assert_eq!(delete(1, "2024-03-01 10:09+00")["status"], "conflict");
@@ -848,5 +848,38 @@ mod tests {
             let (state, _) = sqlstate_of(stmt);
             assert_eq!(state, want, "{stmt}");
         }
+    }
+
+    // ---- beyond last-write-wins ----
+
+    #[pg_test]
+    fn equal_timestamps_are_ordered_by_client_id() {
+        tracked_products();
+        let at = "2024-03-01 10:00+00";
+        let up = |id: i64, v: i64, by: &str| json(&format!(
+            "SELECT inventory_sync.sync_upsert({id}, '{{\"v\": {v}}}', '{at}', '{by}')"));
+        // Arrival order b, a and a, b end the same: the greater client_id wins the tie.
+        assert_eq!(up(1, 2, "phone-b")["status"], "applied");
+        assert_eq!(up(1, 1, "phone-a")["status"], "conflict");
+        assert_eq!(up(2, 1, "phone-a")["status"], "applied");
+        assert_eq!(up(2, 2, "phone-b")["status"], "applied");
+        assert_eq!(json("SELECT jsonb_object_agg(id, data->'v') FROM inventory_sync.inventory"), json!({"1": 2, "2": 2}));
+        // The same device at the same time, or a write without client_id: equal is not newer.
+        assert_eq!(up(1, 3, "phone-b")["status"], "applied");
+        assert_eq!(upsert(1, r#"{"v": 4}"#, at)["status"], "applied");
+        // Deletes take part in the same order.
+        assert_eq!(json(&format!("SELECT inventory_sync.sync_delete(2, '{at}', 'phone-a')"))["status"], "conflict");
+        // Tracked tables too (the last writer's client_id is kept with the change record).
+        let up_in = |v: i64, by: &str| Spi::get_one_with_args::<pgrx::JsonB>(
+            "SELECT inventory_sync.sync_upsert_in('products', $1, jsonb_build_object('name', 'n', 'stock', $2::int), $3::timestamptz, $4)",
+            &[P1.into(), v.into(), at.into(), by.into()]).unwrap().unwrap().0;
+        assert_eq!(up_in(2, "phone-b")["status"], "applied");
+        assert_eq!(up_in(1, "phone-a")["status"], "conflict");
+        assert_eq!(up_in(3, "phone-c")["status"], "applied");
+        assert_eq!(count("SELECT stock::bigint FROM products"), 3);
+        let del = Spi::get_one_with_args::<pgrx::JsonB>(
+            "SELECT inventory_sync.sync_delete_in('products', $1, $2::timestamptz, 'phone-a')",
+            &[P1.into(), at.into()]).unwrap().unwrap().0;
+        assert_eq!(del["status"], "conflict");
     }
 }
