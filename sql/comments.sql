@@ -1,8 +1,8 @@
-COMMENT ON FUNCTION inventory_sync.sync_upsert(bigint, jsonb, timestamptz, text, text) IS
+COMMENT ON FUNCTION inventory_sync.sync_upsert(bigint, jsonb, timestamptz, text, text, jsonb) IS
     'Write one item of inventory_sync.inventory with last-write-wins, atomically. Answers jsonb: applied (with created), conflict (with server_data, journaled) or rejected (clock skew, journaled). With client_id and mutation_id, a repeat answers the first answer with duplicate: true.';
 COMMENT ON FUNCTION inventory_sync.sync_delete(bigint, timestamptz, text, text) IS
     'Delete one item of inventory_sync.inventory with last-write-wins, leaving a tombstone so older writes still lose.';
-COMMENT ON FUNCTION inventory_sync.sync_upsert_in(regclass, text, jsonb, timestamptz, text, text) IS
+COMMENT ON FUNCTION inventory_sync.sync_upsert_in(regclass, text, jsonb, timestamptz, text, text, jsonb) IS
     'Write one row of a tracked table with last-write-wins, atomically: payload keys are column names. Answers as sync_upsert does, with server_data the row as JSON.';
 COMMENT ON FUNCTION inventory_sync.sync_delete_in(regclass, text, timestamptz, text, text) IS
     'Delete one row of a tracked table with last-write-wins; its tombstone is kept in inventory_sync.changes.';
@@ -18,3 +18,5 @@ COMMENT ON FUNCTION inventory_sync.purge_tombstones(interval) IS
     'Remove tombstones older than the interval; cursors from before the purge are refused afterwards. Answers how many.';
 COMMENT ON FUNCTION inventory_sync.purge_mutations(interval) IS
     'Forget mutation ids applied longer ago than the interval; answers how many.';
+COMMENT ON FUNCTION inventory_sync.set_policy(regclass, text, text) IS
+    'Set how a field merges: lww (default), field_lww, delta (numbers, with a base) or server_wins. Owner only.';

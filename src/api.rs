@@ -8,6 +8,7 @@ use std::rc::Rc;
 use pgrx::datum::TimestampWithTimeZone;
 use pgrx::pg_sys::{self, PgOid};
 use pgrx::prelude::*;
+use pgrx::spi::SpiClient;
 
 use crate::catalog;
 use crate::convert;
@@ -23,6 +24,9 @@ struct Default {
     table: Table,
     upsert: Kept,
     delete: Kept,
+    lock_for_merge: Kept,
+    merge_update: Kept,
+    merge_insert: Kept,
 }
 
 thread_local! {
@@ -61,6 +65,9 @@ fn default_table() -> Rc<Default> {
                     ),
                     upsert: Kept::new(sql::default_upsert(), vec![int8, jsonb, ts, text]),
                     delete: Kept::new(sql::default_delete(), vec![int8, ts, text]),
+                    lock_for_merge: Kept::new(sql::DEFAULT_LOCK_FOR_MERGE.into(), vec![int8]),
+                    merge_update: Kept::new(sql::default_merge_update(), vec![int8, jsonb, ts, text, jsonb]),
+                    merge_insert: Kept::new(sql::default_merge_insert(), vec![int8, jsonb, ts, text, jsonb]),
                 });
                 *cell = Some(d.clone());
                 d
@@ -81,6 +88,10 @@ fn default_table() -> Rc<Default> {
 ///
 /// With `client_id` and `mutation_id`, a repeated call answers the first answer again with
 /// `"duplicate": true` and applies nothing.
+///
+/// Keys with a merge policy (`set_policy`) are merged field by field; `base` holds, for `delta`
+/// fields, the values the device started from. Such a write may also answer
+/// `{"status": "merged", "applied": [...], "lost": [...], "server_data"}`.
 #[pg_extern(volatile, parallel_unsafe)]
 fn sync_upsert(
     id: Option<i64>,
@@ -88,9 +99,26 @@ fn sync_upsert(
     client_ts: Option<TimestampWithTimeZone>,
     client_id: default!(Option<String>, "NULL"),
     mutation_id: default!(Option<String>, "NULL"),
+    base: default!(Option<Jsonb>, "NULL"),
 ) -> Jsonb {
     engine::check_writable(c"sync_upsert()");
-    upsert_default(id, payload, client_ts, client_id, mutation_id).unwrap_or_else(|e| e.raise())
+    upsert_default(id, payload, client_ts, client_id, mutation_id, base).unwrap_or_else(|e| e.raise())
+}
+
+/// `base` as a map (it must be an object when given).
+fn base_map(base: Option<Jsonb>) -> Result<Option<serde_json::Map<String, serde_json::Value>>, SyncError> {
+    match base {
+        None => Ok(None),
+        Some(b) => match b.to_value() {
+            serde_json::Value::Object(m) => Ok(Some(m)),
+            _ => Err(SyncError::BaseNotObject),
+        },
+    }
+}
+
+/// Whether a write touches a field with a merge policy, and so takes the merging path.
+fn merges(policies: &catalog::Policies, keys: impl IntoIterator<Item = impl AsRef<str>>) -> bool {
+    !policies.is_empty() && keys.into_iter().any(|k| policies.contains_key(k.as_ref()))
 }
 
 pub fn upsert_default(
@@ -99,17 +127,80 @@ pub fn upsert_default(
     client_ts: Option<TimestampWithTimeZone>,
     client_id: Option<String>,
     mutation_id: Option<String>,
+    base: Option<Jsonb>,
 ) -> Result<Jsonb, SyncError> {
     let id = id.ok_or(SyncError::NullArgument("id"))?;
     let (payload, client_ts) = engine::check_write(payload, client_ts, &client_id, &mutation_id)?;
     let (kind, text) = payload.id_key();
     rules::check_id_key(id, classify_id_key(kind.as_deref(), text.as_deref()))?;
+    let base = base_map(base)?;
     let write = default_write(Op::Upsert, id, payload, client_ts, client_id, mutation_id);
     let d = default_table();
     Spi::connect_mut(|client| {
+        let policies = catalog::policies(client, d.table.oid);
+        if !policies.is_empty() {
+            let serde_json::Value::Object(mut fields) = payload.to_value() else { unreachable!("checked") };
+            fields.remove("id");
+            fields.remove("updated_at");
+            if merges(&policies, fields.keys()) {
+                return engine::decide(client, &d.table, &write, |client| {
+                    merge_default(client, &d, &write, id, &fields, base.as_ref(), &policies).map(Some)
+                });
+            }
+        }
         let args = [id.into(), payload.into(), client_ts.into(), write.client_id.as_deref().into()];
         engine::decide(client, &d.table, &write, |client| Ok(d.upsert.run(client, &args)))
     })
+}
+
+/// The default table's merging path: lock the row, merge field by field, write, answer.
+fn merge_default(
+    client: &mut SpiClient<'_>,
+    d: &Default,
+    write: &Write,
+    id: i64,
+    fields: &serde_json::Map<String, serde_json::Value>,
+    base: Option<&serde_json::Map<String, serde_json::Value>>,
+    policies: &catalog::Policies,
+) -> Result<Jsonb, SyncError> {
+    use crate::merge::{self, Policy};
+    let object = |v: Option<Jsonb>| match v.map(|j| j.to_value()) {
+        Some(serde_json::Value::Object(m)) => m,
+        _ => serde_json::Map::new(),
+    };
+    for _ in 0..10 {
+        let mut stored = None;
+        for row in d.lock_for_merge.run_all(client, &[id.into()]) {
+            stored = Some(merge::Stored {
+                fields: object(row.get::<Jsonb>(1).ok().flatten()),
+                row: merge::Clock {
+                    ts: row.get::<TimestampWithTimeZone>(2).ok().flatten().map_or(i64::MIN, |t| t.into_inner()),
+                    by: row.get::<String>(3).ok().flatten(),
+                },
+                clocks: object(row.get::<Jsonb>(4).ok().flatten()),
+                deleted: row.get::<bool>(5).ok().flatten().unwrap_or(false),
+            });
+        }
+        let incoming = merge::Incoming { clock: engine::clock_of(write), payload: fields, base };
+        let m = merge::merge(stored.as_ref(), &incoming, |f| policies.get(f).copied().unwrap_or(Policy::Lww))
+            .map_err(|merge::MergeError::NotANumber { field }| SyncError::DeltaNotANumber { field })?;
+        if m.status == merge::Status::Conflict {
+            return Ok(engine::finish_merge(client, &d.table, write, fields, &m, None));
+        }
+        let args = [
+            id.into(),
+            Jsonb::from_text(&serde_json::Value::Object(m.fields.clone()).to_string()).into(),
+            engine::timestamp(m.row.ts).into(),
+            m.row.by.as_deref().into(),
+            Jsonb::from_text(&serde_json::Value::Object(m.clocks.clone()).to_string()).into(),
+        ];
+        let written = if stored.is_some() { d.merge_update.run::<Jsonb>(client, &args) } else { d.merge_insert.run::<Jsonb>(client, &args) };
+        if let Some(written) = written {
+            return Ok(engine::finish_merge(client, &d.table, write, fields, &m, Some(written)));
+        }
+        // A concurrent transaction inserted the row after we looked: merge again.
+    }
+    Err(SyncError::Unsettled { table: d.table.name.clone(), rounds: 10 })
 }
 
 fn default_write(
@@ -173,9 +264,10 @@ fn sync_upsert_in(
     client_ts: Option<TimestampWithTimeZone>,
     client_id: default!(Option<String>, "NULL"),
     mutation_id: default!(Option<String>, "NULL"),
+    base: default!(Option<Jsonb>, "NULL"),
 ) -> Jsonb {
     engine::check_writable(c"sync_upsert_in()");
-    upsert_tracked(tbl, id, payload, client_ts, client_id, mutation_id).unwrap_or_else(|e| e.raise())
+    upsert_tracked(tbl, id, payload, client_ts, client_id, mutation_id, base).unwrap_or_else(|e| e.raise())
 }
 
 pub fn upsert_tracked(
@@ -185,15 +277,25 @@ pub fn upsert_tracked(
     client_ts: Option<TimestampWithTimeZone>,
     client_id: Option<String>,
     mutation_id: Option<String>,
+    base: Option<Jsonb>,
 ) -> Result<Jsonb, SyncError> {
     let tbl = tbl.ok_or(SyncError::NullArgument("tbl"))?;
     let id = id.ok_or(SyncError::NullArgument("id"))?;
     let (payload, client_ts) = engine::check_write(payload, client_ts, &client_id, &mutation_id)?;
+    let base = base_map(base)?;
     Spi::connect_mut(|client| {
         let tracked = catalog::get(client, tbl.0)?;
         let (key, row_id) = tracked_key(&tracked, &id)?;
         let values = tracked_values(&tracked, &id, key, payload)?;
+        let policies = catalog::policies(client, tbl.0);
         let write = Write { op: Op::Upsert, key, row_id, payload, client_ts, client_id, mutation_id };
+        if merges(&policies, values.iter().map(|(pos, _)| tracked.columns[*pos].name.as_str())) {
+            let serde_json::Value::Object(mut fields) = payload.to_value() else { unreachable!("checked") };
+            fields.remove(&tracked.columns[tracked.key].name);
+            return engine::decide(client, &tracked.table, &write, |client| {
+                tracked.merge(client, &write, &fields, base.as_ref(), &policies).map(Some)
+            });
+        }
         engine::decide(client, &tracked.table, &write, |client| tracked.upsert(client, &write, &values))
     })
 }
@@ -395,4 +497,21 @@ fn purge_mutations(older_than: Option<pgrx::datum::Interval>) -> i64 {
         }))
     })();
     result.unwrap_or_else(|e: SyncError| e.raise())
+}
+
+/// Set how a field merges: `lww` (row-level last-write-wins, the default), `field_lww` (each
+/// field its own clock), `delta` (numbers: apply the difference from the `base` the device sent)
+/// or `server_wins` (once set, kept). For the default table (`inventory_sync.inventory`) a field
+/// is a key of `data`; for a tracked table, a column. Only the table's owner may.
+#[pg_extern(volatile, parallel_unsafe)]
+fn set_policy(tbl: Option<RegClass>, field: Option<String>, policy: Option<String>) {
+    engine::check_writable(c"set_policy()");
+    let result = (|| {
+        let tbl = tbl.ok_or(SyncError::NullArgument("tbl"))?;
+        let field = field.ok_or(SyncError::NullArgument("field"))?;
+        let policy = policy.ok_or(SyncError::NullArgument("policy"))?;
+        let policy = crate::merge::Policy::parse(&policy).ok_or(SyncError::UnknownPolicy(policy))?;
+        Spi::connect_mut(|client| catalog::set_policy(client, tbl.0, &field, policy))
+    })();
+    result.unwrap_or_else(|e| e.raise())
 }

@@ -27,7 +27,7 @@ use crate::engine::Op;
 use crate::error::SyncError;
 use crate::types::{Jsonb, RegClass};
 
-const KEYS: [&str; 7] = ["op", "table", "id", "payload", "client_ts", "client_id", "mutation_id"];
+const KEYS: [&str; 8] = ["op", "table", "id", "payload", "client_ts", "client_id", "mutation_id", "base"];
 
 /// One change of a batch, read from its JSON object.
 struct Change {
@@ -35,6 +35,7 @@ struct Change {
     table: Option<String>,
     id: Value,
     payload: Option<Jsonb>,
+    base: Option<Jsonb>,
     client_ts: String,
     client_id: Option<String>,
     mutation_id: Option<String>,
@@ -79,11 +80,18 @@ fn parse(item: Jsonb) -> Result<Change, SyncError> {
         (Op::Delete, None | Some(Value::Null)) => None,
         (Op::Delete, Some(_)) => return Err(bad("a delete change takes no \"payload\"")),
     };
+    let base = match (op, obj.get("base")) {
+        (_, None | Some(Value::Null)) => None,
+        (Op::Upsert, Some(Value::Object(_))) => item.field("base"),
+        (Op::Upsert, Some(_)) => return Err(bad("change key \"base\" must be a JSON object")),
+        (Op::Delete, Some(_)) => return Err(bad("a delete change takes no \"base\"")),
+    };
     Ok(Change {
         op,
         table: optional_string(obj, "table")?,
         id,
         payload,
+        base,
         client_ts,
         client_id: optional_string(obj, "client_id")?,
         mutation_id: optional_string(obj, "mutation_id")?,
@@ -111,7 +119,7 @@ fn apply(change: Change) -> Result<Jsonb, SyncError> {
             }
             .ok_or_else(|| bad(format!("id {} is not a bigint, as the default table's ids are", change.id)))?;
             match change.op {
-                Op::Upsert => api::upsert_default(Some(id), change.payload, client_ts, client_id, mutation_id),
+                Op::Upsert => api::upsert_default(Some(id), change.payload, client_ts, client_id, mutation_id, change.base),
                 Op::Delete => api::delete_default(Some(id), client_ts, client_id, mutation_id),
             }
         }
@@ -126,7 +134,9 @@ fn apply(change: Change) -> Result<Jsonb, SyncError> {
                 other => other.to_string(),
             };
             match change.op {
-                Op::Upsert => api::upsert_tracked(tbl, Some(id), change.payload, client_ts, client_id, mutation_id),
+                Op::Upsert => {
+                    api::upsert_tracked(tbl, Some(id), change.payload, client_ts, client_id, mutation_id, change.base)
+                }
                 Op::Delete => api::delete_tracked(tbl, Some(id), client_ts, client_id, mutation_id),
             }
         }

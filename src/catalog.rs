@@ -17,6 +17,7 @@ use pgrx::pg_sys::{self, PgOid};
 use pgrx::spi::{quote_identifier, quote_literal, quote_qualified_identifier, SpiClient};
 
 use crate::convert::Shape;
+use crate::merge::{self, Policy};
 use crate::engine::{Param, Table, Write};
 use crate::error::SyncError;
 use crate::sql;
@@ -124,6 +125,7 @@ pub struct Tracked {
     pub ts: usize,
     lock: Kept,
     lock_for_merge: Kept,
+    tombstone_clock: Kept,
     delete: Kept,
     tombstone: Kept,
     record: Kept,
@@ -208,11 +210,23 @@ impl Tracked {
         clocks: Option<Jsonb>,
         written: &[usize],
     ) -> Jsonb {
+        self.record_by(client, write, ts, write.client_id.as_deref(), clocks, written)
+    }
+
+    fn record_by(
+        &self,
+        client: &mut SpiClient<'_>,
+        write: &Write,
+        ts: TimestampWithTimeZone,
+        by: Option<&str>,
+        clocks: Option<Jsonb>,
+        written: &[usize],
+    ) -> Jsonb {
         let names: Vec<String> = written.iter().map(|&i| self.columns[i].name.clone()).collect();
         let args = [
             write.key.bind(),
             ts.into(),
-            write.client_id.as_deref().into(),
+            by.into(),
             write.op.as_str().into(),
             clocks.into(),
             names.into(),
@@ -280,6 +294,85 @@ impl Tracked {
         Err(SyncError::Unsettled { table: self.table.name.clone(), rounds: MAX_ROUNDS })
     }
 
+    /// Apply an upsert whose payload touches fields with merge policies: lock the row, merge
+    /// field by field (see `merge`), write the result, and answer `applied`, `merged` or
+    /// `conflict` (journaling what lost).
+    pub fn merge(
+        &self,
+        client: &mut SpiClient<'_>,
+        write: &Write,
+        fields: &serde_json::Map<String, serde_json::Value>,
+        base: Option<&serde_json::Map<String, serde_json::Value>>,
+        policies: &Policies,
+    ) -> Result<Jsonb, SyncError> {
+        self.lock_key(&write.row_id);
+        let (key_name, ts_name) = (&self.columns[self.key].name, &self.columns[self.ts].name);
+        for _ in 0..MAX_ROUNDS {
+            let mut stored = None;
+            for row in self.lock_for_merge.run_all(client, &[write.key.bind()]) {
+                let mut row_fields = match row.get::<Jsonb>(1).ok().flatten().map(|j| j.to_value()) {
+                    Some(serde_json::Value::Object(m)) => m,
+                    _ => serde_json::Map::new(),
+                };
+                row_fields.remove(key_name);
+                row_fields.remove(ts_name);
+                let ts = row.get::<TimestampWithTimeZone>(2).ok().flatten().map_or(i64::MIN, |t| t.into_inner());
+                let clocks = match row.get::<Jsonb>(4).ok().flatten().map(|j| j.to_value()) {
+                    Some(serde_json::Value::Object(m)) => m,
+                    _ => serde_json::Map::new(),
+                };
+                stored = Some(merge::Stored {
+                    fields: row_fields,
+                    row: merge::Clock { ts, by: row.get::<String>(3).ok().flatten() },
+                    clocks,
+                    deleted: false,
+                });
+            }
+            if stored.is_none() {
+                for row in self.tombstone_clock.run_all(client, &[write.key.bind()]) {
+                    let ts = row.get::<TimestampWithTimeZone>(1).ok().flatten().map_or(i64::MIN, |t| t.into_inner());
+                    stored = Some(merge::Stored {
+                        fields: serde_json::Map::new(),
+                        row: merge::Clock { ts, by: row.get::<String>(2).ok().flatten() },
+                        clocks: serde_json::Map::new(),
+                        deleted: true,
+                    });
+                }
+            }
+            let incoming = merge::Incoming { clock: crate::engine::clock_of(write), payload: fields, base };
+            let m = merge::merge(stored.as_ref(), &incoming, |f| policies.get(f).copied().unwrap_or(Policy::Lww))
+                .map_err(|merge::MergeError::NotANumber { field }| SyncError::DeltaNotANumber { field })?;
+            if m.status == merge::Status::Conflict {
+                return Ok(crate::engine::finish_merge(client, &self.table, write, fields, &m, None));
+            }
+            let mut values = Vec::with_capacity(m.applied.len());
+            for name in &m.applied {
+                let pos = self.column(name).expect("payload keys were checked against the columns");
+                let col = &self.columns[pos];
+                let text = crate::convert::input_text(&m.fields[name], col.shape);
+                let datum = crate::convert::to_datum(text.as_deref(), col.typid, col.typmod, &col.name, &self.table.name)?;
+                values.push((pos, Param { datum, oid: col.typid }));
+            }
+            values.sort_by_key(|(pos, _)| *pos);
+            let columns: Vec<usize> = values.iter().map(|(pos, _)| *pos).collect();
+            let writes = self.writes_for(&columns);
+            let row_ts = crate::engine::timestamp(m.row.ts);
+            let mut args = vec![write.key.bind(), row_ts.into(), m.row.by.as_deref().into()];
+            args.extend(values.iter().map(|(_, p)| p.bind()));
+            let existing = stored.as_ref().is_some_and(|s| !s.deleted);
+            let written = if existing {
+                writes.merge_update.run::<Jsonb>(client, &args)
+            } else {
+                writes.insert.run::<Jsonb>(client, &args)
+            };
+            let Some(written) = written else { continue };
+            let clocks = Jsonb::from_text(&serde_json::Value::Object(m.clocks.clone()).to_string());
+            self.record_by(client, write, row_ts, m.row.by.as_deref(), Some(clocks), &[]);
+            return Ok(crate::engine::finish_merge(client, &self.table, write, fields, &m, Some(written)));
+        }
+        Err(SyncError::Unsettled { table: self.table.name.clone(), rounds: MAX_ROUNDS })
+    }
+
     /// Apply a delete (`$1` key, `$2` client_ts): delete the row if it is not newer and leave a
     /// tombstone; with no row, leave (or move forward) a tombstone so that an older write
     /// arriving later still loses. Under row-level security a row the caller cannot see looks
@@ -307,8 +400,12 @@ impl Tracked {
     }
 }
 
+/// A table's merge policies by field; fields not listed are `lww`.
+pub type Policies = HashMap<String, Policy>;
+
 thread_local! {
     static TABLES: RefCell<HashMap<pg_sys::Oid, Rc<Tracked>>> = RefCell::new(HashMap::new());
+    static POLICIES: RefCell<HashMap<pg_sys::Oid, Rc<Policies>>> = RefCell::new(HashMap::new());
     /// Tables changed since the cache last looked; filled by the relcache callback.
     static STALE: RefCell<Vec<pg_sys::Oid>> = const { RefCell::new(Vec::new()) };
     static ALL_STALE: Cell<bool> = const { Cell::new(false) };
@@ -336,11 +433,107 @@ fn drain_stale() {
         if all {
             tables.clear();
         } else {
-            for relid in stale {
-                tables.remove(&relid);
+            for relid in &stale {
+                tables.remove(relid);
             }
         }
     });
+    POLICIES.with(|policies| {
+        let mut policies = policies.borrow_mut();
+        if all {
+            policies.clear();
+        } else {
+            for relid in &stale {
+                policies.remove(relid);
+            }
+        }
+    });
+}
+
+fn register_callback() {
+    if !CALLBACK_REGISTERED.replace(true) {
+        // SAFETY: registering a callback that only records OIDs; lives as long as the backend.
+        unsafe {
+            pg_sys::CacheRegisterRelcacheCallback(Some(relation_changed), pg_sys::Datum::from(0))
+        };
+    }
+}
+
+/// The merge policies of table `relid`, cached per backend until the table's next relcache
+/// invalidation (set_policy sends one).
+pub fn policies(client: &SpiClient<'_>, relid: pg_sys::Oid) -> Rc<Policies> {
+    register_callback();
+    drain_stale();
+    if let Some(hit) = POLICIES.with(|p| p.borrow().get(&relid).cloned()) {
+        return hit;
+    }
+    let mut map = Policies::new();
+    let rows = client
+        .select(sql::FIELD_POLICIES, None, &[regclass(relid)])
+        .expect("inventory_sync: reading field policies failed");
+    for row in rows {
+        let field: String = row.get(1).ok().flatten().unwrap_or_default();
+        let policy: String = row.get(2).ok().flatten().unwrap_or_default();
+        if let Some(policy) = Policy::parse(&policy) {
+            map.insert(field, policy);
+        }
+    }
+    let map = Rc::new(map);
+    POLICIES.with(|p| p.borrow_mut().insert(relid, map.clone()));
+    map
+}
+
+/// Numeric types (and domains over them) that a `delta` field may have.
+fn is_numeric(typid: pg_sys::Oid) -> bool {
+    // SAFETY: syscache lookup of a type OID.
+    let base = unsafe { pg_sys::getBaseType(typid) };
+    [pg_sys::INT2OID, pg_sys::INT4OID, pg_sys::INT8OID, pg_sys::NUMERICOID, pg_sys::FLOAT4OID, pg_sys::FLOAT8OID]
+        .contains(&base)
+}
+
+/// Set the merge policy of `field` of the default table (a key of `data`) or of a tracked table
+/// (a column). Only the table's owner may.
+pub fn set_policy(
+    client: &mut SpiClient<'_>,
+    relid: pg_sys::Oid,
+    field: &str,
+    policy: Policy,
+) -> Result<(), SyncError> {
+    let name = qualified_name(relid);
+    // SAFETY: syscache lookup and privilege check for the current user.
+    if !unsafe { pg_sys::pg_class_ownercheck(relid, pg_sys::GetUserId()) } {
+        return Err(SyncError::NotOwner { table: name });
+    }
+    if relid != crate::api::default_table_oid() {
+        let tracked = get(client, relid)?;
+        let pos = tracked
+            .column(field)
+            .ok_or_else(|| SyncError::UnknownKey { key: field.into(), table: name.clone() })?;
+        let col = &tracked.columns[pos];
+        if pos == tracked.key || pos == tracked.ts {
+            return Err(SyncError::NoPolicyHere { field: field.into(), table: name });
+        }
+        if col.generated {
+            return Err(SyncError::GeneratedKey { key: field.into(), table: name });
+        }
+        if policy == Policy::Delta && !is_numeric(col.typid) {
+            return Err(SyncError::DeltaNeedsNumber { field: field.into(), typ: col.type_name.clone() });
+        }
+    } else if field == "id" || field == "updated_at" {
+        return Err(SyncError::NoPolicyHere { field: field.into(), table: name });
+    }
+    let args = [regclass(relid), field.into()];
+    let result = match policy {
+        Policy::Lww => client.update(sql::CLEAR_POLICY, None, &args),
+        other => {
+            let [a, b] = args;
+            client.update(sql::SET_POLICY, None, &[a, b, other.as_str().into()])
+        }
+    };
+    result.expect("inventory_sync: writing field policies failed");
+    // SAFETY: queues an invalidation message for the relation: every backend reloads.
+    unsafe { pg_sys::CacheInvalidateRelcacheByRelid(relid) };
+    Ok(())
 }
 
 /// The table's name, quoted and schema-qualified, as messages and the journal show it.
@@ -469,6 +662,7 @@ fn load(client: &SpiClient<'_>, relid: pg_sys::Oid) -> Result<Tracked, SyncError
     Ok(Tracked {
         lock: Kept::new(sql::tracked_lock(&name, oid, &k.quoted, &t.quoted), key_ts.clone()),
         lock_for_merge: Kept::new(sql::tracked_lock_for_merge(&name, oid, &k.quoted, &t.quoted), vec![typ(k.typid)]),
+        tombstone_clock: Kept::new(sql::tracked_tombstone_clock(oid), vec![typ(k.typid)]),
         delete: Kept::new(sql::tracked_delete(&name, oid, &k.quoted, &t.quoted), key_ts.clone()),
         tombstone: Kept::new(sql::tracked_tombstone(oid), key_ts),
         record: Kept::new(sql::tracked_record(oid), record_types),
@@ -501,12 +695,7 @@ pub fn get_for_read(client: &SpiClient<'_>, relid: pg_sys::Oid) -> Result<Rc<Tra
 }
 
 fn get_locked(client: &SpiClient<'_>, relid: pg_sys::Oid, lockmode: u32) -> Result<Rc<Tracked>, SyncError> {
-    if !CALLBACK_REGISTERED.replace(true) {
-        // SAFETY: registering a callback that only records OIDs; lives as long as the backend.
-        unsafe {
-            pg_sys::CacheRegisterRelcacheCallback(Some(relation_changed), pg_sys::Datum::from(0))
-        };
-    }
+    register_callback();
     // SAFETY: locking a relation OID; an OID that no longer names a table locks nothing real.
     unsafe { pg_sys::LockRelationOid(relid, lockmode as pg_sys::LOCKMODE) };
     drain_stale();

@@ -7,6 +7,7 @@ use pgrx::pg_sys::{self, PgOid};
 use pgrx::spi::SpiClient;
 
 use crate::error::SyncError;
+use crate::merge;
 use crate::types::Jsonb;
 use crate::rules::{self, Skew};
 use crate::settings;
@@ -77,6 +78,65 @@ impl Table {
             oid,
         }
     }
+}
+
+impl Table {
+    /// Journal `payload` (the write's, or the part of it that lost) as a stale write and answer
+    /// the conflict, with the stored row as it now stands.
+    pub fn journal(&self, client: &mut SpiClient<'_>, write: &Write, payload: Jsonb) -> Jsonb {
+        let args = [
+            write.key.bind(),
+            payload.into(),
+            write.client_ts.into(),
+            self.name.as_str().into(),
+            write.op.as_str().into(),
+            write.client_id.as_deref().into(),
+            write.mutation_id.as_deref().into(),
+        ];
+        self.conflict.run(client, &args).expect("inventory_sync: the conflict statement answered no row")
+    }
+}
+
+/// The timestamp of a clock, for binding.
+pub fn timestamp(micros: i64) -> TimestampWithTimeZone {
+    TimestampWithTimeZone::try_from(micros).expect("a merged clock is a valid timestamp")
+}
+
+/// The write's clock for the merge rules.
+pub fn clock_of(write: &Write) -> merge::Clock {
+    merge::Clock { ts: write.client_ts.into_inner(), by: write.client_id.clone() }
+}
+
+/// Finish a merging write: journal what lost and answer. `written` is the write statement's
+/// `applied` answer (None for a conflict, where nothing was written).
+pub fn finish_merge(
+    client: &mut SpiClient<'_>,
+    table: &Table,
+    write: &Write,
+    fields: &serde_json::Map<String, serde_json::Value>,
+    m: &merge::Merge,
+    written: Option<Jsonb>,
+) -> Jsonb {
+    use serde_json::{json, Value};
+    let mut answer: Value = match (m.status, written) {
+        (merge::Status::Conflict, _) | (_, None) => table.journal(client, write, write.payload).to_value(),
+        (merge::Status::Applied, Some(w)) => w.to_value(),
+        (merge::Status::Merged, Some(w)) => {
+            let lost: serde_json::Map<String, Value> =
+                m.lost.iter().filter_map(|k| fields.get(k).map(|v| (k.clone(), v.clone()))).collect();
+            let journaled = table.journal(client, write, Jsonb::from_text(&Value::Object(lost).to_string()));
+            let mut answer = w.to_value();
+            answer["status"] = json!("merged");
+            answer["applied"] = json!(m.applied);
+            answer["lost"] = json!(m.lost);
+            answer["server_data"] = journaled.to_value()["server_data"].clone();
+            answer
+        }
+    };
+    if !m.without_base.is_empty() {
+        answer["delta_without_base"] = json!(m.without_base);
+    }
+    Jsonb::from_text(&answer.to_string())
 }
 
 /// One client write, checked.

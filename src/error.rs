@@ -103,6 +103,26 @@ pub enum SyncError {
     #[error("{name} must be {range}")]
     OutOfRange { name: &'static str, range: &'static str },
 
+    /// set_policy with an unknown policy name.
+    #[error("unknown policy \"{0}\"")]
+    UnknownPolicy(String),
+
+    /// set_policy on a key or timestamp column (or the default table's id/updated_at).
+    #[error("field \"{field}\" of table {table} cannot have a merge policy")]
+    NoPolicyHere { field: String, table: String },
+
+    /// A delta policy on a column that is not numeric.
+    #[error("delta field \"{field}\" must be numeric")]
+    DeltaNeedsNumber { field: String, typ: String },
+
+    /// A delta write whose value, base or stored value is not a number.
+    #[error("delta field \"{field}\" needs numbers")]
+    DeltaNotANumber { field: String },
+
+    /// A base that is not a JSON object.
+    #[error("base must be a JSON object")]
+    BaseNotObject,
+
     /// A mutation_id without the client_id that scopes it.
     #[error("mutation_id requires client_id")]
     MutationWithoutClient,
@@ -130,6 +150,10 @@ impl SyncError {
             | SyncError::BadCursor
             | SyncError::OutOfRange { .. }
             | SyncError::MutationWithoutClient
+            | SyncError::UnknownPolicy(_)
+            | SyncError::NoPolicyHere { .. }
+            | SyncError::DeltaNotANumber { .. }
+            | SyncError::BaseNotObject
             | SyncError::IdMismatch { .. }
             | SyncError::TimestampKey { .. } => PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
             SyncError::InfiniteTimestamp { .. } => {
@@ -152,7 +176,7 @@ impl SyncError {
                 PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE
             }
             SyncError::NoSingleKey { .. } => PgSqlErrorCode::ERRCODE_INVALID_TABLE_DEFINITION,
-            SyncError::KeyType { .. } | SyncError::BadTimestampColumn { .. } => {
+            SyncError::KeyType { .. } | SyncError::BadTimestampColumn { .. } | SyncError::DeltaNeedsNumber { .. } => {
                 PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH
             }
         }
@@ -172,6 +196,13 @@ impl SyncError {
             )),
             SyncError::BadValue { detail, .. } => detail.clone(),
             SyncError::NotAnArray { got } => Some(format!("It is of JSON type {got}.")),
+            SyncError::NoPolicyHere { .. } => {
+                Some("The key and the write timestamp are ordered by the row's last-write-wins.".into())
+            }
+            SyncError::DeltaNeedsNumber { typ, .. } => Some(format!("It is of type {typ}.")),
+            SyncError::DeltaNotANumber { .. } => {
+                Some("The value sent, its base and the stored value must all be numbers.".into())
+            }
             SyncError::CursorExpired => Some(
                 "Tombstones this device had not pulled yet may have been purged since.".into(),
             ),
@@ -223,6 +254,7 @@ impl SyncError {
                 Some("Restore the column, or untrack the table and track it again.")
             }
             SyncError::Unsettled { .. } => Some("Retry the transaction."),
+            SyncError::UnknownPolicy(_) => Some("The policies are lww, field_lww, delta and server_wins."),
             SyncError::BadCursor => Some(
                 "Pass the cursor a previous sync_pull answered, or NULL to start from the beginning.",
             ),
@@ -280,6 +312,11 @@ mod unit {
             },
             SyncError::TrackingBroken { table: "public.t".into(), why: "Its key was dropped.".into() },
             SyncError::MutationWithoutClient,
+            SyncError::UnknownPolicy("x".into()),
+            SyncError::NoPolicyHere { field: "id".into(), table: "public.t".into() },
+            SyncError::DeltaNeedsNumber { field: "f".into(), typ: "text".into() },
+            SyncError::DeltaNotANumber { field: "f".into() },
+            SyncError::BaseNotObject,
             SyncError::NotAnArray { got: "object".into() },
             SyncError::BadChange("change has no \"id\"".into()),
             SyncError::BadCursor,

@@ -108,20 +108,48 @@ pub fn default_delete() -> String {
 pub const DEFAULT_LOCK_FOR_MERGE: &str = "SELECT i.data, i.updated_at, i.updated_by, i.field_clocks, i.deleted \
        FROM inventory_sync.inventory i WHERE i.id OPERATOR(pg_catalog.=) $1 FOR UPDATE";
 
-/// Write a merge's result into the default table. Parameters: `$1` id, `$2` data, `$3`
-/// updated_at, `$4` updated_by, `$5` field_clocks. Inserts when there is no row (ON CONFLICT DO
-/// NOTHING: a concurrent insert makes the caller try again).
-pub fn default_merge_write() -> String {
+/// Write a merge's result over the default table's (locked) row. Parameters: `$1` id, `$2`
+/// data, `$3` updated_at, `$4` updated_by, `$5` field_clocks.
+pub fn default_merge_update() -> String {
     format!(
-        "INSERT INTO {DEFAULT_TABLE} AS stored (id, data, updated_at, updated_by, field_clocks) \
-         VALUES ($1, $2, $3, $4, $5) \
-         ON CONFLICT (id) DO UPDATE \
-            SET data = excluded.data, updated_at = excluded.updated_at, updated_by = excluded.updated_by, \
-                field_clocks = excluded.field_clocks, deleted = false, \
+        "UPDATE {DEFAULT_TABLE} AS stored \
+            SET data = $2, updated_at = $3, updated_by = $4, field_clocks = $5, deleted = false, \
                 change_xid = pg_catalog.pg_current_xact_id(), changed_at = pg_catalog.now() \
-         RETURNING stored.xmax OPERATOR(pg_catalog.=) 0"
+          WHERE stored.id OPERATOR(pg_catalog.=) $1 {}",
+        returning_applied("id", "updated_at", "false")
     )
 }
+
+/// Insert a merge's result as a new row of the default table; nothing when a concurrent
+/// transaction inserted it first (the caller then merges again). Parameters as the update's.
+pub fn default_merge_insert() -> String {
+    format!(
+        "INSERT INTO {DEFAULT_TABLE} AS stored (id, data, updated_at, updated_by, field_clocks) \
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING {}",
+        returning_applied("id", "updated_at", "true")
+    )
+}
+
+/// A tracked row's tombstone clock, if it has a tombstone (`$1` key): its timestamp and client_id.
+pub fn tracked_tombstone_clock(oid: u32) -> String {
+    format!(
+        "SELECT c.ts, c.client_id FROM inventory_sync.changes c \
+          WHERE c.row_id OPERATOR(pg_catalog.=) ($1::pg_catalog.text COLLATE {C}) \
+            AND c.tbl::pg_catalog.oid OPERATOR(pg_catalog.=) {oid}::pg_catalog.oid \
+            AND c.op OPERATOR(pg_catalog.=) 'delete'"
+    )
+}
+
+/// A table's merge policies (`$1` its OID).
+pub const FIELD_POLICIES: &str = "SELECT p.field, p.policy FROM inventory_sync.field_policies p \
+      WHERE p.tbl::pg_catalog.oid OPERATOR(pg_catalog.=) $1";
+
+/// Set (`$3` not NULL) or clear a field's policy (`$1` table OID, `$2` field).
+pub const SET_POLICY: &str = "INSERT INTO inventory_sync.field_policies (tbl, field, policy) \
+      VALUES ($1::pg_catalog.regclass, $2, $3) \
+      ON CONFLICT (tbl, field) DO UPDATE SET policy = excluded.policy";
+pub const CLEAR_POLICY: &str = "DELETE FROM inventory_sync.field_policies p \
+      WHERE p.tbl::pg_catalog.oid OPERATOR(pg_catalog.=) $1 AND p.field OPERATOR(pg_catalog.=) $2";
 
 // Tracked tables cannot use a single INSERT … ON CONFLICT DO UPDATE: PostgreSQL checks NOT NULL
 // constraints on the proposed insert row before it looks for a conflict, so a partial update
@@ -451,8 +479,13 @@ mod unit {
             tracked_lock("t", 1, "k", "ts"),
             tracked_lock_for_merge("t", 1, "k", "ts"),
             tracked_merge_update("t", "k", "ts", &["a"]),
-            default_merge_write(),
+            default_merge_update(),
+            default_merge_insert(),
             DEFAULT_LOCK_FOR_MERGE.to_string(),
+            tracked_tombstone_clock(1),
+            FIELD_POLICIES.to_string(),
+            SET_POLICY.to_string(),
+            CLEAR_POLICY.to_string(),
             default_delete(),
             conflict(DEFAULT_SERVER_ROW),
             reject(&tracked_server_row("t", 1, "k", "'k'", "'ts'")),
