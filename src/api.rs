@@ -179,6 +179,7 @@ fn merge_default(
                 },
                 clocks: object(row.get::<Jsonb>(4).ok().flatten()),
                 deleted: row.get::<bool>(5).ok().flatten().unwrap_or(false),
+                implicit_clocks: true,
             });
         }
         let incoming = merge::Incoming { clock: engine::clock_of(write), payload: fields, base };

@@ -230,6 +230,7 @@ impl Tracked {
             write.op.as_str().into(),
             clocks.into(),
             names.into(),
+            ts.into_inner().into(),
         ];
         self.record.run::<Jsonb>(client, &args).expect("inventory_sync: recording a change answered no row")
     }
@@ -280,7 +281,7 @@ impl Tracked {
                 return Ok(None);
             }
             if let Some(answer) = writes.insert.run::<Jsonb>(client, &args) {
-                self.record(client, write, write.client_ts, Some(Jsonb::empty_object()), &columns);
+                self.record(client, write, write.client_ts, None, &columns);
                 return Ok(Some(answer));
             }
             // The insert met a row the lock did not see: inserted outside sync functions since
@@ -326,6 +327,7 @@ impl Tracked {
                     row: merge::Clock { ts, by: row.get::<String>(3).ok().flatten() },
                     clocks,
                     deleted: false,
+                    implicit_clocks: false,
                 });
             }
             if stored.is_none() {
@@ -336,6 +338,7 @@ impl Tracked {
                         row: merge::Clock { ts, by: row.get::<String>(2).ok().flatten() },
                         clocks: serde_json::Map::new(),
                         deleted: true,
+                        implicit_clocks: false,
                     });
                 }
             }
@@ -650,7 +653,7 @@ fn load(client: &SpiClient<'_>, relid: pg_sys::Oid) -> Result<Tracked, SyncError
     let typ = PgOid::from_untagged;
     let key_ts = vec![typ(k.typid), typ(pg_sys::TIMESTAMPTZOID), typ(pg_sys::TEXTOID)];
     let mut record_types = key_ts.clone();
-    record_types.extend([typ(pg_sys::TEXTOID), typ(pg_sys::JSONBOID), typ(pg_sys::TEXTARRAYOID)]);
+    record_types.extend([typ(pg_sys::TEXTOID), typ(pg_sys::JSONBOID), typ(pg_sys::TEXTARRAYOID), typ(pg_sys::INT8OID)]);
     let oid = relid.to_u32();
     let server_row = sql::tracked_server_row(
         &name,

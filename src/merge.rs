@@ -84,6 +84,10 @@ pub struct Stored {
     pub row: Clock,
     pub clocks: Map<String, Value>,
     pub deleted: bool,
+    /// Whether a field present without a clock of its own has the row's clock (the default
+    /// table: its keys exist only once written) or was never written (a tracked table: every
+    /// column is there from the start, with its default).
+    pub implicit_clocks: bool,
 }
 
 /// A write: its clock, the fields it sets and, for delta fields, the values it started from.
@@ -202,7 +206,9 @@ pub fn merge(
     let row_wins = write.clock.beats(&stored.row);
     for key in keys {
         let sent = &write.payload[key];
-        let field_clock = stored.clocks.get(key).and_then(clock_from_json);
+        let field_clock = stored.clocks.get(key).and_then(clock_from_json).or_else(|| {
+            (stored.implicit_clocks && stored.fields.contains_key(key)).then(|| stored.row.clone())
+        });
         let mut field_policy = policy(key);
         let base = write.base.and_then(|b| b.get(key));
         if field_policy == Policy::Delta && base.is_none() {
@@ -211,12 +217,9 @@ pub fn merge(
         }
         let new_value = match field_policy {
             Policy::Lww => row_wins.then(|| sent.clone()),
-            Policy::FieldLww => {
-                let clock = field_clock.clone().or_else(|| stored.fields.contains_key(key).then(|| stored.row.clone()));
-                clock.is_none_or(|c| write.clock.beats(&c)).then(|| sent.clone())
-            }
+            Policy::FieldLww => field_clock.as_ref().is_none_or(|c| write.clock.beats(c)).then(|| sent.clone()),
             Policy::ServerWins => {
-                let unset = matches!(stored.fields.get(key), None | Some(Value::Null));
+                let unset = field_clock.is_none() || matches!(stored.fields.get(key), None | Some(Value::Null));
                 let earlier = field_clock.as_ref().is_some_and(|c| !write.clock.beats(c));
                 (unset || earlier).then(|| sent.clone())
             }
@@ -270,7 +273,7 @@ mod unit {
         for (c, payload, base) in writes {
             let w = Incoming { clock: c.clone(), payload, base: base.as_ref() };
             let m = merge(state.as_ref(), &w, policy).unwrap();
-            state = Some(Stored { fields: m.fields, row: m.row, clocks: m.clocks, deleted: false });
+            state = Some(Stored { fields: m.fields, row: m.row, clocks: m.clocks, deleted: false, implicit_clocks: true });
         }
         state
     }
@@ -283,7 +286,7 @@ mod unit {
         let b_payload = obj(json!({"stock": 15}));
         let b_base = obj(json!({"stock": 10}));
         let b = merge(Some(&start), &Incoming { clock: clock(1005, None), payload: &b_payload, base: Some(&b_base) }, policy).unwrap();
-        let after_b = Stored { fields: b.fields, row: b.row, clocks: b.clocks, deleted: false };
+        let after_b = Stored { fields: b.fields, row: b.row, clocks: b.clocks, deleted: false, implicit_clocks: true };
         let a_payload = obj(json!({"stock": 8}));
         let a = merge(Some(&after_b), &Incoming { clock: clock(1000, None), payload: &a_payload, base: Some(&b_base) }, policy).unwrap();
         assert_eq!(a.fields["stock"], json!(13));
@@ -296,7 +299,7 @@ mod unit {
         let start = replay(&[(clock(1, None), obj(json!({"stock": 10, "price": 5})), None)], &policy).unwrap();
         let price = obj(json!({"price": 6}));
         let p = merge(Some(&start), &Incoming { clock: clock(3, None), payload: &price, base: None }, policy).unwrap();
-        let after = Stored { fields: p.fields, row: p.row, clocks: p.clocks, deleted: false };
+        let after = Stored { fields: p.fields, row: p.row, clocks: p.clocks, deleted: false, implicit_clocks: true };
         let stock = obj(json!({"stock": 8}));
         let s = merge(Some(&after), &Incoming { clock: clock(2, None), payload: &stock, base: None }, policy).unwrap();
         assert_eq!(s.fields, obj(json!({"stock": 8, "price": 6})));
@@ -304,6 +307,22 @@ mod unit {
         // Under row-level lww the older write would have lost entirely.
         let lww = merge(Some(&after), &Incoming { clock: clock(2, None), payload: &stock, base: None }, |_| Policy::Lww).unwrap();
         assert_eq!(lww.status, Status::Conflict);
+    }
+
+    #[test]
+    fn a_tracked_column_never_written_has_no_clock() {
+        let stored = Stored {
+            fields: obj(json!({"stock": 0, "sku": ""})),
+            row: clock(9, None),
+            clocks: Map::new(),
+            deleted: false,
+            implicit_clocks: false,
+        };
+        let payload = obj(json!({"stock": 5, "sku": "A"}));
+        let m = merge(Some(&stored), &Incoming { clock: clock(1, None), payload: &payload, base: None },
+                      |f| if f == "sku" { Policy::ServerWins } else { Policy::FieldLww }).unwrap();
+        assert_eq!((m.status, m.fields), (Status::Applied, obj(json!({"stock": 5, "sku": "A"}))));
+        assert_eq!(m.row, clock(9, None));
     }
 
     #[test]

@@ -259,21 +259,24 @@ pub fn tracked_tombstone(oid: u32) -> String {
 
 /// Record the row's latest change for the pull feed (a delete: its tombstone). Parameters: `$1`
 /// key, `$2` the row's timestamp, `$3` client_id, `$4` op, `$5` the row's field clocks (NULL:
-/// keep them, less those of the columns in `$6`, which now have the row's clock). Answers the
+/// keep them, and give the columns named in `$6` the write's clock, `$7` its microseconds).
+/// A tracked column without a clock was never written through the sync functions. Answers the
 /// `applied` answer of a delete (of a row that was not there); an upsert ignores it. In a
 /// transaction that cannot see a concurrent writer's record of the same row (REPEATABLE READ),
 /// this fails with 40001, as it should.
 pub fn tracked_record(oid: u32) -> String {
+    let clocks = "(SELECT COALESCE(pg_catalog.jsonb_object_agg(n.name, \
+         pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object('ts', $7, 'by', $3))), '{}'::pg_catalog.jsonb) \
+         FROM pg_catalog.unnest($6) AS n(name))";
     format!(
         "INSERT INTO inventory_sync.changes AS c \
            (tbl, row_id, id, op, ts, client_id, field_clocks, change_xid, changed_at) \
          VALUES ({oid}::pg_catalog.oid::pg_catalog.regclass, $1::pg_catalog.text, \
-                 pg_catalog.to_jsonb($1), $4, $2, $3, \
-                 COALESCE($5, '{{}}'::pg_catalog.jsonb), \
+                 pg_catalog.to_jsonb($1), $4, $2, $3, COALESCE($5, {clocks}), \
                  pg_catalog.pg_current_xact_id(), pg_catalog.now()) \
          ON CONFLICT (row_id, tbl) DO UPDATE \
             SET id = excluded.id, op = excluded.op, ts = excluded.ts, client_id = excluded.client_id, \
-                field_clocks = COALESCE($5, c.field_clocks OPERATOR(pg_catalog.-) $6), \
+                field_clocks = COALESCE($5, c.field_clocks OPERATOR(pg_catalog.||) {clocks}), \
                 change_xid = excluded.change_xid, changed_at = excluded.changed_at \
          RETURNING pg_catalog.jsonb_build_object(\
            'status', 'applied', 'id', c.id, 'updated_at', c.ts, 'deleted', true)"
@@ -511,7 +514,7 @@ mod unit {
                     assert!(qualified || assignment, "bare {op} at {i} in {sql}");
                 }
             }
-            for func in ["jsonb_build_object(", "to_jsonb(", "now(", "pg_current_xact_id(", "jsonb_object_keys("] {
+            for func in ["jsonb_build_object(", "to_jsonb(", "now(", "pg_current_xact_id(", "jsonb_object_keys(", "jsonb_object_agg(", "unnest("] {
                 for (i, _) in sql.match_indices(func) {
                     assert!(sql[..i].ends_with("pg_catalog."), "unqualified {func} in {sql}");
                 }
