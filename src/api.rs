@@ -453,22 +453,16 @@ fn check_age(interval: Option<pgrx::datum::Interval>) -> Result<pgrx::datum::Int
     Ok(interval)
 }
 
-/// Remove tombstones older than `older_than` (by the server time of the delete), from the
-/// default table and the tracked tables. A device whose last pull is older than the purge must
-/// pull again from the beginning: its cursor is then refused. Answers how many were removed.
-#[pg_extern(volatile, parallel_unsafe)]
-fn purge_tombstones(older_than: Option<pgrx::datum::Interval>) -> i64 {
-    engine::check_writable(c"purge_tombstones()");
+/// Run a purge statement (`$1` the age, then `extra`) and answer how many rows it removed.
+fn purge(older_than: Option<pgrx::datum::Interval>, statement: &str, extra: Option<pg_sys::Oid>) -> i64 {
     let result = (|| {
         let interval = check_age(older_than)?;
         Ok(Spi::connect_mut(|client| {
+            let mut args = vec![interval.into()];
+            args.extend(extra.map(Into::into));
             client
-                .update(
-                    sql::purge_tombstones().as_str(),
-                    None,
-                    &[interval.into(), default_table_oid().into()],
-                )
-                .expect("inventory_sync: purging tombstones failed")
+                .update(statement, None, &args)
+                .expect("inventory_sync: purging failed")
                 .first()
                 .get_one::<i64>()
                 .ok()
@@ -479,25 +473,21 @@ fn purge_tombstones(older_than: Option<pgrx::datum::Interval>) -> i64 {
     result.unwrap_or_else(|e: SyncError| e.raise())
 }
 
+/// Remove tombstones older than `older_than` (by the server time of the delete), from the
+/// default table and the tracked tables. A device whose last pull is older than the purge must
+/// pull again from the beginning: its cursor is then refused. Answers how many were removed.
+#[pg_extern(volatile, parallel_unsafe)]
+fn purge_tombstones(older_than: Option<pgrx::datum::Interval>) -> i64 {
+    engine::check_writable(c"purge_tombstones()");
+    purge(older_than, &sql::purge_tombstones(), Some(default_table_oid()))
+}
+
 /// Forget mutation ids applied more than `older_than` ago: a retry after that is applied again.
 /// Answers how many were forgotten.
 #[pg_extern(volatile, parallel_unsafe)]
 fn purge_mutations(older_than: Option<pgrx::datum::Interval>) -> i64 {
     engine::check_writable(c"purge_mutations()");
-    let result = (|| {
-        let interval = check_age(older_than)?;
-        Ok(Spi::connect_mut(|client| {
-            client
-                .update(sql::PURGE_MUTATIONS, None, &[interval.into()])
-                .expect("inventory_sync: purging mutations failed")
-                .first()
-                .get_one::<i64>()
-                .ok()
-                .flatten()
-                .unwrap_or(0)
-        }))
-    })();
-    result.unwrap_or_else(|e: SyncError| e.raise())
+    purge(older_than, sql::PURGE_MUTATIONS, None)
 }
 
 /// Set how a field merges: `lww` (row-level last-write-wins, the default), `field_lww` (each

@@ -2,24 +2,23 @@
 (and a retried delta counts once), field_lww keeps the newest write of each field, and
 server_wins keeps the earliest, whatever the interleaving."""
 
-import os
 import random
 import threading
 import uuid
 from datetime import datetime, timedelta, timezone
 
+import dbs
 import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
-DSN = os.environ.get("INVENTORY_SYNC_DSN", "host=/tmp/inventory_sync/test port=54329 user=postgres")
 DB = "inventory_sync_merge"
 BASE = datetime(2024, 3, 1, 10, 0, tzinfo=timezone.utc)
 DEVICES = 6
 
 
 def connect(dbname=DB):
-    return psycopg.connect(f"{DSN} dbname={dbname}", autocommit=True)
+    return dbs.connect(dbname)
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -3,26 +3,24 @@ one committed after an earlier pull handed out its cursor), overlapping batches 
 devices end in the last-write-wins state, a batch of 100,000 changes runs in bounded memory,
 and pulls run on a streaming replica."""
 
-import os
 import random
 import threading
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
 
+import dbs
 import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
-DSN = os.environ.get("INVENTORY_SYNC_DSN", "host=/tmp/inventory_sync/test port=54329 user=postgres")
-STANDBY_DSN = os.environ.get("INVENTORY_SYNC_STANDBY_DSN")
 DB = "inventory_sync_protocol"
 BASE = datetime(2024, 3, 1, 10, 0, tzinfo=timezone.utc)
 PRODUCTS = "proto.products"
 
 
-def connect(dsn=DSN, dbname=DB, **kw):
-    return psycopg.connect(f"{dsn} dbname={dbname}", autocommit=True, **kw)
+def connect(dsn=dbs.DSN, dbname=DB, **kw):
+    return dbs.connect(dbname, dsn, **kw)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -328,8 +326,8 @@ def wait_for_replay(primary, standby):
 
 
 def test_pull_runs_on_a_streaming_replica():
-    assert STANDBY_DSN, "INVENTORY_SYNC_STANDBY_DSN is not set: scripts/test.sh starts the standby"
-    with connect() as primary, connect(STANDBY_DSN) as standby:
+    assert dbs.STANDBY_DSN, "INVENTORY_SYNC_dbs.STANDBY_DSN is not set: scripts/test.sh starts the standby"
+    with connect() as primary, connect(dbs.STANDBY_DSN) as standby:
         assert standby.execute("SELECT pg_is_in_recovery()").fetchone()[0] is True
         primary.execute(
             "SELECT inventory_sync.sync_push(%s)",

@@ -10,7 +10,6 @@ write widens each race window. The same harness runs against a check-then-write 
 seed's controller, as a PL/pgSQL function) and must catch it: that proves the harness has teeth.
 """
 
-import os
 import random
 import threading
 import time
@@ -18,11 +17,11 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
+import dbs
 import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
-DSN = os.environ.get("INVENTORY_SYNC_DSN", "host=/tmp/inventory_sync/test port=54329 user=postgres")
 DB = "inventory_sync_races"
 WRITERS = 4
 ROUNDS = 200
@@ -90,7 +89,7 @@ CHECK_THEN_WRITE_TARGET = Target(
 
 
 def connect(dbname=DB, **kw):
-    return psycopg.connect(f"{DSN} dbname={dbname}", autocommit=True, **kw)
+    return dbs.connect(dbname, **kw)
 
 
 @pytest.fixture(scope="module")
