@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test: the pure rules and the in-database tests (cargo pgrx test), the pg_regress
 # sessions, the README check, and the concurrency tests with real connections (pytest).
-# Installs what it needs first. Usage: scripts/test.sh [pgrx|regress|readme|races]... (default: all)
+# Installs what it needs first. Usage: scripts/test.sh [pgrx|regress|readme|races|bench]... (default: all)
+# bench: the benchmark harness in smoke mode (it ran and produced numbers; no speed is judged).
 # REGRESS="laptops errors" limits the pg_regress suite to those files.
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
@@ -9,7 +10,7 @@ PORT=${INVENTORY_SYNC_TEST_PORT:-54329}
 LOGS=$REPO/target/test-logs
 PG_REGRESS=/usr/lib/postgresql/$PG_MAJOR/lib/pgxs/src/test/regress/pg_regress
 SUITES=("$@")
-[ ${#SUITES[@]} -gt 0 ] || SUITES=(pgrx regress readme races)
+[ ${#SUITES[@]} -gt 0 ] || SUITES=(pgrx regress readme races bench)
 PASSED=0 FAILED=0
 
 # record STATUS PASSED FAILED: a suite that exits non-zero counts at least one failure.
@@ -116,6 +117,15 @@ run_races() {
         "$(sum_of failed "$LOGS/races.log" "$summary")"
 }
 
+# The benchmark harness, briefly, so it cannot rot: every variant must produce numbers.
+run_bench() {
+    say "benchmark harness, smoke mode (bench/run.sh --smoke)"
+    local status=0
+    bash "$REPO/bench/run.sh" --smoke 2>&1 | tee "$LOGS/bench.log" || status=$?
+    grep -q "^benchmark: [0-9]* variant runs written" "$LOGS/bench.log" || status=1
+    record "$status" $((status == 0)) 0
+}
+
 setup
 mkdir -p "$LOGS"
 for suite in "${SUITES[@]}"; do
@@ -124,7 +134,8 @@ for suite in "${SUITES[@]}"; do
         regress) run_regress ;;
         readme) run_readme ;;
         races) run_races ;;
-        *) echo "unknown suite: $suite (pgrx, regress, readme, races)" >&2; exit 2 ;;
+        bench) run_bench ;;
+        *) echo "unknown suite: $suite (pgrx, regress, readme, races, bench)" >&2; exit 2 ;;
     esac
 done
 echo

@@ -66,7 +66,8 @@ fn beats(stored_ts: &str, stored_by: &str, ts: &str, by: &str) -> String {
 /// the row stays locked until the transaction ends. `xmax = 0` tells a fresh insert from an
 /// update: the updated row version carries the lock `ON CONFLICT` took. A write newer than a
 /// tombstone brings the item back with just the payload's fields. The fields it writes drop
-/// their own clocks: they now have the row's.
+/// their own clocks: they now have the row's (only looked at when there are any: the common case
+/// costs nothing).
 pub fn default_upsert() -> String {
     format!(
         "INSERT INTO {DEFAULT_TABLE} AS stored (id, data, updated_at, updated_by) \
@@ -75,7 +76,9 @@ pub fn default_upsert() -> String {
             SET data = CASE WHEN stored.deleted THEN excluded.data \
                             ELSE stored.data OPERATOR(pg_catalog.||) excluded.data END, \
                 updated_at = excluded.updated_at, updated_by = excluded.updated_by, deleted = false, \
-                field_clocks = CASE WHEN stored.deleted THEN '{{}}'::pg_catalog.jsonb \
+                field_clocks = CASE \
+                    WHEN stored.deleted THEN '{{}}'::pg_catalog.jsonb \
+                    WHEN stored.field_clocks OPERATOR(pg_catalog.=) '{{}}'::pg_catalog.jsonb THEN stored.field_clocks \
                     ELSE stored.field_clocks OPERATOR(pg_catalog.-) \
                          ARRAY(SELECT pg_catalog.jsonb_object_keys(excluded.data)) END, \
                 change_xid = pg_catalog.pg_current_xact_id(), changed_at = pg_catalog.now() \

@@ -1,0 +1,172 @@
+"""Runs every benchmark variant side by side with pgbench and writes the results table.
+
+Usage: bench.py --host DIR --port N --out FILE [--smoke]
+Sizes, scenarios and client counts as in docs/BENCHMARKS.md; --smoke runs each variant once,
+briefly, on a small table, and only checks that every variant produced numbers."""
+
+import argparse
+import datetime
+import os
+import pathlib
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, str(pathlib.Path(__file__).parent))
+from scripts import ROWS_PER_XACT, VARIANTS  # noqa: E402
+
+BIN = "/usr/lib/postgresql/15/bin"
+HERE = pathlib.Path(__file__).parent
+
+
+def psql(args, *extra):
+    cmd = [f"{BIN}/psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", args.host, "-p", str(args.port),
+           "-U", "postgres", *extra]
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+
+
+def pgbench(args, variant, rows, hot, conflicts, clients, seconds, workdir):
+    script = workdir / f"{variant}.sql"
+    script.write_text(VARIANTS[variant])
+    prefix = workdir / f"log-{variant}"
+    for old in workdir.glob(f"log-{variant}*"):
+        old.unlink()
+    cmd = [f"{BIN}/pgbench", "-n", "-M", "prepared", "-h", args.host, "-p", str(args.port), "-U", "postgres",
+           "-c", str(clients), "-j", str(clients), "-T", str(seconds), "-f", str(script),
+           "-D", f"rows={rows}", "-D", f"hot={hot}", "-D", f"conflicts={conflicts}",
+           "-l", f"--log-prefix={prefix}", "bench"]
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=workdir)
+    if done.returncode != 0:
+        sys.exit(f"pgbench failed for {variant}:\n{done.stdout}\n{done.stderr}")
+    out = done.stdout
+    tps = float(re.search(r"tps = ([\d.]+) \(without initial connection time\)", out).group(1))
+    failed = int(re.search(r"number of failed transactions: (\d+)", out).group(1)) if "failed transactions" in out else 0
+    latencies = []
+    for log in workdir.glob(f"log-{variant}*"):
+        for line in log.read_text().splitlines():
+            latencies.append(int(line.split()[2]) / 1000.0)
+    latencies.sort()
+    avg = statistics.fmean(latencies) if latencies else float("nan")
+    p99 = latencies[int(len(latencies) * 0.99) - 1] if latencies else float("nan")
+    return {"tps": tps, "avg": avg, "p99": p99, "failed": failed}
+
+
+def run(args):
+    sizes = [2000] if args.smoke else [10_000, 1_000_000]
+    scenarios = [("all writes win", 0), ("90% conflicts", 90)]
+    loads = [("1 client", 1, 0)] if args.smoke else [("1 client", 1, 0), ("8 clients, 10 hot rows", 8, 1)]
+    runs, seconds = (1, 1) if args.smoke else (args.runs, args.seconds)
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = pathlib.Path(tmp)
+        os.chmod(tmp, 0o777)
+        for rows in sizes:
+            psql(args, "-d", "postgres", "-c", "DROP DATABASE IF EXISTS bench", "-c", "CREATE DATABASE bench")
+            psql(args, "-d", "bench", "-v", f"rows={rows}", "-f", str(HERE / "setup.sql"))
+            for scenario, conflicts in scenarios:
+                for load, clients, hot in loads:
+                    key = (rows, scenario, load)
+                    samples = {v: [] for v in VARIANTS}
+                    for _ in range(runs):  # interleaved, so drift hits every variant alike
+                        for variant in VARIANTS:
+                            samples[variant].append(pgbench(args, variant, rows, hot, conflicts, clients, seconds, workdir))
+                    results[key] = {v: {m: statistics.median(s[m] for s in ss) for m in ("tps", "avg", "p99", "failed")}
+                                    for v, ss in samples.items()}
+                    print(key, {v: round(r["tps"]) for v, r in results[key].items()}, flush=True)
+    return results
+
+
+def ratio(results, key, a, b, rows_based=False):
+    ra, rb = results[key][a], results[key][b]
+    fa = ROWS_PER_XACT[a] if rows_based else 1
+    fb = ROWS_PER_XACT[b] if rows_based else 1
+    return (ra["tps"] * fa) / (rb["tps"] * fb)
+
+
+def report(args, results):
+    lines = []
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+    version = subprocess.run([f"{BIN}/postgres", "--version"], capture_output=True, text=True).stdout.strip()
+    lines += [
+        "| variant | tx/s | rows/s | latency avg (ms) | latency p99 (ms) | vs bare | vs PL/pgSQL |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    out = []
+    for key, by_variant in results.items():
+        rows, scenario, load = key
+        out.append(f"\n### {rows:,} rows, {scenario}, {load}\n")
+        out += lines
+        for v, r in by_variant.items():
+            typed = v in ("bare_typed", "sync_upsert_in")
+            base = "bare_typed" if typed else "bare"
+            vs_plpgsql = "" if typed else f"{ratio(results, key, v, 'plpgsql', True):.2f}"
+            out.append(
+                f"| {v} | {r['tps']:.0f} | {r['tps'] * ROWS_PER_XACT[v]:.0f} | {r['avg']:.3f} | {r['p99']:.3f} | "
+                f"{ratio(results, key, v, base, True):.2f} | {vs_plpgsql} |"
+            )
+    bars = []
+    for key in results:
+        rows, scenario, load = key
+        label = f"{rows:,} rows, {scenario}, {load}"
+        def check(name, value, bar):
+            bars.append(f"| {label} | {name} | {value:.2f} | ≥ {bar} | {'met' if value >= bar else '**missed**'} |")
+        if scenario == "all writes win":
+            check("sync_upsert / bare", ratio(results, key, "sync_upsert", "bare"), 0.85)
+            check("sync_upsert / PL/pgSQL", ratio(results, key, "sync_upsert", "plpgsql"), 1.2)
+        else:
+            check("sync_upsert / PL/pgSQL", ratio(results, key, "sync_upsert", "plpgsql"), 1.2)
+        check("sync_upsert / app pattern", ratio(results, key, "sync_upsert", "app"), 2.0)
+        check("sync_upsert_in / bare typed", ratio(results, key, "sync_upsert_in", "bare_typed"), 0.8)
+        check("sync_push 1000 rows/s / sync_upsert", ratio(results, key, "sync_push_1000", "sync_upsert", True), 5.0)
+    sizes = sorted({k[0] for k in results})
+    if len(sizes) == 2:
+        for scenario_load in {(k[1], k[2]) for k in results}:
+            small, large = results[(sizes[0], *scenario_load)], results[(sizes[1], *scenario_load)]
+            value = large["sync_upsert"]["tps"] / small["sync_upsert"]["tps"]
+            bars.append(f"| {scenario_load[0]}, {scenario_load[1]} | sync_upsert 1M rows / 10k rows | {value:.2f} | ≥ 0.8 | "
+                        f"{'met' if value >= 0.8 else '**missed**'} |")
+    header = [
+        "## Results",
+        "",
+        f"Run {datetime.date.today()} on {os.cpu_count()} cores ({cpu}), {version}, "
+        f"{platform.system()} {platform.release()}; pgbench -M prepared, "
+        f"{'1 run' if args.smoke else f'median of {args.runs} runs'} of {1 if args.smoke else args.seconds} s per variant, "
+        "variants interleaved. tx/s and latencies are per pgbench transaction (one call; for sync_push one batch).",
+        "",
+        "### The bars",
+        "",
+        "| configuration | ratio | value | bar | |",
+        "|---|---|---:|---:|---|",
+        *bars,
+    ]
+    return "\n".join(header + out) + "\n"
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--host", required=True)
+    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--smoke", action="store_true")
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--seconds", type=int, default=10)
+    args = ap.parse_args()
+    results = run(args)
+    missing = [(k, v) for k, by in results.items() for v, r in by.items() if not r["tps"] > 0]
+    if missing:
+        sys.exit(f"no numbers for {missing}")
+    out = pathlib.Path(args.out)
+    text = report(args, results)
+    if out.exists() and "<!-- results -->" in out.read_text():
+        head = out.read_text().split("<!-- results -->")[0]
+        out.write_text(head + "<!-- results -->\n" + text)
+    else:
+        out.write_text(text)
+    print(f"benchmark: {sum(len(v) for v in results.values())} variant runs written to {out}")
+
+
+if __name__ == "__main__":
+    main()
