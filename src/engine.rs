@@ -81,10 +81,9 @@ impl Table {
 }
 
 impl Table {
-    /// Journal `payload` (the write's, or the part of it that lost) as a stale write and answer
-    /// the conflict, with the stored row as it now stands.
-    pub fn journal(&self, client: &mut SpiClient<'_>, write: &Write, payload: Jsonb) -> Jsonb {
-        let args = [
+    /// The parameters the conflict and rejection statements share, journaling `payload`.
+    fn journal_args(&self, write: &Write, payload: Jsonb) -> [DatumWithOid<'_>; 7] {
+        [
             write.key.bind(),
             payload.into(),
             write.client_ts.into(),
@@ -92,8 +91,15 @@ impl Table {
             write.op.as_str().into(),
             write.client_id.as_deref().into(),
             write.mutation_id.as_deref().into(),
-        ];
-        self.conflict.run(client, &args).expect("inventory_sync: the conflict statement answered no row")
+        ]
+    }
+
+    /// Journal `payload` (the write's, or the part of it that lost) as a stale write and answer
+    /// the conflict, with the stored row as it now stands.
+    pub fn journal(&self, client: &mut SpiClient<'_>, write: &Write, payload: Jsonb) -> Jsonb {
+        self.conflict
+            .run(client, &self.journal_args(write, payload))
+            .expect("inventory_sync: the conflict statement answered no row")
     }
 }
 
@@ -243,21 +249,10 @@ fn decide_once(
     let max_skew = settings::MAX_CLOCK_SKEW.get();
     // SAFETY: plain read of the current transaction's start time, i.e. now().
     let now = unsafe { pg_sys::GetCurrentTransactionStartTimestamp() };
-    let common = || -> [DatumWithOid<'_>; 7] {
-        [
-            write.key.bind(),
-            write.payload.into(),
-            write.client_ts.into(),
-            table.name.as_str().into(),
-            write.op.as_str().into(),
-            write.client_id.as_deref().into(),
-            write.mutation_id.as_deref().into(),
-        ]
-    };
     match rules::check_clock_skew(write.client_ts.into_inner(), now, max_skew) {
         Skew::Reject { ahead_by_micros } => {
             let ahead = ahead_by_micros as f64 / rules::MICROS_PER_SECOND as f64;
-            let [a, b, c, d, e, f, g] = common();
+            let [a, b, c, d, e, f, g] = table.journal_args(write, write.payload);
             Ok(table
                 .reject
                 .run(client, &[a, b, c, d, e, f, g, max_skew.into(), ahead.into()])
@@ -265,10 +260,7 @@ fn decide_once(
         }
         Skew::Accept => match apply(client)? {
             Some(applied) => Ok(applied),
-            None => Ok(table
-                .conflict
-                .run(client, &common())
-                .expect("inventory_sync: the conflict statement answered no row")),
+            None => Ok(table.journal(client, write, write.payload)),
         },
     }
 }
