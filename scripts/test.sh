@@ -31,7 +31,9 @@ run_pgrx() {
     as_root rm -rf "$WORK/pgrx-test"
     as_root install -d -o postgres -g postgres "$WORK/pgrx-test"
     local status=0
-    (cd "$REPO" && cargo pgrx test pg$PG_MAJOR --runas postgres --pgdata "$WORK/pgrx-test") \
+    # One test at a time: the #[pg_test]s share a database, and several create the same objects
+    # (public.products …) in their own transactions, which can deadlock tests run side by side.
+    (cd "$REPO" && RUST_TEST_THREADS=1 cargo pgrx test pg$PG_MAJOR --runas postgres --pgdata "$WORK/pgrx-test") \
         2>&1 | tee "$LOGS/pgrx.log" || status=$?
     local summary='^test result: '
     record "$status" "$(sum_of passed "$LOGS/pgrx.log" "$summary")" \

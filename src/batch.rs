@@ -1,7 +1,8 @@
 //! `sync_push`: a device's whole upload in one call, one outcome per change, in order.
 //!
-//! Each change runs in its own subtransaction (as a PL/pgSQL EXCEPTION block does), so an invalid
-//! change rolls back only itself and becomes an `error` outcome while the others proceed. With
+//! Changes run in subtransactions (as a PL/pgSQL EXCEPTION block does), 64 at a time, and one by
+//! one when a group holds an invalid change, so an invalid change rolls back only itself and
+//! becomes an `error` outcome while the others proceed. With
 //! `atomic`, there are no subtransactions: the first invalid change fails the whole call, and
 //! the error names the change.
 //!
@@ -26,6 +27,9 @@ use crate::api;
 use crate::engine::Op;
 use crate::error::SyncError;
 use crate::types::{Jsonb, RegClass};
+
+/// Changes tried together in one subtransaction (see `push`).
+const CHUNK: usize = 64;
 
 const KEYS: [&str; 8] = ["op", "table", "id", "payload", "client_ts", "client_id", "mutation_id", "base"];
 
@@ -175,7 +179,7 @@ fn caught_report(e: &CaughtError) -> (PgSqlErrorCode, String) {
 
 /// Run `f` in a subtransaction: kept if it succeeds, rolled back (and turned into an error
 /// outcome's SQLSTATE and message) if it returns an error or raises one.
-fn in_subtransaction(f: impl FnOnce() -> Result<Jsonb, SyncError>) -> Result<Jsonb, (PgSqlErrorCode, String)> {
+fn in_subtransaction<R>(f: impl FnOnce() -> Result<R, SyncError>) -> Result<R, (PgSqlErrorCode, String)> {
     // SAFETY: the same sequence as PL/pgSQL's exception blocks: begin, run, then release or roll
     // back, restoring the memory context and resource owner the caller had.
     unsafe {
@@ -246,36 +250,66 @@ pub fn push(changes: Option<Jsonb>, atomic: bool) -> Result<Jsonb, SyncError> {
     order.sort(); // by row, then by position: changes to one row keep their order
 
     let mut outcomes: Vec<String> = vec![String::new(); count];
-    for (_, _, index) in order {
-        // SAFETY: what runs in the per-change context is copied out (into `out`) before the
-        // context is reset.
-        let outcome = unsafe { per_change.switch_to(|_| crate::types::answers_in(|| {
-            let item = changes.array_element(index);
-            // The id, for an error outcome: as sent, when the change has one.
-            let id = item.field("id").map(|f| f.to_value()).unwrap_or(Value::Null);
-            if atomic {
-                let answer = PgTryBuilder::new(std::panic::AssertUnwindSafe(|| parse(item).and_then(apply)))
-                    .catch_others(|e| {
-                        let (code, message) = caught_report(&e);
-                        Err(SyncError::InChange { index, sqlstate: code, message })
+    let order: Vec<usize> = order.into_iter().map(|(_, _, index)| index).collect();
+    for chunk in order.chunks(CHUNK) {
+        // Optimistically, a chunk of changes in one subtransaction: most batches have no
+        // invalid change, and a subtransaction per change costs about as much as the change.
+        // If any change of the chunk fails, the chunk is rolled back and redone one change per
+        // subtransaction, so the other changes' outcomes are exactly what they would have been.
+        if !atomic && chunk.len() > 1 {
+            // SAFETY: the outcomes are copied out before the context is reset.
+            let attempt = unsafe {
+                per_change.switch_to(|_| {
+                    crate::types::answers_in(|| {
+                        in_subtransaction(|| {
+                            chunk
+                                .iter()
+                                .map(|&index| parse(changes.array_element(index)).and_then(apply).map(|a| a.to_text()))
+                                .collect::<Result<Vec<String>, SyncError>>()
+                        })
                     })
-                    .execute()
-                    .map_err(|e| match e {
-                        e @ SyncError::InChange { .. } => e,
-                        other => SyncError::InChange { index, sqlstate: other.sqlstate(), message: other.to_string() },
-                    });
-                answer.map(|a| a.to_text())
-            } else {
-                Ok(match in_subtransaction(|| parse(item).and_then(apply)) {
-                    Ok(answer) => answer.to_text(),
-                    Err((code, message)) => error_outcome(&id, code, &message),
                 })
+            };
+            // SAFETY: as above.
+            unsafe { per_change.reset() };
+            if let Ok(texts) = attempt {
+                for (&index, text) in chunk.iter().zip(texts) {
+                    outcomes[index] = text;
+                }
+                continue;
             }
-        })) }?;
-        outcomes[index] = outcome;
-        // SAFETY: nothing allocated in the context outlives this change: the outcome was
-        // copied out.
-        unsafe { per_change.reset() };
+        }
+        for &index in chunk {
+            // SAFETY: what runs in the per-change context is copied out before the context is
+            // reset.
+            let outcome = unsafe { per_change.switch_to(|_| crate::types::answers_in(|| {
+                let item = changes.array_element(index);
+                // The id, for an error outcome: as sent, when the change has one.
+                let id = item.field("id").map(|f| f.to_value()).unwrap_or(Value::Null);
+                if atomic {
+                    let answer = PgTryBuilder::new(std::panic::AssertUnwindSafe(|| parse(item).and_then(apply)))
+                        .catch_others(|e| {
+                            let (code, message) = caught_report(&e);
+                            Err(SyncError::InChange { index, sqlstate: code, message })
+                        })
+                        .execute()
+                        .map_err(|e| match e {
+                            e @ SyncError::InChange { .. } => e,
+                            other => SyncError::InChange { index, sqlstate: other.sqlstate(), message: other.to_string() },
+                        });
+                    answer.map(|a| a.to_text())
+                } else {
+                    Ok(match in_subtransaction(|| parse(item).and_then(apply)) {
+                        Ok(answer) => answer.to_text(),
+                        Err((code, message)) => error_outcome(&id, code, &message),
+                    })
+                }
+            })) }?;
+            outcomes[index] = outcome;
+            // SAFETY: nothing allocated in the context outlives this change: the outcome was
+            // copied out.
+            unsafe { per_change.reset() };
+        }
     }
     let mut out = String::with_capacity(2 + outcomes.iter().map(|o| o.len() + 1).sum::<usize>());
     out.push('[');
