@@ -163,37 +163,31 @@ fn merge_default(
     base: Option<&serde_json::Map<String, serde_json::Value>>,
     policies: &catalog::Policies,
 ) -> Result<Jsonb, SyncError> {
-    use crate::merge::{self, Policy};
-    let object = |v: Option<Jsonb>| match v.map(|j| j.to_value()) {
-        Some(serde_json::Value::Object(m)) => m,
-        _ => serde_json::Map::new(),
-    };
-    for _ in 0..10 {
+    use crate::merge;
+    for _ in 0..engine::MAX_ROUNDS {
         let mut stored = None;
         for row in d.lock_for_merge.run_all(client, &[id.into()]) {
             stored = Some(merge::Stored {
-                fields: object(row.get::<Jsonb>(1).ok().flatten()),
+                fields: Jsonb::object_or_empty(row.get::<Jsonb>(1).ok().flatten()),
                 row: merge::Clock {
-                    ts: row.get::<TimestampWithTimeZone>(2).ok().flatten().map_or(i64::MIN, |t| t.into_inner()),
+                    ts: engine::clock_micros(row.get::<TimestampWithTimeZone>(2).ok().flatten()),
                     by: row.get::<String>(3).ok().flatten(),
                 },
-                clocks: object(row.get::<Jsonb>(4).ok().flatten()),
+                clocks: Jsonb::object_or_empty(row.get::<Jsonb>(4).ok().flatten()),
                 deleted: row.get::<bool>(5).ok().flatten().unwrap_or(false),
                 implicit_clocks: true,
             });
         }
-        let incoming = merge::Incoming { clock: engine::clock_of(write), payload: fields, base };
-        let m = merge::merge(stored.as_ref(), &incoming, |f| policies.get(f).copied().unwrap_or(Policy::Lww))
-            .map_err(|merge::MergeError::NotANumber { field }| SyncError::DeltaNotANumber { field })?;
+        let m = engine::merge_write(stored.as_ref(), write, fields, base, policies)?;
         if m.status == merge::Status::Conflict {
             return Ok(engine::finish_merge(client, &d.table, write, fields, &m, None));
         }
         let args = [
             id.into(),
-            Jsonb::from_text(&serde_json::Value::Object(m.fields.clone()).to_string()).into(),
+            Jsonb::from_object(&m.fields).into(),
             engine::timestamp(m.row.ts).into(),
             m.row.by.as_deref().into(),
-            Jsonb::from_text(&serde_json::Value::Object(m.clocks.clone()).to_string()).into(),
+            Jsonb::from_object(&m.clocks).into(),
         ];
         let written = if stored.is_some() { d.merge_update.run::<Jsonb>(client, &args) } else { d.merge_insert.run::<Jsonb>(client, &args) };
         if let Some(written) = written {
@@ -201,7 +195,7 @@ fn merge_default(
         }
         // A concurrent transaction inserted the row after we looked: merge again.
     }
-    Err(SyncError::Unsettled { table: d.table.name.clone(), rounds: 10 })
+    Err(SyncError::Unsettled { table: d.table.name.clone(), rounds: engine::MAX_ROUNDS })
 }
 
 fn default_write(

@@ -18,7 +18,7 @@ use pgrx::spi::{quote_identifier, quote_literal, quote_qualified_identifier, Spi
 
 use crate::convert::Shape;
 use crate::merge::{self, Policy};
-use crate::engine::{Param, Table, Write};
+use crate::engine::{Param, Table, Write, MAX_ROUNDS};
 use crate::error::SyncError;
 use crate::sql;
 use crate::storage::Kept;
@@ -105,10 +105,6 @@ pub fn validate(
     Ok((key, ts_pos))
 }
 
-/// How many times a write goes round update / insert / lock before giving up with 40001. Each
-/// round that does not decide means a concurrent transaction inserted or deleted the row in
-/// between; two rounds settle any realistic race.
-const MAX_ROUNDS: usize = 10;
 
 /// The statements that write one set of columns.
 pub struct Writes {
@@ -311,28 +307,21 @@ impl Tracked {
         for _ in 0..MAX_ROUNDS {
             let mut stored = None;
             for row in self.lock_for_merge.run_all(client, &[write.key.bind()]) {
-                let mut row_fields = match row.get::<Jsonb>(1).ok().flatten().map(|j| j.to_value()) {
-                    Some(serde_json::Value::Object(m)) => m,
-                    _ => serde_json::Map::new(),
-                };
+                let mut row_fields = Jsonb::object_or_empty(row.get::<Jsonb>(1).ok().flatten());
                 row_fields.remove(key_name);
                 row_fields.remove(ts_name);
-                let ts = row.get::<TimestampWithTimeZone>(2).ok().flatten().map_or(i64::MIN, |t| t.into_inner());
-                let clocks = match row.get::<Jsonb>(4).ok().flatten().map(|j| j.to_value()) {
-                    Some(serde_json::Value::Object(m)) => m,
-                    _ => serde_json::Map::new(),
-                };
+                let ts = crate::engine::clock_micros(row.get::<TimestampWithTimeZone>(2).ok().flatten());
                 stored = Some(merge::Stored {
                     fields: row_fields,
                     row: merge::Clock { ts, by: row.get::<String>(3).ok().flatten() },
-                    clocks,
+                    clocks: Jsonb::object_or_empty(row.get::<Jsonb>(4).ok().flatten()),
                     deleted: false,
                     implicit_clocks: false,
                 });
             }
             if stored.is_none() {
                 for row in self.tombstone_clock.run_all(client, &[write.key.bind()]) {
-                    let ts = row.get::<TimestampWithTimeZone>(1).ok().flatten().map_or(i64::MIN, |t| t.into_inner());
+                    let ts = crate::engine::clock_micros(row.get::<TimestampWithTimeZone>(1).ok().flatten());
                     stored = Some(merge::Stored {
                         fields: serde_json::Map::new(),
                         row: merge::Clock { ts, by: row.get::<String>(2).ok().flatten() },
@@ -342,9 +331,7 @@ impl Tracked {
                     });
                 }
             }
-            let incoming = merge::Incoming { clock: crate::engine::clock_of(write), payload: fields, base };
-            let m = merge::merge(stored.as_ref(), &incoming, |f| policies.get(f).copied().unwrap_or(Policy::Lww))
-                .map_err(|merge::MergeError::NotANumber { field }| SyncError::DeltaNotANumber { field })?;
+            let m = crate::engine::merge_write(stored.as_ref(), write, fields, base, policies)?;
             if m.status == merge::Status::Conflict {
                 return Ok(crate::engine::finish_merge(client, &self.table, write, fields, &m, None));
             }
@@ -369,8 +356,7 @@ impl Tracked {
                 writes.insert.run::<Jsonb>(client, &args)
             };
             let Some(written) = written else { continue };
-            let clocks = Jsonb::from_text(&serde_json::Value::Object(m.clocks.clone()).to_string());
-            self.record_by(client, write, row_ts, m.row.by.as_deref(), Some(clocks), &[]);
+            self.record_by(client, write, row_ts, m.row.by.as_deref(), Some(Jsonb::from_object(&m.clocks)), &[]);
             return Ok(crate::engine::finish_merge(client, &self.table, write, fields, &m, Some(written)));
         }
         Err(SyncError::Unsettled { table: self.table.name.clone(), rounds: MAX_ROUNDS })

@@ -103,6 +103,29 @@ impl Table {
     }
 }
 
+/// How many times a write goes round (lock, merge or insert) before giving up with 40001. Each
+/// round that does not decide means a concurrent transaction inserted or deleted the row in
+/// between; two rounds settle any realistic race.
+pub const MAX_ROUNDS: usize = 10;
+
+/// A stored timestamp as a clock's microseconds (NULL: older than everything).
+pub fn clock_micros(ts: Option<TimestampWithTimeZone>) -> i64 {
+    ts.map_or(i64::MIN, |t| t.into_inner())
+}
+
+/// Merge `write` (its `fields` and `base`) into `stored` under the table's `policies`.
+pub fn merge_write(
+    stored: Option<&merge::Stored>,
+    write: &Write,
+    fields: &serde_json::Map<String, serde_json::Value>,
+    base: Option<&serde_json::Map<String, serde_json::Value>>,
+    policies: &crate::catalog::Policies,
+) -> Result<merge::Merge, SyncError> {
+    let incoming = merge::Incoming { clock: clock_of(write), payload: fields, base };
+    merge::merge(stored, &incoming, |f| policies.get(f).copied().unwrap_or(merge::Policy::Lww))
+        .map_err(|merge::MergeError::NotANumber { field }| SyncError::DeltaNotANumber { field })
+}
+
 /// The timestamp of a clock, for binding.
 pub fn timestamp(micros: i64) -> TimestampWithTimeZone {
     TimestampWithTimeZone::try_from(micros).expect("a merged clock is a valid timestamp")
@@ -130,7 +153,7 @@ pub fn finish_merge(
         (merge::Status::Merged, Some(w)) => {
             let lost: serde_json::Map<String, Value> =
                 m.lost.iter().filter_map(|k| fields.get(k).map(|v| (k.clone(), v.clone()))).collect();
-            let journaled = table.journal(client, write, Jsonb::from_text(&Value::Object(lost).to_string()));
+            let journaled = table.journal(client, write, Jsonb::from_object(&lost));
             let mut answer = w.to_value();
             answer["status"] = json!("merged");
             answer["applied"] = json!(m.applied);

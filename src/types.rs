@@ -175,6 +175,19 @@ impl Jsonb {
         .expect("jsonb array element within its length is NULL")
     }
 
+    /// A jsonb value from a JSON object.
+    pub fn from_object(object: &serde_json::Map<String, serde_json::Value>) -> Jsonb {
+        Jsonb::from_text(&serde_json::Value::Object(object.clone()).to_string())
+    }
+
+    /// The value parsed as a JSON object; an empty one for NULL or any other kind of value.
+    pub fn object_or_empty(value: Option<Jsonb>) -> serde_json::Map<String, serde_json::Value> {
+        match value.map(Jsonb::to_value) {
+            Some(serde_json::Value::Object(object)) => object,
+            _ => serde_json::Map::new(),
+        }
+    }
+
     /// The value parsed as JSON. serde_json is built with `arbitrary_precision`, so numbers keep
     /// every digit of their jsonb text.
     pub fn to_value(self) -> serde_json::Value {
