@@ -217,6 +217,19 @@ fn default_write(
     }
 }
 
+/// The field clocks `clocks` without those of the fields `data` sets: written by a whole-row
+/// write, those fields now have the row's clock. Used by the default table's upsert statement.
+#[pg_extern(immutable, parallel_safe, strict)]
+fn clocks_without(clocks: Jsonb, data: Jsonb) -> Jsonb {
+    let (serde_json::Value::Object(written), serde_json::Value::Object(mut kept)) =
+        (data.to_value(), clocks.to_value())
+    else {
+        return clocks;
+    };
+    kept.retain(|field, _| !written.contains_key(field));
+    Jsonb::from_object(&kept)
+}
+
 /// Delete one item of `inventory_sync.inventory` with last-write-wins: the row becomes a
 /// tombstone (`"deleted": true`), so that older writes arriving later get a conflict showing the
 /// item as deleted. A delete older than the stored row is a conflict and removes nothing.

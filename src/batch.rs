@@ -179,6 +179,17 @@ fn caught_report(e: &CaughtError) -> (PgSqlErrorCode, String) {
 
 /// Run `f` in a subtransaction: kept if it succeeds, rolled back (and turned into an error
 /// outcome's SQLSTATE and message) if it returns an error or raises one.
+/// Whether an error is the change's own fault (bad input, a constraint, missing rights), and so
+/// becomes its `error` outcome. The others are about the transaction or the server, not the
+/// change: a serialization failure or deadlock (the caller retries the whole call), a cancel or
+/// statement timeout, a lock timeout, running out of resources, an internal error. Those abort
+/// the whole call, as they would a PL/pgSQL exception block that does not name them.
+fn belongs_to_change(code: PgSqlErrorCode) -> bool {
+    let state = sqlstate_text(code);
+    let class = &state[..2];
+    !(["08", "25", "40", "53", "57", "58", "XX"].contains(&class) || ["55P03", "55006"].contains(&state.as_str()))
+}
+
 fn in_subtransaction<R>(f: impl FnOnce() -> Result<R, SyncError>) -> Result<R, (PgSqlErrorCode, String)> {
     // SAFETY: the same sequence as PL/pgSQL's exception blocks: begin, run, then release or roll
     // back, restoring the memory context and resource owner the caller had.
@@ -188,9 +199,12 @@ fn in_subtransaction<R>(f: impl FnOnce() -> Result<R, SyncError>) -> Result<R, (
         pg_sys::BeginInternalSubTransaction(std::ptr::null());
         pg_sys::MemoryContextSwitchTo(memory);
         let result = PgTryBuilder::new(std::panic::AssertUnwindSafe(|| {
-            f().map_err(|e| (e.sqlstate(), e.to_string()))
+            f().map_err(|e| (e.sqlstate(), e.to_string(), None))
         }))
-        .catch_others(|e| Err(caught_report(&e)))
+        .catch_others(|e| {
+            let (code, message) = caught_report(&e);
+            Err((code, message, Some(e)))
+        })
         .execute();
         match result {
             Ok(answer) => {
@@ -199,20 +213,20 @@ fn in_subtransaction<R>(f: impl FnOnce() -> Result<R, SyncError>) -> Result<R, (
                 pg_sys::CurrentResourceOwner = owner;
                 Ok(answer)
             }
-            Err(error) => {
+            Err((code, message, caught)) => {
                 pg_sys::MemoryContextSwitchTo(memory);
                 pg_sys::RollbackAndReleaseCurrentSubTransaction();
                 pg_sys::MemoryContextSwitchTo(memory);
                 pg_sys::CurrentResourceOwner = owner;
-                Err(error)
+                match caught {
+                    Some(e) if !belongs_to_change(code) => e.rethrow(),
+                    _ => Err((code, message)),
+                }
             }
         }
     }
 }
 
-/// Where a change's row sorts: its table as written (none: the default table), then its id,
-/// numerically when it is an integer. Reading these never fails: a change too malformed to
-/// have them sorts first and fails when applied.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 enum RowKey {
     Int(i64),
@@ -334,5 +348,20 @@ mod unit {
         assert_eq!(sqlstate_text(PgSqlErrorCode::ERRCODE_INVALID_TEXT_REPRESENTATION), "22P02");
         assert_eq!(sqlstate_text(PgSqlErrorCode::ERRCODE_UNDEFINED_TABLE), "42P01");
         assert_eq!(sqlstate_text(PgSqlErrorCode::ERRCODE_GENERATED_ALWAYS), "428C9");
+    }
+
+    #[test]
+    fn only_the_changes_own_errors_become_outcomes() {
+        use PgSqlErrorCode::*;
+        for own in [ERRCODE_INVALID_PARAMETER_VALUE, ERRCODE_UNDEFINED_COLUMN, ERRCODE_INSUFFICIENT_PRIVILEGE,
+                    ERRCODE_CHECK_VIOLATION, ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE, ERRCODE_RAISE_EXCEPTION,
+                    ERRCODE_STATEMENT_TOO_COMPLEX] {
+            assert!(belongs_to_change(own), "{own:?}");
+        }
+        for other in [ERRCODE_T_R_SERIALIZATION_FAILURE, ERRCODE_T_R_DEADLOCK_DETECTED, ERRCODE_QUERY_CANCELED,
+                      ERRCODE_LOCK_NOT_AVAILABLE, ERRCODE_OUT_OF_MEMORY, ERRCODE_INTERNAL_ERROR,
+                      ERRCODE_READ_ONLY_SQL_TRANSACTION, ERRCODE_ADMIN_SHUTDOWN, ERRCODE_OBJECT_IN_USE] {
+            assert!(!belongs_to_change(other), "{other:?}");
+        }
     }
 }

@@ -67,7 +67,8 @@ fn beats(stored_ts: &str, stored_by: &str, ts: &str, by: &str) -> String {
 /// update: the updated row version carries the lock `ON CONFLICT` took. A write newer than a
 /// tombstone brings the item back with just the payload's fields. The fields it writes drop
 /// their own clocks: they now have the row's (only looked at when there are any: the common case
-/// costs nothing).
+/// costs nothing; `clocks_without` rather than a subquery over the keys, since a kept plan
+/// initialises every subquery on each execution, taken or not).
 pub fn default_upsert() -> String {
     format!(
         "INSERT INTO {DEFAULT_TABLE} AS stored (id, data, updated_at, updated_by) \
@@ -79,8 +80,7 @@ pub fn default_upsert() -> String {
                 field_clocks = CASE \
                     WHEN stored.deleted THEN '{{}}'::pg_catalog.jsonb \
                     WHEN stored.field_clocks OPERATOR(pg_catalog.=) '{{}}'::pg_catalog.jsonb THEN stored.field_clocks \
-                    ELSE stored.field_clocks OPERATOR(pg_catalog.-) \
-                         ARRAY(SELECT pg_catalog.jsonb_object_keys(excluded.data)) END, \
+                    ELSE inventory_sync.clocks_without(stored.field_clocks, excluded.data) END, \
                 change_xid = pg_catalog.pg_current_xact_id(), changed_at = pg_catalog.now() \
           WHERE {} \
          {}",

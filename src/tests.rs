@@ -998,6 +998,29 @@ mod tests {
     }
 
     #[pg_test]
+    fn a_whole_row_write_drops_the_clocks_of_the_fields_it_sets() {
+        setup();
+        assert_eq!(
+            json(r#"SELECT inventory_sync.clocks_without('{"a": {"ts": 1}, "b": {"ts": 2}}', '{"a": 5, "c": 1}')"#),
+            json!({"b": {"ts": 2}})
+        );
+        exec("SELECT inventory_sync.set_policy('inventory_sync.inventory', 'stock', 'field_lww')");
+        exec("SELECT inventory_sync.set_policy('inventory_sync.inventory', 'price', 'field_lww')");
+        upsert(3, r#"{"stock": 1, "price": 2}"#, "2024-03-01 09:00+00");
+        upsert(3, r#"{"stock": 4}"#, "2024-03-01 11:00+00");
+        let before = json("SELECT field_clocks FROM inventory_sync.inventory WHERE id = 3");
+        assert!(before.get("price").is_some(), "price keeps its own, older clock: {before}");
+        // Back to row-level last-write-wins: a whole-row write gives price the row's clock.
+        exec("SELECT inventory_sync.set_policy('inventory_sync.inventory', 'stock', 'lww')");
+        exec("SELECT inventory_sync.set_policy('inventory_sync.inventory', 'price', 'lww')");
+        assert_eq!(upsert(3, r#"{"price": 9}"#, "2024-03-01 12:00+00")["status"], "applied");
+        let mut expected = before.clone();
+        expected.as_object_mut().unwrap().remove("price");
+        assert_eq!(json("SELECT field_clocks FROM inventory_sync.inventory WHERE id = 3"), expected);
+        assert_eq!(json("SELECT data FROM inventory_sync.inventory WHERE id = 3"), json!({"stock": 4, "price": 9}));
+    }
+
+    #[pg_test]
     fn an_invalid_change_in_a_long_batch_fails_alone() {
         setup();
         // More changes than one optimistic group: the group holding the bad change is redone
