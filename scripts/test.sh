@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test: the pure rules and the in-database tests (cargo pgrx test), the pg_regress
-# sessions, the README check, and the concurrency tests with real connections (pytest).
-# Installs what it needs first. Usage: scripts/test.sh [pgrx|regress|readme|races|bench]... (default: all)
+# sessions, the README check, the concurrency tests with real connections (pytest), the example
+# backends and the reliability suite.
+# Installs what it needs first. Usage: scripts/test.sh [pgrx|regress|readme|races|examples|reliability|bench]...
+# (default: all)
 # bench: the benchmark harness in smoke mode (it ran and produced numbers; no speed is judged).
 # REGRESS="laptops errors" limits the pg_regress suite to those files.
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
@@ -10,7 +12,7 @@ PORT=${INVENTORY_SYNC_TEST_PORT:-54329}
 LOGS=$REPO/target/test-logs
 PG_REGRESS=/usr/lib/postgresql/$PG_MAJOR/lib/pgxs/src/test/regress/pg_regress
 SUITES=("$@")
-[ ${#SUITES[@]} -gt 0 ] || SUITES=(pgrx regress readme races bench)
+[ ${#SUITES[@]} -gt 0 ] || SUITES=(pgrx regress readme races examples reliability bench)
 PASSED=0 FAILED=0
 
 # record STATUS PASSED FAILED: a suite that exits non-zero counts at least one failure.
@@ -97,18 +99,25 @@ start_standby() {
     trap 'stop_cluster standby; stop_cluster test' EXIT
 }
 
+# ensure_venv REQUIREMENTS: the test venv (target/venv) with those packages; prints its path.
+ensure_venv() {
+    local venv=$REPO/target/venv
+    if [ ! -x "$venv/bin/python" ]; then
+        python3 -m venv "$venv" >&2 2>/dev/null || {
+            as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >&2
+            python3 -m venv "$venv" >&2
+        }
+    fi
+    "$venv/bin/pip" install -q -r "$1" >&2
+    echo "$venv"
+}
+
 run_races() {
     ensure_cluster
     start_standby
     say "concurrency and protocol tests: several real connections, a replica (pytest)"
-    local venv=$REPO/target/venv
-    if [ ! -x "$venv/bin/python" ]; then
-        python3 -m venv "$venv" 2>/dev/null || {
-            as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv
-            python3 -m venv "$venv"
-        }
-    fi
-    "$venv/bin/pip" install -q -r "$REPO/tests/concurrency/requirements.txt"
+    local venv
+    venv=$(ensure_venv "$REPO/tests/concurrency/requirements.txt")
     local status=0
     INVENTORY_SYNC_DSN="host=$WORK/test port=$PORT user=postgres" \
     INVENTORY_SYNC_STANDBY_DSN="host=$WORK/standby port=$((PORT + 1)) user=postgres" \
@@ -117,6 +126,44 @@ run_races() {
     local summary='^(=+ )?[0-9]+ (passed|failed).* in [0-9.]+s'
     record "$status" "$(sum_of passed "$LOGS/races.log" "$summary")" \
         "$(sum_of failed "$LOGS/races.log" "$summary")"
+}
+
+# The example backends (examples/*/test.sh, each its language's own test runner), each against
+# a fresh database of the test cluster. Their last line: "examples/LANG: N passed, M failed".
+run_examples() {
+    ensure_cluster
+    say "example backends (Python, Node.js, PHP) and the offline devices, in their own test runners"
+    local lang
+    for lang in python node php; do
+        local db=examples_$lang log=$LOGS/examples-$lang.log status=0
+        "$PG_BIN/psql" -X -q -h "$WORK/test" -p "$PORT" -U postgres -d postgres \
+            -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db"
+        PGHOST=$WORK/test PGPORT=$PORT PGUSER=postgres PGDATABASE=$db PGOPTIONS= \
+            bash "$REPO/examples/$lang/test.sh" 2>&1 | tee "$log" || status=$?
+        record "$status" "$(sum_of passed "$log" "^examples/$lang: ")" "$(sum_of failed "$log" "^examples/$lang: ")"
+    done
+}
+
+# The reliability suite (tests/reliability): faults on a cluster of its own, the hostile-input
+# corpus, the SQL fuzzer, privileges, the oracle over every write path, and load; then each
+# cargo-fuzz target briefly. INVENTORY_SYNC_SOAK=1 runs the long mode (docs/RELIABILITY.md).
+run_reliability() {
+    ensure_cluster
+    say "reliability suite (pytest tests/reliability${INVENTORY_SYNC_SOAK:+, soak mode})"
+    local venv status=0
+    venv=$(ensure_venv "$REPO/tests/reliability/requirements.txt")
+    INVENTORY_SYNC_DSN="host=$WORK/test port=$PORT user=postgres" \
+        "$venv/bin/python" -m pytest -q -s -W error::pytest.PytestUnhandledThreadExceptionWarning \
+        "$REPO/tests/reliability" -p no:cacheprovider 2>&1 | tee "$LOGS/reliability.log" || status=$?
+    local summary='^(=+ )?[0-9]+ (passed|failed).* in [0-9.]+s'
+    record "$status" "$(sum_of passed "$LOGS/reliability.log" "$summary")" \
+        "$(sum_of failed "$LOGS/reliability.log" "$summary")"
+    if [ -x "$REPO/fuzz/run.sh" ] || [ -f "$REPO/fuzz/run.sh" ]; then
+        say "cargo fuzz: every target briefly (fuzz/run.sh)"
+        status=0
+        bash "$REPO/fuzz/run.sh" "${INVENTORY_SYNC_FUZZ_SECONDS:-20}" 2>&1 | tee "$LOGS/fuzz.log" || status=$?
+        record "$status" $((status == 0)) 0
+    fi
 }
 
 # The benchmark harness, briefly, so it cannot rot: every variant must produce numbers.
@@ -136,8 +183,10 @@ for suite in "${SUITES[@]}"; do
         regress) run_regress ;;
         readme) run_readme ;;
         races) run_races ;;
+        examples) run_examples ;;
+        reliability) run_reliability ;;
         bench) run_bench ;;
-        *) echo "unknown suite: $suite (pgrx, regress, readme, races, bench)" >&2; exit 2 ;;
+        *) echo "unknown suite: $suite (pgrx, regress, readme, races, examples, reliability, bench)" >&2; exit 2 ;;
     esac
 done
 echo
