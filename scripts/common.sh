@@ -53,9 +53,18 @@ setup() {
     install_pgrx
 }
 
+# Move the installed library aside before a new one is written: cargo pgrx overwrites the file in
+# place, which crashes every running backend that has it loaded; moved, they keep the old file.
+retire_library() {
+    local lib
+    lib="$("$PG_CONFIG" --pkglibdir)/inventory_sync.so"
+    if [ -f "$lib" ]; then as_root mv -f "$lib" "$lib.retired"; fi
+}
+
 # Build the extension and install it into Debian's PostgreSQL 15. $1: extra flags (--release).
 install_extension() {
     say "building and installing the extension ${1:-}"
+    retire_library
     local sudo_flag=()
     [ "$(id -u)" -eq 0 ] || sudo_flag=(--sudo)
     (cd "$REPO" && cargo pgrx install --pg-config "$PG_CONFIG" "${sudo_flag[@]}" ${1:-})

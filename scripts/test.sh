@@ -32,6 +32,7 @@ run_pgrx() {
     say "cargo pgrx test: pure rules (#[test]) and in-database tests (#[pg_test])"
     as_root rm -rf "$WORK/pgrx-test"
     as_root install -d -o postgres -g postgres "$WORK/pgrx-test"
+    retire_library
     local status=0
     # One test at a time: the #[pg_test]s share a database, and several create the same objects
     # (public.products …) in their own transactions, which can deadlock tests run side by side.

@@ -17,12 +17,14 @@ use crate::error::SyncError;
 use crate::rules;
 use crate::sql;
 use crate::storage::Kept;
-use crate::types::{classify_id_key, Jsonb, Name, RegClass};
+use crate::types::{answers_in, classify_id_key, Jsonb, Name, RegClass, Scalar};
 
 /// The default table's statements, built on first use in this backend.
 struct Default {
     table: Table,
     upsert: Kept,
+    /// The upsert for payloads holding a reserved key, which it leaves out of `data`.
+    upsert_stripping: Kept,
     delete: Kept,
     lock_for_merge: Kept,
     merge_update: Kept,
@@ -41,6 +43,13 @@ pub fn default_table_oid() -> pg_sys::Oid {
         let nsp = pg_sys::get_namespace_oid(c"inventory_sync".as_ptr(), false);
         pg_sys::get_relname_relid(c"inventory".as_ptr(), nsp)
     }
+}
+
+/// A default-table id given as text (by the tracked-table calls and sync_push).
+pub fn default_id(text: &str) -> Result<i64, SyncError> {
+    text.trim()
+        .parse::<i64>()
+        .map_err(|_| SyncError::BadChange(format!("id {text} is not a bigint, as the default table's ids are")))
 }
 
 /// The default table's statements; built again if the extension was dropped and created again
@@ -63,7 +72,8 @@ fn default_table() -> Rc<Default> {
                         pg_sys::INT8OID,
                         sql::DEFAULT_SERVER_ROW,
                     ),
-                    upsert: Kept::new(sql::default_upsert(), vec![int8, jsonb, ts, text]),
+                    upsert: Kept::new(sql::default_upsert(false), vec![int8, jsonb, ts, text]),
+                    upsert_stripping: Kept::new(sql::default_upsert(true), vec![int8, jsonb, ts, text]),
                     delete: Kept::new(sql::default_delete(), vec![int8, ts, text]),
                     lock_for_merge: Kept::new(sql::DEFAULT_LOCK_FOR_MERGE.into(), vec![int8]),
                     merge_update: Kept::new(sql::default_merge_update(), vec![int8, jsonb, ts, text, jsonb]),
@@ -102,18 +112,20 @@ fn sync_upsert(
     base: default!(Option<Jsonb>, "NULL"),
 ) -> Jsonb {
     engine::check_writable(c"sync_upsert()");
-    upsert_default(id, payload, client_ts, client_id, mutation_id, base).unwrap_or_else(|e| e.raise())
+    answers_in(|| upsert_default(id, payload, client_ts, client_id, mutation_id, base)).unwrap_or_else(|e| e.raise())
 }
 
-/// `base` as a map (it must be an object when given).
-fn base_map(base: Option<Jsonb>) -> Result<Option<serde_json::Map<String, serde_json::Value>>, SyncError> {
+/// `base`, checked to be an object when given; parsed only by a merging write (`base_fields`).
+fn base_map(base: Option<Jsonb>) -> Result<Option<Jsonb>, SyncError> {
     match base {
-        None => Ok(None),
-        Some(b) => match b.to_value() {
-            serde_json::Value::Object(m) => Ok(Some(m)),
-            _ => Err(SyncError::BaseNotObject),
-        },
+        Some(b) if b.kind() != "object" => Err(SyncError::BaseNotObject),
+        other => Ok(other),
     }
+}
+
+/// `base`'s fields, for a merging write.
+fn base_fields(base: Option<Jsonb>) -> Option<serde_json::Map<String, serde_json::Value>> {
+    base.map(|b| Jsonb::object_or_empty(Some(b)))
 }
 
 /// Whether a write touches a field with a merge policy, and so takes the merging path.
@@ -133,23 +145,37 @@ pub fn upsert_default(
     let (payload, client_ts) = engine::check_write(payload, client_ts, &client_id, &mutation_id)?;
     let (kind, text) = payload.id_key();
     rules::check_id_key(id, classify_id_key(kind.as_deref(), text.as_deref()))?;
+    let reserved_keys = kind.is_some() || payload.field("updated_at").is_some();
     let base = base_map(base)?;
     let write = default_write(Op::Upsert, id, payload, client_ts, client_id, mutation_id);
     let d = default_table();
     Spi::connect_mut(|client| {
         let policies = catalog::policies(client, d.table.oid);
-        if !policies.is_empty() {
+        // Only the payload's keys are read to choose the path: a write that merges nothing
+        // never parses its values (which may nest deeper than a merge would read).
+        let merging = !policies.is_empty()
+            && merges(&policies, payload.entries().expect("checked: an object").into_keys().filter(|k| k != "id" && k != "updated_at"));
+        if merging {
             let serde_json::Value::Object(mut fields) = payload.to_value() else { unreachable!("checked") };
             fields.remove("id");
             fields.remove("updated_at");
-            if merges(&policies, fields.keys()) {
-                return engine::decide(client, &d.table, &write, |client| {
-                    merge_default(client, &d, &write, id, &fields, base.as_ref(), &policies).map(Some)
-                });
-            }
+            let base = base_fields(base);
+            return engine::decide(client, &d.table, &write, |client| {
+                merge_default(client, &d, &write, id, &fields, base.as_ref(), &policies).map(Some)
+            });
         }
         let args = [id.into(), payload.into(), client_ts.into(), write.client_id.as_deref().into()];
-        engine::decide(client, &d.table, &write, |client| Ok(d.upsert.run(client, &args)))
+        let upsert = if reserved_keys { &d.upsert_stripping } else { &d.upsert };
+        engine::decide(client, &d.table, &write, |client| {
+            Ok(upsert.run::<bool>(client, &args).map(|created| {
+                Jsonb::object(&[
+                    ("status", Scalar::Text("applied")),
+                    ("id", Scalar::Int(id)),
+                    ("updated_at", Scalar::Timestamptz(client_ts)),
+                    ("created", Scalar::Bool(created)),
+                ])
+            }))
+        })
     })
 }
 
@@ -221,13 +247,11 @@ fn default_write(
 /// write, those fields now have the row's clock. Used by the default table's upsert statement.
 #[pg_extern(immutable, parallel_safe, strict)]
 fn clocks_without(clocks: Jsonb, data: Jsonb) -> Jsonb {
-    let (serde_json::Value::Object(written), serde_json::Value::Object(mut kept)) =
-        (data.to_value(), clocks.to_value())
-    else {
+    let (Some(written), Some(mut kept)) = (data.entries(), clocks.entries()) else {
         return clocks;
     };
     kept.retain(|field, _| !written.contains_key(field));
-    Jsonb::from_object(&kept)
+    Jsonb::from_text(&serde_json::to_string(&kept).expect("clocks serialize"))
 }
 
 /// Delete one item of `inventory_sync.inventory` with last-write-wins: the row becomes a
@@ -241,7 +265,7 @@ fn sync_delete(
     mutation_id: default!(Option<String>, "NULL"),
 ) -> Jsonb {
     engine::check_writable(c"sync_delete()");
-    delete_default(id, client_ts, client_id, mutation_id).unwrap_or_else(|e| e.raise())
+    answers_in(|| delete_default(id, client_ts, client_id, mutation_id)).unwrap_or_else(|e| e.raise())
 }
 
 pub fn delete_default(
@@ -275,7 +299,7 @@ fn sync_upsert_in(
     base: default!(Option<Jsonb>, "NULL"),
 ) -> Jsonb {
     engine::check_writable(c"sync_upsert_in()");
-    upsert_tracked(tbl, id, payload, client_ts, client_id, mutation_id, base).unwrap_or_else(|e| e.raise())
+    answers_in(|| upsert_tracked(tbl, id, payload, client_ts, client_id, mutation_id, base)).unwrap_or_else(|e| e.raise())
 }
 
 pub fn upsert_tracked(
@@ -289,6 +313,10 @@ pub fn upsert_tracked(
 ) -> Result<Jsonb, SyncError> {
     let tbl = tbl.ok_or(SyncError::NullArgument("tbl"))?;
     let id = id.ok_or(SyncError::NullArgument("id"))?;
+    if tbl.0 == default_table_oid() {
+        // The default table by name (as sync_pull names it): its own call.
+        return upsert_default(Some(default_id(&id)?), payload, client_ts, client_id, mutation_id, base);
+    }
     let (payload, client_ts) = engine::check_write(payload, client_ts, &client_id, &mutation_id)?;
     let base = base_map(base)?;
     Spi::connect_mut(|client| {
@@ -300,6 +328,7 @@ pub fn upsert_tracked(
         if merges(&policies, values.iter().map(|(pos, _)| tracked.columns[*pos].name.as_str())) {
             let serde_json::Value::Object(mut fields) = payload.to_value() else { unreachable!("checked") };
             fields.remove(&tracked.columns[tracked.key].name);
+            let base = base_fields(base);
             return engine::decide(client, &tracked.table, &write, |client| {
                 tracked.merge(client, &write, &fields, base.as_ref(), &policies).map(Some)
             });
@@ -320,7 +349,7 @@ fn sync_delete_in(
     mutation_id: default!(Option<String>, "NULL"),
 ) -> Jsonb {
     engine::check_writable(c"sync_delete_in()");
-    delete_tracked(tbl, id, client_ts, client_id, mutation_id).unwrap_or_else(|e| e.raise())
+    answers_in(|| delete_tracked(tbl, id, client_ts, client_id, mutation_id)).unwrap_or_else(|e| e.raise())
 }
 
 pub fn delete_tracked(
@@ -332,6 +361,9 @@ pub fn delete_tracked(
 ) -> Result<Jsonb, SyncError> {
     let tbl = tbl.ok_or(SyncError::NullArgument("tbl"))?;
     let id = id.ok_or(SyncError::NullArgument("id"))?;
+    if tbl.0 == default_table_oid() {
+        return delete_default(Some(default_id(&id)?), client_ts, client_id, mutation_id);
+    }
     let client_ts = engine::check_common(client_ts, &client_id, &mutation_id)?;
     Spi::connect_mut(|client| {
         let tracked = catalog::get(client, tbl.0)?;
@@ -358,16 +390,22 @@ fn tracked_values(
     payload: Jsonb,
 ) -> Result<Vec<(usize, Param)>, SyncError> {
     let table = &tracked.table.name;
-    let serde_json::Value::Object(fields) = payload.to_value() else {
+    let Some(fields) = payload.entries() else {
         unreachable!("check_write accepted a payload that is not an object")
     };
     let mut values: Vec<(usize, Param)> = Vec::with_capacity(fields.len());
-    for (name, value) in &fields {
+    for (name, raw) in &fields {
         let Some(pos) = tracked.column(name) else {
             return Err(SyncError::UnknownKey { key: name.clone(), table: table.clone() });
         };
         let col = &tracked.columns[pos];
-        let text = convert::input_text(value, col.shape);
+        // A json or jsonb column takes the value's text as it is, at any depth.
+        let text = if col.shape == convert::Shape::Json {
+            (raw.get() != "null").then(|| raw.get().to_string())
+        } else {
+            let value: serde_json::Value = serde_json::from_str(raw.get()).map_err(|_| SyncError::NestedTooDeep)?;
+            convert::input_text(&value, col.shape)
+        };
         if pos == tracked.key {
             // The key may repeat the id argument (clients send whole records), never differ.
             let same = match (&text, key.datum) {
@@ -382,7 +420,7 @@ fn tracked_values(
                 return Err(SyncError::IdMismatch {
                     column: col.name.clone(),
                     id: id.to_string(),
-                    key: value.to_string(),
+                    key: raw.get().to_string(),
                 });
             }
             continue;
@@ -434,7 +472,7 @@ fn untrack(tbl: Option<RegClass>) {
 #[pg_extern(volatile, parallel_unsafe)]
 fn sync_push(changes: Option<Jsonb>, atomic: default!(Option<bool>, "false")) -> Jsonb {
     engine::check_writable(c"sync_push()");
-    crate::batch::push(changes, atomic.unwrap_or(false)).unwrap_or_else(|e| e.raise())
+    answers_in(|| crate::batch::push(changes, atomic.unwrap_or(false))).unwrap_or_else(|e| e.raise())
 }
 
 /// The changes after the cursor `since` (NULL: from the beginning), at most `lim`: upserts with
@@ -444,10 +482,10 @@ fn sync_push(changes: Option<Jsonb>, atomic: default!(Option<bool>, "false")) ->
 /// transaction still open during an earlier pull.
 #[pg_extern(stable, parallel_safe)]
 fn sync_pull(since: default!(Option<String>, "NULL"), lim: default!(Option<i32>, "1000")) -> Jsonb {
-    let result = (|| {
+    let result = answers_in(|| {
         let lim = lim.ok_or(SyncError::NullArgument("lim"))?;
         Spi::connect_mut(|client| crate::feed::pull(client, since.as_deref(), lim))
-    })();
+    });
     result.unwrap_or_else(|e| e.raise())
 }
 

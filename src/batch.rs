@@ -21,7 +21,8 @@ use pgrx::fcinfo::direct_function_call;
 use pgrx::memcxt::PgMemoryContexts;
 use pgrx::pg_sys::{self, panic::CaughtError, PgTryBuilder};
 use pgrx::PgSqlErrorCode;
-use serde_json::{Map, Value};
+use serde_json::value::RawValue;
+use serde_json::Value;
 
 use crate::api;
 use crate::engine::Op;
@@ -49,56 +50,75 @@ fn bad(why: impl Into<String>) -> SyncError {
     SyncError::BadChange(why.into())
 }
 
-fn optional_string(obj: &Map<String, Value>, key: &str) -> Result<Option<String>, SyncError> {
+/// A change's key, as a JSON value: the small ones (op, id, table, client_ts, client ids) are read;
+/// payload and base are taken from the jsonb itself, never parsed here.
+type Entries = std::collections::BTreeMap<String, Box<RawValue>>;
+
+fn small(obj: &Entries, key: &str) -> Result<Value, SyncError> {
     match obj.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(_) => Err(bad(format!("change key \"{key}\" must be a string"))),
+        None => Ok(Value::Null),
+        Some(raw) => serde_json::from_str(raw.get()).map_err(|_| bad(format!("change key \"{key}\" is nested too deeply"))),
+    }
+}
+
+fn optional_string(obj: &Entries, key: &str) -> Result<Option<String>, SyncError> {
+    match small(obj, key)? {
+        Value::Null => Ok(None),
+        Value::String(s) => Ok(Some(s)),
+        _ => Err(bad(format!("change key \"{key}\" must be a string"))),
+    }
+}
+
+/// Whether a key is present and not null, and whether it holds an object, without parsing it.
+fn presence(obj: &Entries, key: &str) -> (bool, bool) {
+    match obj.get(key).map(|raw| raw.get().trim_start()) {
+        None => (false, false),
+        Some(text) if text.starts_with("null") => (false, false),
+        Some(text) => (true, text.starts_with('{')),
     }
 }
 
 /// Read a change: its shape only; values are checked by the write itself.
 fn parse(item: Jsonb) -> Result<Change, SyncError> {
-    let value = item.to_value();
-    let Value::Object(obj) = &value else {
+    let Some(obj) = item.entries() else {
         return Err(bad("change must be a JSON object"));
     };
     if let Some(unknown) = obj.keys().find(|k| !KEYS.contains(&k.as_str())) {
         return Err(bad(format!("unknown key \"{unknown}\" in change")));
     }
-    let op = match obj.get("op") {
-        None | Some(Value::Null) => Op::Upsert,
-        Some(Value::String(s)) if s == "upsert" => Op::Upsert,
-        Some(Value::String(s)) if s == "delete" => Op::Delete,
-        Some(_) => return Err(bad("change key \"op\" must be \"upsert\" or \"delete\"")),
+    let op = match small(&obj, "op")? {
+        Value::Null => Op::Upsert,
+        Value::String(s) if s == "upsert" => Op::Upsert,
+        Value::String(s) if s == "delete" => Op::Delete,
+        _ => return Err(bad("change key \"op\" must be \"upsert\" or \"delete\"")),
     };
-    let id = match obj.get("id") {
-        None | Some(Value::Null) => return Err(bad("change has no \"id\"")),
-        Some(id @ (Value::Number(_) | Value::String(_))) => id.clone(),
-        Some(_) => return Err(bad("change key \"id\" must be a number or a string")),
+    let id = match small(&obj, "id")? {
+        Value::Null => return Err(bad("change has no \"id\"")),
+        id @ (Value::Number(_) | Value::String(_)) => id,
+        _ => return Err(bad("change key \"id\" must be a number or a string")),
     };
-    let client_ts = optional_string(obj, "client_ts")?.ok_or_else(|| bad("change has no \"client_ts\""))?;
-    let payload = match (op, obj.get("payload")) {
-        (Op::Upsert, None | Some(Value::Null)) => return Err(bad("an upsert change needs a \"payload\"")),
-        (Op::Upsert, Some(_)) => item.field("payload"),
-        (Op::Delete, None | Some(Value::Null)) => None,
-        (Op::Delete, Some(_)) => return Err(bad("a delete change takes no \"payload\"")),
+    let client_ts = optional_string(&obj, "client_ts")?.ok_or_else(|| bad("change has no \"client_ts\""))?;
+    let payload = match (op, presence(&obj, "payload").0) {
+        (Op::Upsert, false) => return Err(bad("an upsert change needs a \"payload\"")),
+        (Op::Upsert, true) => item.field("payload"),
+        (Op::Delete, false) => None,
+        (Op::Delete, true) => return Err(bad("a delete change takes no \"payload\"")),
     };
-    let base = match (op, obj.get("base")) {
-        (_, None | Some(Value::Null)) => None,
-        (Op::Upsert, Some(Value::Object(_))) => item.field("base"),
-        (Op::Upsert, Some(_)) => return Err(bad("change key \"base\" must be a JSON object")),
-        (Op::Delete, Some(_)) => return Err(bad("a delete change takes no \"base\"")),
+    let base = match (op, presence(&obj, "base")) {
+        (_, (false, _)) => None,
+        (Op::Upsert, (true, true)) => item.field("base"),
+        (Op::Upsert, (true, false)) => return Err(bad("change key \"base\" must be a JSON object")),
+        (Op::Delete, _) => return Err(bad("a delete change takes no \"base\"")),
     };
     Ok(Change {
         op,
-        table: optional_string(obj, "table")?,
+        table: optional_string(&obj, "table")?,
         id,
         payload,
         base,
         client_ts,
-        client_id: optional_string(obj, "client_id")?,
-        mutation_id: optional_string(obj, "mutation_id")?,
+        client_id: optional_string(&obj, "client_id")?,
+        mutation_id: optional_string(&obj, "mutation_id")?,
     })
 }
 
@@ -133,6 +153,8 @@ fn apply(change: Change) -> Result<Jsonb, SyncError> {
             // unknown table raises 42P01.
             let relid = unsafe { direct_function_call::<pg_sys::Oid>(pg_sys::regclassin, &[Some(name.as_ptr().into())]) };
             let tbl = relid.map(RegClass);
+            // The tracked-table calls route the default table, named as sync_pull names it, to
+            // its own calls.
             let id = match &change.id {
                 Value::String(s) => s.clone(),
                 other => other.to_string(),
@@ -199,11 +221,11 @@ fn in_subtransaction<R>(f: impl FnOnce() -> Result<R, SyncError>) -> Result<R, (
         pg_sys::BeginInternalSubTransaction(std::ptr::null());
         pg_sys::MemoryContextSwitchTo(memory);
         let result = PgTryBuilder::new(std::panic::AssertUnwindSafe(|| {
-            f().map_err(|e| (e.sqlstate(), e.to_string(), None))
+            f().map_err(|e| (e.sqlstate(), e.to_string(), Err(e)))
         }))
         .catch_others(|e| {
             let (code, message) = caught_report(&e);
-            Err((code, message, Some(e)))
+            Err((code, message, Ok(e)))
         })
         .execute();
         match result {
@@ -219,8 +241,10 @@ fn in_subtransaction<R>(f: impl FnOnce() -> Result<R, SyncError>) -> Result<R, (
                 pg_sys::MemoryContextSwitchTo(memory);
                 pg_sys::CurrentResourceOwner = owner;
                 match caught {
-                    Some(e) if !belongs_to_change(code) => e.rethrow(),
-                    _ => Err((code, message)),
+                    _ if belongs_to_change(code) => Err((code, message)),
+                    Ok(raised) => raised.rethrow(),
+                    // The extension's own such error (a write that could not settle: 40001).
+                    Err(returned) => returned.raise(),
                 }
             }
         }
@@ -299,7 +323,7 @@ pub fn push(changes: Option<Jsonb>, atomic: bool) -> Result<Jsonb, SyncError> {
             let outcome = unsafe { per_change.switch_to(|_| crate::types::answers_in(|| {
                 let item = changes.array_element(index);
                 // The id, for an error outcome: as sent, when the change has one.
-                let id = item.field("id").map(|f| f.to_value()).unwrap_or(Value::Null);
+                let id = item.field("id").and_then(|f| serde_json::from_str(&f.to_text()).ok()).unwrap_or(Value::Null);
                 if atomic {
                     let answer = PgTryBuilder::new(std::panic::AssertUnwindSafe(|| parse(item).and_then(apply)))
                         .catch_others(|e| {

@@ -125,6 +125,7 @@ pub struct Tracked {
     delete: Kept,
     tombstone: Kept,
     record: Kept,
+    record_with_clocks: Kept,
     rows: Kept,
     writes: RefCell<HashMap<Vec<usize>, Rc<Writes>>>,
 }
@@ -162,13 +163,13 @@ impl Tracked {
         writes
     }
 
-    /// Rows by key (canonical text), as the caller may see them: key text → (row as JSON, its
-    /// write timestamp as JSON).
+    /// Rows by key (canonical text), as the caller may see them: key text → (row as JSON text,
+    /// its write timestamp as JSON text), unparsed.
     pub fn rows_by_key(
         &self,
         client: &mut SpiClient<'_>,
         keys: Vec<String>,
-    ) -> HashMap<String, (serde_json::Value, serde_json::Value)> {
+    ) -> HashMap<String, (Box<serde_json::value::RawValue>, Box<serde_json::value::RawValue>)> {
         let mut out = HashMap::new();
         let table = self.rows.select_all(client, &[keys.into()]);
         for row in table {
@@ -176,7 +177,7 @@ impl Tracked {
             let data: Option<Jsonb> = row.get(2).ok().flatten();
             let ts: Option<Jsonb> = row.get(3).ok().flatten();
             if let (Some(data), Some(ts)) = (data, ts) {
-                out.insert(key, (data.to_value(), ts.to_value()));
+                out.insert(key, (data.to_raw(), ts.to_raw()));
             }
         }
         out
@@ -228,7 +229,8 @@ impl Tracked {
             names.into(),
             ts.into_inner().into(),
         ];
-        self.record.run::<Jsonb>(client, &args).expect("inventory_sync: recording a change answered no row")
+        let record = if clocks.is_some() { &self.record_with_clocks } else { &self.record };
+        record.run::<Jsonb>(client, &args).expect("inventory_sync: recording a change answered no row")
     }
 
     /// Whether row-level security applies to the current user on this table (it depends on the
@@ -654,7 +656,8 @@ fn load(client: &SpiClient<'_>, relid: pg_sys::Oid) -> Result<Tracked, SyncError
         tombstone_clock: Kept::new(sql::tracked_tombstone_clock(oid), vec![typ(k.typid)]),
         delete: Kept::new(sql::tracked_delete(&name, oid, &k.quoted, &t.quoted), key_ts.clone()),
         tombstone: Kept::new(sql::tracked_tombstone(oid), key_ts),
-        record: Kept::new(sql::tracked_record(oid), record_types),
+        record: Kept::new(sql::tracked_record(oid, false), record_types.clone()),
+        record_with_clocks: Kept::new(sql::tracked_record(oid, true), record_types),
         rows: Kept::new(
             sql::tracked_rows(&name, &k.quoted, &t.quoted, key_type_name(k.typid)),
             vec![PgOid::from_untagged(pg_sys::TEXTARRAYOID)],
@@ -718,6 +721,12 @@ fn check_trackable(relid: pg_sys::Oid, name: &str) -> Result<(), SyncError> {
     };
     if relkind != pg_sys::RELKIND_RELATION && relkind != pg_sys::RELKIND_PARTITIONED_TABLE {
         return Err(SyncError::NotATable { table: name.into() });
+    }
+    // A temporary table vanishes with its session without the drop event that would untrack it,
+    // leaving tracking rows for an OID a later table may reuse; and no device syncs with it.
+    // SAFETY: syscache lookup.
+    if unsafe { pg_sys::get_rel_persistence(relid) } as u8 == pg_sys::RELPERSISTENCE_TEMP {
+        return Err(SyncError::TemporaryTable { table: name.into() });
     }
     // SAFETY: syscache lookup of a schema OID.
     let nsp_name = unsafe { pg_sys::get_namespace_name(nsp) };

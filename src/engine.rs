@@ -226,6 +226,7 @@ thread_local! {
     static CLAIM: Kept = Kept::new(sql::MUTATION_CLAIM.into(), vec![TEXT, OID, TEXT, TEXT]);
     static REPLAY: Kept = Kept::new(sql::MUTATION_REPLAY.into(), vec![TEXT, OID, TEXT, TEXT]);
     static REMEMBER: Kept = Kept::new(sql::MUTATION_REMEMBER.into(), vec![TEXT, OID, TEXT, TEXT, JSONB]);
+    static FORGET: Kept = Kept::new(sql::MUTATION_FORGET.into(), vec![TEXT, OID, TEXT, TEXT]);
 }
 
 /// Decide one checked write: rejected (clock skew), applied (by `apply`, which answers None when
@@ -239,7 +240,7 @@ pub fn decide(
     apply: impl FnOnce(&mut SpiClient<'_>) -> Result<Option<Jsonb>, SyncError>,
 ) -> Result<Jsonb, SyncError> {
     let (Some(client_id), Some(mutation_id)) = (&write.client_id, &write.mutation_id) else {
-        return decide_once(client, table, write, apply);
+        return decide_once(client, table, write, apply).map(|(answer, _)| answer);
     };
     let ids = || -> [DatumWithOid<'_>; 4] {
         [
@@ -257,10 +258,21 @@ pub fn decide(
             SyncError::MutationOfOtherUser { client_id: client_id.clone(), mutation_id: mutation_id.clone() }
         });
     }
-    let answer = decide_once(client, table, write, apply)?;
-    let [a, b, c, d] = ids();
-    REMEMBER.with(|k| k.run::<bool>(client, &[a, b, c, d, answer.into()]));
+    let (answer, decided) = decide_once(client, table, write, apply)?;
+    if decided == Decided::Rejected {
+        // Not applied: the same mutation, sent again once the device's clock is right, is new.
+        FORGET.with(|k| k.run::<bool>(client, &ids()));
+    } else {
+        let [a, b, c, d] = ids();
+        REMEMBER.with(|k| k.run::<bool>(client, &[a, b, c, d, answer.into()]));
+    }
     Ok(answer)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Decided {
+    Rejected,
+    Written,
 }
 
 fn decide_once(
@@ -268,7 +280,7 @@ fn decide_once(
     table: &Table,
     write: &Write,
     apply: impl FnOnce(&mut SpiClient<'_>) -> Result<Option<Jsonb>, SyncError>,
-) -> Result<Jsonb, SyncError> {
+) -> Result<(Jsonb, Decided), SyncError> {
     let max_skew = settings::MAX_CLOCK_SKEW.get();
     // SAFETY: plain read of the current transaction's start time, i.e. now().
     let now = unsafe { pg_sys::GetCurrentTransactionStartTimestamp() };
@@ -276,14 +288,15 @@ fn decide_once(
         Skew::Reject { ahead_by_micros } => {
             let ahead = ahead_by_micros as f64 / rules::MICROS_PER_SECOND as f64;
             let [a, b, c, d, e, f, g] = table.journal_args(write, write.payload);
-            Ok(table
+            let answer = table
                 .reject
                 .run(client, &[a, b, c, d, e, f, g, max_skew.into(), ahead.into()])
-                .expect("inventory_sync: the rejection statement answered no row"))
+                .expect("inventory_sync: the rejection statement answered no row");
+            Ok((answer, Decided::Rejected))
         }
         Skew::Accept => match apply(client)? {
-            Some(applied) => Ok(applied),
-            None => Ok(table.journal(client, write, write.payload)),
+            Some(applied) => Ok((applied, Decided::Written)),
+            None => Ok((table.journal(client, write, write.payload), Decided::Written)),
         },
     }
 }

@@ -55,6 +55,10 @@ pub enum SyncError {
     #[error("{table} is not a table")]
     NotATable { table: String },
 
+    /// track() of a temporary table.
+    #[error("table {table} is temporary: only permanent and unlogged tables can be tracked")]
+    TemporaryTable { table: String },
+
     /// track()/untrack() by a user who does not own the table.
     #[error("must be owner of table {table}")]
     NotOwner { table: String },
@@ -90,6 +94,11 @@ pub enum SyncError {
     /// An error in change `index` of an all-or-nothing sync_push.
     #[error("change {index}: {message}")]
     InChange { index: usize, sqlstate: PgSqlErrorCode, message: String },
+
+    /// A JSON value the extension must take apart (a merge's fields, a typed column's value, a
+    /// change of a batch) nested deeper than it reads.
+    #[error("JSON value nested too deeply (more than 127 levels)")]
+    NestedTooDeep,
 
     /// A pull cursor that is not one sync_pull handed out.
     #[error("invalid cursor")]
@@ -161,6 +170,7 @@ impl SyncError {
             }
             SyncError::BadValue { sqlstate, .. } | SyncError::InChange { sqlstate, .. } => *sqlstate,
             SyncError::CursorExpired => PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            SyncError::NestedTooDeep => PgSqlErrorCode::ERRCODE_STATEMENT_TOO_COMPLEX,
             SyncError::Unsettled { .. } => PgSqlErrorCode::ERRCODE_T_R_SERIALIZATION_FAILURE,
             SyncError::NotTracked { .. } | SyncError::TrackingBroken { .. } => {
                 PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE
@@ -169,7 +179,7 @@ impl SyncError {
                 PgSqlErrorCode::ERRCODE_UNDEFINED_COLUMN
             }
             SyncError::GeneratedKey { .. } => PgSqlErrorCode::ERRCODE_GENERATED_ALWAYS,
-            SyncError::NotATable { .. } | SyncError::OwnTable { .. } => {
+            SyncError::NotATable { .. } | SyncError::OwnTable { .. } | SyncError::TemporaryTable { .. } => {
                 PgSqlErrorCode::ERRCODE_WRONG_OBJECT_TYPE
             }
             SyncError::NotOwner { .. } | SyncError::MutationOfOtherUser { .. } => {

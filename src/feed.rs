@@ -20,7 +20,8 @@ use base64::Engine;
 use pgrx::datum::DatumWithOid;
 use pgrx::pg_sys::{self, PgOid};
 use pgrx::spi::SpiClient;
-use serde_json::{json, Value};
+use serde_json::value::RawValue;
+use std::collections::BTreeMap;
 
 use crate::catalog;
 use crate::error::SyncError;
@@ -83,11 +84,20 @@ fn oid(o: u32) -> DatumWithOid<'static> {
 }
 
 /// One change from the feed's first pass: where it is, and its entry (complete, or missing the
-/// row's data when it comes from a tracked table).
+/// row's data when it comes from a tracked table). Entries stay JSON text, never parsed as a
+/// whole: a stored row may be nested deeper than a JSON parser in Rust would go.
 struct Found {
     position: Position,
-    entry: Value,
+    entry: Box<RawValue>,
     needs_row: bool,
+}
+
+/// The answer of a pull.
+#[derive(serde::Serialize)]
+struct Answer {
+    changes: Vec<Box<RawValue>>,
+    cursor: String,
+    has_more: bool,
 }
 
 /// The changes after `since`, at most `lim`.
@@ -99,6 +109,14 @@ pub fn pull(client: &mut SpiClient<'_>, since: Option<&str>, lim: i32) -> Result
         Some(cursor) => Position::decode(cursor)?,
         None => Position::default(),
     };
+    // A position is always below the next transaction id of the server that handed it out. A
+    // standby may lag its primary a little, never by 2^31 transactions (the wraparound limit):
+    // a cursor that far ahead was made up, and would silently hold back every change.
+    // SAFETY: reads the shared next-transaction-id counter.
+    let next = unsafe { pg_sys::ReadNextFullTransactionId() }.value;
+    if after.xid > next.saturating_add(1 << 31) {
+        return Err(SyncError::BadCursor);
+    }
     if since.is_some() {
         let purged = client
             .select(sql::PURGE_HORIZON, None, &[])
@@ -143,7 +161,7 @@ pub fn pull(client: &mut SpiClient<'_>, since: Option<&str>, lim: i32) -> Result
         let needs_row: bool = row.get(5).ok().flatten().unwrap_or(false);
         found.push(Found {
             position: Position { xid: xid as u64, tbl: tbl.to_u32(), row_id },
-            entry: entry.to_value(),
+            entry: entry.to_raw(),
             needs_row,
         });
     }
@@ -152,9 +170,9 @@ pub fn pull(client: &mut SpiClient<'_>, since: Option<&str>, lim: i32) -> Result
     let cursor = found.last().map(|f| f.position.clone()).unwrap_or(after);
 
     fill_tracked_rows(client, &mut found)?;
-    let changes: Vec<Value> = found.into_iter().filter_map(|f| (!f.needs_row).then_some(f.entry)).collect();
-    let answer = json!({"changes": changes, "cursor": cursor.encode(), "has_more": has_more});
-    Ok(Jsonb::from_text(&answer.to_string()))
+    let changes = found.into_iter().filter_map(|f| (!f.needs_row).then_some(f.entry)).collect();
+    let answer = Answer { changes, cursor: cursor.encode(), has_more };
+    Ok(Jsonb::from_text(&serde_json::to_string(&answer).expect("a pull answer serializes")))
 }
 
 /// Give tracked-table upserts their rows, read as the caller may see them. A row the caller may
@@ -176,8 +194,12 @@ fn fill_tracked_rows(client: &mut SpiClient<'_>, found: &mut [Found]) -> Result<
         let rows = tracked.rows_by_key(client, keys);
         for i in indexes {
             if let Some((data, updated_at)) = rows.get(&found[i].position.row_id) {
-                found[i].entry["data"] = data.clone();
-                found[i].entry["updated_at"] = updated_at.clone();
+                // Only the entry's own keys are read; the row goes in as the text it is.
+                let mut entry: BTreeMap<String, Box<RawValue>> =
+                    serde_json::from_str(found[i].entry.get()).expect("a feed entry is a JSON object");
+                entry.insert("data".into(), data.clone());
+                entry.insert("updated_at".into(), updated_at.clone());
+                found[i].entry = serde_json::value::to_raw_value(&entry).expect("a feed entry serializes");
                 found[i].needs_row = false;
             }
         }

@@ -170,6 +170,14 @@ pub fn merge(
 ) -> Result<Merge, MergeError> {
     let mut keys: Vec<&String> = write.payload.keys().collect();
     keys.sort();
+    // A delta field holds a number (or nothing), whichever way the write is decided: a string
+    // stored there would make every later delta on it fail.
+    if let Some(key) = keys.iter().find(|k| {
+        let sent = &write.payload[k.as_str()];
+        policy(k) == Policy::Delta && !sent.is_null() && number(sent).is_none()
+    }) {
+        return Err(MergeError::NotANumber { field: (*key).clone() });
+    }
     let fresh = match stored {
         None => true,
         Some(s) => s.deleted && write.clock.beats(&s.row),
@@ -348,6 +356,20 @@ mod unit {
             merge(Some(&start), &Incoming { clock: clock(6, None), payload: &bad, base: Some(&base) }, policy),
             Err(MergeError::NotANumber { field: "stock".into() })
         );
+    }
+
+    #[test]
+    fn a_delta_field_never_takes_a_non_number() {
+        let policy = |f: &str| if f == "stock" { Policy::Delta } else { Policy::Lww };
+        let bad = obj(json!({"stock": "many", "name": "x"}));
+        let refused = Err(MergeError::NotANumber { field: "stock".into() });
+        // Creating the row, and without a base (decided as lww), alike.
+        assert_eq!(merge(None, &Incoming { clock: clock(1, None), payload: &bad, base: None }, policy), refused);
+        let start = replay(&[(clock(1, None), obj(json!({"stock": 10})), None)], &policy).unwrap();
+        assert_eq!(merge(Some(&start), &Incoming { clock: clock(2, None), payload: &bad, base: None }, policy), refused);
+        // Null clears it; numbers merge.
+        let null = obj(json!({"stock": null}));
+        assert!(merge(Some(&start), &Incoming { clock: clock(2, None), payload: &null, base: None }, policy).is_ok());
     }
 
     #[test]

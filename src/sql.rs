@@ -58,7 +58,11 @@ fn beats(stored_ts: &str, stored_by: &str, ts: &str, by: &str) -> String {
 }
 
 /// The check and the write in one statement, for the default table. Parameters: `$1` id, `$2`
-/// payload, `$3` client_ts, `$4` client_id.
+/// payload, `$3` client_ts, `$4` client_id. Answers whether the row was created (the rest of the
+/// answer is known to the caller: for an applied write, the stored `updated_at` is `client_ts`).
+/// `strip`: the payload holds a reserved key (`id`, `updated_at`) to leave out of `data`; the
+/// statement without it is the common one (every expression of a kept plan is set up again on
+/// each execution, used or not).
 ///
 /// `ON CONFLICT DO UPDATE` locks the existing row and evaluates the `WHERE` against its latest
 /// committed version (waiting for a concurrent writer to finish first), so no interleaving lets
@@ -69,10 +73,11 @@ fn beats(stored_ts: &str, stored_by: &str, ts: &str, by: &str) -> String {
 /// their own clocks: they now have the row's (only looked at when there are any: the common case
 /// costs nothing; `clocks_without` rather than a subquery over the keys, since a kept plan
 /// initialises every subquery on each execution, taken or not).
-pub fn default_upsert() -> String {
+pub fn default_upsert(strip: bool) -> String {
+    let data = if strip { "$2 OPERATOR(pg_catalog.-) '{id,updated_at}'::pg_catalog.text[]" } else { "$2" };
     format!(
         "INSERT INTO {DEFAULT_TABLE} AS stored (id, data, updated_at, updated_by) \
-         VALUES ($1, $2 OPERATOR(pg_catalog.-) '{{id,updated_at}}'::pg_catalog.text[], $3, $4) \
+         VALUES ($1, {data}, $3, $4) \
          ON CONFLICT (id) DO UPDATE \
             SET data = CASE WHEN stored.deleted THEN excluded.data \
                             ELSE stored.data OPERATOR(pg_catalog.||) excluded.data END, \
@@ -83,9 +88,8 @@ pub fn default_upsert() -> String {
                     ELSE inventory_sync.clocks_without(stored.field_clocks, excluded.data) END, \
                 change_xid = pg_catalog.pg_current_xact_id(), changed_at = pg_catalog.now() \
           WHERE {} \
-         {}",
+         RETURNING stored.xmax OPERATOR(pg_catalog.=) 0",
         beats("stored.updated_at", "stored.updated_by", "excluded.updated_at", "excluded.updated_by"),
-        returning_applied("id", "updated_at", "stored.xmax OPERATOR(pg_catalog.=) 0")
     )
 }
 
@@ -261,25 +265,33 @@ pub fn tracked_tombstone(oid: u32) -> String {
 }
 
 /// Record the row's latest change for the pull feed (a delete: its tombstone). Parameters: `$1`
-/// key, `$2` the row's timestamp, `$3` client_id, `$4` op, `$5` the row's field clocks (NULL:
-/// keep them, and give the columns named in `$6` the write's clock, `$7` its microseconds).
+/// key, `$2` the row's timestamp, `$3` client_id, `$4` op, `$5` the row's field clocks (with
+/// `given_clocks`; otherwise the stored clocks are kept and the columns named in `$6` get the
+/// write's clock, `$7` its microseconds). Two statements rather than one `COALESCE($5, …)`: a
+/// parameter the planner could fold would make PostgreSQL's plan cache plan the statement anew
+/// on every call instead of keeping one generic plan.
 /// A tracked column without a clock was never written through the sync functions. Answers the
 /// `applied` answer of a delete (of a row that was not there); an upsert ignores it. In a
 /// transaction that cannot see a concurrent writer's record of the same row (REPEATABLE READ),
 /// this fails with 40001, as it should.
-pub fn tracked_record(oid: u32) -> String {
+pub fn tracked_record(oid: u32, given_clocks: bool) -> String {
     let clocks = "(SELECT COALESCE(pg_catalog.jsonb_object_agg(n.name, \
          pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object('ts', $7, 'by', $3))), '{}'::pg_catalog.jsonb) \
          FROM pg_catalog.unnest($6) AS n(name))";
+    let (inserted, updated) = if given_clocks {
+        ("$5".to_string(), "$5".to_string())
+    } else {
+        (clocks.to_string(), format!("c.field_clocks OPERATOR(pg_catalog.||) {clocks}"))
+    };
     format!(
         "INSERT INTO inventory_sync.changes AS c \
            (tbl, row_id, id, op, ts, client_id, field_clocks, change_xid, changed_at) \
          VALUES ({oid}::pg_catalog.oid::pg_catalog.regclass, $1::pg_catalog.text, \
-                 pg_catalog.to_jsonb($1), $4, $2, $3, COALESCE($5, {clocks}), \
+                 pg_catalog.to_jsonb($1), $4, $2, $3, {inserted}, \
                  pg_catalog.pg_current_xact_id(), pg_catalog.now()) \
          ON CONFLICT (row_id, tbl) DO UPDATE \
             SET id = excluded.id, op = excluded.op, ts = excluded.ts, client_id = excluded.client_id, \
-                field_clocks = COALESCE($5, c.field_clocks OPERATOR(pg_catalog.||) {clocks}), \
+                field_clocks = {updated}, \
                 change_xid = excluded.change_xid, changed_at = excluded.changed_at \
          RETURNING pg_catalog.jsonb_build_object(\
            'status', 'applied', 'id', c.id, 'updated_at', c.ts, 'deleted', true)"
@@ -408,6 +420,14 @@ pub const MUTATION_REMEMBER: &str = "UPDATE inventory_sync.mutations m SET answe
         AND m.client_id OPERATOR(pg_catalog.=) $3 AND m.mutation_id OPERATOR(pg_catalog.=) $4 \
      RETURNING true";
 
+/// Forget a claimed mutation that was not applied (rejected for clock skew): the device fixes its
+/// clock and sends the same mutation again, which must then be decided afresh.
+pub const MUTATION_FORGET: &str = "DELETE FROM inventory_sync.mutations m \
+      WHERE m.row_id OPERATOR(pg_catalog.=) ($1 COLLATE pg_catalog.\"C\") \
+        AND m.tbl::pg_catalog.oid OPERATOR(pg_catalog.=) $2 \
+        AND m.client_id OPERATOR(pg_catalog.=) $3 AND m.mutation_id OPERATOR(pg_catalog.=) $4 \
+     RETURNING true";
+
 /// A journal row for the write, with the server row (if any) and `reason`.
 fn journal_cte(reason: &str) -> String {
     format!(
@@ -479,7 +499,8 @@ mod unit {
     #[test]
     fn nothing_resolves_through_search_path() {
         let all = [
-            default_upsert(),
+            default_upsert(false),
+            default_upsert(true),
             tracked_update("t", 1, "k", "ts", &["a"]),
             tracked_insert("t", "k", "ts", &["a"]),
             tracked_lock("t", 1, "k", "ts"),
@@ -497,11 +518,13 @@ mod unit {
             reject(&tracked_server_row("t", 1, "k", "'k'", "'ts'")),
             tracked_delete("t", 1, "k", "ts"),
             tracked_tombstone(1),
-            tracked_record(1),
+            tracked_record(1, false),
+            tracked_record(1, true),
             feed(true),
             tracked_rows("t", "k", "ts", "uuid"),
             purge_tombstones(),
             PURGE_MUTATIONS.to_string(),
+            MUTATION_FORGET.to_string(),
         ];
         for sql in all {
             for op in ["||", "<=", "-", "="] {

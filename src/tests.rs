@@ -1021,6 +1021,54 @@ mod tests {
     }
 
     #[pg_test]
+    fn a_rejected_mutation_is_decided_again_when_resent() {
+        setup();
+        exec("SET inventory_sync.max_clock_skew = '5min'");
+        let send = |ts: &str| {
+            json(&format!(
+                "SELECT inventory_sync.sync_upsert(3, '{{\"x\": 1}}', {ts}, client_id => 'phone', mutation_id => 'm-1')"
+            ))
+        };
+        assert_eq!(send("now() + interval '1 hour'")["status"], "rejected");
+        // The device fixed its clock and sends the same mutation: it is applied, once.
+        let again = send("'2024-03-01 10:00+00'");
+        assert_eq!((again["status"].as_str(), again.get("duplicate")), (Some("applied"), None));
+        assert_eq!(send("'2024-03-01 10:00+00'")["duplicate"], true);
+        assert_eq!(json("SELECT data FROM inventory_sync.inventory WHERE id = 3"), json!({"x": 1}));
+        assert_eq!(count("SELECT count(*) FROM inventory_sync.conflicts WHERE reason = 'clock_skew'"), 1);
+        assert_eq!(count("SELECT count(*) FROM inventory_sync.mutations"), 1);
+    }
+
+    #[pg_test]
+    fn only_owners_can_repoint_a_tracking_row() {
+        tracked_products();
+        exec("CREATE ROLE rel_mallory");
+        exec("GRANT CREATE, USAGE ON SCHEMA public TO rel_mallory");
+        exec("SET ROLE rel_mallory");
+        exec("CREATE TABLE public.mine (id integer PRIMARY KEY, updated_at timestamptz NOT NULL)");
+        // Untracking another owner's table by pointing its row at one's own table: no row matches.
+        exec("UPDATE inventory_sync.tracked SET tbl = 'public.mine' WHERE tbl = 'public.products'::regclass");
+        exec("RESET ROLE");
+        assert_eq!(count("SELECT count(*) FROM inventory_sync.tracked WHERE tbl = 'public.products'::regclass"), 1);
+        assert_eq!(count("SELECT count(*) FROM inventory_sync.tracked WHERE tbl = 'public.mine'::regclass"), 0);
+    }
+
+    #[pg_test]
+    fn a_delta_field_of_the_default_table_takes_only_numbers() {
+        setup();
+        exec("SELECT inventory_sync.set_policy('inventory_sync.inventory', 'stock', 'delta')");
+        for (payload, base) in [(r#"{"stock": "many"}"#, "NULL"), (r#"{"stock": "many"}"#, r#"'{"stock": "x"}'"#)] {
+            let (state, _) = sqlstate_of(&format!(
+                "SELECT inventory_sync.sync_upsert(1, '{payload}', '2024-03-01 10:00+00', base => {base})"
+            ));
+            assert_eq!(state, "22023", "{payload} with base {base}");
+        }
+        assert_eq!(count("SELECT count(*) FROM inventory_sync.inventory"), 0);
+        upsert(1, r#"{"stock": 5}"#, "2024-03-01 10:00+00");
+        assert_eq!(json("SELECT data FROM inventory_sync.inventory WHERE id = 1"), json!({"stock": 5}));
+    }
+
+    #[pg_test]
     fn an_invalid_change_in_a_long_batch_fails_alone() {
         setup();
         // More changes than one optimistic group: the group holding the bad change is redone

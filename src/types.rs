@@ -64,14 +64,22 @@ impl IntoDatum for Jsonb {
     fn type_oid() -> pg_sys::Oid {
         pg_sys::JSONBOID
     }
+
+    /// jsonb, or a domain over it (the default table's `data` is `inventory_sync.item_fields`).
+    fn is_compatible_with(other: pg_sys::Oid) -> bool {
+        // SAFETY: a syscache lookup of a type OID.
+        other == pg_sys::JSONBOID || unsafe { pg_sys::getBaseType(other) } == pg_sys::JSONBOID
+    }
 }
 
 thread_local! {
     static ANSWER_CONTEXT: std::cell::Cell<Option<pg_sys::MemoryContext>> = const { std::cell::Cell::new(None) };
 }
 
-/// Run `f` with jsonb values read from SPI copied into the current memory context (the caller's,
-/// not SPI's or the transaction's), so they are freed with it.
+/// Run `f` with jsonb values read from SPI, and every answer built (`Jsonb::from_text`,
+/// `Jsonb::object`), in the current memory context: the caller's, not SPI's (freed when the
+/// connection closes, before PostgreSQL reads the function's result) nor the transaction's. Every
+/// SQL function answering jsonb runs its body in it.
 pub fn answers_in<R>(f: impl FnOnce() -> R) -> R {
     /// Restores the previous answer context, also when an error unwinds through `f`.
     struct Restore(Option<pg_sys::MemoryContext>);
@@ -84,6 +92,15 @@ pub fn answers_in<R>(f: impl FnOnce() -> R) -> R {
     let here = unsafe { pg_sys::CurrentMemoryContext };
     let _restore = Restore(ANSWER_CONTEXT.replace(Some(here)));
     f()
+}
+
+/// Run `f` with the answer context (see `answers_in`) current, when one is set.
+fn in_answer_context<R>(f: impl FnOnce() -> R) -> R {
+    match ANSWER_CONTEXT.get() {
+        // SAFETY: the answer context outlives the call that set it; switched back afterwards.
+        Some(context) => unsafe { PgMemoryContexts::For(context).switch_to(|_| f()) },
+        None => f(),
+    }
 }
 
 /// Arguments of these types are read with their `FromDatum`.
@@ -113,13 +130,86 @@ unsafe impl BoxRet for Jsonb {
     }
 }
 
+/// A scalar of an answer built in Rust (see `Jsonb::object`).
+#[derive(Debug, Clone, Copy)]
+pub enum Scalar<'a> {
+    Text(&'a str),
+    Int(i64),
+    Bool(bool),
+    /// Written as `to_jsonb(timestamptz)` writes it, in the session's time zone.
+    Timestamptz(pgrx::datum::TimestampWithTimeZone),
+}
+
+impl Scalar<'_> {
+    /// As a jsonb scalar; strings are copied into the current memory context.
+    ///
+    /// SAFETY: call with the memory context the finished jsonb is built in current.
+    unsafe fn to_jsonb_value(self) -> pg_sys::JsonbValue {
+        // SAFETY: a zeroed JsonbValue is a valid jbvNull; each arm sets a matching type and
+        // union member.
+        unsafe {
+            let mut v: pg_sys::JsonbValue = std::mem::zeroed();
+            let string = |v: &mut pg_sys::JsonbValue, ptr: *mut std::ffi::c_char, len: usize| {
+                v.type_ = pg_sys::jbvType::jbvString;
+                v.val.string = pg_sys::JsonbValue__bindgen_ty_1__bindgen_ty_1 { len: len as i32, val: ptr };
+            };
+            match self {
+                Scalar::Text(t) => {
+                    let copy = pg_sys::palloc(t.len().max(1)) as *mut std::ffi::c_char;
+                    std::ptr::copy_nonoverlapping(t.as_ptr(), copy as *mut u8, t.len());
+                    string(&mut v, copy, t.len());
+                }
+                Scalar::Int(i) => {
+                    v.type_ = pg_sys::jbvType::jbvNumeric;
+                    v.val.numeric = pg_sys::int64_to_numeric(i);
+                }
+                Scalar::Bool(b) => {
+                    v.type_ = pg_sys::jbvType::jbvBool;
+                    v.val.boolean = b;
+                }
+                Scalar::Timestamptz(ts) => {
+                    let datum = ts.into_datum().expect("a timestamptz datum");
+                    let text = pg_sys::JsonEncodeDateTime(std::ptr::null_mut(), datum, pg_sys::TIMESTAMPTZOID, std::ptr::null());
+                    string(&mut v, text, std::ffi::CStr::from_ptr(text).to_bytes().len());
+                }
+            }
+            v
+        }
+    }
+}
+
+impl Jsonb {
+    /// The object of these keys and scalars, built directly as jsonb (what `jsonb_build_object`
+    /// does, without looking up each argument's type on every call), in the answer context
+    /// (`answers_in`) or else the current one.
+    pub fn object(pairs: &[(&str, Scalar<'_>)]) -> Jsonb {
+        let build = |_: &mut PgMemoryContexts| {
+            // SAFETY: pushJsonbValue builds an object from a key and a value per pair; every
+            // string it points to is allocated in the current context, which the jsonb lives in.
+            unsafe {
+                let mut state: *mut pg_sys::JsonbParseState = std::ptr::null_mut();
+                pg_sys::pushJsonbValue(&mut state, pg_sys::JsonbIteratorToken::WJB_BEGIN_OBJECT, std::ptr::null_mut());
+                for (key, value) in pairs {
+                    let mut k = Scalar::Text(key).to_jsonb_value();
+                    pg_sys::pushJsonbValue(&mut state, pg_sys::JsonbIteratorToken::WJB_KEY, &mut k);
+                    let mut v = value.to_jsonb_value();
+                    pg_sys::pushJsonbValue(&mut state, pg_sys::JsonbIteratorToken::WJB_VALUE, &mut v);
+                }
+                let object = pg_sys::pushJsonbValue(&mut state, pg_sys::JsonbIteratorToken::WJB_END_OBJECT, std::ptr::null_mut());
+                Jsonb(pg_sys::Datum::from(pg_sys::JsonbValueToJsonb(object)))
+            }
+        };
+        in_answer_context(|| build(&mut PgMemoryContexts::CurrentMemoryContext))
+    }
+}
+
 impl Jsonb {
     /// `{}`.
     pub fn empty_object() -> Jsonb {
         // SAFETY: jsonb_in on a valid JSON text.
-        let datum = unsafe {
+        let datum = in_answer_context(|| unsafe {
             pgrx::fcinfo::direct_function_call_as_datum(pg_sys::jsonb_in, &[Some(c"{}".as_ptr().into())])
-        };
+        });
         Jsonb(datum.expect("jsonb_in returned NULL"))
     }
 
@@ -127,9 +217,9 @@ impl Jsonb {
     pub fn from_text(text: &str) -> Jsonb {
         let cstr = std::ffi::CString::new(text).expect("JSON text with a NUL character");
         // SAFETY: jsonb_in on a C string.
-        let datum = unsafe {
+        let datum = in_answer_context(|| unsafe {
             pgrx::fcinfo::direct_function_call_as_datum(pg_sys::jsonb_in, &[Some(cstr.as_ptr().into())])
-        };
+        });
         Jsonb(datum.expect("jsonb_in returned NULL"))
     }
 
@@ -190,8 +280,29 @@ impl Jsonb {
 
     /// The value parsed as JSON. serde_json is built with `arbitrary_precision`, so numbers keep
     /// every digit of their jsonb text.
+    ///
+    /// A value nested deeper than serde_json's limit (128 levels) raises 54001: the extension
+    /// never needs to look inside such a value, only at an object's own keys, so this only
+    /// refuses payloads that a merge policy or a typed column would have to take apart.
     pub fn to_value(self) -> serde_json::Value {
-        serde_json::from_str(&self.to_text()).expect("jsonb_out produced invalid JSON")
+        match serde_json::from_str(&self.to_text()) {
+            Ok(value) => value,
+            Err(e) if e.to_string().starts_with("recursion limit exceeded") => {
+                crate::error::SyncError::NestedTooDeep.raise()
+            }
+            Err(e) => panic!("jsonb_out produced invalid JSON: {e}"),
+        }
+    }
+
+    /// An object's own keys and values, the values as unparsed JSON text (any depth); None when
+    /// the value is not an object.
+    pub fn entries(self) -> Option<std::collections::BTreeMap<String, Box<serde_json::value::RawValue>>> {
+        serde_json::from_str(&self.to_text()).ok()
+    }
+
+    /// The value as JSON text, unparsed (any depth).
+    pub fn to_raw(self) -> Box<serde_json::value::RawValue> {
+        serde_json::value::RawValue::from_string(self.to_text()).expect("jsonb_out produced invalid JSON")
     }
 
     /// jsonb's name for the value's type: object, array, string, number, boolean or null.

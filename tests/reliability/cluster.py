@@ -1,0 +1,124 @@
+"""A scratch PostgreSQL 15 cluster of the reliability suite's own, which the fault tests may crash.
+
+Started and restarted with scripts/common.sh (as the postgres user, in
+$INVENTORY_SYNC_WORK/NAME, default /tmp/inventory_sync/NAME); crashed with `pg_ctl stop -m
+immediate` or by SIGKILL of one backend, after which the postmaster terminates every backend and
+runs crash recovery before it accepts connections again."""
+
+import os
+import re
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import psycopg
+
+REPO = Path(__file__).resolve().parents[2]
+WORK = Path(os.environ.get("INVENTORY_SYNC_WORK", "/tmp/inventory_sync"))
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+
+
+class Cluster:
+    def __init__(self, name, port):
+        self.name = name
+        self.port = int(port)
+        self.dir = WORK / name
+        self.data = self.dir / "data"
+        self.log = self.dir / "server.log"
+        self.dsn = f"host={self.dir} port={self.port} user=postgres"
+
+    # -- life cycle ---------------------------------------------------------------------------
+
+    def _common(self, commands, env=None):
+        subprocess.run(
+            ["bash", "-c", f"source {REPO}/scripts/common.sh; {commands}"],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            timeout=180,
+            env={**os.environ, **(env or {})},
+        )
+
+    def create(self):
+        """A fresh cluster: removes any earlier one of this name, then starts it."""
+        self._common(f"remove_cluster {self.name}; start_cluster {self.name} {self.port}")
+
+    def start(self, env=None):
+        """Start the (stopped or crashed) cluster, or restart the running one; returns once
+        recovery is done. `env`: extra environment variables for the server."""
+        self._common(f"start_cluster {self.name} {self.port}", env)
+
+    def stop(self):
+        self._common(f"stop_cluster {self.name}")
+
+    def crash(self):
+        """Stop the whole server like a power cut of the processes: no checkpoint, no goodbye
+        to clients. Recovery replays the WAL on the next start."""
+        subprocess.run(
+            ["runuser", "-u", "postgres", "--", str(PG_BIN / "pg_ctl"), "-D", str(self.data),
+             "stop", "-m", "immediate"],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            timeout=60,
+        )
+
+    def log_size(self):
+        try:
+            return self.log.stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    def log_since(self, offset):
+        with open(self.log, "rb") as f:
+            f.seek(offset)
+            return f.read().decode("utf-8", "replace")
+
+    def kill_backend(self, pid, timeout=90):
+        """SIGKILL one backend, then wait for the postmaster's crash recovery (it terminates
+        every other backend, replays the WAL and accepts connections again)."""
+        offset = self.log_size()
+        os.kill(pid, signal.SIGKILL)
+        return self.wait_recovered(offset, timeout)
+
+    def wait_recovered(self, offset, timeout=90):
+        """Wait until the server log, from `offset` on, shows a crash recovery finished, and the
+        server accepts connections again; answers the log text."""
+        deadline = time.monotonic() + timeout
+        while True:
+            text = self.log_since(offset)
+            # The "ready" line that follows the reinitialization, not an earlier one.
+            done = re.search(r"all server processes terminated; reinitializing.*"
+                             r"database system is ready to accept connections", text, re.S)
+            if done:
+                break
+            assert time.monotonic() < deadline, f"no crash recovery:\n{text}"
+            time.sleep(0.05)
+        self.wait_ready(timeout)
+        return text
+
+    def wait_ready(self, timeout=90):
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with self.connect("postgres") as conn:
+                    conn.execute("SELECT 1")
+                return
+            except psycopg.OperationalError:
+                assert time.monotonic() < deadline, "the cluster did not come back"
+                time.sleep(0.1)
+
+    # -- connections --------------------------------------------------------------------------
+
+    def connect(self, dbname, **kw):
+        """An autocommit connection to database `dbname`."""
+        kw.setdefault("autocommit", True)
+        return psycopg.connect(f"{self.dsn} dbname={dbname}", **kw)
+
+    def fresh_database(self, name):
+        assert re.fullmatch(r"[a-z_][a-z0-9_]*", name)
+        with self.connect("postgres") as admin:
+            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            admin.execute(f"CREATE DATABASE {name}")
+        with self.connect(name) as conn:
+            conn.execute("CREATE EXTENSION inventory_sync")
+        return name
