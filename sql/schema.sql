@@ -143,16 +143,14 @@ CREATE TABLE inventory_sync.changes (
     PRIMARY KEY (row_id, tbl)
 );
 CREATE INDEX changes_feed_idx ON inventory_sync.changes (change_xid, (tbl::oid), row_id);
--- Anyone may read the feed (pull also checks SELECT on each table); a change may be recorded
--- only by a user who may write the table.
+-- The feed is written only by the sync functions, as the table's owner, after the caller's own
+-- statement on the tracked table passed its rights and row-level security: nobody can record (or
+-- forge) a change of a row they may not write. A user reads the entries of the tables they may
+-- read (pull also checks SELECT on each table).
 ALTER TABLE inventory_sync.changes ENABLE ROW LEVEL SECURITY;
-CREATE POLICY changes_readable ON inventory_sync.changes FOR SELECT USING (true);
-CREATE POLICY changes_by_writers ON inventory_sync.changes FOR INSERT
-    WITH CHECK (pg_catalog.has_table_privilege(tbl, 'INSERT, UPDATE, DELETE'));
-CREATE POLICY changes_updated_by_writers ON inventory_sync.changes FOR UPDATE
-    USING (pg_catalog.has_table_privilege(tbl, 'INSERT, UPDATE, DELETE'))
-    WITH CHECK (pg_catalog.has_table_privilege(tbl, 'INSERT, UPDATE, DELETE'));
-GRANT SELECT, INSERT, UPDATE ON inventory_sync.changes TO PUBLIC;
+CREATE POLICY changes_readable ON inventory_sync.changes FOR SELECT
+    USING (pg_catalog.has_table_privilege(tbl, 'SELECT'));
+GRANT SELECT ON inventory_sync.changes TO PUBLIC;
 COMMENT ON TABLE inventory_sync.changes IS
     'The latest change of each row of each tracked table (op delete: a tombstone), in the order the pull feed walks.';
 
@@ -171,9 +169,12 @@ CREATE TABLE inventory_sync.mutations (
 CREATE INDEX mutations_applied_at_idx ON inventory_sync.mutations (applied_at);
 -- A database user sees and replays only the mutations it applied itself.
 ALTER TABLE inventory_sync.mutations ENABLE ROW LEVEL SECURITY;
+-- A mutation id is claimed only by a user who may write the table: otherwise anyone could
+-- claim a device's next ids and have its real writes refused.
 CREATE POLICY mutations_of_oneself ON inventory_sync.mutations
     USING (db_user OPERATOR(pg_catalog.=) CURRENT_USER)
-    WITH CHECK (db_user OPERATOR(pg_catalog.=) CURRENT_USER);
+    WITH CHECK (db_user OPERATOR(pg_catalog.=) CURRENT_USER
+                AND pg_catalog.has_table_privilege(tbl, 'INSERT, UPDATE, DELETE'));
 GRANT SELECT, INSERT, UPDATE, DELETE ON inventory_sync.mutations TO PUBLIC;
 COMMENT ON TABLE inventory_sync.mutations IS
     'Answers of writes that carried client_id and mutation_id, kept until purge_mutations() removes them.';

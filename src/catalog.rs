@@ -230,7 +230,7 @@ impl Tracked {
             ts.into_inner().into(),
         ];
         let record = if clocks.is_some() { &self.record_with_clocks } else { &self.record };
-        record.run::<Jsonb>(client, &args).expect("inventory_sync: recording a change answered no row")
+        as_feed_owner(|| record.run::<Jsonb>(client, &args)).expect("inventory_sync: recording a change answered no row")
     }
 
     /// Whether row-level security applies to the current user on this table (it depends on the
@@ -275,7 +275,7 @@ impl Tracked {
                 Some(true) => continue,
                 None => {}
             }
-            if self.tombstone.run::<bool>(client, &args[..3]) == Some(false) {
+            if as_feed_owner(|| self.tombstone.run::<bool>(client, &args[..3])) == Some(false) {
                 return Ok(None);
             }
             if let Some(answer) = writes.insert.run::<Jsonb>(client, &args) {
@@ -306,6 +306,7 @@ impl Tracked {
     ) -> Result<Jsonb, SyncError> {
         self.lock_key(&write.row_id);
         let (key_name, ts_name) = (&self.columns[self.key].name, &self.columns[self.ts].name);
+        let mut unseen = 0;
         for _ in 0..MAX_ROUNDS {
             let mut stored = None;
             for row in self.lock_for_merge.run_all(client, &[write.key.bind()]) {
@@ -357,7 +358,16 @@ impl Tracked {
             } else {
                 writes.insert.run::<Jsonb>(client, &args)
             };
-            let Some(written) = written else { continue };
+            let Some(written) = written else {
+                // The insert met a row the lock did not see: one inserted since (the next round
+                // sees it), or one row-level security hides from the caller (every round misses
+                // it): then, as in `upsert`, a conflict whose server_data the caller may not see.
+                unseen += usize::from(!existing);
+                if unseen == 2 {
+                    return Ok(crate::engine::finish_merge(client, &self.table, write, fields, &m, None));
+                }
+                continue;
+            };
             self.record_by(client, write, row_ts, m.row.by.as_deref(), Some(Jsonb::from_object(&m.clocks)), &[]);
             return Ok(crate::engine::finish_merge(client, &self.table, write, fields, &m, Some(written)));
         }
@@ -382,7 +392,7 @@ impl Tracked {
                 Some(true) => continue,
                 None => {}
             }
-            if self.rls() || self.tombstone.run::<bool>(client, &args) == Some(false) {
+            if self.rls() || as_feed_owner(|| self.tombstone.run::<bool>(client, &args)) == Some(false) {
                 return Ok(None);
             }
             return Ok(Some(self.record(client, write, write.client_ts, Some(Jsonb::empty_object()), &[])));
@@ -472,6 +482,35 @@ pub fn policies(client: &SpiClient<'_>, relid: pg_sys::Oid) -> Rc<Policies> {
     let map = Rc::new(map);
     POLICIES.with(|p| p.borrow_mut().insert(relid, map.clone()));
     map
+}
+
+/// Run `f` as the owner of `inventory_sync.changes`, as a SECURITY DEFINER function would: the
+/// feed and tombstones are written only through the sync functions, after the caller's own
+/// statement on the tracked table has passed its rights and row-level security, so a caller
+/// cannot write (or forge) the feed entry of a row it may not write.
+fn as_feed_owner<R>(f: impl FnOnce() -> R) -> R {
+    struct Restore(pg_sys::Oid, i32);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            // SAFETY: restores the user and security context read below.
+            unsafe { pg_sys::SetUserIdAndSecContext(self.0, self.1) };
+        }
+    }
+    // SAFETY: syscache lookups of the feed table and its owner; the user id is switched for the
+    // duration of `f` and restored by the guard, also when an error unwinds through it.
+    unsafe {
+        let nsp = pg_sys::get_namespace_oid(c"inventory_sync".as_ptr(), false);
+        let changes = pg_sys::get_relname_relid(c"changes".as_ptr(), nsp);
+        let tuple = pg_sys::SearchSysCache1(pg_sys::SysCacheIdentifier::RELOID as i32, pg_sys::Datum::from(changes));
+        assert!(!tuple.is_null(), "inventory_sync.changes has no pg_class row");
+        let owner = (*pg_sys::heap_tuple_get_struct::<pg_sys::FormData_pg_class>(tuple)).relowner;
+        pg_sys::ReleaseSysCache(tuple);
+        let (mut user, mut context) = (pg_sys::InvalidOid, 0);
+        pg_sys::GetUserIdAndSecContext(&mut user, &mut context);
+        let _restore = Restore(user, context);
+        pg_sys::SetUserIdAndSecContext(owner, context | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32);
+        f()
+    }
 }
 
 /// Numeric types (and domains over them) that a `delta` field may have.

@@ -181,6 +181,22 @@ pub struct Write {
     pub mutation_id: Option<String>,
 }
 
+/// Raise PostgreSQL's own `permission denied for table` (42501) unless the current user holds at
+/// least one of INSERT, UPDATE and DELETE on the table.
+fn check_may_write(relid: pg_sys::Oid) {
+    let wanted = (pg_sys::ACL_INSERT | pg_sys::ACL_UPDATE | pg_sys::ACL_DELETE) as pg_sys::AclMode;
+    // SAFETY: catalog lookups for a table OID and the current user; aclcheck_error raises.
+    unsafe {
+        if pg_sys::pg_class_aclmask(relid, pg_sys::GetUserId(), wanted, pg_sys::AclMaskHow::ACLMASK_ANY) == 0 {
+            pg_sys::aclcheck_error(
+                pg_sys::AclResult::ACLCHECK_NO_PRIV,
+                pg_sys::ObjectType::OBJECT_TABLE,
+                pg_sys::get_rel_name(relid),
+            );
+        }
+    }
+}
+
 /// Refuse to write in a read-only transaction or on a standby with PostgreSQL's own error
 /// (25006), before anything could try to claim a transaction id (which on a standby would be an
 /// internal error).
@@ -250,6 +266,9 @@ pub fn decide(
             mutation_id.as_str().into(),
         ]
     };
+    // Only a user who may write the table claims a mutation id in it (the mutation log's policy
+    // says so too): this gives the refusal PostgreSQL's own wording.
+    check_may_write(table.oid);
     // Claiming first makes a concurrent retry wait for this one and then see its answer.
     if CLAIM.with(|k| k.run::<bool>(client, &ids())).is_none() {
         // Claimed before: by this user (its answer is replayed) or by another database user
@@ -286,6 +305,9 @@ fn decide_once(
     let now = unsafe { pg_sys::GetCurrentTransactionStartTimestamp() };
     match rules::check_clock_skew(write.client_ts.into_inner(), now, max_skew) {
         Skew::Reject { ahead_by_micros } => {
+            // A rejection writes only the journal: it must not be a way to journal (and have
+            // server_data read) for a caller who may not write the table at all.
+            check_may_write(table.oid);
             let ahead = ahead_by_micros as f64 / rules::MICROS_PER_SECOND as f64;
             let [a, b, c, d, e, f, g] = table.journal_args(write, write.payload);
             let answer = table

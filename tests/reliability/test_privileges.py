@@ -26,10 +26,10 @@ Who can read and write what (sql/schema.sql, as these tests pin it down):
     (the journal)                every user and table, server_data     (db_user = current_user); UPDATE,
                                  included; nobody else, not even       DELETE, TRUNCATE: the owner only
                                  their own rows
-  inventory_sync.mutations       everyone, only the rows they applied  INSERT/UPDATE/DELETE own rows only
-                                 (db_user = current_user)              (INSERT: any table, see the xfail)
-  inventory_sync.changes         everyone, every row (see the xfail)   INSERT/UPDATE rows of tables the role
-    (feed, tombstones)                                                 may INSERT, UPDATE or DELETE (see xfail)
+  inventory_sync.mutations       everyone, only the rows they applied  INSERT/UPDATE/DELETE own rows only,
+                                 (db_user = current_user)              of tables they may write
+  inventory_sync.changes         everyone, rows of the tables they     nobody directly: the sync functions
+    (feed, tombstones)           may SELECT                            write it as its owner
   inventory_sync.tracked,        everyone                              the table's owner (and members of the
     tracked_tables                                                     owning role)
   inventory_sync.field_policies, everyone                              the table's owner
@@ -42,8 +42,8 @@ Who can read and write what (sql/schema.sql, as these tests pin it down):
   purge_mutations                the extension's owner: all ids; anyone else: only their own
   track/untrack/set_policy       the table's owner
 
-Tests marked xfail(strict=True) expect the correct behaviour of a bug found here (see their
-reasons); they start failing the day the bug is fixed, so the mark must go then.
+Tests introduced by "Regression test of a bug this suite found (fixed)" pin down bugs these tests
+found; a test marked xfail(strict=True) expects the correct behaviour of a bug not fixed yet.
 
 pg_regress already covers (tests/pg_regress/sql/permissions.sql, tracked_security.sql): a
 reader's sync_upsert on the default table (42501), RLS on a single sync_upsert_in (conflict with
@@ -302,12 +302,9 @@ def test_clock_skewed_write_without_any_rights_is_denied(env, name, sql, params)
             conn.execute(sql, params)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: the clock-skew rejection is decided before any write privilege is needed: a role "
-    "with only SELECT gets 'rejected' and adds a journal row (with server_data) instead of 42501 "
-    "(src/engine.rs decide_once)",
-)
+# Regression test of a bug this suite found (fixed): the clock-skew rejection is decided before
+# any write privilege is needed: a role with only SELECT gets 'rejected' and adds a journal row
+# (with server_data) instead of 42501 (src/engine.rs decide_once)
 @pytest.mark.parametrize("name,sql,params", SKEWED, ids=[w[0] for w in SKEWED])
 def test_clock_skewed_write_by_a_reader_is_denied(env, name, sql, params):
     with as_role(env, "reader") as conn, writes_nothing(env):
@@ -620,13 +617,10 @@ def test_rls_rows_visible_but_not_writable_are_not_written(env):
         assert after["inventory_sync.changes"] == before["inventory_sync.changes"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a write that takes the merging path (a field with a policy) to a row hidden by "
-    "row-level security fails with 40001 'could not settle' after 10 rounds instead of answering "
-    "conflict with server_data null (src/catalog.rs Tracked::merge: the insert meets the hidden row "
-    "every round)",
-)
+# Regression test of a bug this suite found (fixed): a write that takes the merging path (a field
+# with a policy) to a row hidden by row-level security fails with 40001 'could not settle' after
+# 10 rounds instead of answering conflict with server_data null (src/catalog.rs Tracked::merge:
+# the insert meets the hidden row every round)
 @pytest.mark.parametrize(
     "payload,base", [({"body": "bob"}, None), ({"n": 7}, {"n": 5})], ids=["field_lww", "delta"]
 )
@@ -750,7 +744,8 @@ def test_bookkeeping_tables_refuse_direct_writes_by_non_owners(tenants):
         ("INSERT INTO inventory_sync.field_policies VALUES ('app.items', 'name', 'server_wins')", "row-level security"),
         ("INSERT INTO inventory_sync.field_policies VALUES ('inventory_sync.inventory', 'name', 'server_wins')", "row-level security"),
         ("INSERT INTO inventory_sync.changes (tbl, row_id, id, op, ts, change_xid, changed_at) "
-         "VALUES ('app.secret', '1', '1', 'delete', now(), pg_current_xact_id(), now())", "row-level security"),
+         "VALUES ('app.secret', '1', '1', 'delete', now(), pg_current_xact_id(), now())", "permission denied"),
+        ("UPDATE inventory_sync.changes SET op = 'delete' WHERE tbl = 'app.secret'::regclass", "permission denied"),
         ("INSERT INTO inventory_sync.purge_horizon VALUES (true, '1', 0, '', now())", "permission denied"),
         ("UPDATE inventory_sync.purge_horizon SET row_id = ''", "permission denied"),
         ("DELETE FROM inventory_sync.changes", "permission denied"),
@@ -765,7 +760,6 @@ def test_bookkeeping_tables_refuse_direct_writes_by_non_owners(tenants):
             assert conn.execute("DELETE FROM inventory_sync.tracked").rowcount == 0
             assert conn.execute("DELETE FROM inventory_sync.field_policies").rowcount == 0
             assert conn.execute("UPDATE inventory_sync.field_policies SET policy = 'server_wins'").rowcount == 0
-            assert conn.execute("UPDATE inventory_sync.changes SET op = 'delete' WHERE tbl = 'app.secret'::regclass").rowcount == 0
         finally:
             conn.execute("ROLLBACK")
     # What everybody may read: the catalog, the policies, the purge horizon.
@@ -791,33 +785,25 @@ def test_a_non_owner_cannot_move_another_owners_tracking_row(env):
         assert (moved, still) == (0, 1)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: inventory_sync.changes may be updated by any role that may write the table, row-level "
-    "security of the table aside: a tenant can turn another tenant's live row into a tombstone in "
-    "everybody's pull, or move its clock (sql/schema.sql, policy changes_updated_by_writers)",
-)
+# Regression test of a bug this suite found (fixed): inventory_sync.changes may be updated by any
+# role that may write the table, row-level security of the table aside: a tenant can turn another
+# tenant's live row into a tombstone in everybody's pull, or move its clock (sql/schema.sql,
+# policy changes_updated_by_writers)
 def test_a_tenant_cannot_forge_the_feed_of_another_tenants_rows(tenants):
     env = tenants
     with as_role(env, "bob") as bob:
-        bob.execute("BEGIN")
-        try:
-            forged = bob.execute(
+        # The feed is written only by the sync functions (as its owner): no role may write it.
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="permission denied for table changes"):
+            bob.execute(
                 "UPDATE inventory_sync.changes SET op = 'delete', ts = '2999-01-01' "
                 "WHERE tbl = 'app.notes'::regclass AND row_id = '100'"
-            ).rowcount
-        finally:
-            bob.execute("ROLLBACK")
-        assert forged == 0
+            )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: inventory_sync.mutations accepts any (table, row, client_id, mutation_id) in one's own "
-    "name, rights on the table aside: a role without any right can claim another device's mutation "
-    "ids ahead of it, and that device's writes then fail with 42501 (sql/schema.sql, "
-    "mutations_of_oneself; or key the log by db_user too)",
-)
+# Regression test of a bug this suite found (fixed): inventory_sync.mutations accepts any (table,
+# row, client_id, mutation_id) in one's own name, rights on the table aside: a role without any
+# right can claim another device's mutation ids ahead of it, and that device's writes then fail
+# with 42501 (sql/schema.sql, mutations_of_oneself; or key the log by db_user too)
 def test_mutation_ids_cannot_be_claimed_without_rights_on_the_table(env):
     with as_role(env, "none") as conn:
         conn.execute("BEGIN")
@@ -831,12 +817,9 @@ def test_mutation_ids_cannot_be_claimed_without_rights_on_the_table(env):
             conn.execute("ROLLBACK")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: inventory_sync.changes is readable by everyone: keys, write times, client_ids and "
-    "written column names of rows of tables the role may not SELECT, which sync_pull itself leaves "
-    "out (sql/schema.sql, policy changes_readable)",
-)
+# Regression test of a bug this suite found (fixed): inventory_sync.changes is readable by
+# everyone: keys, write times, client_ids and written column names of rows of tables the role may
+# not SELECT, which sync_pull itself leaves out (sql/schema.sql, policy changes_readable)
 def test_the_feed_table_shows_nothing_of_tables_the_role_cannot_read(env):
     with as_role(env, "none") as conn:
         try:
