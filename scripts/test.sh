@@ -79,7 +79,7 @@ run_regress() {
 
 # The README's examples show tests/pg_regress/expected/NAME.out verbatim.
 run_readme() {
-    say "README examples match their pg_regress outputs"
+    say "the SQL examples of README.md and docs/ match their pg_regress outputs"
     local status=0
     python3 "$REPO/tests/readme_check.py" "$REPO" || status=$?
     record "$status" $((status == 0)) 0

@@ -193,15 +193,18 @@ fn merge_default(
     for _ in 0..engine::MAX_ROUNDS {
         let mut stored = None;
         for row in d.lock_for_merge.run_all(client, &[id.into()]) {
+            let mut clocks = Jsonb::object_or_empty(row.get::<Jsonb>(4).ok().flatten());
+            let floor = merge::take_floor(&mut clocks, FLOOR_KEY);
             stored = Some(merge::Stored {
                 fields: Jsonb::object_or_empty(row.get::<Jsonb>(1).ok().flatten()),
                 row: merge::Clock {
                     ts: engine::clock_micros(row.get::<TimestampWithTimeZone>(2).ok().flatten()),
                     by: row.get::<String>(3).ok().flatten(),
                 },
-                clocks: Jsonb::object_or_empty(row.get::<Jsonb>(4).ok().flatten()),
+                clocks,
                 deleted: row.get::<bool>(5).ok().flatten().unwrap_or(false),
                 implicit_clocks: true,
+                floor,
             });
         }
         let m = engine::merge_write(stored.as_ref(), write, fields, base, policies)?;
@@ -213,7 +216,7 @@ fn merge_default(
             Jsonb::from_object(&m.fields).into(),
             engine::timestamp(m.row.ts).into(),
             m.row.by.as_deref().into(),
-            Jsonb::from_object(&m.clocks).into(),
+            Jsonb::from_object(&merge::clocks_with_floor(&m, FLOOR_KEY)).into(),
         ];
         let written = if stored.is_some() { d.merge_update.run::<Jsonb>(client, &args) } else { d.merge_insert.run::<Jsonb>(client, &args) };
         if let Some(written) = written {
@@ -241,6 +244,22 @@ fn default_write(
         client_id,
         mutation_id,
     }
+}
+
+/// Where the default table keeps a row's floor among its field clocks (see `merge::Stored`):
+/// `updated_at` is never a key of `data`.
+const FLOOR_KEY: &str = "updated_at";
+
+/// The field clocks of an item brought back after a delete (by a write that merges nothing):
+/// the delete's clock as the floor of the fields not written since. Used by the default table's
+/// upsert statement.
+#[pg_extern(immutable, parallel_safe)]
+fn floor_clocks(deleted_at: Option<TimestampWithTimeZone>, deleted_by: Option<String>) -> Jsonb {
+    let Some(ts) = deleted_at else { return Jsonb::empty_object() };
+    let clock = crate::merge::Clock { ts: ts.into_inner(), by: deleted_by };
+    let mut clocks = serde_json::Map::new();
+    clocks.insert(FLOOR_KEY.into(), crate::merge::clock_to_json(&clock));
+    Jsonb::from_object(&clocks)
 }
 
 /// The field clocks `clocks` without those of the fields `data` sets: written by a whole-row

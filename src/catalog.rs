@@ -314,12 +314,16 @@ impl Tracked {
                 row_fields.remove(key_name);
                 row_fields.remove(ts_name);
                 let ts = crate::engine::clock_micros(row.get::<TimestampWithTimeZone>(2).ok().flatten());
+                // The floor is kept under the timestamp column's name, which no payload key is.
+                let mut clocks = Jsonb::object_or_empty(row.get::<Jsonb>(4).ok().flatten());
+                let floor = merge::take_floor(&mut clocks, ts_name);
                 stored = Some(merge::Stored {
                     fields: row_fields,
                     row: merge::Clock { ts, by: row.get::<String>(3).ok().flatten() },
-                    clocks: Jsonb::object_or_empty(row.get::<Jsonb>(4).ok().flatten()),
+                    clocks,
                     deleted: false,
                     implicit_clocks: false,
+                    floor,
                 });
             }
             if stored.is_none() {
@@ -331,6 +335,7 @@ impl Tracked {
                         clocks: serde_json::Map::new(),
                         deleted: true,
                         implicit_clocks: false,
+                        floor: None,
                     });
                 }
             }
@@ -368,7 +373,8 @@ impl Tracked {
                 }
                 continue;
             };
-            self.record_by(client, write, row_ts, m.row.by.as_deref(), Some(Jsonb::from_object(&m.clocks)), &[]);
+            let clocks = merge::clocks_with_floor(&m, ts_name);
+            self.record_by(client, write, row_ts, m.row.by.as_deref(), Some(Jsonb::from_object(&clocks)), &[]);
             return Ok(crate::engine::finish_merge(client, &self.table, write, fields, &m, Some(written)));
         }
         Err(SyncError::Unsettled { table: self.table.name.clone(), rounds: MAX_ROUNDS })
@@ -384,7 +390,12 @@ impl Tracked {
         let args = [write.key.bind(), write.client_ts.into(), write.client_id.as_deref().into()];
         for _ in 0..MAX_ROUNDS {
             if let Some(answer) = self.delete.run::<Jsonb>(client, &args) {
-                self.record(client, write, write.client_ts, Some(Jsonb::empty_object()), &[]);
+                // The tombstone keeps its own clock as the floor of the fields' clocks, so a row
+                // brought back by a write that merges nothing still knows which fields are older.
+                let floor = merge::Clock { ts: write.client_ts.into_inner(), by: write.client_id.clone() };
+                let mut clocks = serde_json::Map::new();
+                clocks.insert(self.columns[self.ts].name.clone(), merge::clock_to_json(&floor));
+                self.record(client, write, write.client_ts, Some(Jsonb::from_object(&clocks)), &[]);
                 return Ok(Some(answer));
             }
             match self.lock.run::<bool>(client, &args) {

@@ -88,6 +88,9 @@ pub struct Stored {
     /// table: its keys exist only once written) or was never written (a tracked table: every
     /// column is there from the start, with its default).
     pub implicit_clocks: bool,
+    /// For a row brought back after a delete: the delete's clock. A field without a clock of its
+    /// own was not written since, so a write older than the delete does not apply to it.
+    pub floor: Option<Clock>,
 }
 
 /// A write: its clock, the fields it sets and, for delta fields, the values it started from.
@@ -116,6 +119,8 @@ pub struct Merge {
     /// Delta fields sent without a base: decided as `lww` instead.
     pub without_base: Vec<String>,
     pub status: Status,
+    /// The floor to keep with the clocks (see `Stored::floor`).
+    pub floor: Option<Clock>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -132,6 +137,21 @@ pub fn clock_to_json(clock: &Clock) -> Value {
         obj.insert("by".into(), Value::from(by.clone()));
     }
     Value::Object(obj)
+}
+
+/// The floor kept among a row's field clocks under `key` (a name no field can have: the row's
+/// timestamp column), taken out of them.
+pub fn take_floor(clocks: &mut Map<String, Value>, key: &str) -> Option<Clock> {
+    clocks.remove(key).as_ref().and_then(clock_from_json)
+}
+
+/// A merge's field clocks with its floor kept under `key`.
+pub fn clocks_with_floor(m: &Merge, key: &str) -> Map<String, Value> {
+    let mut clocks = m.clocks.clone();
+    if let Some(floor) = &m.floor {
+        clocks.insert(key.to_string(), clock_to_json(floor));
+    }
+    clocks
 }
 
 pub fn clock_from_json(value: &Value) -> Option<Clock> {
@@ -193,6 +213,8 @@ pub fn merge(
             lost: Vec::new(),
             without_base: Vec::new(),
             status: Status::Applied,
+            // Brought back after a delete: the fields it did not send are older than the delete.
+            floor: stored.filter(|s| s.deleted).map(|s| s.row.clone()),
         });
     }
     let stored = stored.expect("not fresh, so stored");
@@ -204,6 +226,7 @@ pub fn merge(
         lost: Vec::new(),
         without_base: Vec::new(),
         status: Status::Applied,
+        floor: stored.floor.clone(),
     };
     if stored.deleted {
         // A tombstone newer than the write: nothing applies.
@@ -214,9 +237,14 @@ pub fn merge(
     let row_wins = write.clock.beats(&stored.row);
     for key in keys {
         let sent = &write.payload[key];
-        let field_clock = stored.clocks.get(key).and_then(clock_from_json).or_else(|| {
-            (stored.implicit_clocks && stored.fields.contains_key(key)).then(|| stored.row.clone())
-        });
+        let own = stored.clocks.get(key).and_then(clock_from_json);
+        let implicit = (stored.implicit_clocks && stored.fields.contains_key(key)).then(|| stored.row.clone());
+        if own.is_none() && implicit.is_none() && stored.floor.as_ref().is_some_and(|f| !write.clock.beats(f)) {
+            // Not written since the row came back, and older than the delete before that.
+            merged.lost.push(key.clone());
+            continue;
+        }
+        let field_clock = own.or(implicit);
         let mut field_policy = policy(key);
         let base = write.base.and_then(|b| b.get(key));
         if field_policy == Policy::Delta && base.is_none() {
@@ -281,7 +309,7 @@ mod unit {
         for (c, payload, base) in writes {
             let w = Incoming { clock: c.clone(), payload, base: base.as_ref() };
             let m = merge(state.as_ref(), &w, policy).unwrap();
-            state = Some(Stored { fields: m.fields, row: m.row, clocks: m.clocks, deleted: false, implicit_clocks: true });
+            state = Some(Stored { fields: m.fields, row: m.row, clocks: m.clocks, deleted: false, implicit_clocks: true, floor: m.floor });
         }
         state
     }
@@ -294,7 +322,7 @@ mod unit {
         let b_payload = obj(json!({"stock": 15}));
         let b_base = obj(json!({"stock": 10}));
         let b = merge(Some(&start), &Incoming { clock: clock(1005, None), payload: &b_payload, base: Some(&b_base) }, policy).unwrap();
-        let after_b = Stored { fields: b.fields, row: b.row, clocks: b.clocks, deleted: false, implicit_clocks: true };
+        let after_b = Stored { fields: b.fields, row: b.row, clocks: b.clocks, deleted: false, implicit_clocks: true, floor: None };
         let a_payload = obj(json!({"stock": 8}));
         let a = merge(Some(&after_b), &Incoming { clock: clock(1000, None), payload: &a_payload, base: Some(&b_base) }, policy).unwrap();
         assert_eq!(a.fields["stock"], json!(13));
@@ -307,7 +335,7 @@ mod unit {
         let start = replay(&[(clock(1, None), obj(json!({"stock": 10, "price": 5})), None)], &policy).unwrap();
         let price = obj(json!({"price": 6}));
         let p = merge(Some(&start), &Incoming { clock: clock(3, None), payload: &price, base: None }, policy).unwrap();
-        let after = Stored { fields: p.fields, row: p.row, clocks: p.clocks, deleted: false, implicit_clocks: true };
+        let after = Stored { fields: p.fields, row: p.row, clocks: p.clocks, deleted: false, implicit_clocks: true, floor: None };
         let stock = obj(json!({"stock": 8}));
         let s = merge(Some(&after), &Incoming { clock: clock(2, None), payload: &stock, base: None }, policy).unwrap();
         assert_eq!(s.fields, obj(json!({"stock": 8, "price": 6})));
@@ -325,6 +353,7 @@ mod unit {
             clocks: Map::new(),
             deleted: false,
             implicit_clocks: false,
+            floor: None,
         };
         let payload = obj(json!({"stock": 5, "sku": "A"}));
         let m = merge(Some(&stored), &Incoming { clock: clock(1, None), payload: &payload, base: None },
@@ -356,6 +385,22 @@ mod unit {
             merge(Some(&start), &Incoming { clock: clock(6, None), payload: &bad, base: Some(&base) }, policy),
             Err(MergeError::NotANumber { field: "stock".into() })
         );
+    }
+
+    #[test]
+    fn a_delete_beats_older_field_edits_after_the_row_came_back() {
+        let policy = |_: &str| Policy::FieldLww;
+        let start = replay(&[(clock(1, None), obj(json!({"f1": "s", "f2": "s"})), None)], &policy).unwrap();
+        let tombstone = Stored { deleted: true, row: clock(2, None), fields: Map::new(), clocks: Map::new(), ..start };
+        // A write at 3 brings the row back with f1; f2, older than the delete (1.5), must lose.
+        let back = merge(Some(&tombstone), &Incoming { clock: clock(3, None), payload: &obj(json!({"f1": "A"})), base: None }, policy).unwrap();
+        assert_eq!(back.floor, Some(clock(2, None)));
+        let now = Stored { fields: back.fields, row: back.row, clocks: back.clocks, deleted: false, implicit_clocks: true, floor: back.floor };
+        let old = merge(Some(&now), &Incoming { clock: clock(1, Some("z".into())), payload: &obj(json!({"f2": "B"})), base: None }, policy).unwrap();
+        assert_eq!((old.status, old.lost), (Status::Conflict, vec!["f2".to_string()]));
+        // Newer than the delete, it applies.
+        let new = merge(Some(&now), &Incoming { clock: clock(4, None), payload: &obj(json!({"f2": "B"})), base: None }, policy).unwrap();
+        assert_eq!(new.status, Status::Applied);
     }
 
     #[test]

@@ -83,7 +83,7 @@ pub fn default_upsert(strip: bool) -> String {
                             ELSE stored.data OPERATOR(pg_catalog.||) excluded.data END, \
                 updated_at = excluded.updated_at, updated_by = excluded.updated_by, deleted = false, \
                 field_clocks = CASE \
-                    WHEN stored.deleted THEN '{{}}'::pg_catalog.jsonb \
+                    WHEN stored.deleted THEN inventory_sync.floor_clocks(stored.updated_at, stored.updated_by) \
                     WHEN stored.field_clocks OPERATOR(pg_catalog.=) '{{}}'::pg_catalog.jsonb THEN stored.field_clocks \
                     ELSE inventory_sync.clocks_without(stored.field_clocks, excluded.data) END, \
                 change_xid = pg_catalog.pg_current_xact_id(), changed_at = pg_catalog.now() \

@@ -38,6 +38,7 @@ well under 90 s. INVENTORY_SYNC_SOAK=1: many more examples, random seeds.
 
 import base64
 import json
+import os
 import re
 import time
 from dataclasses import dataclass, field
@@ -243,6 +244,7 @@ class Stored:
     clocks: dict
     deleted: bool
     implicit: bool
+    floor: Optional[tuple] = None    # a row brought back after a delete: the delete's clock
 
 
 @dataclass
@@ -254,6 +256,22 @@ class Merge:
     lost: list
     without_base: list
     status: str
+    floor: Optional[tuple] = None
+
+
+# The floor is kept among the field clocks under the timestamp column's name (no field has it).
+FLOOR_KEY = "updated_at"
+
+
+def split_floor(clocks):
+    """Field clocks as stored: (the clocks of the fields, the floor)."""
+    clocks = dict(clocks)
+    floor = clock_from_json(clocks.pop(FLOOR_KEY)) if FLOOR_KEY in clocks else None
+    return clocks, floor
+
+
+def with_floor(clocks, floor):
+    return dict(clocks, **{FLOOR_KEY: clock_json(floor)}) if floor is not None else dict(clocks)
 
 
 def merge(stored, clock, payload, base, policy):
@@ -263,17 +281,21 @@ def merge(stored, clock, payload, base, policy):
             raise NotANumber(k)
     fresh = stored is None or (stored.deleted and beats(clock, stored.row))
     if fresh:
-        return Merge(dict(payload), clock, {k: clock_json(clock) for k in keys}, keys, [], [], "applied")
-    m = Merge(dict(stored.fields), stored.row, dict(stored.clocks), [], [], [], "applied")
+        floor = stored.row if stored is not None and stored.deleted else None
+        return Merge(dict(payload), clock, {k: clock_json(clock) for k in keys}, keys, [], [], "applied", floor)
+    m = Merge(dict(stored.fields), stored.row, dict(stored.clocks), [], [], [], "applied", stored.floor)
     if stored.deleted:
         m.lost, m.status = keys, "conflict"
         return m
     row_wins = beats(clock, stored.row)
     for k in keys:
         sent = payload[k]
-        fc = clock_from_json(stored.clocks[k]) if k in stored.clocks else None
-        if fc is None and stored.implicit and k in stored.fields:
-            fc = stored.row
+        own = clock_from_json(stored.clocks[k]) if k in stored.clocks else None
+        implicit = stored.row if stored.implicit and k in stored.fields else None
+        if own is None and implicit is None and stored.floor is not None and not beats(clock, stored.floor):
+            m.lost.append(k)            # not written since the row came back, older than the delete
+            continue
+        fc = own if own is not None else implicit
         p = policy(k)
         has_base = base is not None and k in base
         if p == DELTA and not has_base:
@@ -347,6 +369,7 @@ class Expect:
     remember: Optional[tuple] = None  # mutation key to remember the answer under
     table: str = DEFAULT
     deep: bool = False                # sends a value nested too deep: 54001 is allowed instead
+    deep_row: bool = False            # known bug deep_server_data may answer 54001 instead
 
 
 @dataclass
@@ -524,7 +547,7 @@ def item_payloads(draw, sku):
     if rarely(draw, 25):
         return draw(st.sampled_from([[], "x", Decimal(3)]))
     payload = {}
-    keys = draw(st.lists(st.sampled_from(ITEM_COLUMNS * 4 + ["sku", "nope", "updated_at", "total"]),
+    keys = draw(st.lists(st.sampled_from(ITEM_COLUMNS * 8 + ["sku", "nope", "updated_at", "total"]),
                          max_size=4, unique=True))
     for k in keys:
         if k == "sku":
@@ -749,7 +772,8 @@ class SyncCalls(RuleBasedStateMachine):
         if r:
             fields = loads(r[0])
             fields.pop("sku"), fields.pop("updated_at")
-            return Stored(fields, (parse_ts(r[1]), r[2]), loads(r[3]) if r[3] else {}, False, False)
+            clocks, floor = split_floor(loads(r[3]) if r[3] else {})
+            return Stored(fields, (parse_ts(r[1]), r[2]), clocks, False, False, floor)
         t = self.conn.execute(
             "SELECT to_jsonb(ts)#>>\'{}\', client_id FROM inventory_sync.changes "
             "WHERE tbl = 'public.items'::regclass AND row_id = %s AND op = 'delete'", (row_id,)).fetchone()
@@ -765,6 +789,9 @@ class SyncCalls(RuleBasedStateMachine):
         """The model's decision for a write to the default table."""
         exp = self._expect_default(w, now)
         exp.deep = w.op == "upsert" and too_deep(w.payload, w.base)
+        row = self.rows.get(w.id)
+        merging = w.op == "upsert" and isinstance(w.payload, dict) and any(k in self.policies for k in w.payload)
+        exp.deep_row = merging and row is not None and 1 + depth(row.server_data(w.id)) > 127
         return exp
 
     def _expect_default(self, w, now):
@@ -819,8 +846,10 @@ class SyncCalls(RuleBasedStateMachine):
                 new = Row({}, w.ts, w.client_id, {}, True)
                 ans = {"id": Decimal(w.id), "status": "applied", "deleted": True, "updated_at": w.ts}
             else:
-                if row is None or row.deleted:
+                if row is None:
                     new = Row(dict(fields), w.ts, w.client_id, {}, False)
+                elif row.deleted:
+                    new = Row(dict(fields), w.ts, w.client_id, with_floor({}, (row.ts, row.by)), False)
                 else:
                     data = dict(row.data)
                     data.update(fields)
@@ -828,7 +857,11 @@ class SyncCalls(RuleBasedStateMachine):
                     new = Row(data, w.ts, w.client_id, clocks, False)
                 ans = {"id": Decimal(w.id), "status": "applied", "created": row is None, "updated_at": w.ts}
             return Expect(answer=ans, new_row=new, remember=key)
-        stored = None if row is None else Stored(row.data, (row.ts, row.by), row.clocks, row.deleted, True)
+        if row is None:
+            stored = None
+        else:
+            clocks, floor = split_floor(row.clocks)
+            stored = Stored(row.data, (row.ts, row.by), clocks, row.deleted, True, floor)
         try:
             m = merge(stored, clock, fields, w.base, lambda k: self.policies.get(k, LWW))
         except NotANumber:
@@ -838,7 +871,7 @@ class SyncCalls(RuleBasedStateMachine):
             sd = row.server_data(w.id)
             ans = {"id": Decimal(w.id), "status": "conflict", "server_data": sd, **extra}
             return Expect(answer=ans, journal=[journal("stale", payload, sd)], remember=key)
-        new = Row(m.fields, m.row[0], m.row[1], m.clocks, False)
+        new = Row(m.fields, m.row[0], m.row[1], with_floor(m.clocks, m.floor), False)
         ans = {"id": Decimal(w.id), "status": "applied", "created": row is None, "updated_at": m.row[0], **extra}
         j = []
         if m.status == "merged":
@@ -861,6 +894,9 @@ class SyncCalls(RuleBasedStateMachine):
     def apply_default(self, w, exp, got, state, where):
         """Check one default-table write's outcome against the model, then update the model."""
         if state == "54001" and exp.deep:
+            return []
+        if state == "54001" and exp.deep_row and "deep_server_data" in KNOWN_BUGS:
+            count("known bug deep_server_data")
             return []
         if exp.error is not None:
             assert state in exp.error, f"{where}: expected an error {exp.error}, got {state or got}"
@@ -990,7 +1026,10 @@ class SyncCalls(RuleBasedStateMachine):
         return Expect(answer=ans, journal=j, remember=key, table=ITEMS, new_row=written)
 
     def check_item(self, w, exp, got, state, before, where):
-        if state == "54001" and exp.deep:
+        merging = w.op == "upsert" and isinstance(w.payload, dict) and any(k in self.item_policies for k in w.payload)
+        known = merging and before is not None and 1 + depth(before) > 127 and "deep_server_data" in KNOWN_BUGS
+        if state == "54001" and (exp.deep or known):
+            count("known bug deep_server_data") if known and not exp.deep else None
             assert self.item_row(str(int8(w.id))) == before, f"{where}: refused, but the row changed"
             return []
         if exp.error is not None:
@@ -999,6 +1038,7 @@ class SyncCalls(RuleBasedStateMachine):
         assert state is None, f"{where}: unexpected error {state}; expected {exp.answer}"
         if exp.answer.get("duplicate"):
             assert norm(got) == norm(exp.answer), f"{where}: duplicate answered {got}, first answer {exp.answer}"
+            assert self.item_row(str(int8(w.id))) == before, f"{where}: a duplicate changed the row"
             return []
         for k, v in exp.answer.items():
             assert norm(got.get(k)) == norm(v), f"{where}: {k} is {got.get(k)}, expected {v} ({got})"
@@ -1336,7 +1376,7 @@ class SyncCalls(RuleBasedStateMachine):
 
 
 # Known bugs the fuzzer steps around (each has its strict xfail below); remove one once fixed.
-KNOWN_BUGS = {"walk_after_purge"}
+KNOWN_BUGS = {"walk_after_purge", "deep_server_data"}
 
 ALLOWED_ITEMS = {"22004", "22023", "22007", "22008", "22P02", "22003", "22001", "23502", "23514", "42703", "428C9",
                  "55000", "42P01"}
@@ -1351,13 +1391,18 @@ def conn(db):
         yield c
 
 
+# Short mode (CI): derandomized, a fixed amount; soak: ten times the examples, random seeds.
+EXAMPLES = int(os.environ.get("INVENTORY_SYNC_FUZZ_EXAMPLES", 600 if SOAK else 60))
+STEPS = int(os.environ.get("INVENTORY_SYNC_FUZZ_STEPS", 80 if SOAK else 50))
+
+
 def test_fuzz_sql_calls(conn):
     SyncCalls.conn = conn
     CALLS["n"] = 0
     start = time.monotonic()
     run_state_machine_as_test(SyncCalls, settings=settings(
-        max_examples=400 if SOAK else 30,
-        stateful_step_count=60 if SOAK else 30,
+        max_examples=EXAMPLES,
+        stateful_step_count=STEPS,
         derandomize=not SOAK,
         deadline=None,
         database=None,
@@ -1455,3 +1500,26 @@ def test_walk_from_the_beginning_after_a_purge(conn):
         assert pulled == [1, 2]
     finally:
         conn.execute("TRUNCATE inventory_sync.inventory, inventory_sync.changes, inventory_sync.purge_horizon")
+
+
+@pytest.mark.xfail(strict=True, reason="a merging write that conflicts or merges on a row holding a value nested "
+                   "126 levels (accepted when written) fails with 54001: its answer embeds server_data one level "
+                   "deeper, and engine::finish_merge parses it with Jsonb::to_value")
+def test_merging_write_on_a_deep_row(conn):
+    """A value nested 126 levels is accepted (the payload object makes 127). A later write of
+    another field, on the merging path, must still be decided; it fails instead whenever its
+    answer carries server_data (conflict or merged), which nests one level deeper than serde_json
+    reads."""
+    conn.execute("TRUNCATE inventory_sync.inventory, inventory_sync.changes, inventory_sync.conflicts, inventory_sync.mutations")
+    conn.execute("SELECT inventory_sync.set_policy('inventory_sync.inventory', 'stock', 'field_lww')")
+    try:
+        deep = "[" * 126 + "]" * 126
+        conn.execute("SELECT inventory_sync.sync_upsert(1, %s::jsonb, '2024-03-01 10:00:01+00')", ('{"note": %s}' % deep,))
+        conn.execute("SELECT inventory_sync.sync_upsert(1, '{\"stock\": 1}', '2024-03-01 10:00:02+00')")
+        # Older than the stock field's clock: a conflict, journaled, answered with server_data.
+        answer = loads(conn.execute(
+            "SELECT inventory_sync.sync_upsert(1, '{\"stock\": 2}', '2024-03-01 10:00:00+00')::text").fetchone()[0])
+        assert answer["status"] == "conflict"
+    finally:
+        conn.execute("SELECT inventory_sync.set_policy('inventory_sync.inventory', 'stock', 'lww')")
+        conn.execute("TRUNCATE inventory_sync.inventory, inventory_sync.changes, inventory_sync.conflicts")

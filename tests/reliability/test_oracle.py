@@ -792,13 +792,11 @@ def test_merge_policies_at_repeatable_read(oracle_db, table):
     assert stats.retries > 0, "no concurrent change surfaced as 40001"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: once a newer write brings a deleted row back, fields it did not send have no clock, "
-    "so a field_lww (or server_wins) write older than the delete applies them; the delete must beat "
-    "field edits older than it, in every arrival order (src/merge.rs merge(): a resurrected row needs "
-    "the tombstone's clock as the floor of its fields' clocks)",
-)
+# Regression test of a bug this suite found (fixed): once a newer write brings a deleted row back,
+# fields it did not send have no clock, so a field_lww (or server_wins) write older than the
+# delete applies them; the delete must beat field edits older than it, in every arrival order
+# (src/merge.rs merge(): a resurrected row needs the tombstone's clock as the floor of its fields'
+# clocks)
 @pytest.mark.parametrize("table", [DEFAULT, MERGED])
 def test_a_field_write_older_than_an_applied_delete_never_applies(oracle_db, table):
     """Three writes, in every arrival order: A sets f1 at 03:00, D deletes at 02:00, B sets f2 at
