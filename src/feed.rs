@@ -38,7 +38,9 @@ pub struct Position {
 }
 
 impl Position {
-    /// The opaque cursor text: URL-safe base64 of `1:xid:tbl:row_id`.
+    /// The opaque cursor text of the first form, without a purge epoch: URL-safe base64 of
+    /// `1:xid:tbl:row_id`. Pulls hand out `encode_in_epoch`; this form is still accepted.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub fn encode(&self) -> String {
         URL_SAFE_NO_PAD.encode(format!("1:{}:{}:{}", self.xid, self.tbl, self.row_id))
     }
@@ -57,6 +59,25 @@ impl Position {
             tbl: tbl.parse().map_err(|_| SyncError::BadCursor)?,
             row_id: row_id.to_string(),
         })
+    }
+
+    /// The cursor text with the purge epoch it was handed out in: `2:epoch:` followed by the
+    /// text of `encode` (URL-safe base64 of the whole).
+    pub fn encode_in_epoch(&self, epoch: i64) -> String {
+        URL_SAFE_NO_PAD.encode(format!("2:{epoch}:1:{}:{}:{}", self.xid, self.tbl, self.row_id))
+    }
+
+    /// A cursor of either form, with its purge epoch when it has one.
+    pub fn decode_with_epoch(cursor: &str) -> Result<(Position, Option<i64>), SyncError> {
+        let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| SyncError::BadCursor)?;
+        let text = String::from_utf8(bytes).map_err(|_| SyncError::BadCursor)?;
+        match text.strip_prefix("2:").and_then(|rest| rest.split_once(':')) {
+            Some((epoch, inner)) => {
+                let epoch = epoch.parse().map_err(|_| SyncError::BadCursor)?;
+                Ok((Position::decode(&URL_SAFE_NO_PAD.encode(inner))?, Some(epoch)))
+            }
+            None => Ok((Position::decode(cursor)?, None)),
+        }
     }
 }
 
@@ -105,9 +126,9 @@ pub fn pull(client: &mut SpiClient<'_>, since: Option<&str>, lim: i32) -> Result
     if !(1..=MAX_LIMIT).contains(&lim) {
         return Err(SyncError::OutOfRange { name: "lim", range: "between 1 and 100000" });
     }
-    let after = match since {
-        Some(cursor) => Position::decode(cursor)?,
-        None => Position::default(),
+    let (after, epoch) = match since {
+        Some(cursor) => Position::decode_with_epoch(cursor)?,
+        None => (Position::default(), None),
     };
     // A position is always below the next transaction id of the server that handed it out. A
     // standby may lag its primary a little, never by 2^31 transactions (the wraparound limit):
@@ -117,20 +138,25 @@ pub fn pull(client: &mut SpiClient<'_>, since: Option<&str>, lim: i32) -> Result
     if after.xid > next.saturating_add(1 << 31) {
         return Err(SyncError::BadCursor);
     }
-    if since.is_some() {
-        let purged = client
-            .select(sql::PURGE_HORIZON, None, &[])
-            .expect("inventory_sync: reading the purge horizon failed");
-        if let Some(row) = purged.into_iter().next() {
-            let newest_purged = Position {
-                xid: row.get::<i64>(1).ok().flatten().unwrap_or(0) as u64,
-                tbl: row.get::<pg_sys::Oid>(2).ok().flatten().map_or(0, |o| o.to_u32()),
-                row_id: row.get::<String>(3).ok().flatten().unwrap_or_default(),
-            };
-            // Positions order as the feed does (row ids bytewise, as collation "C").
-            if after < newest_purged {
-                return Err(SyncError::CursorExpired);
-            }
+    // The purge epoch (when the last purge ran, 0: never) goes into every cursor handed out. A
+    // cursor from the current epoch is good whatever its position: no tombstone was purged since
+    // it was handed out, and its walk (perhaps begun after the purge, from the beginning) has
+    // missed nothing. A cursor from before the last purge may have missed a purged tombstone if
+    // it lies before it.
+    let mut current_epoch = 0;
+    let purged = client
+        .select(sql::PURGE_HORIZON, None, &[])
+        .expect("inventory_sync: reading the purge horizon failed");
+    if let Some(row) = purged.into_iter().next() {
+        let newest_purged = Position {
+            xid: row.get::<i64>(1).ok().flatten().unwrap_or(0) as u64,
+            tbl: row.get::<pg_sys::Oid>(2).ok().flatten().map_or(0, |o| o.to_u32()),
+            row_id: row.get::<String>(3).ok().flatten().unwrap_or_default(),
+        };
+        current_epoch = row.get::<pgrx::datum::TimestampWithTimeZone>(4).ok().flatten().map_or(0, |t| t.into_inner());
+        // Positions order as the feed does (row ids bytewise, as collation "C").
+        if since.is_some() && epoch != Some(current_epoch) && after < newest_purged {
+            return Err(SyncError::CursorExpired);
         }
     }
 
@@ -171,7 +197,7 @@ pub fn pull(client: &mut SpiClient<'_>, since: Option<&str>, lim: i32) -> Result
 
     fill_tracked_rows(client, &mut found)?;
     let changes = found.into_iter().filter_map(|f| (!f.needs_row).then_some(f.entry)).collect();
-    let answer = Answer { changes, cursor: cursor.encode(), has_more };
+    let answer = Answer { changes, cursor: cursor.encode_in_epoch(current_epoch), has_more };
     Ok(Jsonb::from_text(&serde_json::to_string(&answer).expect("a pull answer serializes")))
 }
 
@@ -219,6 +245,15 @@ mod unit {
             let text = p.encode();
             prop_assert!(text.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
             prop_assert_eq!(Position::decode(&text).unwrap(), p);
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn cursors_keep_their_epoch(xid in any::<u64>(), tbl in any::<u32>(), row_id in ".*", epoch in any::<i64>()) {
+            let p = Position { xid, tbl, row_id };
+            prop_assert_eq!(Position::decode_with_epoch(&p.encode_in_epoch(epoch)).unwrap(), (p.clone(), Some(epoch)));
+            prop_assert_eq!(Position::decode_with_epoch(&p.encode()).unwrap(), (p, None));
         }
     }
 

@@ -256,8 +256,14 @@ pub fn merge(
             Policy::FieldLww => field_clock.as_ref().is_none_or(|c| write.clock.beats(c)).then(|| sent.clone()),
             Policy::ServerWins => {
                 let unset = field_clock.is_none() || matches!(stored.fields.get(key), None | Some(Value::Null));
-                let earlier = field_clock.as_ref().is_some_and(|c| !write.clock.beats(c));
-                (unset || earlier).then(|| sent.clone())
+                if sent.is_null() {
+                    // null is no value: it never replaces one, whatever its clock, so the first
+                    // value is the same in every arrival order.
+                    unset.then(|| sent.clone())
+                } else {
+                    let earlier = field_clock.as_ref().is_some_and(|c| !write.clock.beats(c));
+                    (unset || earlier).then(|| sent.clone())
+                }
             }
             Policy::Delta => Some(apply_delta(stored.fields.get(key), sent, base.expect("checked"), key)?),
         };
@@ -401,6 +407,17 @@ mod unit {
         // Newer than the delete, it applies.
         let new = merge(Some(&now), &Incoming { clock: clock(4, None), payload: &obj(json!({"f2": "B"})), base: None }, policy).unwrap();
         assert_eq!(new.status, Status::Applied);
+    }
+
+    #[test]
+    fn server_wins_null_is_no_value_in_either_order() {
+        let policy = |_: &str| Policy::ServerWins;
+        let value = (clock(2, Some("dev-b".into())), obj(json!({"a": true})), None);
+        let null = (clock(1, Some("dev-a".into())), obj(json!({"a": null})), None);
+        let one = replay(&[value.clone(), null.clone()], &policy).unwrap();
+        let other = replay(&[null, value], &policy).unwrap();
+        assert_eq!(one.fields, other.fields);
+        assert_eq!(one.fields, obj(json!({"a": true})));
     }
 
     #[test]

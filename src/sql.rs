@@ -298,9 +298,9 @@ pub fn tracked_record(oid: u32, given_clocks: bool) -> String {
     )
 }
 
-/// The feed position of the newest tombstone a purge removed: xid as bigint, table OID, row id
-/// (no row: never purged).
-pub const PURGE_HORIZON: &str = "SELECT p.change_xid::pg_catalog.text::pg_catalog.int8, p.tbl, p.row_id \
+/// The feed position of the newest tombstone a purge removed: xid as bigint, table OID, row id,
+/// and when that purge ran (the cursors' purge epoch); no row: never purged.
+pub const PURGE_HORIZON: &str = "SELECT p.change_xid::pg_catalog.text::pg_catalog.int8, p.tbl, p.row_id, p.purged_at \
      FROM inventory_sync.purge_horizon p";
 
 /// Whether the caller may read the default table (`$1` its OID).
