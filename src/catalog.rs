@@ -310,9 +310,16 @@ impl Tracked {
         for _ in 0..MAX_ROUNDS {
             let mut stored = None;
             for row in self.lock_for_merge.run_all(client, &[write.key.bind()]) {
-                let mut row_fields = Jsonb::object_or_empty(row.get::<Jsonb>(1).ok().flatten());
-                row_fields.remove(key_name);
-                row_fields.remove(ts_name);
+                // Only the columns this write sets are read: the others are not rewritten, and
+                // may hold values nested deeper than a JSON parser in Rust reads.
+                let entries = row.get::<Jsonb>(1).ok().flatten().and_then(Jsonb::entries).unwrap_or_default();
+                let mut row_fields = serde_json::Map::new();
+                for (name, raw) in entries {
+                    if fields.contains_key(&name) && name != *key_name && name != *ts_name {
+                        let value = serde_json::from_str(raw.get()).map_err(|_| SyncError::NestedTooDeep)?;
+                        row_fields.insert(name, value);
+                    }
+                }
                 let ts = crate::engine::clock_micros(row.get::<TimestampWithTimeZone>(2).ok().flatten());
                 // The floor is kept under the timestamp column's name, which no payload key is.
                 let mut clocks = Jsonb::object_or_empty(row.get::<Jsonb>(4).ok().flatten());

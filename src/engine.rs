@@ -146,26 +146,34 @@ pub fn finish_merge(
     m: &merge::Merge,
     written: Option<Jsonb>,
 ) -> Jsonb {
-    use serde_json::{json, Value};
-    let mut answer: Value = match (m.status, written) {
-        (merge::Status::Conflict, _) | (_, None) => table.journal(client, write, write.payload).to_value(),
-        (merge::Status::Applied, Some(w)) => w.to_value(),
+    use serde_json::value::{to_raw_value, RawValue};
+    use serde_json::Value;
+    // Answers are put together from their parts' JSON text, never parsed whole: `server_data` is
+    // the stored row, which may nest deeper than a JSON parser in Rust reads.
+    fn raw(v: &impl serde::Serialize) -> Box<RawValue> {
+        to_raw_value(v).expect("an answer part serializes")
+    }
+    let mut answer = match (m.status, written) {
+        (merge::Status::Conflict, _) | (_, None) => table.journal(client, write, write.payload).entries(),
+        (merge::Status::Applied, Some(w)) => w.entries(),
         (merge::Status::Merged, Some(w)) => {
             let lost: serde_json::Map<String, Value> =
                 m.lost.iter().filter_map(|k| fields.get(k).map(|v| (k.clone(), v.clone()))).collect();
             let journaled = table.journal(client, write, Jsonb::from_object(&lost));
-            let mut answer = w.to_value();
-            answer["status"] = json!("merged");
-            answer["applied"] = json!(m.applied);
-            answer["lost"] = json!(m.lost);
-            answer["server_data"] = journaled.to_value()["server_data"].clone();
-            answer
+            let mut answer = w.entries().expect("an answer is an object");
+            answer.insert("status".into(), raw(&"merged"));
+            answer.insert("applied".into(), raw(&m.applied));
+            answer.insert("lost".into(), raw(&m.lost));
+            let server_data = journaled.entries().and_then(|mut j| j.remove("server_data"));
+            answer.insert("server_data".into(), server_data.unwrap_or_else(|| raw(&Value::Null)));
+            Some(answer)
         }
-    };
-    if !m.without_base.is_empty() {
-        answer["delta_without_base"] = json!(m.without_base);
     }
-    Jsonb::from_text(&answer.to_string())
+    .expect("an answer is an object");
+    if !m.without_base.is_empty() {
+        answer.insert("delta_without_base".into(), raw(&m.without_base));
+    }
+    Jsonb::from_text(&serde_json::to_string(&answer).expect("an answer serializes"))
 }
 
 /// One client write, checked.
