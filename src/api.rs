@@ -38,10 +38,15 @@ thread_local! {
 /// The OID of `inventory_sync.inventory`, looked up on every call (two syscache probes), so a
 /// re-created extension is never confused with the one a backend first saw.
 pub fn default_table_oid() -> pg_sys::Oid {
+    own_table_oid(c"inventory")
+}
+
+/// The OID of the extension's table `inventory_sync.NAME`.
+pub fn own_table_oid(name: &std::ffi::CStr) -> pg_sys::Oid {
     // SAFETY: syscache lookups by name.
     unsafe {
         let nsp = pg_sys::get_namespace_oid(c"inventory_sync".as_ptr(), false);
-        pg_sys::get_relname_relid(c"inventory".as_ptr(), nsp)
+        pg_sys::get_relname_relid(name.as_ptr(), nsp)
     }
 }
 
@@ -257,9 +262,7 @@ const FLOOR_KEY: &str = "updated_at";
 fn floor_clocks(deleted_at: Option<TimestampWithTimeZone>, deleted_by: Option<String>) -> Jsonb {
     let Some(ts) = deleted_at else { return Jsonb::empty_object() };
     let clock = crate::merge::Clock { ts: ts.into_inner(), by: deleted_by };
-    let mut clocks = serde_json::Map::new();
-    clocks.insert(FLOOR_KEY.into(), crate::merge::clock_to_json(&clock));
-    Jsonb::from_object(&clocks)
+    Jsonb::from_object(&crate::merge::floor_only(FLOOR_KEY, &clock))
 }
 
 /// The field clocks `clocks` without those of the fields `data` sets: written by a whole-row
@@ -270,7 +273,7 @@ fn clocks_without(clocks: Jsonb, data: Jsonb) -> Jsonb {
         return clocks;
     };
     kept.retain(|field, _| !written.contains_key(field));
-    Jsonb::from_text(&serde_json::to_string(&kept).expect("clocks serialize"))
+    Jsonb::from_serialize(&kept)
 }
 
 /// Delete one item of `inventory_sync.inventory` with last-write-wins: the row becomes a

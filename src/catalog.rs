@@ -400,8 +400,7 @@ impl Tracked {
                 // The tombstone keeps its own clock as the floor of the fields' clocks, so a row
                 // brought back by a write that merges nothing still knows which fields are older.
                 let floor = merge::Clock { ts: write.client_ts.into_inner(), by: write.client_id.clone() };
-                let mut clocks = serde_json::Map::new();
-                clocks.insert(self.columns[self.ts].name.clone(), merge::clock_to_json(&floor));
+                let clocks = merge::floor_only(&self.columns[self.ts].name, &floor);
                 self.record(client, write, write.client_ts, Some(Jsonb::from_object(&clocks)), &[]);
                 return Ok(Some(answer));
             }
@@ -517,8 +516,7 @@ fn as_feed_owner<R>(f: impl FnOnce() -> R) -> R {
     // SAFETY: syscache lookups of the feed table and its owner; the user id is switched for the
     // duration of `f` and restored by the guard, also when an error unwinds through it.
     unsafe {
-        let nsp = pg_sys::get_namespace_oid(c"inventory_sync".as_ptr(), false);
-        let changes = pg_sys::get_relname_relid(c"changes".as_ptr(), nsp);
+        let changes = crate::api::own_table_oid(c"changes");
         let tuple = pg_sys::SearchSysCache1(pg_sys::SysCacheIdentifier::RELOID as i32, pg_sys::Datum::from(changes));
         assert!(!tuple.is_null(), "inventory_sync.changes has no pg_class row");
         let owner = (*pg_sys::heap_tuple_get_struct::<pg_sys::FormData_pg_class>(tuple)).relowner;

@@ -198,7 +198,7 @@ pub fn pull(client: &mut SpiClient<'_>, since: Option<&str>, lim: i32) -> Result
     fill_tracked_rows(client, &mut found)?;
     let changes = found.into_iter().filter_map(|f| (!f.needs_row).then_some(f.entry)).collect();
     let answer = Answer { changes, cursor: cursor.encode_in_epoch(current_epoch), has_more };
-    Ok(Jsonb::from_text(&serde_json::to_string(&answer).expect("a pull answer serializes")))
+    Ok(Jsonb::from_serialize(&answer))
 }
 
 /// Give tracked-table upserts their rows, read as the caller may see them. A row the caller may

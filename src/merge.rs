@@ -154,6 +154,12 @@ pub fn clocks_with_floor(m: &Merge, key: &str) -> Map<String, Value> {
     clocks
 }
 
+/// The field clocks of a row with no clock but its floor (a tombstone, or a row brought back
+/// after one by a write that merges nothing): the delete's clock under `key`.
+pub fn floor_only(key: &str, floor: &Clock) -> Map<String, Value> {
+    Map::from_iter([(key.to_string(), clock_to_json(floor))])
+}
+
 pub fn clock_from_json(value: &Value) -> Option<Clock> {
     let ts = value.get("ts")?.as_i64()?;
     let by = value.get("by").and_then(Value::as_str).map(str::to_string);

@@ -183,10 +183,9 @@ impl Jsonb {
     /// does, without looking up each argument's type on every call), in the answer context
     /// (`answers_in`) or else the current one.
     pub fn object(pairs: &[(&str, Scalar<'_>)]) -> Jsonb {
-        let build = |_: &mut PgMemoryContexts| {
-            // SAFETY: pushJsonbValue builds an object from a key and a value per pair; every
-            // string it points to is allocated in the current context, which the jsonb lives in.
-            unsafe {
+        // SAFETY: pushJsonbValue builds an object from a key and a value per pair; every string it
+        // points to is allocated in the current context, which the jsonb lives in.
+        in_answer_context(|| unsafe {
                 let mut state: *mut pg_sys::JsonbParseState = std::ptr::null_mut();
                 pg_sys::pushJsonbValue(&mut state, pg_sys::JsonbIteratorToken::WJB_BEGIN_OBJECT, std::ptr::null_mut());
                 for (key, value) in pairs {
@@ -197,9 +196,7 @@ impl Jsonb {
                 }
                 let object = pg_sys::pushJsonbValue(&mut state, pg_sys::JsonbIteratorToken::WJB_END_OBJECT, std::ptr::null_mut());
                 Jsonb(pg_sys::Datum::from(pg_sys::JsonbValueToJsonb(object)))
-            }
-        };
-        in_answer_context(|| build(&mut PgMemoryContexts::CurrentMemoryContext))
+        })
     }
 }
 
@@ -267,7 +264,12 @@ impl Jsonb {
 
     /// A jsonb value from a JSON object.
     pub fn from_object(object: &serde_json::Map<String, serde_json::Value>) -> Jsonb {
-        Jsonb::from_text(&serde_json::Value::Object(object.clone()).to_string())
+        Jsonb::from_serialize(object)
+    }
+
+    /// A jsonb value from anything serde writes as JSON (maps of raw values included).
+    pub fn from_serialize(value: &impl serde::Serialize) -> Jsonb {
+        Jsonb::from_text(&serde_json::to_string(value).expect("a value serializes as JSON"))
     }
 
     /// The value parsed as a JSON object; an empty one for NULL or any other kind of value.
