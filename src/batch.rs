@@ -16,18 +16,15 @@
 //! (never parsed as a whole), and everything a change allocates lives in a memory context reset
 //! after it. What grows is only the outcomes' JSON text.
 
-use pgrx::datum::{IntoDatum, TimestampWithTimeZone};
-use pgrx::fcinfo::direct_function_call;
-use pgrx::memcxt::PgMemoryContexts;
-use pgrx::pg_sys::{self, panic::CaughtError, PgTryBuilder};
-use pgrx::PgSqlErrorCode;
 use serde_json::value::RawValue;
 use serde_json::Value;
 
-use crate::api;
-use crate::engine::Op;
-use crate::error::SyncError;
-use crate::types::{Jsonb, RegClass};
+use crate::pg::jsonb::{answers_in, Jsonb};
+use crate::pg::memory::Scratch;
+use crate::pg::subxact::{catching, in_subtransaction, Failure};
+use crate::pg::values::{regclass_in, timestamptz_in};
+use crate::write::{self, Named, Op};
+use inventory_sync_core::{SqlState, SyncError};
 
 /// Changes tried together in one subtransaction (see `push`).
 const CHUNK: usize = 64;
@@ -122,19 +119,12 @@ fn parse(item: Jsonb) -> Result<Change, SyncError> {
     })
 }
 
-/// Apply one change through the same functions the single calls use.
+/// Apply one change through the write path the single calls use.
 fn apply(change: Change) -> Result<Jsonb, SyncError> {
     let cstr = |s: &str| std::ffi::CString::new(s).map_err(|_| bad("change text contains a NUL character"));
-    let ts_text = cstr(&change.client_ts)?;
-    // SAFETY: timestamptz_in(cstring, oid, int4) on a valid C string; errors are PostgreSQL's.
-    let client_ts = unsafe {
-        direct_function_call::<TimestampWithTimeZone>(
-            pg_sys::timestamptz_in,
-            &[Some(ts_text.as_ptr().into()), pg_sys::InvalidOid.into_datum(), (-1i32).into_datum()],
-        )
-    };
+    let client_ts = timestamptz_in(&cstr(&change.client_ts)?);
     let (client_id, mutation_id) = (change.client_id, change.mutation_id);
-    match change.table {
+    let named = match change.table {
         None => {
             let id = match &change.id {
                 Value::Number(n) => n.as_i64(),
@@ -142,113 +132,38 @@ fn apply(change: Change) -> Result<Jsonb, SyncError> {
                 _ => None,
             }
             .ok_or_else(|| bad(format!("id {} is not a bigint, as the default table's ids are", change.id)))?;
-            match change.op {
-                Op::Upsert => api::upsert_default(Some(id), change.payload, client_ts, client_id, mutation_id, change.base),
-                Op::Delete => api::delete_default(Some(id), client_ts, client_id, mutation_id),
-            }
+            Named::Default(id)
         }
         Some(table) => {
-            let name = cstr(&table)?;
-            // SAFETY: regclassin(cstring) resolves the name as a regclass literal would; an
-            // unknown table raises 42P01.
-            let relid = unsafe { direct_function_call::<pg_sys::Oid>(pg_sys::regclassin, &[Some(name.as_ptr().into())]) };
-            let tbl = relid.map(RegClass);
-            // The tracked-table calls route the default table, named as sync_pull names it, to
-            // its own calls.
+            let relid = regclass_in(&cstr(&table)?).ok_or(SyncError::NullArgument("tbl"))?;
             let id = match &change.id {
                 Value::String(s) => s.clone(),
                 other => other.to_string(),
             };
-            match change.op {
-                Op::Upsert => {
-                    api::upsert_tracked(tbl, Some(id), change.payload, client_ts, client_id, mutation_id, change.base)
-                }
-                Op::Delete => api::delete_tracked(tbl, Some(id), client_ts, client_id, mutation_id),
-            }
+            Named::table(relid, id)?
         }
+    };
+    match change.op {
+        Op::Upsert => write::upsert(named, change.payload, client_ts, client_id, mutation_id, change.base),
+        Op::Delete => write::delete(named, client_ts, client_id, mutation_id),
     }
 }
 
 /// An error as an outcome: `{"status": "error", "id", "sqlstate", "message"}`.
-fn error_outcome(id: &Value, sqlstate: PgSqlErrorCode, message: &str) -> String {
+fn error_outcome(id: &Value, sqlstate: SqlState, message: &str) -> String {
     serde_json::json!({
         "status": "error",
         "id": id,
-        "sqlstate": sqlstate_text(sqlstate),
+        "sqlstate": sqlstate.text(),
         "message": message,
     })
     .to_string()
 }
 
-/// The five-character SQLSTATE of an error code.
-fn sqlstate_text(code: PgSqlErrorCode) -> String {
-    let mut n = code as i32;
-    (0..5)
-        .map(|_| {
-            let c = ((n & 0x3F) + i32::from(b'0')) as u8 as char;
-            n >>= 6;
-            c
-        })
-        .collect()
-}
-
-fn caught_report(e: &CaughtError) -> (PgSqlErrorCode, String) {
-    match e {
-        CaughtError::PostgresError(r) | CaughtError::ErrorReport(r) => (r.sql_error_code(), r.message().to_string()),
-        CaughtError::RustPanic { ereport, .. } => (ereport.sql_error_code(), ereport.message().to_string()),
-    }
-}
-
-/// Run `f` in a subtransaction: kept if it succeeds, rolled back (and turned into an error
-/// outcome's SQLSTATE and message) if it returns an error or raises one.
-/// Whether an error is the change's own fault (bad input, a constraint, missing rights), and so
-/// becomes its `error` outcome. The others are about the transaction or the server, not the
-/// change: a serialization failure or deadlock (the caller retries the whole call), a cancel or
-/// statement timeout, a lock timeout, running out of resources, an internal error. Those abort
-/// the whole call, as they would a PL/pgSQL exception block that does not name them.
-fn belongs_to_change(code: PgSqlErrorCode) -> bool {
-    let state = sqlstate_text(code);
-    let class = &state[..2];
-    !(["08", "25", "40", "53", "57", "58", "XX"].contains(&class) || ["55P03", "55006"].contains(&state.as_str()))
-}
-
-fn in_subtransaction<R>(f: impl FnOnce() -> Result<R, SyncError>) -> Result<R, (PgSqlErrorCode, String)> {
-    // SAFETY: the same sequence as PL/pgSQL's exception blocks: begin, run, then release or roll
-    // back, restoring the memory context and resource owner the caller had.
-    unsafe {
-        let memory = pg_sys::CurrentMemoryContext;
-        let owner = pg_sys::CurrentResourceOwner;
-        pg_sys::BeginInternalSubTransaction(std::ptr::null());
-        pg_sys::MemoryContextSwitchTo(memory);
-        let result = PgTryBuilder::new(std::panic::AssertUnwindSafe(|| {
-            f().map_err(|e| (e.sqlstate(), e.to_string(), Err(e)))
-        }))
-        .catch_others(|e| {
-            let (code, message) = caught_report(&e);
-            Err((code, message, Ok(e)))
-        })
-        .execute();
-        match result {
-            Ok(answer) => {
-                pg_sys::ReleaseCurrentSubTransaction();
-                pg_sys::MemoryContextSwitchTo(memory);
-                pg_sys::CurrentResourceOwner = owner;
-                Ok(answer)
-            }
-            Err((code, message, caught)) => {
-                pg_sys::MemoryContextSwitchTo(memory);
-                pg_sys::RollbackAndReleaseCurrentSubTransaction();
-                pg_sys::MemoryContextSwitchTo(memory);
-                pg_sys::CurrentResourceOwner = owner;
-                match caught {
-                    _ if belongs_to_change(code) => Err((code, message)),
-                    Ok(raised) => raised.rethrow(),
-                    // The extension's own such error (a write that could not settle: 40001).
-                    Err(returned) => returned.raise(),
-                }
-            }
-        }
-    }
+/// A change's own error (see `SqlState::belongs_to_change`) comes back, to become its outcome;
+/// any other aborts the whole call, as it would a PL/pgSQL exception block that does not name it.
+fn own_errors<R>(result: Result<R, Failure>) -> Result<R, (SqlState, String)> {
+    result.map_err(|f| if f.sqlstate.belongs_to_change() { (f.sqlstate, f.message) } else { f.raise_again() })
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -274,16 +189,14 @@ pub fn push(changes: Option<Jsonb>, atomic: bool) -> Result<Jsonb, SyncError> {
         return Err(SyncError::NotAnArray { got: kind });
     }
     let count = changes.array_length();
-    let mut per_change = PgMemoryContexts::new("inventory_sync push change");
+    let mut per_change = Scratch::new("inventory_sync push change");
 
     // First pass: where each change's row sorts (a few bytes per change).
     let mut order: Vec<(Option<String>, RowKey, usize)> = Vec::with_capacity(count);
     for index in 0..count {
-        // SAFETY: nothing allocated here outlives the iteration; the context is reset.
-        let (tbl, key) = unsafe { per_change.switch_to(|_| row_order(changes.array_element(index))) };
+        let (tbl, key) = per_change.run(|| row_order(changes.array_element(index)));
         order.push((tbl, key, index));
-        // SAFETY: as above.
-        unsafe { per_change.reset() };
+        per_change.reset();
     }
     order.sort(); // by row, then by position: changes to one row keep their order
 
@@ -295,21 +208,18 @@ pub fn push(changes: Option<Jsonb>, atomic: bool) -> Result<Jsonb, SyncError> {
         // If any change of the chunk fails, the chunk is rolled back and redone one change per
         // subtransaction, so the other changes' outcomes are exactly what they would have been.
         if !atomic && chunk.len() > 1 {
-            // SAFETY: the outcomes are copied out before the context is reset.
-            let attempt = unsafe {
-                per_change.switch_to(|_| {
-                    crate::types::answers_in(|| {
-                        in_subtransaction(|| {
-                            chunk
-                                .iter()
-                                .map(|&index| parse(changes.array_element(index)).and_then(apply).map(|a| a.to_text()))
-                                .collect::<Result<Vec<String>, SyncError>>()
-                        })
-                    })
+            // The outcomes are copied out (as text) before the context is reset.
+            let attempt = per_change.run(|| {
+                answers_in(|| {
+                    own_errors(in_subtransaction(|| {
+                        chunk
+                            .iter()
+                            .map(|&index| parse(changes.array_element(index)).and_then(apply).map(|a| a.to_text()))
+                            .collect::<Result<Vec<String>, SyncError>>()
+                    }))
                 })
-            };
-            // SAFETY: as above.
-            unsafe { per_change.reset() };
+            });
+            per_change.reset();
             if let Ok(texts) = attempt {
                 for (&index, text) in chunk.iter().zip(texts) {
                     outcomes[index] = text;
@@ -318,35 +228,25 @@ pub fn push(changes: Option<Jsonb>, atomic: bool) -> Result<Jsonb, SyncError> {
             }
         }
         for &index in chunk {
-            // SAFETY: what runs in the per-change context is copied out before the context is
-            // reset.
-            let outcome = unsafe { per_change.switch_to(|_| crate::types::answers_in(|| {
-                let item = changes.array_element(index);
-                // The id, for an error outcome: as sent, when the change has one.
-                let id = item.field("id").and_then(|f| serde_json::from_str(&f.to_text()).ok()).unwrap_or(Value::Null);
-                if atomic {
-                    let answer = PgTryBuilder::new(std::panic::AssertUnwindSafe(|| parse(item).and_then(apply)))
-                        .catch_others(|e| {
-                            let (code, message) = caught_report(&e);
-                            Err(SyncError::InChange { index, sqlstate: code, message })
-                        })
-                        .execute()
-                        .map_err(|e| match e {
-                            e @ SyncError::InChange { .. } => e,
-                            other => SyncError::InChange { index, sqlstate: other.sqlstate(), message: other.to_string() },
-                        });
-                    answer.map(|a| a.to_text())
-                } else {
-                    Ok(match in_subtransaction(|| parse(item).and_then(apply)) {
+            let outcome = per_change.run(|| {
+                answers_in(|| {
+                    let item = changes.array_element(index);
+                    if atomic {
+                        return catching(|| parse(item).and_then(apply))
+                            .map(|a| a.to_text())
+                            .map_err(|f| SyncError::InChange { index, sqlstate: f.sqlstate, message: f.message });
+                    }
+                    // The id, for an error outcome: as sent, when the change has one.
+                    let id = item.field("id").and_then(|f| serde_json::from_str(&f.to_text()).ok()).unwrap_or(Value::Null);
+                    Ok(match own_errors(in_subtransaction(|| parse(item).and_then(apply))) {
                         Ok(answer) => answer.to_text(),
                         Err((code, message)) => error_outcome(&id, code, &message),
                     })
-                }
-            })) }?;
+                })
+            })?;
             outcomes[index] = outcome;
-            // SAFETY: nothing allocated in the context outlives this change: the outcome was
-            // copied out.
-            unsafe { per_change.reset() };
+            // Nothing allocated in the context outlives this change: the outcome was copied out.
+            per_change.reset();
         }
     }
     let mut out = String::with_capacity(2 + outcomes.iter().map(|o| o.len() + 1).sum::<usize>());
@@ -360,32 +260,4 @@ pub fn push(changes: Option<Jsonb>, atomic: bool) -> Result<Jsonb, SyncError> {
     out.push(']');
     drop(outcomes);
     Ok(Jsonb::from_text(&out))
-}
-
-#[cfg(test)]
-mod unit {
-    use super::*;
-
-    #[test]
-    fn sqlstates_print_as_five_characters() {
-        assert_eq!(sqlstate_text(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE), "22023");
-        assert_eq!(sqlstate_text(PgSqlErrorCode::ERRCODE_INVALID_TEXT_REPRESENTATION), "22P02");
-        assert_eq!(sqlstate_text(PgSqlErrorCode::ERRCODE_UNDEFINED_TABLE), "42P01");
-        assert_eq!(sqlstate_text(PgSqlErrorCode::ERRCODE_GENERATED_ALWAYS), "428C9");
-    }
-
-    #[test]
-    fn only_the_changes_own_errors_become_outcomes() {
-        use PgSqlErrorCode::*;
-        for own in [ERRCODE_INVALID_PARAMETER_VALUE, ERRCODE_UNDEFINED_COLUMN, ERRCODE_INSUFFICIENT_PRIVILEGE,
-                    ERRCODE_CHECK_VIOLATION, ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE, ERRCODE_RAISE_EXCEPTION,
-                    ERRCODE_STATEMENT_TOO_COMPLEX] {
-            assert!(belongs_to_change(own), "{own:?}");
-        }
-        for other in [ERRCODE_T_R_SERIALIZATION_FAILURE, ERRCODE_T_R_DEADLOCK_DETECTED, ERRCODE_QUERY_CANCELED,
-                      ERRCODE_LOCK_NOT_AVAILABLE, ERRCODE_OUT_OF_MEMORY, ERRCODE_INTERNAL_ERROR,
-                      ERRCODE_READ_ONLY_SQL_TRANSACTION, ERRCODE_ADMIN_SHUTDOWN, ERRCODE_OBJECT_IN_USE] {
-            assert!(!belongs_to_change(other), "{other:?}");
-        }
-    }
 }

@@ -15,71 +15,20 @@
 
 use std::collections::HashMap;
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
-use pgrx::datum::DatumWithOid;
+use std::collections::BTreeMap;
+
 use pgrx::pg_sys::{self, PgOid};
 use pgrx::spi::SpiClient;
 use serde_json::value::RawValue;
-use std::collections::BTreeMap;
 
 use crate::catalog;
-use crate::error::SyncError;
-use crate::sql;
-use crate::storage::Kept;
-use crate::types::Jsonb;
-
-/// Where a pull continues: after this (transaction id, table OID, row id).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Default)]
-pub struct Position {
-    pub xid: u64,
-    pub tbl: u32,
-    pub row_id: String,
-}
-
-impl Position {
-    /// The opaque cursor text of the first form, without a purge epoch: URL-safe base64 of
-    /// `1:xid:tbl:row_id`. Pulls hand out `encode_in_epoch`; this form is still accepted.
-    #[cfg_attr(not(test), allow(dead_code))]
-    pub fn encode(&self) -> String {
-        URL_SAFE_NO_PAD.encode(format!("1:{}:{}:{}", self.xid, self.tbl, self.row_id))
-    }
-
-    pub fn decode(cursor: &str) -> Result<Position, SyncError> {
-        let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| SyncError::BadCursor)?;
-        let text = String::from_utf8(bytes).map_err(|_| SyncError::BadCursor)?;
-        let mut parts = text.splitn(4, ':');
-        let (Some("1"), Some(xid), Some(tbl), Some(row_id)) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return Err(SyncError::BadCursor);
-        };
-        Ok(Position {
-            xid: xid.parse().map_err(|_| SyncError::BadCursor)?,
-            tbl: tbl.parse().map_err(|_| SyncError::BadCursor)?,
-            row_id: row_id.to_string(),
-        })
-    }
-
-    /// The cursor text with the purge epoch it was handed out in: `2:epoch:` followed by the
-    /// text of `encode` (URL-safe base64 of the whole).
-    pub fn encode_in_epoch(&self, epoch: i64) -> String {
-        URL_SAFE_NO_PAD.encode(format!("2:{epoch}:1:{}:{}:{}", self.xid, self.tbl, self.row_id))
-    }
-
-    /// A cursor of either form, with its purge epoch when it has one.
-    pub fn decode_with_epoch(cursor: &str) -> Result<(Position, Option<i64>), SyncError> {
-        let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| SyncError::BadCursor)?;
-        let text = String::from_utf8(bytes).map_err(|_| SyncError::BadCursor)?;
-        match text.strip_prefix("2:").and_then(|rest| rest.split_once(':')) {
-            Some((epoch, inner)) => {
-                let epoch = epoch.parse().map_err(|_| SyncError::BadCursor)?;
-                Ok((Position::decode(&URL_SAFE_NO_PAD.encode(inner))?, Some(epoch)))
-            }
-            None => Ok((Position::decode(cursor)?, None)),
-        }
-    }
-}
+use crate::pg::jsonb::Jsonb;
+use crate::pg::kept::{Kept, Row};
+use crate::pg::param::{oid, xid8};
+use crate::pg::{lookup, xact};
+use inventory_sync_core::cursor::Position;
+use inventory_sync_core::sql;
+use inventory_sync_core::SyncError;
 
 pub const MAX_LIMIT: i32 = 100_000;
 
@@ -92,16 +41,6 @@ fn feed_types() -> Vec<PgOid> {
 thread_local! {
     static FEED_WITH_DEFAULT: Kept = Kept::new(sql::feed(true), feed_types());
     static FEED_TRACKED_ONLY: Kept = Kept::new(sql::feed(false), feed_types());
-}
-
-fn xid8(x: u64) -> DatumWithOid<'static> {
-    // SAFETY: an xid8 is a 64-bit integer passed by value.
-    unsafe { DatumWithOid::new(pg_sys::Datum::from(x as i64), pg_sys::XID8OID) }
-}
-
-fn oid(o: u32) -> DatumWithOid<'static> {
-    // SAFETY: an OID datum.
-    unsafe { DatumWithOid::new(pg_sys::Datum::from(o), pg_sys::OIDOID) }
 }
 
 /// One change from the feed's first pass: where it is, and its entry (complete, or missing the
@@ -133,8 +72,7 @@ pub fn pull(client: &mut SpiClient<'_>, since: Option<&str>, lim: i32) -> Result
     // A position is always below the next transaction id of the server that handed it out. A
     // standby may lag its primary a little, never by 2^31 transactions (the wraparound limit):
     // a cursor that far ahead was made up, and would silently hold back every change.
-    // SAFETY: reads the shared next-transaction-id counter.
-    let next = unsafe { pg_sys::ReadNextFullTransactionId() }.value;
+    let next = xact::next_full_xid();
     if after.xid > next.saturating_add(1 << 31) {
         return Err(SyncError::BadCursor);
     }
@@ -149,25 +87,24 @@ pub fn pull(client: &mut SpiClient<'_>, since: Option<&str>, lim: i32) -> Result
         .expect("inventory_sync: reading the purge horizon failed");
     if let Some(row) = purged.into_iter().next() {
         let newest_purged = Position {
-            xid: row.get::<i64>(1).ok().flatten().unwrap_or(0) as u64,
-            tbl: row.get::<pg_sys::Oid>(2).ok().flatten().map_or(0, |o| o.to_u32()),
-            row_id: row.get::<String>(3).ok().flatten().unwrap_or_default(),
+            xid: row.value::<i64>(1).unwrap_or(0) as u64,
+            tbl: row.value::<pg_sys::Oid>(2).map_or(0, |o| o.to_u32()),
+            row_id: row.value::<String>(3).unwrap_or_default(),
         };
-        current_epoch = row.get::<pgrx::datum::TimestampWithTimeZone>(4).ok().flatten().map_or(0, |t| t.into_inner());
+        current_epoch = row.value::<pgrx::datum::TimestampWithTimeZone>(4).map_or(0, |t| t.into_inner());
         // Positions order as the feed does (row ids bytewise, as collation "C").
         if since.is_some() && epoch != Some(current_epoch) && after < newest_purged {
             return Err(SyncError::CursorExpired);
         }
     }
 
-    let default_oid = crate::api::default_table_oid();
+    let default_oid = lookup::default_table_oid();
     let readable = client
         .select(sql::FEED_READABLE, None, &[oid(default_oid.to_u32())])
         .expect("inventory_sync: checking privileges failed")
         .first()
         .get_one::<bool>()
-        .ok()
-        .flatten()
+        .expect("inventory_sync: has_table_privilege answers a boolean")
         .unwrap_or(false);
     let args = [
         xid8(after.xid),
@@ -180,11 +117,11 @@ pub fn pull(client: &mut SpiClient<'_>, since: Option<&str>, lim: i32) -> Result
     let rows = feed.with(|kept| kept.select_all(client, &args));
     let mut found = Vec::with_capacity(rows.len());
     for row in rows {
-        let xid: i64 = row.get(1).ok().flatten().unwrap_or(0);
-        let tbl: pg_sys::Oid = row.get(2).ok().flatten().unwrap_or(pg_sys::InvalidOid);
-        let row_id: String = row.get(3).ok().flatten().unwrap_or_default();
-        let entry: Jsonb = row.get(4).ok().flatten().expect("feed entry is NULL");
-        let needs_row: bool = row.get(5).ok().flatten().unwrap_or(false);
+        let xid: i64 = row.value(1).unwrap_or(0);
+        let tbl: pg_sys::Oid = row.value(2).unwrap_or(pg_sys::InvalidOid);
+        let row_id: String = row.value(3).unwrap_or_default();
+        let entry: Jsonb = row.value(4).expect("feed entry is NULL");
+        let needs_row: bool = row.value(5).unwrap_or(false);
         found.push(Found {
             position: Position { xid: xid as u64, tbl: tbl.to_u32(), row_id },
             entry: entry.to_raw(),
@@ -231,36 +168,4 @@ fn fill_tracked_rows(client: &mut SpiClient<'_>, found: &mut [Found]) -> Result<
         }
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod unit {
-    use super::*;
-    use proptest::prelude::*;
-
-    proptest! {
-        #[test]
-        fn cursors_round_trip(xid in any::<u64>(), tbl in any::<u32>(), row_id in ".*") {
-            let p = Position { xid, tbl, row_id };
-            let text = p.encode();
-            prop_assert!(text.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
-            prop_assert_eq!(Position::decode(&text).unwrap(), p);
-        }
-    }
-
-    proptest! {
-        #[test]
-        fn cursors_keep_their_epoch(xid in any::<u64>(), tbl in any::<u32>(), row_id in ".*", epoch in any::<i64>()) {
-            let p = Position { xid, tbl, row_id };
-            prop_assert_eq!(Position::decode_with_epoch(&p.encode_in_epoch(epoch)).unwrap(), (p.clone(), Some(epoch)));
-            prop_assert_eq!(Position::decode_with_epoch(&p.encode()).unwrap(), (p, None));
-        }
-    }
-
-    #[test]
-    fn garbage_is_not_a_cursor() {
-        for bad in ["", "!!!", "MTpmb28", &URL_SAFE_NO_PAD.encode("2:1:2:x"), &URL_SAFE_NO_PAD.encode("1:x:2:y")] {
-            assert_eq!(Position::decode(bad), Err(SyncError::BadCursor), "{bad}");
-        }
-    }
 }

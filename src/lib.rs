@@ -1,34 +1,25 @@
 //! inventory_sync: the database as the conflict-resolution engine for offline-first sync.
 //!
-//! The modules, one concern each:
+//! The layers, each importing only those below it (checked by `scripts/layout.py`):
 //! - `api`: the SQL-facing functions (`#[pg_extern]` only);
-//! - `engine`: the one decision flow every table goes through;
 //! - `batch`: `sync_push`, a whole upload with one outcome per change;
 //! - `feed`: `sync_pull`, the change feed and its cursor;
-//! - `rules`: the conflict rules as plain Rust, tested without PostgreSQL;
-//! - `sql`: the SQL text of every statement, built from quoted identifiers;
-//! - `storage`: statements planned once per backend and kept;
-//! - `catalog`: tracked tables, their validation and cached descriptions;
-//! - `convert`: payload values to column values;
-//! - `types`: argument types (jsonb as a datum, regclass, name);
-//! - `error`: the error enum and its SQLSTATEs;
-//! - `settings`: the GUCs.
-
-use pgrx::prelude::*;
+//! - `write`: the one write path every table goes through;
+//! - `catalog`: tracked tables and merge policies, described and cached;
+//! - `pg`: the PostgreSQL interface, the only home of `unsafe`;
+//! - `error`, `settings`: raising errors; the GUCs.
+//!
+//! The pure rules, checks, cursor format and SQL text live in the `inventory_sync_core` crate
+//! (`core/`), which has no pgrx in its dependency tree.
 
 mod api;
 mod batch;
 mod catalog;
-mod convert;
-mod engine;
 mod error;
-mod merge;
 mod feed;
-mod rules;
+mod pg;
 mod settings;
-mod sql;
-mod storage;
-mod types;
+mod write;
 
 #[cfg(any(test, feature = "pg_test"))]
 mod tests;
@@ -39,8 +30,9 @@ mod tests;
 pgrx::extension_sql_file!("../sql/schema.sql", name = "schema", bootstrap);
 pgrx::extension_sql_file!("../sql/comments.sql", name = "comments", finalize);
 
-#[pg_guard]
+#[pgrx::pg_guard]
 pub extern "C-unwind" fn _PG_init() {
+    error::no_backtraces();
     settings::init();
 }
 

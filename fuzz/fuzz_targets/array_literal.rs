@@ -1,4 +1,4 @@
-//! JSON arrays as PostgreSQL array literals (`array_literal`/`input_text`, src/convert.rs):
+//! JSON arrays as PostgreSQL array literals (`array_literal`/`input_text`, core/src/values.rs):
 //! reading the literal back (as array_in does) gives exactly the elements sent, so no string can
 //! add, drop or split elements, and a string "NULL" stays a string.
 #![no_main]

@@ -1,4 +1,4 @@
-//! The clock-skew guard (`check_clock_skew`, src/rules.rs) on any i64 timestamps and margins:
+//! The clock-skew guard (`check_clock_skew`, core/src/rules.rs) on any i64 timestamps and margins:
 //! never panics, and rejects exactly the writes beyond `server_now + max_skew`, reporting by how
 //! much they are ahead (exact, as i128 computes it).
 #![no_main]

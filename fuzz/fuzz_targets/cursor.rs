@@ -1,4 +1,4 @@
-//! The pull cursor (`Position`, src/feed.rs), both forms (`1:xid:tbl:row_id`, and the one pulls
+//! The pull cursor (`Position`, core/src/cursor.rs), both forms (`1:xid:tbl:row_id`, and the one pulls
 //! hand out with the purge epoch, `2:epoch:1:…`): decoding any text never panics and fails only
 //! with `BadCursor`; a decoded cursor re-encodes to one that decodes the same; every position
 //! (and epoch) survives encode/decode; cursors are URL-safe.

@@ -1,4 +1,4 @@
-//! The payload's `id` key check (`check_id_key`, src/rules.rs) and the payload kind check: never
+//! The payload's `id` key check (`check_id_key`, core/src/rules.rs) and the payload kind check: never
 //! panic, and accept an id key exactly when it names the same bigint as the `id` argument.
 #![no_main]
 

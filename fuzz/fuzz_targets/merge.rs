@@ -1,4 +1,4 @@
-//! The merge rules (src/merge.rs) on arbitrary stored rows, writes, policies and bases: `merge`
+//! The merge rules (core/src/merge.rs) on arbitrary stored rows, writes, policies and bases: `merge`
 //! never panics, and its answer keeps the invariants below.
 #![no_main]
 

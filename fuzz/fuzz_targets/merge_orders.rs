@@ -1,4 +1,4 @@
-//! Arrival order (src/merge.rs): the same writes replayed in two orders end in the same row,
+//! Arrival order (core/src/merge.rs): the same writes replayed in two orders end in the same row,
 //! - for `field_lww` and `server_wins` fields, when no two writes have the same clock (ties are
 //!   ordered by client_id; two writes with one clock are not ordered);
 //! - for a `delta` field after the row's creation: the adjustments add up in any order.

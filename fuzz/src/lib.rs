@@ -1,28 +1,14 @@
-//! The extension's pure code, compiled without pgrx for the fuzz targets:
-//! - `merge` and `rules`: src/merge.rs and src/rules.rs themselves (`#[path]`); rules.rs's
-//!   `crate::error::SyncError` resolves to the stand-in in `error`;
-//! - `cursor` and `convert`: items copied out of src/feed.rs and src/convert.rs by build.rs,
-//!   since those files also use pgrx.
+//! The fuzz targets' shared code. The code under test is the pgrx-free core crate
+//! (`inventory_sync_core`, ../core), used as it is: its modules are re-exported under the names
+//! the targets use.
 #![allow(dead_code)]
 
-pub mod error;
 pub mod gen;
 
-#[path = "../../src/merge.rs"]
-pub mod merge;
+pub use inventory_sync_core::{cursor, error, merge, rules};
 
-#[path = "../../src/rules.rs"]
-pub mod rules;
-
-/// `Position` (the pull cursor) from src/feed.rs.
-pub mod cursor {
-    include!(concat!(env!("OUT_DIR"), "/cursor.rs"));
-}
-
-/// `Shape`, `input_text`, `array_literal` from src/convert.rs.
-pub mod convert {
-    include!(concat!(env!("OUT_DIR"), "/convert.rs"));
-}
+/// `Shape`, `input_text`, `array_literal`: payload values as column input text.
+pub use inventory_sync_core::values as convert;
 
 /// Known bugs (KNOWN_BUGS.md; each has its strict-xfail test in tests/known_bugs.rs). While
 /// fuzzing, a target skips the inputs of these, so it goes on looking for new bugs; take a name

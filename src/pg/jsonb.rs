@@ -1,5 +1,3 @@
-//! Argument and return types that pgrx does not map the way we need.
-//!
 //! `Jsonb`: jsonb values passed through as PostgreSQL's own binary datums.
 //! pgrx's `JsonB` converts every value to text and through serde_json on the way in and again on
 //! the way out (jsonb_out, parse, serialize, jsonb_in). Besides the cost, that loses data: serde
@@ -8,14 +6,16 @@
 //! with, so it goes from the argument straight into the SQL statement, untouched, and the answer
 //! built by SQL goes straight back.
 
-use pgrx::callconv::{Arg, ArgAbi, BoxRet, FcInfo};
-use pgrx::datum::{Datum, FromDatum, IntoDatum};
-use pgrx::nullable::Nullable;
+use pgrx::datum::{FromDatum, IntoDatum};
 use pgrx::fcinfo::direct_function_call;
 use pgrx::memcxt::PgMemoryContexts;
 use pgrx::pg_sys;
 
-use crate::rules::IdKey;
+use pgrx::spi::SpiClient;
+
+use super::param::Param;
+use crate::error::raise;
+use inventory_sync_core::SyncError;
 
 /// A jsonb value as a datum (possibly toasted; the jsonb functions detoast it themselves).
 #[derive(Debug, Clone, Copy)]
@@ -103,33 +103,6 @@ fn in_answer_context<R>(f: impl FnOnce() -> R) -> R {
     }
 }
 
-/// Arguments of these types are read with their `FromDatum`.
-macro_rules! argument_type {
-    ($($ty:ty),*) => {$(
-        // SAFETY: the argument is read as the SQL type its SqlTranslatable declares.
-        unsafe impl<'fcx> ArgAbi<'fcx> for $ty {
-            unsafe fn unbox_arg_unchecked(arg: Arg<'_, 'fcx>) -> Self {
-                let index = arg.index();
-                unsafe { arg.unbox_arg_using_from_datum() }
-                    .unwrap_or_else(|| panic!("argument {index} must not be null"))
-            }
-
-            unsafe fn unbox_nullable_arg(arg: Arg<'_, 'fcx>) -> Nullable<Self> {
-                unsafe { arg.unbox_arg_using_from_datum() }.into()
-            }
-        }
-    )*};
-}
-
-argument_type!(Jsonb, RegClass, Name);
-
-// SAFETY: the datum returned is a valid jsonb allocated in the caller's memory context.
-unsafe impl BoxRet for Jsonb {
-    unsafe fn box_into<'fcx>(self, fcinfo: &mut FcInfo<'fcx>) -> Datum<'fcx> {
-        unsafe { fcinfo.return_raw_datum(self.0) }
-    }
-}
-
 /// A scalar of an answer built in Rust (see `Jsonb::object`).
 #[derive(Debug, Clone, Copy)]
 pub enum Scalar<'a> {
@@ -201,6 +174,11 @@ impl Jsonb {
 }
 
 impl Jsonb {
+    /// The datum itself.
+    pub fn datum(self) -> pg_sys::Datum {
+        self.0
+    }
+
     /// `{}`.
     pub fn empty_object() -> Jsonb {
         // SAFETY: jsonb_in on a valid JSON text.
@@ -290,7 +268,7 @@ impl Jsonb {
         match serde_json::from_str(&self.to_text()) {
             Ok(value) => value,
             Err(e) if e.to_string().starts_with("recursion limit exceeded") => {
-                crate::error::SyncError::NestedTooDeep.raise()
+                raise(SyncError::NestedTooDeep)
             }
             Err(e) => panic!("jsonb_out produced invalid JSON: {e}"),
         }
@@ -326,69 +304,41 @@ impl Jsonb {
     }
 }
 
-/// Classify a `(kind, text)` pair from [`Jsonb::id_key`] for the pure rule.
-pub fn classify_id_key<'a>(kind: Option<&'a str>, text: Option<&'a str>) -> IdKey<'a> {
-    match (kind, text) {
-        (None, _) => IdKey::Absent,
-        (Some("null"), _) => IdKey::Null,
-        (Some("number"), Some(t)) => IdKey::Number(t),
-        (Some("string"), Some(t)) => IdKey::String(t),
-        (Some(other), _) => IdKey::Other(other),
-    }
-}
-
-/// A `regclass` argument: the table's OID, resolved by PostgreSQL from the caller's text.
-#[derive(Debug, Clone, Copy)]
-pub struct RegClass(pub pg_sys::Oid);
-
-pgrx::impl_sql_translatable!(RegClass, "regclass");
-
-impl FromDatum for RegClass {
-    unsafe fn from_polymorphic_datum(datum: pg_sys::Datum, is_null: bool, _: pg_sys::Oid) -> Option<Self> {
-        if is_null {
-            None
-        } else {
-            Some(RegClass(pg_sys::Oid::from(datum.value() as u32)))
+impl Jsonb {
+    /// An object's own keys, less those in `skip`, as a `text[]` parameter allocated in the
+    /// memory of the SPI connection `client`. The keys are walked without reading any value.
+    pub fn keys_param<'c>(self, _client: &SpiClient<'c>, skip: &[&str]) -> Param<'c> {
+        use pg_sys::JsonbIteratorToken::{WJB_DONE, WJB_KEY};
+        // SAFETY: a jsonb datum, detoasted; the iterator walks its top level (skipNested) and
+        // every key it yields points into the detoasted value; the array and its texts are
+        // palloc'd in the current memory context, SPI's, which lives as long as the connection.
+        unsafe {
+            let jsonb = pg_sys::pg_detoast_datum(self.0.cast_mut_ptr()) as *mut pg_sys::Jsonb;
+            let mut it = pg_sys::JsonbIteratorInit(&mut (*jsonb).root);
+            let mut value: pg_sys::JsonbValue = std::mem::zeroed();
+            let mut keys: Vec<pg_sys::Datum> = Vec::new();
+            loop {
+                match pg_sys::JsonbIteratorNext(&mut it, &mut value, true) {
+                    WJB_DONE => break,
+                    WJB_KEY => {
+                        let s = value.val.string;
+                        let bytes = std::slice::from_raw_parts(s.val as *const u8, s.len as usize);
+                        if !skip.iter().any(|k| k.as_bytes() == bytes) {
+                            keys.push(pg_sys::Datum::from(pg_sys::cstring_to_text_with_len(s.val, s.len)));
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            let array = pg_sys::construct_array(
+                keys.as_mut_ptr(),
+                keys.len() as i32,
+                pg_sys::TEXTOID,
+                -1,
+                false,
+                b'i' as std::ffi::c_char,
+            );
+            Param::from_datum(Some(pg_sys::Datum::from(array)), pg_sys::TEXTARRAYOID)
         }
-    }
-}
-
-impl IntoDatum for RegClass {
-    fn into_datum(self) -> Option<pg_sys::Datum> {
-        Some(pg_sys::Datum::from(self.0))
-    }
-
-    fn type_oid() -> pg_sys::Oid {
-        pg_sys::REGCLASSOID
-    }
-}
-
-/// A `name` argument (a column name).
-#[derive(Debug, Clone)]
-pub struct Name(pub String);
-
-pgrx::impl_sql_translatable!(Name, "name");
-
-impl FromDatum for Name {
-    unsafe fn from_polymorphic_datum(datum: pg_sys::Datum, is_null: bool, _: pg_sys::Oid) -> Option<Self> {
-        if is_null {
-            None
-        } else {
-            // SAFETY: a name datum points to a NUL-terminated NameData.
-            let cstr = unsafe { core::ffi::CStr::from_ptr(datum.cast_mut_ptr()) };
-            Some(Name(cstr.to_string_lossy().into_owned()))
-        }
-    }
-}
-
-impl IntoDatum for Name {
-    fn into_datum(self) -> Option<pg_sys::Datum> {
-        // SAFETY: namein copies the C string into a palloc'd NameData.
-        let cstr = std::ffi::CString::new(self.0).ok()?;
-        unsafe { pgrx::fcinfo::direct_function_call_as_datum(pg_sys::namein, &[Some(cstr.as_ptr().into())]) }
-    }
-
-    fn type_oid() -> pg_sys::Oid {
-        pg_sys::NAMEOID
     }
 }

@@ -1,12 +1,8 @@
-//! Payload values (JSON) to column values, by each column type's own input function, so the result
-//! is exactly what `INSERT … VALUES ('…')` would store: domains check their constraints, varchar
-//! its length, enums their labels. A value that does not fit fails with PostgreSQL's own SQLSTATE
-//! and a message that names the column.
+//! Payload values (JSON) as the text a column type's input function reads: what a client would
+//! type in `INSERT … VALUES ('…')`. The extension then converts the text with the column type's
+//! own input function, so domains, varchar lengths and enum labels are checked by PostgreSQL.
 
-use pgrx::pg_sys::{self, panic::CaughtError, PgTryBuilder};
 use serde_json::Value;
-
-use crate::error::SyncError;
 
 /// How a column takes a JSON value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,68 +59,6 @@ fn quote_element(out: &mut String, s: &str) {
         out.push(c);
     }
     out.push('"');
-}
-
-/// Convert `text` with the input function of type `typid` (with `typmod`), for `column` of
-/// `table`. `None` is SQL NULL, still passed through the input function so a domain's NOT NULL
-/// and CHECK constraints apply.
-pub fn to_datum(
-    text: Option<&str>,
-    typid: pg_sys::Oid,
-    typmod: i32,
-    column: &str,
-    table: &str,
-) -> Result<Option<pg_sys::Datum>, SyncError> {
-    let cstr = match text {
-        Some(t) => Some(std::ffi::CString::new(t).map_err(|_| SyncError::BadValue {
-            column: column.to_string(),
-            table: table.to_string(),
-            sqlstate: pgrx::PgSqlErrorCode::ERRCODE_UNTRANSLATABLE_CHARACTER,
-            cause: "text contains a NUL character".to_string(),
-            detail: None,
-        })?),
-        None => None,
-    };
-    let is_null = cstr.is_none();
-    PgTryBuilder::new(|| {
-        let mut typinput = pg_sys::InvalidOid;
-        let mut typioparam = pg_sys::InvalidOid;
-        // SAFETY: plain catalog lookups and a call of the type's input function with a valid
-        // C string (or NULL, which input functions are specified to accept).
-        let datum = unsafe {
-            pg_sys::getTypeInputInfo(typid, &mut typinput, &mut typioparam);
-            let ptr = cstr.as_ref().map_or(std::ptr::null_mut(), |c| c.as_ptr().cast_mut());
-            pg_sys::OidInputFunctionCall(typinput, ptr, typioparam, typmod)
-        };
-        Ok(if is_null { None } else { Some(datum) })
-    })
-    .catch_others(|e| {
-        let report = match &e {
-            CaughtError::PostgresError(r) | CaughtError::ErrorReport(r) => r,
-            CaughtError::RustPanic { ereport, .. } => ereport,
-        };
-        Err(SyncError::BadValue {
-            column: column.to_string(),
-            table: table.to_string(),
-            sqlstate: report.sql_error_code(),
-            cause: report.message().to_string(),
-            detail: report.detail().map(str::to_string),
-        })
-    })
-    .execute()
-}
-
-/// The canonical text of a datum of type `typid` (its output function): equal values of a type
-/// have equal canonical text (`A0EE…` and `a0ee…` as uuid, `007` and `7` as integer).
-pub fn canonical_text(datum: pg_sys::Datum, typid: pg_sys::Oid) -> String {
-    let mut typoutput = pg_sys::InvalidOid;
-    let mut is_varlena = false;
-    // SAFETY: catalog lookup and the type's output function on a datum of that type.
-    unsafe {
-        pg_sys::getTypeOutputInfo(typid, &mut typoutput, &mut is_varlena);
-        let out = pg_sys::OidOutputFunctionCall(typoutput, datum);
-        std::ffi::CStr::from_ptr(out).to_string_lossy().into_owned()
-    }
 }
 
 #[cfg(test)]

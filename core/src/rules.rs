@@ -4,12 +4,33 @@
 //! Timestamps are PostgreSQL's `TimestampTz`: microseconds since 2000-01-01 UTC.
 //!
 //! The last-write-wins comparison itself (`stored.updated_at <= client_ts` applies) is not here:
-//! it lives in the single `INSERT … ON CONFLICT … WHERE` statement in `storage`, because only
+//! it lives in the statements of `sql`, because only
 //! there is it atomic with the write.
 
 use crate::error::SyncError;
 
 pub const MICROS_PER_SECOND: i64 = 1_000_000;
+
+/// How many times a write goes round (lock, merge or insert) before giving up with 40001. Each
+/// round that does not decide means a concurrent transaction inserted or deleted the row in
+/// between; two rounds settle any realistic race.
+pub const MAX_ROUNDS: usize = 10;
+
+/// What a write does to its row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Upsert,
+    Delete,
+}
+
+impl Op {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Op::Upsert => "upsert",
+            Op::Delete => "delete",
+        }
+    }
+}
 
 /// What the clock-skew guard says about a write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,6 +68,19 @@ pub enum IdKey<'a> {
     String(&'a str),
     /// Any other JSON type (`true`, an array, an object), by its jsonb type name.
     Other(&'a str),
+}
+
+impl<'a> IdKey<'a> {
+    /// The key from jsonb's description of it: its type name (None: absent) and its text.
+    pub fn classify(kind: Option<&'a str>, text: Option<&'a str>) -> IdKey<'a> {
+        match (kind, text) {
+            (None, _) => IdKey::Absent,
+            (Some("null"), _) => IdKey::Null,
+            (Some("number"), Some(t)) => IdKey::Number(t),
+            (Some("string"), Some(t)) => IdKey::String(t),
+            (Some(other), _) => IdKey::Other(other),
+        }
+    }
 }
 
 /// The `id` key may repeat the `id` argument (clients often send the whole record) but never name

@@ -57,8 +57,24 @@ fn beats(stored_ts: &str, stored_by: &str, ts: &str, by: &str) -> String {
     )
 }
 
+/// The field clocks of a row holding only a floor (see `merge::floor_only`): `{"updated_at":
+/// {"ts": microseconds since 2000-01-01, "by": client_id}}`, `by` left out when NULL, built from
+/// the SQL expressions `ts` and `by`.
+fn floor_clock(ts: &str, by: &str) -> String {
+    format!(
+        "pg_catalog.jsonb_build_object('{DEFAULT_FLOOR_KEY}', pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(\
+           'ts', (pg_catalog.extract('epoch', {ts}) OPERATOR(pg_catalog.*) 1000000 \
+                  OPERATOR(pg_catalog.-) 946684800000000)::pg_catalog.int8, \
+           'by', {by})))"
+    )
+}
+
+/// Where the default table keeps a row's floor among its field clocks (see `merge::Stored`):
+/// `updated_at` is never a key of `data`.
+pub const DEFAULT_FLOOR_KEY: &str = "updated_at";
+
 /// The check and the write in one statement, for the default table. Parameters: `$1` id, `$2`
-/// payload, `$3` client_ts, `$4` client_id. Answers whether the row was created (the rest of the
+/// payload, `$3` client_ts, `$4` client_id, `$5` the keys the write sets in `data` (text[]). Answers whether the row was created (the rest of the
 /// answer is known to the caller: for an applied write, the stored `updated_at` is `client_ts`).
 /// `strip`: the payload holds a reserved key (`id`, `updated_at`) to leave out of `data`; the
 /// statement without it is the common one (every expression of a kept plan is set up again on
@@ -71,8 +87,9 @@ fn beats(stored_ts: &str, stored_by: &str, ts: &str, by: &str) -> String {
 /// update: the updated row version carries the lock `ON CONFLICT` took. A write newer than a
 /// tombstone brings the item back with just the payload's fields. The fields it writes drop
 /// their own clocks: they now have the row's (only looked at when there are any: the common case
-/// costs nothing; `clocks_without` rather than a subquery over the keys, since a kept plan
-/// initialises every subquery on each execution, taken or not).
+/// costs nothing; the keys come as `$5` rather than from a subquery over `$2`, since a kept plan
+/// initialises every subquery on each execution, taken or not). An item brought back keeps the
+/// delete's clock as the floor of its fields' clocks (see `floor_clock`).
 pub fn default_upsert(strip: bool) -> String {
     let data = if strip { "$2 OPERATOR(pg_catalog.-) '{id,updated_at}'::pg_catalog.text[]" } else { "$2" };
     format!(
@@ -83,12 +100,13 @@ pub fn default_upsert(strip: bool) -> String {
                             ELSE stored.data OPERATOR(pg_catalog.||) excluded.data END, \
                 updated_at = excluded.updated_at, updated_by = excluded.updated_by, deleted = false, \
                 field_clocks = CASE \
-                    WHEN stored.deleted THEN inventory_sync.floor_clocks(stored.updated_at, stored.updated_by) \
+                    WHEN stored.deleted THEN {} \
                     WHEN stored.field_clocks OPERATOR(pg_catalog.=) '{{}}'::pg_catalog.jsonb THEN stored.field_clocks \
-                    ELSE inventory_sync.clocks_without(stored.field_clocks, excluded.data) END, \
+                    ELSE stored.field_clocks OPERATOR(pg_catalog.-) $5 END, \
                 change_xid = pg_catalog.pg_current_xact_id(), changed_at = pg_catalog.now() \
           WHERE {} \
          RETURNING stored.xmax OPERATOR(pg_catalog.=) 0",
+        floor_clock("stored.updated_at", "stored.updated_by"),
         beats("stored.updated_at", "stored.updated_by", "excluded.updated_at", "excluded.updated_by"),
     )
 }

@@ -11,7 +11,7 @@ use std::cell::OnceCell;
 
 use pgrx::datum::{DatumWithOid, FromDatum, IntoDatum};
 use pgrx::pg_sys::PgOid;
-use pgrx::spi::{OwnedPreparedStatement, SpiClient, SpiTupleTable};
+use pgrx::spi::{OwnedPreparedStatement, SpiClient, SpiHeapTupleData, SpiTupleTable};
 
 
 /// A statement answering one value, prepared on first use in this backend and kept.
@@ -74,5 +74,26 @@ impl Kept {
         } else {
             table.first().get_one::<T>().expect("inventory_sync: unexpected answer column type")
         }
+    }
+}
+
+/// Reading a column of a row a built-in statement answered. A type mismatch is a bug in the
+/// extension's own SQL: it fails loudly (an internal error naming the column) instead of
+/// reading as NULL. NULL itself is `None`.
+pub trait Row {
+    fn value<T: FromDatum + IntoDatum>(&self, ordinal: usize) -> Option<T>;
+}
+
+impl Row for SpiHeapTupleData<'_> {
+    fn value<T: FromDatum + IntoDatum>(&self, ordinal: usize) -> Option<T> {
+        self.get::<T>(ordinal)
+            .unwrap_or_else(|e| panic!("inventory_sync: column {ordinal} of a built-in statement: {e}"))
+    }
+}
+
+impl Row for SpiTupleTable<'_> {
+    fn value<T: FromDatum + IntoDatum>(&self, ordinal: usize) -> Option<T> {
+        self.get::<T>(ordinal)
+            .unwrap_or_else(|e| panic!("inventory_sync: column {ordinal} of a built-in statement: {e}"))
     }
 }

@@ -1,0 +1,92 @@
+//! The write functions: one row at a time (default table and tracked tables), or a whole upload.
+
+use pgrx::datum::TimestampWithTimeZone;
+use pgrx::prelude::*;
+
+use super::respond;
+use crate::pg::args::RegClass;
+use crate::pg::jsonb::Jsonb;
+use crate::pg::security::check_writable;
+use crate::write::{self, Named};
+use inventory_sync_core::SyncError;
+
+/// Write one item of `inventory_sync.inventory` with last-write-wins, atomically (see
+/// docs/REFERENCE.md for the answers): applied, conflict (journaled, with `server_data`),
+/// rejected (clock skew) or, with merge policies, merged. With `client_id` and `mutation_id`, a
+/// repeated call answers the first answer again with `"duplicate": true`.
+#[pg_extern(volatile, parallel_unsafe)]
+fn sync_upsert(
+    id: Option<i64>,
+    payload: Option<Jsonb>,
+    client_ts: Option<TimestampWithTimeZone>,
+    client_id: default!(Option<String>, "NULL"),
+    mutation_id: default!(Option<String>, "NULL"),
+    base: default!(Option<Jsonb>, "NULL"),
+) -> Jsonb {
+    check_writable(c"sync_upsert()");
+    respond(|| {
+        let id = id.ok_or(SyncError::NullArgument("id"))?;
+        write::upsert(Named::Default(id), payload, client_ts, client_id, mutation_id, base)
+    })
+}
+
+/// Delete one item of `inventory_sync.inventory` with last-write-wins: the row becomes a
+/// tombstone, so that older writes arriving later get a conflict showing the item as deleted.
+#[pg_extern(volatile, parallel_unsafe)]
+fn sync_delete(
+    id: Option<i64>,
+    client_ts: Option<TimestampWithTimeZone>,
+    client_id: default!(Option<String>, "NULL"),
+    mutation_id: default!(Option<String>, "NULL"),
+) -> Jsonb {
+    check_writable(c"sync_delete()");
+    respond(|| {
+        let id = id.ok_or(SyncError::NullArgument("id"))?;
+        write::delete(Named::Default(id), client_ts, client_id, mutation_id)
+    })
+}
+
+/// The table and row a tracked-table call names.
+fn named(tbl: Option<RegClass>, id: Option<String>) -> Result<Named, SyncError> {
+    let tbl = tbl.ok_or(SyncError::NullArgument("tbl"))?;
+    let id = id.ok_or(SyncError::NullArgument("id"))?;
+    Named::table(tbl.0, id)
+}
+
+/// `sync_upsert` for the application's own tables: `id` is the primary key as text; `payload`
+/// keys are column names, their values converted to the column types.
+#[pg_extern(volatile, parallel_unsafe)]
+fn sync_upsert_in(
+    tbl: Option<RegClass>,
+    id: Option<String>,
+    payload: Option<Jsonb>,
+    client_ts: Option<TimestampWithTimeZone>,
+    client_id: default!(Option<String>, "NULL"),
+    mutation_id: default!(Option<String>, "NULL"),
+    base: default!(Option<Jsonb>, "NULL"),
+) -> Jsonb {
+    check_writable(c"sync_upsert_in()");
+    respond(|| write::upsert(named(tbl, id)?, payload, client_ts, client_id, mutation_id, base))
+}
+
+/// `sync_delete` for the application's own tables: the row is deleted and its tombstone kept in
+/// `inventory_sync.changes`.
+#[pg_extern(volatile, parallel_unsafe)]
+fn sync_delete_in(
+    tbl: Option<RegClass>,
+    id: Option<String>,
+    client_ts: Option<TimestampWithTimeZone>,
+    client_id: default!(Option<String>, "NULL"),
+    mutation_id: default!(Option<String>, "NULL"),
+) -> Jsonb {
+    check_writable(c"sync_delete_in()");
+    respond(|| write::delete(named(tbl, id)?, client_ts, client_id, mutation_id))
+}
+
+/// Apply a device's whole upload: a JSON array of changes, answered with one outcome per change,
+/// in order; with `atomic`, the first invalid change fails the whole call.
+#[pg_extern(volatile, parallel_unsafe)]
+fn sync_push(changes: Option<Jsonb>, atomic: default!(Option<bool>, "false")) -> Jsonb {
+    check_writable(c"sync_push()");
+    respond(|| crate::batch::push(changes, atomic.unwrap_or(false)))
+}

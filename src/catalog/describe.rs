@@ -1,0 +1,151 @@
+//! A tracked table's description and statements, from the system catalogs: its live columns,
+//! primary key and write-timestamp column, checked against the tracking rule
+//! (`inventory_sync_core::tracking`), and the statements that read and write it.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use pgrx::pg_sys::{self, PgOid};
+use pgrx::spi::{quote_identifier, quote_literal, SpiClient};
+
+use super::{Table, Tracked};
+use crate::pg::kept::{Kept, Row};
+use crate::pg::lookup::qualified_name;
+use crate::pg::{param, values};
+use inventory_sync_core::sql;
+use inventory_sync_core::tracking::{validate, Column, TsColumn};
+use inventory_sync_core::SyncError;
+
+/// The table's live columns and its primary key's columns, from the system catalogs.
+pub(super) fn describe(client: &SpiClient<'_>, relid: pg_sys::Oid) -> (Vec<Column>, Vec<i16>) {
+    let rows = client
+        .select(
+            "SELECT a.attnum, a.attname::pg_catalog.text, a.atttypid, a.atttypmod,
+                    pg_catalog.format_type(a.atttypid, a.atttypmod),
+                    a.attgenerated OPERATOR(pg_catalog.<>) '' OR a.attidentity OPERATOR(pg_catalog.=) 'a'
+               FROM pg_catalog.pg_attribute a
+              WHERE a.attrelid OPERATOR(pg_catalog.=) $1
+                AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped
+              ORDER BY a.attnum",
+            None,
+            &[param::regclass(relid)],
+        )
+        .expect("inventory_sync: reading pg_attribute failed");
+    let mut columns = Vec::new();
+    for row in rows {
+        let name: String = row.value(2).unwrap_or_default();
+        let typid: pg_sys::Oid = row.value(3).unwrap_or(pg_sys::InvalidOid);
+        columns.push(Column {
+            attnum: row.value(1).unwrap_or(0),
+            quoted: quote_identifier(&name),
+            name,
+            typid: typid.to_u32(),
+            typmod: row.value(4).unwrap_or(-1),
+            type_name: row.value(5).unwrap_or_default(),
+            generated: row.value(6).unwrap_or(false),
+            shape: values::shape_of(typid),
+        });
+    }
+    let key: Vec<i16> = client
+        .select(
+            "SELECT pg_catalog.unnest(i.indkey::pg_catalog.int2[])
+               FROM pg_catalog.pg_index i
+              WHERE i.indrelid OPERATOR(pg_catalog.=) $1 AND i.indisprimary",
+            None,
+            &[param::regclass(relid)],
+        )
+        .expect("inventory_sync: reading pg_index failed")
+        .map(|row| row.value::<i16>(1).unwrap_or(0))
+        .collect();
+    (columns, key)
+}
+
+pub(super) fn load(client: &SpiClient<'_>, relid: pg_sys::Oid) -> Result<Tracked, SyncError> {
+    let name = qualified_name(relid);
+    let row = client
+        .select(
+            "SELECT key_attnum, ts_attnum FROM inventory_sync.tracked
+              WHERE tbl OPERATOR(pg_catalog.=) $1",
+            None,
+            &[param::regclass(relid)],
+        )
+        .expect("inventory_sync: reading inventory_sync.tracked failed");
+    if row.is_empty() {
+        return Err(SyncError::NotTracked { table: name });
+    }
+    let row = row.first();
+    let key_attnum: i16 = row.value(1).unwrap_or(0);
+    let ts_attnum: i16 = row.value(2).unwrap_or(0);
+    let (columns, primary_key) = describe(client, relid);
+    let (key, ts) = validate(&name, &columns, &primary_key, TsColumn::Attnum(ts_attnum))
+        .and_then(|(key, ts)| {
+            if columns[key].attnum == key_attnum {
+                Ok((key, ts))
+            } else {
+                Err(SyncError::TrackingBroken {
+                    table: name.clone(),
+                    why: "Its primary key is no longer the column it was tracked with.".into(),
+                })
+            }
+        })
+        .map_err(|e| match e {
+            SyncError::TrackingBroken { .. } => e,
+            other => SyncError::TrackingBroken {
+                table: name.clone(),
+                why: format!("{}.", capitalized(&other.to_string())),
+            },
+        })?;
+    let (k, t) = (&columns[key], &columns[ts]);
+    let typ = |oid: u32| PgOid::from_untagged(pg_sys::Oid::from(oid));
+    let builtin = PgOid::from_untagged;
+    let key_ts = vec![typ(k.typid), builtin(pg_sys::TIMESTAMPTZOID), builtin(pg_sys::TEXTOID)];
+    let mut record_types = key_ts.clone();
+    record_types.extend([
+        builtin(pg_sys::TEXTOID),
+        builtin(pg_sys::JSONBOID),
+        builtin(pg_sys::TEXTARRAYOID),
+        builtin(pg_sys::INT8OID),
+    ]);
+    let oid = relid.to_u32();
+    let server_row = sql::tracked_server_row(
+        &name,
+        oid,
+        &k.quoted,
+        &quote_literal(&k.name),
+        &quote_literal(&t.name),
+    );
+    Ok(Tracked {
+        lock: Kept::new(sql::tracked_lock(&name, oid, &k.quoted, &t.quoted), key_ts.clone()),
+        lock_for_merge: Kept::new(sql::tracked_lock_for_merge(&name, oid, &k.quoted, &t.quoted), vec![typ(k.typid)]),
+        tombstone_clock: Kept::new(sql::tracked_tombstone_clock(oid), vec![typ(k.typid)]),
+        delete: Kept::new(sql::tracked_delete(&name, oid, &k.quoted, &t.quoted), key_ts.clone()),
+        tombstone: Kept::new(sql::tracked_tombstone(oid), key_ts),
+        record: Kept::new(sql::tracked_record(oid, false), record_types.clone()),
+        record_with_clocks: Kept::new(sql::tracked_record(oid, true), record_types),
+        rows: Kept::new(
+            sql::tracked_rows(&name, &k.quoted, &t.quoted, key_type_name(k.typid)),
+            vec![PgOid::from_untagged(pg_sys::TEXTARRAYOID)],
+        ),
+        table: Table::new(name, relid, pg_sys::Oid::from(k.typid), &server_row),
+        columns,
+        key,
+        ts,
+        writes: RefCell::new(HashMap::new()),
+    })
+}
+
+fn capitalized(s: &str) -> String {
+    let mut chars = s.chars();
+    chars.next().map(|c| c.to_uppercase().chain(chars).collect()).unwrap_or_default()
+}
+
+/// The pg_catalog name of a supported key type.
+fn key_type_name(typid: u32) -> &'static str {
+    use inventory_sync_core::tracking::oid;
+    match typid {
+        oid::INT8 => "int8",
+        oid::INT4 => "int4",
+        oid::UUID => "uuid",
+        _ => "text",
+    }
+}

@@ -1,0 +1,127 @@
+//! The one decision flow every write goes through: mutation ids (a retried write is decided
+//! once), the clock-skew guard, then apply or journal. What "apply" means is the table's (see
+//! `Statements`); this file only decides.
+
+use pgrx::datum::DatumWithOid;
+use pgrx::pg_sys::{self, PgOid};
+use pgrx::spi::SpiClient;
+
+use super::Write;
+use crate::catalog::Table;
+use crate::pg::jsonb::Jsonb;
+use crate::pg::kept::Kept;
+use crate::pg::{security, xact};
+use crate::settings;
+use inventory_sync_core::rules::{self, Skew};
+use inventory_sync_core::sql;
+use inventory_sync_core::SyncError;
+
+const JSONB: PgOid = PgOid::BuiltIn(pg_sys::BuiltinOid::JSONBOID);
+const TEXT: PgOid = PgOid::BuiltIn(pg_sys::BuiltinOid::TEXTOID);
+const OID: PgOid = PgOid::BuiltIn(pg_sys::BuiltinOid::OIDOID);
+
+/// The parameters the conflict and rejection statements share, journaling `payload`.
+fn journal_args<'w>(table: &'w Table, write: &'w Write<'_>, payload: Jsonb) -> [DatumWithOid<'w>; 7] {
+    [
+        write.key.bind(),
+        payload.into(),
+        write.client_ts.into(),
+        table.name.as_str().into(),
+        write.op.as_str().into(),
+        write.client_id.as_deref().into(),
+        write.mutation_id.as_deref().into(),
+    ]
+}
+
+/// Journal `payload` (the write's, or the part of it that lost) as a stale write and answer the
+/// conflict, with the stored row as it now stands.
+pub fn journal(client: &mut SpiClient<'_>, table: &Table, write: &Write<'_>, payload: Jsonb) -> Jsonb {
+    table
+        .conflict
+        .run(client, &journal_args(table, write, payload))
+        .expect("inventory_sync: the conflict statement answered no row")
+}
+
+thread_local! {
+    static CLAIM: Kept = Kept::new(sql::MUTATION_CLAIM.into(), vec![TEXT, OID, TEXT, TEXT]);
+    static REPLAY: Kept = Kept::new(sql::MUTATION_REPLAY.into(), vec![TEXT, OID, TEXT, TEXT]);
+    static REMEMBER: Kept = Kept::new(sql::MUTATION_REMEMBER.into(), vec![TEXT, OID, TEXT, TEXT, JSONB]);
+    static FORGET: Kept = Kept::new(sql::MUTATION_FORGET.into(), vec![TEXT, OID, TEXT, TEXT]);
+}
+
+/// Decide one checked write: rejected (clock skew), applied (by `apply`, which answers None when
+/// the stored row is newer and leaves it locked), or a journaled conflict. A write with a
+/// client_id and mutation_id is decided once: a repeat gets the first answer, marked
+/// `"duplicate": true`. Everything runs in the caller's transaction.
+pub fn decide(
+    client: &mut SpiClient<'_>,
+    table: &Table,
+    write: &Write<'_>,
+    apply: impl FnOnce(&mut SpiClient<'_>) -> Result<Option<Jsonb>, SyncError>,
+) -> Result<Jsonb, SyncError> {
+    let (Some(client_id), Some(mutation_id)) = (&write.client_id, &write.mutation_id) else {
+        return decide_once(client, table, write, apply).map(|(answer, _)| answer);
+    };
+    let ids = || -> [DatumWithOid<'_>; 4] {
+        [
+            write.row_id.as_str().into(),
+            table.oid.into(),
+            client_id.as_str().into(),
+            mutation_id.as_str().into(),
+        ]
+    };
+    // Only a user who may write the table claims a mutation id in it (the mutation log's policy
+    // says so too): this gives the refusal PostgreSQL's own wording.
+    security::check_may_write(table.oid);
+    // Claiming first makes a concurrent retry wait for this one and then see its answer.
+    if CLAIM.with(|k| k.run::<bool>(client, &ids())).is_none() {
+        // Claimed before: by this user (its answer is replayed) or by another database user
+        // (whose answers this user may not read).
+        return REPLAY.with(|k| k.run::<Jsonb>(client, &ids())).ok_or_else(|| {
+            SyncError::MutationOfOtherUser { client_id: client_id.clone(), mutation_id: mutation_id.clone() }
+        });
+    }
+    let (answer, decided) = decide_once(client, table, write, apply)?;
+    if decided == Decided::Rejected {
+        // Not applied: the same mutation, sent again once the device's clock is right, is new.
+        FORGET.with(|k| k.run::<bool>(client, &ids()));
+    } else {
+        let [a, b, c, d] = ids();
+        REMEMBER.with(|k| k.run::<bool>(client, &[a, b, c, d, answer.into()]));
+    }
+    Ok(answer)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Decided {
+    Rejected,
+    Written,
+}
+
+fn decide_once(
+    client: &mut SpiClient<'_>,
+    table: &Table,
+    write: &Write<'_>,
+    apply: impl FnOnce(&mut SpiClient<'_>) -> Result<Option<Jsonb>, SyncError>,
+) -> Result<(Jsonb, Decided), SyncError> {
+    let max_skew = settings::MAX_CLOCK_SKEW.get();
+    let now = xact::start_micros();
+    match rules::check_clock_skew(write.client_ts.into_inner(), now, max_skew) {
+        Skew::Reject { ahead_by_micros } => {
+            // A rejection writes only the journal: it must not be a way to journal (and have
+            // server_data read) for a caller who may not write the table at all.
+            security::check_may_write(table.oid);
+            let ahead = ahead_by_micros as f64 / rules::MICROS_PER_SECOND as f64;
+            let [a, b, c, d, e, f, g] = journal_args(table, write, write.payload);
+            let answer = table
+                .reject
+                .run(client, &[a, b, c, d, e, f, g, max_skew.into(), ahead.into()])
+                .expect("inventory_sync: the rejection statement answered no row");
+            Ok((answer, Decided::Rejected))
+        }
+        Skew::Accept => match apply(client)? {
+            Some(applied) => Ok((applied, Decided::Written)),
+            None => Ok((journal(client, table, write, write.payload), Decided::Written)),
+        },
+    }
+}

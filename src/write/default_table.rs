@@ -1,0 +1,154 @@
+//! The default table, `inventory_sync.inventory`: items with a bigint id and a jsonb `data`, each
+//! write one `INSERT … ON CONFLICT … WHERE` statement (see `sql::default_upsert`).
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use pgrx::datum::TimestampWithTimeZone;
+use pgrx::pg_sys::{self, PgOid};
+use pgrx::spi::SpiClient;
+
+use super::merging::{clock_micros, timestamp, Fields};
+use super::{Statements, Values, Write};
+use crate::catalog::Table;
+use crate::pg::jsonb::{Jsonb, Scalar};
+use crate::pg::kept::{Kept, Row};
+use crate::pg::lookup;
+use inventory_sync_core::merge;
+use inventory_sync_core::sql::{self, DEFAULT_FLOOR_KEY};
+use inventory_sync_core::SyncError;
+
+/// The payload keys that are not fields of `data`.
+const RESERVED: [&str; 2] = ["id", "updated_at"];
+
+/// The default table's statements, built on first use in this backend.
+pub struct DefaultTable {
+    table: Table,
+    upsert: Kept,
+    /// The upsert for payloads holding a reserved key, which it leaves out of `data`.
+    upsert_stripping: Kept,
+    delete: Kept,
+    lock_for_merge: Kept,
+    merge_update: Kept,
+    merge_insert: Kept,
+}
+
+thread_local! {
+    static DEFAULT: RefCell<Option<Rc<DefaultTable>>> = const { RefCell::new(None) };
+}
+
+/// The default table's statements; built again if the extension was dropped and created again
+/// in this backend (the table's OID changed).
+pub fn default_table() -> Rc<DefaultTable> {
+    let oid = lookup::default_table_oid();
+    DEFAULT.with(|cell| {
+        let mut cell = cell.borrow_mut();
+        match &*cell {
+            Some(d) if d.table.oid == oid => d.clone(),
+            _ => {
+                let t = PgOid::from_untagged;
+                let (int8, jsonb, ts, text) =
+                    (t(pg_sys::INT8OID), t(pg_sys::JSONBOID), t(pg_sys::TIMESTAMPTZOID), t(pg_sys::TEXTOID));
+                let upsert_types = vec![int8, jsonb, ts, text, t(pg_sys::TEXTARRAYOID)];
+                let d = Rc::new(DefaultTable {
+                    table: Table::new(sql::DEFAULT_TABLE.to_string(), oid, pg_sys::INT8OID, sql::DEFAULT_SERVER_ROW),
+                    upsert: Kept::new(sql::default_upsert(false), upsert_types.clone()),
+                    upsert_stripping: Kept::new(sql::default_upsert(true), upsert_types),
+                    delete: Kept::new(sql::default_delete(), vec![int8, ts, text]),
+                    lock_for_merge: Kept::new(sql::DEFAULT_LOCK_FOR_MERGE.into(), vec![int8]),
+                    merge_update: Kept::new(sql::default_merge_update(), vec![int8, jsonb, ts, text, jsonb]),
+                    merge_insert: Kept::new(sql::default_merge_insert(), vec![int8, jsonb, ts, text, jsonb]),
+                });
+                *cell = Some(d.clone());
+                d
+            }
+        }
+    })
+}
+
+/// A default-table id given as text (by the tracked-table calls and sync_push).
+pub fn default_id(text: &str) -> Result<i64, SyncError> {
+    text.trim()
+        .parse::<i64>()
+        .map_err(|_| SyncError::BadChange(format!("id {text} is not a bigint, as the default table's ids are")))
+}
+
+impl Statements for DefaultTable {
+    fn table(&self) -> &Table {
+        &self.table
+    }
+
+    fn is_reserved(&self, key: &str) -> bool {
+        RESERVED.contains(&key)
+    }
+
+    fn written_fields(&self, write: &Write<'_>, _values: &Values<'_>) -> Vec<String> {
+        // Only the payload's keys are read: a write that merges nothing never parses its values
+        // (which may nest deeper than a merge would read).
+        let entries = write.payload.entries().expect("checked: an object");
+        entries.into_keys().filter(|k| !self.is_reserved(k)).collect()
+    }
+
+    fn upsert(&self, client: &mut SpiClient<'_>, write: &Write<'_>, values: &Values<'_>) -> Result<Option<Jsonb>, SyncError> {
+        let Values::Payload { reserved_keys, id } = values else { unreachable!("the default table's values are its payload") };
+        let skip: &[&str] = if *reserved_keys { &RESERVED } else { &[] };
+        let keys = write.payload.keys_param(client, skip);
+        let args = [
+            write.key.bind(),
+            write.payload.into(),
+            write.client_ts.into(),
+            write.client_id.as_deref().into(),
+            keys.bind(),
+        ];
+        let upsert = if *reserved_keys { &self.upsert_stripping } else { &self.upsert };
+        Ok(upsert.run::<bool>(client, &args).map(|created| {
+            Jsonb::object(&[
+                ("status", Scalar::Text("applied")),
+                ("id", Scalar::Int(*id)),
+                ("updated_at", Scalar::Timestamptz(write.client_ts)),
+                ("created", Scalar::Bool(created)),
+            ])
+        }))
+    }
+
+    fn delete(&self, client: &mut SpiClient<'_>, write: &Write<'_>) -> Result<Option<Jsonb>, SyncError> {
+        let args = [write.key.bind(), write.client_ts.into(), write.client_id.as_deref().into()];
+        Ok(self.delete.run(client, &args))
+    }
+
+    fn read_for_merge(&self, client: &mut SpiClient<'_>, write: &Write<'_>, _fields: &Fields) -> Result<Option<merge::Stored>, SyncError> {
+        let mut stored = None;
+        for row in self.lock_for_merge.run_all(client, &[write.key.bind()]) {
+            let mut clocks = Jsonb::object_or_empty(row.value::<Jsonb>(4));
+            let floor = merge::take_floor(&mut clocks, DEFAULT_FLOOR_KEY);
+            stored = Some(merge::Stored {
+                fields: Jsonb::object_or_empty(row.value::<Jsonb>(1)),
+                row: merge::Clock { ts: clock_micros(row.value::<TimestampWithTimeZone>(2)), by: row.value::<String>(3) },
+                clocks,
+                deleted: row.value::<bool>(5).unwrap_or(false),
+                implicit_clocks: true,
+                floor,
+            });
+        }
+        Ok(stored)
+    }
+
+    fn write_merged(
+        &self,
+        client: &mut SpiClient<'_>,
+        write: &Write<'_>,
+        m: &merge::Merge,
+        stored: Option<&merge::Stored>,
+    ) -> Result<Option<Jsonb>, SyncError> {
+        let args = [
+            write.key.bind(),
+            Jsonb::from_object(&m.fields).into(),
+            timestamp(m.row.ts).into(),
+            m.row.by.as_deref().into(),
+            Jsonb::from_object(&merge::clocks_with_floor(m, DEFAULT_FLOOR_KEY)).into(),
+        ];
+        // An insert that meets a row inserted concurrently writes nothing: the loop merges again.
+        let statement = if stored.is_some() { &self.merge_update } else { &self.merge_insert };
+        Ok(statement.run::<Jsonb>(client, &args))
+    }
+}

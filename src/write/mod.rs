@@ -1,0 +1,198 @@
+//! ONE write path for every table. A write names its table (`Named`); `upsert` and `delete` check
+//! it, resolve the table into its `Statements` (the default table or a tracked table), and send
+//! it through one decision flow (`decide`: mutation ids, the clock guard, apply or journal) and,
+//! when it touches a field with a merge policy, one merging loop (`merging`). The two table kinds
+//! differ only in the statements they supply:
+//!
+//! - `default_table`: `inventory_sync.inventory`, one `INSERT … ON CONFLICT` per write;
+//! - `tracked_table`: the application's tables, values converted to their columns' types.
+
+mod decide;
+mod default_table;
+mod merging;
+mod tracked_table;
+
+use pgrx::datum::TimestampWithTimeZone;
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+use pgrx::spi::SpiClient;
+
+pub use default_table::default_id;
+use merging::Fields;
+
+use crate::catalog::{self, Table};
+use crate::pg::jsonb::Jsonb;
+use crate::pg::lookup;
+use crate::pg::param::Param;
+use inventory_sync_core::merge;
+pub use inventory_sync_core::rules::Op;
+use inventory_sync_core::rules::{self, IdKey};
+use inventory_sync_core::SyncError;
+
+/// One client write, checked.
+pub struct Write<'a> {
+    pub op: Op,
+    pub key: Param<'a>,
+    /// The key's canonical text: the journal's and the mutation log's row id.
+    pub row_id: String,
+    /// The payload as sent (`{}` for a delete).
+    pub payload: Jsonb,
+    pub client_ts: TimestampWithTimeZone,
+    pub client_id: Option<String>,
+    pub mutation_id: Option<String>,
+}
+
+/// The table a write names, and the row, as the caller gave them.
+pub enum Named {
+    /// The default table, by its bigint id.
+    Default(i64),
+    /// A tracked table (its OID) and the row's key as text.
+    Tracked(pg_sys::Oid, String),
+}
+
+impl Named {
+    /// A table named by OID: the default table by name (as sync_pull names it) is the default
+    /// table, whose ids are bigints.
+    pub fn table(relid: pg_sys::Oid, id: String) -> Result<Named, SyncError> {
+        if relid == lookup::default_table_oid() {
+            Ok(Named::Default(default_id(&id)?))
+        } else {
+            Ok(Named::Tracked(relid, id))
+        }
+    }
+}
+
+/// An upsert's values, as its table takes them.
+pub enum Values<'c> {
+    /// The default table takes the payload itself; `reserved_keys`: it holds `id` or
+    /// `updated_at`, which are not fields.
+    Payload { reserved_keys: bool, id: i64 },
+    /// A tracked table: the columns' values, by column position (ascending).
+    Columns(Vec<(usize, Param<'c>)>),
+}
+
+/// What a table supplies to the write path: its journal statements and how it applies, reads
+/// and writes rows.
+pub trait Statements {
+    fn table(&self) -> &Table;
+    /// Whether a payload key is not a field (the key, the timestamp).
+    fn is_reserved(&self, key: &str) -> bool;
+    /// The fields an upsert sets.
+    fn written_fields(&self, write: &Write<'_>, values: &Values<'_>) -> Vec<String>;
+    /// Serialize this function's writes to the row, where the statements alone do not.
+    fn lock_row(&self, _write: &Write<'_>) {}
+    /// Apply an upsert that merges nothing; None: the stored row (or tombstone) is newer and now
+    /// locked, or hidden from the caller.
+    fn upsert(&self, client: &mut SpiClient<'_>, write: &Write<'_>, values: &Values<'_>) -> Result<Option<Jsonb>, SyncError>;
+    /// Apply a delete, leaving a tombstone; None as for `upsert`.
+    fn delete(&self, client: &mut SpiClient<'_>, write: &Write<'_>) -> Result<Option<Jsonb>, SyncError>;
+    /// The stored row (or tombstone), locked, as the merge rules read it.
+    fn read_for_merge(&self, client: &mut SpiClient<'_>, write: &Write<'_>, fields: &Fields) -> Result<Option<merge::Stored>, SyncError>;
+    /// Write a merge's result; None: the write met a row the read did not see.
+    fn write_merged(
+        &self,
+        client: &mut SpiClient<'_>,
+        write: &Write<'_>,
+        m: &merge::Merge,
+        stored: Option<&merge::Stored>,
+    ) -> Result<Option<Jsonb>, SyncError>;
+}
+
+/// The checks every write gets: client_ts present and finite; a mutation id only with a client
+/// id.
+fn check_common(
+    client_ts: Option<TimestampWithTimeZone>,
+    client_id: &Option<String>,
+    mutation_id: &Option<String>,
+) -> Result<TimestampWithTimeZone, SyncError> {
+    let client_ts = client_ts.ok_or(SyncError::NullArgument("client_ts"))?;
+    if client_ts.is_infinity() {
+        return Err(SyncError::InfiniteTimestamp { value: "infinity" });
+    }
+    if client_ts.is_neg_infinity() {
+        return Err(SyncError::InfiniteTimestamp { value: "-infinity" });
+    }
+    if mutation_id.is_some() && client_id.is_none() {
+        return Err(SyncError::MutationWithoutClient);
+    }
+    Ok(client_ts)
+}
+
+/// `base`, checked to be an object when given; parsed only by a merging write.
+fn check_base(base: Option<Jsonb>) -> Result<Option<Jsonb>, SyncError> {
+    match base {
+        Some(b) if b.kind() != "object" => Err(SyncError::BaseNotObject),
+        other => Ok(other),
+    }
+}
+
+/// Upsert one row: last-write-wins, or merged field by field where the table has policies.
+pub fn upsert(
+    named: Named,
+    payload: Option<Jsonb>,
+    client_ts: Option<TimestampWithTimeZone>,
+    client_id: Option<String>,
+    mutation_id: Option<String>,
+    base: Option<Jsonb>,
+) -> Result<Jsonb, SyncError> {
+    let payload = payload.ok_or(SyncError::NullArgument("payload"))?;
+    let client_ts = check_common(client_ts, &client_id, &mutation_id)?;
+    rules::check_payload_kind(&payload.kind())?;
+    let mut reserved_keys = false;
+    if let Named::Default(id) = named {
+        let (kind, text) = payload.id_key();
+        rules::check_id_key(id, IdKey::classify(kind.as_deref(), text.as_deref()))?;
+        reserved_keys = kind.is_some() || payload.field("updated_at").is_some();
+    }
+    let base = check_base(base)?;
+    Spi::connect_mut(|client| {
+        let (statements, key, row_id, values): (std::rc::Rc<dyn Statements>, _, _, _) = match &named {
+            Named::Default(id) => {
+                (default_table::default_table(), Param::int8(*id), id.to_string(), Values::Payload { reserved_keys, id: *id })
+            }
+            Named::Tracked(relid, id) => {
+                let tracked = catalog::get(client, *relid)?;
+                let (key, row_id) = tracked_table::key(client, &tracked, id)?;
+                let values = tracked_table::values(client, &tracked, id, &key, payload)?;
+                (tracked, key, row_id, Values::Columns(values))
+            }
+        };
+        let table = statements.table();
+        let policies = catalog::policies(client, table.oid);
+        let write = Write { op: Op::Upsert, key, row_id, payload, client_ts, client_id, mutation_id };
+        let merges = !policies.is_empty()
+            && statements.written_fields(&write, &values).iter().any(|f| policies.contains_key(f));
+        if merges {
+            let serde_json::Value::Object(mut fields) = payload.to_value() else { unreachable!("checked") };
+            fields.retain(|k, _| !statements.is_reserved(k));
+            let base = base.map(|b| Jsonb::object_or_empty(Some(b)));
+            return decide::decide(client, table, &write, |client| {
+                merging::merge_write(client, &*statements, &write, &fields, base.as_ref(), &policies).map(Some)
+            });
+        }
+        decide::decide(client, table, &write, |client| statements.upsert(client, &write, &values))
+    })
+}
+
+/// Delete one row: it becomes a tombstone, so older writes arriving later lose.
+pub fn delete(
+    named: Named,
+    client_ts: Option<TimestampWithTimeZone>,
+    client_id: Option<String>,
+    mutation_id: Option<String>,
+) -> Result<Jsonb, SyncError> {
+    let client_ts = check_common(client_ts, &client_id, &mutation_id)?;
+    let payload = Jsonb::empty_object();
+    Spi::connect_mut(|client| {
+        let (statements, key, row_id): (std::rc::Rc<dyn Statements>, _, _) = match &named {
+            Named::Default(id) => (default_table::default_table(), Param::int8(*id), id.to_string()),
+            Named::Tracked(relid, id) => {
+                let tracked = catalog::get(client, *relid)?;
+                let (key, row_id) = tracked_table::key(client, &tracked, id)?;
+                (tracked, key, row_id)
+            }
+        };
+        let write = Write { op: Op::Delete, key, row_id, payload, client_ts, client_id, mutation_id };
+        decide::decide(client, statements.table(), &write, |client| statements.delete(client, &write))
+    })
+}

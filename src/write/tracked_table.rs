@@ -1,0 +1,302 @@
+//! Tracked tables: the application's own typed tables. A write converts the payload's values to
+//! the columns' types, then updates, else locks and looks, else inserts (see `sql`: a single
+//! `INSERT … ON CONFLICT` cannot do partial updates), under a per-row advisory lock, and records
+//! the change for the pull feed (`inventory_sync.changes`, written as its owner).
+
+use pgrx::datum::TimestampWithTimeZone;
+use pgrx::pg_sys;
+use pgrx::spi::SpiClient;
+
+use super::merging::{clock_micros, clock_of, timestamp, Fields};
+use super::{Statements, Values, Write};
+use crate::catalog::{Table, Tracked};
+use crate::pg::jsonb::Jsonb;
+use crate::pg::kept::Row;
+use crate::pg::lookup;
+use crate::pg::param::Param;
+use crate::pg::security;
+use crate::pg::values::{canonical_text, to_param};
+use inventory_sync_core::merge;
+use inventory_sync_core::rules::MAX_ROUNDS;
+use inventory_sync_core::values::{input_text, Shape};
+use inventory_sync_core::SyncError;
+
+/// The `id` argument as a value of the key column's type, and its canonical text.
+pub fn key<'c>(client: &SpiClient<'c>, tracked: &Tracked, id: &str) -> Result<(Param<'c>, String), SyncError> {
+    let col = &tracked.columns[tracked.key];
+    let typid = pg_sys::Oid::from(col.typid);
+    let key = to_param(client, Some(id), typid, col.typmod, &col.name, &tracked.table.name)?;
+    let datum = key.datum().expect("a non-null input gave a null key");
+    Ok((key, canonical_text(datum, typid)))
+}
+
+/// The payload's values, converted to their columns' types, by column position (ascending).
+pub fn values<'c>(
+    client: &SpiClient<'c>,
+    tracked: &Tracked,
+    id: &str,
+    key: &Param<'_>,
+    payload: Jsonb,
+) -> Result<Vec<(usize, Param<'c>)>, SyncError> {
+    let table = &tracked.table.name;
+    let Some(fields) = payload.entries() else {
+        unreachable!("check_write accepted a payload that is not an object")
+    };
+    let mut values: Vec<(usize, Param<'c>)> = Vec::with_capacity(fields.len());
+    for (name, raw) in &fields {
+        let Some(pos) = tracked.column(name) else {
+            return Err(SyncError::UnknownKey { key: name.clone(), table: table.clone() });
+        };
+        let col = &tracked.columns[pos];
+        let typid = pg_sys::Oid::from(col.typid);
+        // A json or jsonb column takes the value's text as it is, at any depth.
+        let text = if col.shape == Shape::Json {
+            (raw.get() != "null").then(|| raw.get().to_string())
+        } else {
+            let value: serde_json::Value = serde_json::from_str(raw.get()).map_err(|_| SyncError::NestedTooDeep)?;
+            input_text(&value, col.shape)
+        };
+        if pos == tracked.key {
+            // The key may repeat the id argument (clients send whole records), never differ.
+            let same = match (&text, key.datum()) {
+                (Some(t), Some(k)) => {
+                    let given = to_param(client, Some(t), typid, col.typmod, &col.name, table)?;
+                    given.datum().map(|g| canonical_text(g, typid)) == Some(canonical_text(k, typid))
+                }
+                _ => text.is_none(),
+            };
+            if !same {
+                return Err(SyncError::IdMismatch { column: col.name.clone(), id: id.to_string(), key: raw.get().to_string() });
+            }
+            continue;
+        }
+        if pos == tracked.ts {
+            return Err(SyncError::TimestampKey { key: name.clone(), table: table.clone() });
+        }
+        if col.generated {
+            return Err(SyncError::GeneratedKey { key: name.clone(), table: table.clone() });
+        }
+        values.push((pos, to_param(client, text.as_deref(), typid, col.typmod, &col.name, table)?));
+    }
+    values.sort_by_key(|(pos, _)| *pos);
+    Ok(values)
+}
+
+impl Tracked {
+    /// Run `f` as the owner of `inventory_sync.changes`, as a SECURITY DEFINER function would:
+    /// the feed and tombstones are written only through the sync functions, after the caller's
+    /// own statement on the tracked table has passed its rights and row-level security, so a
+    /// caller cannot write (or forge) the feed entry of a row it may not write.
+    fn as_feed_owner<R>(&self, f: impl FnOnce() -> R) -> R {
+        let changes = lookup::own_table_oid(c"changes");
+        security::as_user(lookup::table_owner(changes), f)
+    }
+
+    /// Record the row's latest change: stamped `ts` (the row's timestamp), with `clocks` as its
+    /// field clocks (None: keep them, less those of `written`).
+    fn record(
+        &self,
+        client: &mut SpiClient<'_>,
+        write: &Write<'_>,
+        ts: TimestampWithTimeZone,
+        clocks: Option<Jsonb>,
+        written: &[usize],
+    ) -> Jsonb {
+        self.record_by(client, write, ts, write.client_id.as_deref(), clocks, written)
+    }
+
+    fn record_by(
+        &self,
+        client: &mut SpiClient<'_>,
+        write: &Write<'_>,
+        ts: TimestampWithTimeZone,
+        by: Option<&str>,
+        clocks: Option<Jsonb>,
+        written: &[usize],
+    ) -> Jsonb {
+        let names: Vec<String> = written.iter().map(|&i| self.columns[i].name.clone()).collect();
+        let args = [
+            write.key.bind(),
+            ts.into(),
+            by.into(),
+            write.op.as_str().into(),
+            clocks.into(),
+            names.into(),
+            ts.into_inner().into(),
+        ];
+        let record = if clocks.is_some() { &self.record_with_clocks } else { &self.record };
+        self.as_feed_owner(|| record.run::<Jsonb>(client, &args)).expect("inventory_sync: recording a change answered no row")
+    }
+}
+
+impl Statements for Tracked {
+    fn table(&self) -> &Table {
+        &self.table
+    }
+
+    fn is_reserved(&self, key: &str) -> bool {
+        key == self.columns[self.key].name
+    }
+
+    fn written_fields(&self, _write: &Write<'_>, values: &Values<'_>) -> Vec<String> {
+        let Values::Columns(values) = values else { unreachable!("a tracked table's values are columns") };
+        values.iter().map(|(pos, _)| self.columns[*pos].name.clone()).collect()
+    }
+
+    /// Serialize the writes of the sync functions to one row: a transaction-level advisory lock
+    /// on (table, key), so that an upsert and a delete of a row that does not exist yet cannot
+    /// both go ahead. Collisions of the 32-bit key hash only serialize unrelated rows a little.
+    fn lock_row(&self, write: &Write<'_>) {
+        let hash = write.row_id.bytes().fold(0x811c_9dc5_u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
+        security::advisory_xact_lock(self.table.oid.to_u32() as i32, hash as i32);
+    }
+
+    /// Apply an upsert of `columns` (positions, ascending) with `args` (`$1` key, `$2` client_ts,
+    /// then the columns' values): update the row if it is not newer; else lock it and look; if
+    /// there is none, let a newer tombstone win, else insert (an insert of a partial row fails
+    /// its NOT NULL checks even when the row exists, so it comes last). None: the stored row or
+    /// tombstone is newer (and now locked by us), or the caller cannot see the row under
+    /// row-level security.
+    fn upsert(&self, client: &mut SpiClient<'_>, write: &Write<'_>, values: &Values<'_>) -> Result<Option<Jsonb>, SyncError> {
+        let Values::Columns(values) = values else { unreachable!("a tracked table's values are columns") };
+        self.lock_row(write);
+        let columns: Vec<usize> = values.iter().map(|(pos, _)| *pos).collect();
+        let writes = self.writes_for(&columns);
+        let mut args = Vec::with_capacity(values.len() + 3);
+        args.push(write.key.bind());
+        args.push(write.client_ts.into());
+        args.push(write.client_id.as_deref().into());
+        args.extend(values.iter().map(|(_, p)| p.bind()));
+        let mut unseen = 0;
+        for _ in 0..MAX_ROUNDS {
+            if let Some(answer) = writes.update.run::<Jsonb>(client, &args) {
+                self.record(client, write, write.client_ts, None, &columns);
+                return Ok(Some(answer));
+            }
+            match self.lock.run::<bool>(client, &args[..3]) {
+                // Newer: a conflict, decided against the version we now hold locked.
+                Some(false) => return Ok(None),
+                // Committed after the update's snapshot and not newer: locked now, so the update
+                // applies in the next round.
+                Some(true) => continue,
+                None => {}
+            }
+            if self.as_feed_owner(|| self.tombstone.run::<bool>(client, &args[..3])) == Some(false) {
+                return Ok(None);
+            }
+            if let Some(answer) = writes.insert.run::<Jsonb>(client, &args) {
+                self.record(client, write, write.client_ts, None, &columns);
+                return Ok(Some(answer));
+            }
+            // The insert met a row the lock did not see: inserted outside sync functions since
+            // (the next round sees it), or hidden from the caller by row-level security (every
+            // round misses).
+            unseen += 1;
+            if unseen == 2 {
+                return Ok(None);
+            }
+        }
+        Err(SyncError::Unsettled { table: self.table.name.clone(), rounds: MAX_ROUNDS })
+    }
+
+    /// Apply a delete (`$1` key, `$2` client_ts): delete the row if it is not newer and leave a
+    /// tombstone; with no row, leave (or move forward) a tombstone so that an older write
+    /// arriving later still loses. Under row-level security a row the caller cannot see looks
+    /// like no row, so there a missing row is a conflict instead: no tombstone is left for a
+    /// row that may exist.
+    fn delete(&self, client: &mut SpiClient<'_>, write: &Write<'_>) -> Result<Option<Jsonb>, SyncError> {
+        self.lock_row(write);
+        let args = [write.key.bind(), write.client_ts.into(), write.client_id.as_deref().into()];
+        for _ in 0..MAX_ROUNDS {
+            if let Some(answer) = self.delete.run::<Jsonb>(client, &args) {
+                // The tombstone keeps its own clock as the floor of the fields' clocks, so a row
+                // brought back by a write that merges nothing still knows which fields are older.
+                let floor = clock_of(write);
+                let clocks = merge::floor_only(&self.columns[self.ts].name, &floor);
+                self.record(client, write, write.client_ts, Some(Jsonb::from_object(&clocks)), &[]);
+                return Ok(Some(answer));
+            }
+            match self.lock.run::<bool>(client, &args) {
+                Some(false) => return Ok(None),
+                Some(true) => continue,
+                None => {}
+            }
+            if security::rls_enabled(self.table.oid) || self.as_feed_owner(|| self.tombstone.run::<bool>(client, &args)) == Some(false) {
+                return Ok(None);
+            }
+            return Ok(Some(self.record(client, write, write.client_ts, Some(Jsonb::empty_object()), &[])));
+        }
+        Err(SyncError::Unsettled { table: self.table.name.clone(), rounds: MAX_ROUNDS })
+    }
+
+    fn read_for_merge(&self, client: &mut SpiClient<'_>, write: &Write<'_>, fields: &Fields) -> Result<Option<merge::Stored>, SyncError> {
+        let (key_name, ts_name) = (&self.columns[self.key].name, &self.columns[self.ts].name);
+        let mut stored = None;
+        for row in self.lock_for_merge.run_all(client, &[write.key.bind()]) {
+            // Only the columns this write sets are read: the others are not rewritten, and may
+            // hold values nested deeper than a JSON parser in Rust reads.
+            let entries = row.value::<Jsonb>(1).and_then(Jsonb::entries).unwrap_or_default();
+            let mut row_fields = serde_json::Map::new();
+            for (name, raw) in entries {
+                if fields.contains_key(&name) && name != *key_name && name != *ts_name {
+                    let value = serde_json::from_str(raw.get()).map_err(|_| SyncError::NestedTooDeep)?;
+                    row_fields.insert(name, value);
+                }
+            }
+            let ts = clock_micros(row.value::<TimestampWithTimeZone>(2));
+            // The floor is kept under the timestamp column's name, which no payload key is.
+            let mut clocks = Jsonb::object_or_empty(row.value::<Jsonb>(4));
+            let floor = merge::take_floor(&mut clocks, ts_name);
+            stored = Some(merge::Stored {
+                fields: row_fields,
+                row: merge::Clock { ts, by: row.value::<String>(3) },
+                clocks,
+                deleted: false,
+                implicit_clocks: false,
+                floor,
+            });
+        }
+        if stored.is_none() {
+            for row in self.tombstone_clock.run_all(client, &[write.key.bind()]) {
+                stored = Some(merge::Stored {
+                    fields: serde_json::Map::new(),
+                    row: merge::Clock { ts: clock_micros(row.value::<TimestampWithTimeZone>(1)), by: row.value::<String>(2) },
+                    clocks: serde_json::Map::new(),
+                    deleted: true,
+                    implicit_clocks: false,
+                    floor: None,
+                });
+            }
+        }
+        Ok(stored)
+    }
+
+    fn write_merged(
+        &self,
+        client: &mut SpiClient<'_>,
+        write: &Write<'_>,
+        m: &merge::Merge,
+        stored: Option<&merge::Stored>,
+    ) -> Result<Option<Jsonb>, SyncError> {
+        let mut values = Vec::with_capacity(m.applied.len());
+        for name in &m.applied {
+            let pos = self.column(name).expect("payload keys were checked against the columns");
+            let col = &self.columns[pos];
+            let text = input_text(&m.fields[name], col.shape);
+            let typid = pg_sys::Oid::from(col.typid);
+            values.push((pos, to_param(client, text.as_deref(), typid, col.typmod, &col.name, &self.table.name)?));
+        }
+        values.sort_by_key(|(pos, _)| *pos);
+        let columns: Vec<usize> = values.iter().map(|(pos, _)| *pos).collect();
+        let writes = self.writes_for(&columns);
+        let row_ts = timestamp(m.row.ts);
+        let mut args = vec![write.key.bind(), row_ts.into(), m.row.by.as_deref().into()];
+        args.extend(values.iter().map(|(_, p)| p.bind()));
+        let existing = stored.is_some_and(|s| !s.deleted);
+        let statement = if existing { &writes.merge_update } else { &writes.insert };
+        let Some(written) = statement.run::<Jsonb>(client, &args) else { return Ok(None) };
+        let clocks = merge::clocks_with_floor(m, &self.columns[self.ts].name);
+        self.record_by(client, write, row_ts, m.row.by.as_deref(), Some(Jsonb::from_object(&clocks)), &[]);
+        Ok(Some(written))
+    }
+}
