@@ -1,8 +1,12 @@
 """Runs every benchmark variant side by side with pgbench and writes the results table.
 
-Usage: bench.py --host DIR --port N --out FILE [--smoke]
-Sizes, scenarios and client counts as in docs/BENCHMARKS.md; --smoke runs each variant once,
-briefly, on a small table, and only checks that every variant produced numbers."""
+Usage: bench.py --host DIR --port N (--reports DIR | --out FILE) [--smoke]
+--reports DIR: the report is the dated page DIR/benchmarks-YYYY-MM-DD.md of the day the run
+started. The page's results section (after <!-- results -->) is replaced; a page that does not
+exist yet starts from the narrative of the newest earlier page, marked as copied.
+--out FILE: the results alone, in FILE (what bench/run.sh --smoke uses: no page in docs/).
+Sizes, scenarios and client counts as in the newest docs/reports/benchmarks-*.md; --smoke runs
+each variant once, briefly, on a small table, and only checks that every variant produced numbers."""
 
 import argparse
 import datetime
@@ -86,7 +90,7 @@ def ratio(results, key, a, b, rows_based=False):
     return (ra["tps"] * fa) / (rb["tps"] * fb)
 
 
-def report(args, results):
+def report(args, results, day):
     lines = []
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
     version = subprocess.run([f"{BIN}/postgres", "--version"], capture_output=True, text=True).stdout.strip()
@@ -131,7 +135,7 @@ def report(args, results):
     header = [
         "## Results",
         "",
-        f"Run {datetime.date.today()} on {os.cpu_count()} cores ({cpu}), {version}, "
+        f"Run {day} on {os.cpu_count()} cores ({cpu}), {version}, "
         f"{platform.system()} {platform.release()}; pgbench -M prepared, "
         f"{'1 run' if args.smoke else f'median of {args.runs} runs'} of {1 if args.smoke else args.seconds} s per variant, "
         "variants interleaved. tx/s and latencies are per pgbench transaction (one call; for sync_push one batch).",
@@ -145,25 +149,59 @@ def report(args, results):
     return "\n".join(header + out) + "\n"
 
 
+RESULTS = "<!-- results -->"
+PAGE = re.compile(r"benchmarks-(\d{4}-\d{2}-\d{2})\.md")
+COPIED = "_The text up to the results was copied from"
+
+
+def dated_page(reports, day, text):
+    """Write the results into reports/benchmarks-DAY.md: keep the page's narrative, replace its
+    results; a new page starts from the narrative of the newest earlier page."""
+    page = reports / f"benchmarks-{day}.md"
+    if page.exists() and RESULTS in page.read_text():
+        head = page.read_text().split(RESULTS)[0]
+    else:
+        earlier = sorted(p for p in reports.glob("benchmarks-*.md") if PAGE.fullmatch(p.name) and p.name < page.name)
+        if not earlier:
+            sys.exit(f"no earlier benchmarks-*.md in {reports} to take the narrative from")
+        previous = earlier[-1]
+        lines = previous.read_text().split(RESULTS)[0].splitlines()
+        # The title names the run; a note says whose narrative this is until someone revises it.
+        body = [l for l in lines[1:] if not l.startswith(COPIED)]
+        while body and not body[0].strip():
+            body.pop(0)
+        note = (f"{COPIED} [the run of {PAGE.fullmatch(previous.name).group(1)}]({previous.name}) and still "
+                "describes that run; revise it for the results below._")
+        head = "\n".join([f"# Benchmarks: the run of {day}", "", note, "", *body]) + "\n"
+        print(f"benchmark: {page.name} is new; its narrative comes from {previous.name}: revise it")
+    reports.mkdir(parents=True, exist_ok=True)
+    page.write_text(head + RESULTS + "\n" + text)
+    return page
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--host", required=True)
     ap.add_argument("--port", type=int, required=True)
-    ap.add_argument("--out", required=True)
+    where = ap.add_mutually_exclusive_group(required=True)
+    where.add_argument("--reports", help="the directory of the dated report pages")
+    where.add_argument("--out", help="a file for the results alone")
     ap.add_argument("--smoke", action="store_true")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--seconds", type=int, default=10)
     args = ap.parse_args()
+    if args.smoke and args.reports:
+        sys.exit("--smoke writes no report page: use --out")
+    day = datetime.date.today().isoformat()  # the day the run started names its page
     results = run(args)
     missing = [(k, v) for k, by in results.items() for v, r in by.items() if not r["tps"] > 0]
     if missing:
         sys.exit(f"no numbers for {missing}")
-    out = pathlib.Path(args.out)
-    text = report(args, results)
-    if out.exists() and "<!-- results -->" in out.read_text():
-        head = out.read_text().split("<!-- results -->")[0]
-        out.write_text(head + "<!-- results -->\n" + text)
+    text = report(args, results, day)
+    if args.reports:
+        out = dated_page(pathlib.Path(args.reports), day, text)
     else:
+        out = pathlib.Path(args.out)
         out.write_text(text)
     print(f"benchmark: {sum(len(v) for v in results.values())} variant runs written to {out}")
 

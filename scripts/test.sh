@@ -147,7 +147,7 @@ run_examples() {
 
 # The reliability suite (tests/reliability): faults on a cluster of its own, the hostile-input
 # corpus, the SQL fuzzer, privileges, the oracle over every write path, and load; then each
-# cargo-fuzz target briefly. INVENTORY_SYNC_SOAK=1 runs the long mode (docs/RELIABILITY.md).
+# cargo-fuzz target briefly. INVENTORY_SYNC_SOAK=1 runs the long mode (docs/DEVELOPMENT.md).
 run_reliability() {
     ensure_cluster
     say "reliability suite (pytest tests/reliability${INVENTORY_SYNC_SOAK:+, soak mode})"

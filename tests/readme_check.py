@@ -1,16 +1,17 @@
 """The documents' examples must show the regression outputs verbatim, so the docs cannot drift
 from what the extension really answers. In README.md and in every docs/*.md, a block between
-<!-- example:NAME --> and <!-- /example:NAME --> must equal tests/pg_regress/expected/NAME.out,
-and tests/pg_regress/sql/NAME.sql must exist (pg_regress runs it). README.md must have such
-blocks; a file in docs/ may have none."""
+<!-- example:NAME --> and <!-- /example:NAME --> (each marker a line of its own) must equal
+tests/pg_regress/expected/NAME.out, and tests/pg_regress/sql/NAME.sql must exist (pg_regress runs
+it). README.md must have such blocks; a file in docs/ may have none."""
 
 import pathlib
 import re
 import sys
 
 repo = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else ".")
-block = re.compile(r"<!-- example:(\w+) -->\n```sql\n(.*?)```\n<!-- /example:\1 -->", re.S)
-opening = re.compile(r"<!-- example:(\w+) -->")
+# A marker is a line of its own; one quoted inside a sentence (as DEVELOPMENT.md does) is not.
+block = re.compile(r"^<!-- example:(\w+) -->\n```sql\n(.*?)```\n<!-- /example:\1 -->$", re.S | re.M)
+opening = re.compile(r"^<!-- example:(\w+) -->$", re.M)
 
 documents = [repo / "README.md"] + sorted((repo / "docs").glob("*.md"))
 failed = False
