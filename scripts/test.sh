@@ -2,7 +2,7 @@
 # Runs every test: the pure rules and the in-database tests (cargo pgrx test), the pg_regress
 # sessions, the README check, the concurrency tests with real connections (pytest), the example
 # backends and the reliability suite.
-# Installs what it needs first. Usage: scripts/test.sh [pgrx|regress|readme|races|examples|reliability|bench]...
+# Installs what it needs first. Usage: scripts/test.sh [lint|core|pgrx|regress|readme|races|examples|reliability|bench]...
 # (default: all)
 # bench: the benchmark harness in smoke mode (it ran and produced numbers; no speed is judged).
 # REGRESS="laptops errors" limits the pg_regress suite to those files.
@@ -12,7 +12,7 @@ PORT=${INVENTORY_SYNC_TEST_PORT:-54329}
 LOGS=$REPO/target/test-logs
 PG_REGRESS=/usr/lib/postgresql/$PG_MAJOR/lib/pgxs/src/test/regress/pg_regress
 SUITES=("$@")
-[ ${#SUITES[@]} -gt 0 ] || SUITES=(pgrx regress readme races examples reliability bench)
+[ ${#SUITES[@]} -gt 0 ] || SUITES=(lint core pgrx regress readme races examples reliability bench)
 PASSED=0 FAILED=0
 
 # record STATUS PASSED FAILED: a suite that exits non-zero counts at least one failure.
@@ -26,6 +26,39 @@ record() {
 # (lines matching the regex SUMMARY), never on lines a test printed.
 sum_of() {
     { grep -E "$3" "$2" || true; } | { grep -Eo "[0-9]+ $1" || true; } | awk '{s += $1} END {print s + 0}'
+}
+
+# The shape of the code: formatting, clippy with warnings as errors, no pgrx in the core crate's
+# dependency tree, imports only downwards, unsafe only in src/pg/, no file over 600 lines.
+run_lint() {
+    say "lint: cargo fmt --check, cargo clippy -D warnings, the core without pgrx, the layout"
+    local status=0 checks=0
+    rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt || true
+    # The in-database tests are include!d into one module, which cargo fmt does not follow.
+    { (cd "$REPO" && cargo fmt --all --check) && rustfmt --check --edition 2021 \
+        --config-path "$REPO/rustfmt.toml" "$REPO"/src/tests/*.rs; } 2>&1 | tee "$LOGS/lint.log" || status=1
+    checks=$((checks + 1))
+    (cd "$REPO" && cargo clippy --workspace --all-targets --features pg_test -- -D warnings) 2>&1 \
+        | tee -a "$LOGS/lint.log" || status=1
+    checks=$((checks + 1))
+    if (cd "$REPO" && cargo tree -p inventory_sync_core -e normal,build) | grep -q pgrx; then
+        echo "the core crate depends on pgrx" | tee -a "$LOGS/lint.log"
+        status=1
+    fi
+    checks=$((checks + 1))
+    python3 "$REPO/scripts/layout.py" "$REPO" 2>&1 | tee -a "$LOGS/lint.log" || status=1
+    checks=$((checks + 1))
+    record "$status" $((status == 0 ? checks : 0)) $((status == 0 ? 0 : 1))
+}
+
+# The pure core crate without PostgreSQL: plain #[test]s and proptest.
+run_core() {
+    say "the pgrx-free core: cargo test -p inventory_sync_core"
+    local status=0
+    (cd "$REPO" && cargo test -p inventory_sync_core) 2>&1 | tee "$LOGS/core.log" || status=$?
+    local summary='^test result: '
+    record "$status" "$(sum_of passed "$LOGS/core.log" "$summary")" \
+        "$(sum_of failed "$LOGS/core.log" "$summary")"
 }
 
 run_pgrx() {
@@ -180,6 +213,8 @@ setup
 mkdir -p "$LOGS"
 for suite in "${SUITES[@]}"; do
     case $suite in
+        lint) run_lint ;;
+        core) run_core ;;
         pgrx) run_pgrx ;;
         regress) run_regress ;;
         readme) run_readme ;;
@@ -187,7 +222,7 @@ for suite in "${SUITES[@]}"; do
         examples) run_examples ;;
         reliability) run_reliability ;;
         bench) run_bench ;;
-        *) echo "unknown suite: $suite (pgrx, regress, readme, races, examples, reliability, bench)" >&2; exit 2 ;;
+        *) echo "unknown suite: $suite (lint, core, pgrx, regress, readme, races, examples, reliability, bench)" >&2; exit 2 ;;
     esac
 done
 echo

@@ -54,7 +54,9 @@ type Entries = std::collections::BTreeMap<String, Box<RawValue>>;
 fn small(obj: &Entries, key: &str) -> Result<Value, SyncError> {
     match obj.get(key) {
         None => Ok(Value::Null),
-        Some(raw) => serde_json::from_str(raw.get()).map_err(|_| bad(format!("change key \"{key}\" is nested too deeply"))),
+        Some(raw) => {
+            serde_json::from_str(raw.get()).map_err(|_| bad(format!("change key \"{key}\" is nested too deeply")))
+        }
     }
 }
 
@@ -237,7 +239,8 @@ pub fn push(changes: Option<Jsonb>, atomic: bool) -> Result<Jsonb, SyncError> {
                             .map_err(|f| SyncError::InChange { index, sqlstate: f.sqlstate, message: f.message });
                     }
                     // The id, for an error outcome: as sent, when the change has one.
-                    let id = item.field("id").and_then(|f| serde_json::from_str(&f.to_text()).ok()).unwrap_or(Value::Null);
+                    let id =
+                        item.field("id").and_then(|f| serde_json::from_str(&f.to_text()).ok()).unwrap_or(Value::Null);
                     Ok(match own_errors(in_subtransaction(|| parse(item).and_then(apply))) {
                         Ok(answer) => answer.to_text(),
                         Err((code, message)) => error_outcome(&id, code, &message),

@@ -82,9 +82,8 @@ pub fn pull(client: &mut SpiClient<'_>, since: Option<&str>, lim: i32) -> Result
     // missed nothing. A cursor from before the last purge may have missed a purged tombstone if
     // it lies before it.
     let mut current_epoch = 0;
-    let purged = client
-        .select(sql::PURGE_HORIZON, None, &[])
-        .expect("inventory_sync: reading the purge horizon failed");
+    let purged =
+        client.select(sql::PURGE_HORIZON, None, &[]).expect("inventory_sync: reading the purge horizon failed");
     if let Some(row) = purged.into_iter().next() {
         let newest_purged = Position {
             xid: row.value::<i64>(1).unwrap_or(0) as u64,
@@ -106,13 +105,8 @@ pub fn pull(client: &mut SpiClient<'_>, since: Option<&str>, lim: i32) -> Result
         .get_one::<bool>()
         .expect("inventory_sync: has_table_privilege answers a boolean")
         .unwrap_or(false);
-    let args = [
-        xid8(after.xid),
-        oid(after.tbl),
-        after.row_id.as_str().into(),
-        oid(default_oid.to_u32()),
-        (lim + 1).into(),
-    ];
+    let args =
+        [xid8(after.xid), oid(after.tbl), after.row_id.as_str().into(), oid(default_oid.to_u32()), (lim + 1).into()];
     let feed = if readable { &FEED_WITH_DEFAULT } else { &FEED_TRACKED_ONLY };
     let rows = feed.with(|kept| kept.select_all(client, &args));
     let mut found = Vec::with_capacity(rows.len());

@@ -25,8 +25,7 @@ impl Position {
         let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| SyncError::BadCursor)?;
         let text = String::from_utf8(bytes).map_err(|_| SyncError::BadCursor)?;
         let mut parts = text.splitn(4, ':');
-        let (Some("1"), Some(xid), Some(tbl), Some(row_id)) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
+        let (Some("1"), Some(xid), Some(tbl), Some(row_id)) = (parts.next(), parts.next(), parts.next(), parts.next())
         else {
             return Err(SyncError::BadCursor);
         };

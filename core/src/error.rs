@@ -26,13 +26,7 @@ pub enum SyncError {
 
     /// A value that its column's type does not accept (or a domain constraint refuses).
     #[error("invalid value for column \"{column}\" of table {table}: {cause}")]
-    BadValue {
-        column: String,
-        table: String,
-        sqlstate: SqlState,
-        cause: String,
-        detail: Option<String>,
-    },
+    BadValue { column: String, table: String, sqlstate: SqlState, cause: String, detail: Option<String> },
 
     /// `sync_upsert_in` on a table that `track` has not put under sync.
     #[error("table {table} is not tracked")]
@@ -164,9 +158,7 @@ impl SyncError {
             | SyncError::BaseNotObject
             | SyncError::IdMismatch { .. }
             | SyncError::TimestampKey { .. } => SqlState::INVALID_PARAMETER_VALUE,
-            SyncError::InfiniteTimestamp { .. } => {
-                SqlState::DATETIME_FIELD_OVERFLOW
-            }
+            SyncError::InfiniteTimestamp { .. } => SqlState::DATETIME_FIELD_OVERFLOW,
             SyncError::BadValue { sqlstate, .. } | SyncError::InChange { sqlstate, .. } => *sqlstate,
             SyncError::CursorExpired => SqlState::OBJECT_NOT_IN_PREREQUISITE_STATE,
             SyncError::NestedTooDeep => SqlState::STATEMENT_TOO_COMPLEX,
@@ -174,16 +166,12 @@ impl SyncError {
             SyncError::NotTracked { .. } | SyncError::TrackingBroken { .. } => {
                 SqlState::OBJECT_NOT_IN_PREREQUISITE_STATE
             }
-            SyncError::UnknownKey { .. } | SyncError::NoTimestampColumn { .. } => {
-                SqlState::UNDEFINED_COLUMN
-            }
+            SyncError::UnknownKey { .. } | SyncError::NoTimestampColumn { .. } => SqlState::UNDEFINED_COLUMN,
             SyncError::GeneratedKey { .. } => SqlState::GENERATED_ALWAYS,
             SyncError::NotATable { .. } | SyncError::OwnTable { .. } | SyncError::TemporaryTable { .. } => {
                 SqlState::WRONG_OBJECT_TYPE
             }
-            SyncError::NotOwner { .. } | SyncError::MutationOfOtherUser { .. } => {
-                SqlState::INSUFFICIENT_PRIVILEGE
-            }
+            SyncError::NotOwner { .. } | SyncError::MutationOfOtherUser { .. } => SqlState::INSUFFICIENT_PRIVILEGE,
             SyncError::NoSingleKey { .. } => SqlState::INVALID_TABLE_DEFINITION,
             SyncError::KeyType { .. } | SyncError::BadTimestampColumn { .. } | SyncError::DeltaNeedsNumber { .. } => {
                 SqlState::DATATYPE_MISMATCH
@@ -200,9 +188,9 @@ impl SyncError {
             SyncError::InfiniteTimestamp { value } => {
                 Some(format!("The client_ts argument is {value}, which cannot order writes."))
             }
-            SyncError::IdMismatch { column, id, key } => Some(format!(
-                "The id argument is {id} but the payload's \"{column}\" key is {key}."
-            )),
+            SyncError::IdMismatch { column, id, key } => {
+                Some(format!("The id argument is {id} but the payload's \"{column}\" key is {key}."))
+            }
             SyncError::BadValue { detail, .. } => detail.clone(),
             SyncError::NotAnArray { got } => Some(format!("It is of JSON type {got}.")),
             SyncError::NoPolicyHere { .. } => {
@@ -212,26 +200,19 @@ impl SyncError {
             SyncError::DeltaNotANumber { .. } => {
                 Some("The value sent, its base and the stored value must all be numbers.".into())
             }
-            SyncError::CursorExpired => Some(
-                "Tombstones this device had not pulled yet may have been purged since.".into(),
-            ),
+            SyncError::CursorExpired => {
+                Some("Tombstones this device had not pulled yet may have been purged since.".into())
+            }
             SyncError::TimestampKey { .. } => {
                 Some("The write timestamp of a synced row always comes from client_ts.".into())
             }
-            SyncError::GeneratedKey { .. } => {
-                Some("PostgreSQL computes its value; it cannot be written.".into())
-            }
+            SyncError::GeneratedKey { .. } => Some("PostgreSQL computes its value; it cannot be written.".into()),
             SyncError::NoSingleKey { columns: 0, .. } => Some("It has no primary key.".into()),
-            SyncError::NoSingleKey { columns, .. } => {
-                Some(format!("Its primary key has {columns} columns."))
+            SyncError::NoSingleKey { columns, .. } => Some(format!("Its primary key has {columns} columns.")),
+            SyncError::KeyType { .. } => {
+                Some("A tracked table's primary key must be of type bigint, integer, uuid or text.".into())
             }
-            SyncError::KeyType { .. } => Some(
-                "A tracked table's primary key must be of type bigint, integer, uuid or text."
-                    .into(),
-            ),
-            SyncError::BadTimestampColumn { why, .. } | SyncError::TrackingBroken { why, .. } => {
-                Some(why.clone())
-            }
+            SyncError::BadTimestampColumn { why, .. } | SyncError::TrackingBroken { why, .. } => Some(why.clone()),
             _ => None,
         }
     }
@@ -241,35 +222,25 @@ impl SyncError {
             SyncError::NullArgument("client_ts") | SyncError::InfiniteTimestamp { .. } => {
                 Some("Send the time at which the device made the change.")
             }
-            SyncError::NullArgument("payload") => {
-                Some("Send '{}' to change nothing but the timestamp.")
-            }
-            SyncError::IdMismatch { .. } => {
-                Some("Leave the key out, or send the same id in both places.")
-            }
+            SyncError::NullArgument("payload") => Some("Send '{}' to change nothing but the timestamp."),
+            SyncError::IdMismatch { .. } => Some("Leave the key out, or send the same id in both places."),
             SyncError::TimestampKey { .. } | SyncError::GeneratedKey { .. } => {
                 Some("Leave the key out of the payload.")
             }
-            SyncError::NotTracked { .. } => {
-                Some("Put it under sync first with inventory_sync.track(table).")
+            SyncError::NotTracked { .. } => Some("Put it under sync first with inventory_sync.track(table)."),
+            SyncError::NoSingleKey { .. } => Some("Synced rows are identified by a single-column primary key."),
+            SyncError::NoTimestampColumn { .. } => {
+                Some("Name the write-timestamp column: inventory_sync.track(table, 'modified_at').")
             }
-            SyncError::NoSingleKey { .. } => {
-                Some("Synced rows are identified by a single-column primary key.")
-            }
-            SyncError::NoTimestampColumn { .. } => Some(
-                "Name the write-timestamp column: inventory_sync.track(table, 'modified_at').",
-            ),
-            SyncError::TrackingBroken { .. } => {
-                Some("Restore the column, or untrack the table and track it again.")
-            }
+            SyncError::TrackingBroken { .. } => Some("Restore the column, or untrack the table and track it again."),
             SyncError::Unsettled { .. } => Some("Retry the transaction."),
             SyncError::UnknownPolicy(_) => Some("The policies are lww, field_lww, delta and server_wins."),
-            SyncError::BadCursor => Some(
-                "Pass the cursor a previous sync_pull answered, or NULL to start from the beginning.",
-            ),
-            SyncError::CursorExpired => Some(
-                "Discard the device's copy and pull everything again from the beginning (since = NULL).",
-            ),
+            SyncError::BadCursor => {
+                Some("Pass the cursor a previous sync_pull answered, or NULL to start from the beginning.")
+            }
+            SyncError::CursorExpired => {
+                Some("Discard the device's copy and pull everything again from the beginning (since = NULL).")
+            }
             SyncError::MutationWithoutClient => {
                 Some("Mutation ids are unique per device: send the device's client_id too.")
             }
@@ -333,17 +304,11 @@ mod unit {
 
     #[test]
     fn sqlstates() {
-        assert_eq!(
-            SyncError::NullArgument("id").sqlstate(),
-            SqlState::NULL_VALUE_NOT_ALLOWED
-        );
+        assert_eq!(SyncError::NullArgument("id").sqlstate(), SqlState::NULL_VALUE_NOT_ALLOWED);
         assert_eq!(
             SyncError::IdMismatch { column: "id".into(), id: "1".into(), key: "2".into() }.sqlstate(),
             SqlState::INVALID_PARAMETER_VALUE
         );
-        assert_eq!(
-            SyncError::InfiniteTimestamp { value: "infinity" }.sqlstate(),
-            SqlState::DATETIME_FIELD_OVERFLOW
-        );
+        assert_eq!(SyncError::InfiniteTimestamp { value: "infinity" }.sqlstate(), SqlState::DATETIME_FIELD_OVERFLOW);
     }
 }

@@ -37,7 +37,9 @@ impl Op {
 pub enum Skew {
     Accept,
     /// `client_ts` runs ahead of the server by more than the allowed margin.
-    Reject { ahead_by_micros: i64 },
+    Reject {
+        ahead_by_micros: i64,
+    },
 }
 
 /// The clock-skew guard: a write stamped later than `server_now + max_skew_seconds` is rejected.
@@ -86,9 +88,7 @@ impl<'a> IdKey<'a> {
 /// The `id` key may repeat the `id` argument (clients often send the whole record) but never name
 /// another row.
 pub fn check_id_key(id: i64, key: IdKey<'_>) -> Result<(), SyncError> {
-    let mismatch = |shown: String| {
-        Err(SyncError::IdMismatch { column: "id".into(), id: id.to_string(), key: shown })
-    };
+    let mismatch = |shown: String| Err(SyncError::IdMismatch { column: "id".into(), id: id.to_string(), key: shown });
     match key {
         IdKey::Absent | IdKey::Null => Ok(()),
         IdKey::Number(text) => match text.parse::<i64>() {
@@ -123,10 +123,7 @@ mod unit {
     fn skew_boundaries() {
         let now = 1_000 * S;
         assert_eq!(check_clock_skew(now + 300 * S, now, 300), Skew::Accept, "exactly at the limit");
-        assert_eq!(
-            check_clock_skew(now + 300 * S + 1, now, 300),
-            Skew::Reject { ahead_by_micros: 300 * S + 1 }
-        );
+        assert_eq!(check_clock_skew(now + 300 * S + 1, now, 300), Skew::Reject { ahead_by_micros: 300 * S + 1 });
         assert_eq!(check_clock_skew(now + 1, now, 0), Skew::Reject { ahead_by_micros: 1 });
         assert_eq!(check_clock_skew(now, now, 0), Skew::Accept);
         assert_eq!(check_clock_skew(i64::MAX - 1, now, -1), Skew::Accept, "-1 turns it off");
@@ -176,11 +173,7 @@ mod unit {
         );
         assert_eq!(
             check_id_key(7, IdKey::String("seven")),
-            Err(SyncError::IdMismatch {
-                column: "id".into(),
-                id: "7".into(),
-                key: "the string \"seven\"".into()
-            })
+            Err(SyncError::IdMismatch { column: "id".into(), id: "7".into(), key: "the string \"seven\"".into() })
         );
         assert_eq!(
             check_id_key(7, IdKey::Other("boolean")),

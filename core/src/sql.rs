@@ -495,15 +495,21 @@ mod unit {
              'status', 'applied', 'id', stored.id, 'updated_at', stored.updated_at, 'created', false)"
         );
         let update = tracked_update("public.products", 7, "id", "updated_at", &cols);
-        assert!(update.starts_with(
-            "UPDATE public.products AS stored SET name = $4, \"Stock\" = $5, updated_at = $2 \
+        assert!(
+            update.starts_with(
+                "UPDATE public.products AS stored SET name = $4, \"Stock\" = $5, updated_at = $2 \
               WHERE stored.id OPERATOR(pg_catalog.=) $1 AND (stored.updated_at IS NULL OR"
-        ), "{update}");
+            ),
+            "{update}"
+        );
         let insert = tracked_insert("public.products", "id", "updated_at", &cols);
-        assert!(insert.starts_with(
-            "INSERT INTO public.products AS stored (id, updated_at, name, \"Stock\") \
+        assert!(
+            insert.starts_with(
+                "INSERT INTO public.products AS stored (id, updated_at, name, \"Stock\") \
              VALUES ($1, $2, $4, $5) ON CONFLICT (id) DO NOTHING RETURNING"
-        ), "{insert}");
+            ),
+            "{insert}"
+        );
         assert!(insert.ends_with("'created', true)"), "{insert}");
     }
 
@@ -548,17 +554,23 @@ mod unit {
             for op in ["||", "<=", "-", "="] {
                 for (i, _) in sql.match_indices(op) {
                     let qualified = sql[..i].ends_with("pg_catalog.")
-                        || (op == "="
-                            && (sql[..i].ends_with("pg_catalog.<") || sql[..i].ends_with("pg_catalog.>")));
+                        || (op == "=" && (sql[..i].ends_with("pg_catalog.<") || sql[..i].ends_with("pg_catalog.>")));
                     // `SET col = …` and `, col = …` assign; they are not comparisons.
                     let before = sql[..i].trim_end();
                     let target = before.rsplit_once(' ').map(|(rest, _)| rest.trim_end());
-                    let assignment = op == "="
-                        && target.is_some_and(|t| t.ends_with("SET") || t.ends_with(','));
+                    let assignment = op == "=" && target.is_some_and(|t| t.ends_with("SET") || t.ends_with(','));
                     assert!(qualified || assignment, "bare {op} at {i} in {sql}");
                 }
             }
-            for func in ["jsonb_build_object(", "to_jsonb(", "now(", "pg_current_xact_id(", "jsonb_object_keys(", "jsonb_object_agg(", "unnest("] {
+            for func in [
+                "jsonb_build_object(",
+                "to_jsonb(",
+                "now(",
+                "pg_current_xact_id(",
+                "jsonb_object_keys(",
+                "jsonb_object_agg(",
+                "unnest(",
+            ] {
                 for (i, _) in sql.match_indices(func) {
                     assert!(sql[..i].ends_with("pg_catalog."), "unqualified {func} in {sql}");
                 }

@@ -63,27 +63,18 @@ pub fn validate(
         });
     }
     let ts_pos = match ts {
-        TsColumn::Name(name) => columns.iter().position(|c| c.name == name).ok_or_else(|| {
-            SyncError::NoTimestampColumn { column: name.into(), table: table.into() }
+        TsColumn::Name(name) => columns
+            .iter()
+            .position(|c| c.name == name)
+            .ok_or_else(|| SyncError::NoTimestampColumn { column: name.into(), table: table.into() })?,
+        TsColumn::Attnum(attnum) => columns.iter().position(|c| c.attnum == attnum).ok_or_else(|| {
+            SyncError::TrackingBroken { table: table.into(), why: "Its write-timestamp column was dropped.".into() }
         })?,
-        TsColumn::Attnum(attnum) => {
-            columns.iter().position(|c| c.attnum == attnum).ok_or_else(|| {
-                SyncError::TrackingBroken {
-                    table: table.into(),
-                    why: "Its write-timestamp column was dropped.".into(),
-                }
-            })?
-        }
     };
     let col = &columns[ts_pos];
-    let bad = |why: String| {
-        Err(SyncError::BadTimestampColumn { column: col.name.clone(), table: table.into(), why })
-    };
+    let bad = |why: String| Err(SyncError::BadTimestampColumn { column: col.name.clone(), table: table.into(), why });
     if col.typid != oid::TIMESTAMPTZ {
-        return bad(format!(
-            "It is of type {}; the write timestamp must be timestamp with time zone.",
-            col.type_name
-        ));
+        return bad(format!("It is of type {}; the write timestamp must be timestamp with time zone.", col.type_name));
     }
     if col.generated {
         return bad("It is a generated column.".into());
@@ -126,32 +117,38 @@ mod unit {
     #[test]
     fn refusals_say_what_is_missing() {
         let cols = products();
-        assert!(matches!(validate("t", &cols, &[], TsColumn::Name("updated_at")),
-                         Err(SyncError::NoSingleKey { columns: 0, .. })));
-        assert!(matches!(validate("t", &cols, &[1, 2], TsColumn::Name("updated_at")),
-                         Err(SyncError::NoSingleKey { columns: 2, .. })));
-        assert!(matches!(validate("t", &cols, &[4], TsColumn::Name("updated_at")),
-                         Err(SyncError::KeyType { .. })));
-        assert!(matches!(validate("t", &cols, &[1], TsColumn::Name("modified_at")),
-                         Err(SyncError::NoTimestampColumn { .. })));
-        assert!(matches!(validate("t", &cols, &[1], TsColumn::Name("made")),
-                         Err(SyncError::BadTimestampColumn { .. })));
-        assert!(matches!(validate("t", &cols, &[1], TsColumn::Attnum(9)),
-                         Err(SyncError::TrackingBroken { .. })));
+        assert!(matches!(
+            validate("t", &cols, &[], TsColumn::Name("updated_at")),
+            Err(SyncError::NoSingleKey { columns: 0, .. })
+        ));
+        assert!(matches!(
+            validate("t", &cols, &[1, 2], TsColumn::Name("updated_at")),
+            Err(SyncError::NoSingleKey { columns: 2, .. })
+        ));
+        assert!(matches!(validate("t", &cols, &[4], TsColumn::Name("updated_at")), Err(SyncError::KeyType { .. })));
+        assert!(matches!(
+            validate("t", &cols, &[1], TsColumn::Name("modified_at")),
+            Err(SyncError::NoTimestampColumn { .. })
+        ));
+        assert!(matches!(
+            validate("t", &cols, &[1], TsColumn::Name("made")),
+            Err(SyncError::BadTimestampColumn { .. })
+        ));
+        assert!(matches!(validate("t", &cols, &[1], TsColumn::Attnum(9)), Err(SyncError::TrackingBroken { .. })));
         let mut generated = products();
         generated[2].generated = true;
-        assert!(matches!(validate("t", &generated, &[1], TsColumn::Name("updated_at")),
-                         Err(SyncError::BadTimestampColumn { .. })));
+        assert!(matches!(
+            validate("t", &generated, &[1], TsColumn::Name("updated_at")),
+            Err(SyncError::BadTimestampColumn { .. })
+        ));
         let mut ts_key = products();
         ts_key[2].typid = oid::TIMESTAMPTZ;
-        assert!(matches!(validate("t", &ts_key, &[3], TsColumn::Name("updated_at")),
-                         Err(SyncError::KeyType { .. })));
+        assert!(matches!(validate("t", &ts_key, &[3], TsColumn::Name("updated_at")), Err(SyncError::KeyType { .. })));
     }
 
     #[test]
     fn every_supported_key_type() {
-        for (typid, name) in [(oid::INT8, "bigint"), (oid::INT4, "integer"),
-                              (oid::UUID, "uuid"), (oid::TEXT, "text")] {
+        for (typid, name) in [(oid::INT8, "bigint"), (oid::INT4, "integer"), (oid::UUID, "uuid"), (oid::TEXT, "text")] {
             let mut cols = products();
             cols[0].typid = typid;
             cols[0].type_name = name.into();

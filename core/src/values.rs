@@ -78,10 +78,7 @@ mod unit {
     #[test]
     fn numbers_keep_every_digit() {
         let v: Value = serde_json::from_str("12345678901234567890.123456789012345678901").unwrap();
-        assert_eq!(
-            input_text(&v, Shape::Scalar).as_deref(),
-            Some("12345678901234567890.123456789012345678901")
-        );
+        assert_eq!(input_text(&v, Shape::Scalar).as_deref(), Some("12345678901234567890.123456789012345678901"));
         // serde writes the exponent's sign; numeric_in reads both forms.
         let huge: Value = serde_json::from_str("1e400").unwrap();
         assert_eq!(input_text(&huge, Shape::Scalar).as_deref(), Some("1e+400"));
@@ -96,10 +93,7 @@ mod unit {
     #[test]
     fn arrays_become_array_literals() {
         assert_eq!(array_literal(&[]), "{}");
-        assert_eq!(
-            input_text(&json!([1, null, [2, 3]]), Shape::Array).as_deref(),
-            Some("{1,NULL,{2,3}}")
-        );
+        assert_eq!(input_text(&json!([1, null, [2, 3]]), Shape::Array).as_deref(), Some("{1,NULL,{2,3}}"));
         assert_eq!(
             array_literal(&[json!("a\"b"), json!("c\\d"), json!("NULL"), json!("{,}")]),
             r#"{"a\"b","c\\d","NULL","{,}"}"#

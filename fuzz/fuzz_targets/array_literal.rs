@@ -54,7 +54,10 @@ fn parse(s: &[u8], i: &mut usize) -> Vec<Elem> {
             _ => {
                 let start = *i;
                 while !matches!(s[*i], b',' | b'}') {
-                    assert!(!matches!(s[*i], b'"' | b'{' | b'\\') && !s[*i].is_ascii_whitespace(), "special byte unquoted");
+                    assert!(
+                        !matches!(s[*i], b'"' | b'{' | b'\\') && !s[*i].is_ascii_whitespace(),
+                        "special byte unquoted"
+                    );
                     *i += 1;
                 }
                 let word = std::str::from_utf8(&s[start..*i]).unwrap().to_string();

@@ -7,7 +7,9 @@ use std::str::FromStr;
 use arbitrary::{Arbitrary, Result, Unstructured};
 use bigdecimal::BigDecimal;
 use inventory_sync_fuzz::gen;
-use inventory_sync_fuzz::merge::{self, clock_from_json, clock_to_json, Clock, Incoming, Merge, MergeError, Policy, Stored, Status};
+use inventory_sync_fuzz::merge::{
+    self, clock_from_json, clock_to_json, Clock, Incoming, Merge, MergeError, Policy, Status, Stored,
+};
 use libfuzzer_sys::fuzz_target;
 use serde_json::{Map, Value};
 
@@ -113,17 +115,22 @@ fn check(c: &Case) {
     // Which delta field, if any, must be refused as not a number: first (in key order) one sent
     // as anything but a number or null, whatever else happens; then, for a live row, one whose
     // value sent, base or current value is not a number.
-    let not_numbers = keys.iter().find(|k| policy(k) == Policy::Delta && !c.payload[*k].is_null() && dec(&c.payload[*k]).is_none())
+    let not_numbers = keys
+        .iter()
+        .find(|k| policy(k) == Policy::Delta && !c.payload[*k].is_null() && dec(&c.payload[*k]).is_none())
         .or_else(|| {
             let s = c.stored.as_ref().filter(|s| !fresh && !s.deleted)?;
             let floor_lost = |k: &str| {
-                let own = s.clocks.get(k).and_then(clock_from_json).is_some() || (s.implicit_clocks && s.fields.contains_key(k));
+                let own = s.clocks.get(k).and_then(clock_from_json).is_some()
+                    || (s.implicit_clocks && s.fields.contains_key(k));
                 !own && s.floor.as_ref().is_some_and(|f| !c.clock.beats(f))
             };
             keys.iter().find(|k| {
                 with_base(k) && !floor_lost(k) && {
                     let current = s.fields.get(*k).filter(|v| !v.is_null());
-                    dec(&c.payload[*k]).is_none() || dec(&c.base.as_ref().unwrap()[*k]).is_none() || current.is_some_and(|v| dec(v).is_none())
+                    dec(&c.payload[*k]).is_none()
+                        || dec(&c.base.as_ref().unwrap()[*k]).is_none()
+                        || current.is_some_and(|v| dec(v).is_none())
                 }
             })
         });
@@ -168,7 +175,8 @@ fn check(c: &Case) {
         assert_eq!(m.floor, s.floor, "the floor changed");
         // A field without a clock of its own (nor the row's), older than the floor, loses.
         for k in &keys {
-            let own = s.clocks.get(k).and_then(clock_from_json).is_some() || (s.implicit_clocks && s.fields.contains_key(k));
+            let own =
+                s.clocks.get(k).and_then(clock_from_json).is_some() || (s.implicit_clocks && s.fields.contains_key(k));
             if !s.deleted && !own && s.floor.as_ref().is_some_and(|f| !c.clock.beats(f)) {
                 assert!(m.lost.contains(k), "{k:?} older than the floor applied");
             }
@@ -181,12 +189,17 @@ fn check(c: &Case) {
         for k in s.fields.keys().chain(c.payload.keys()) {
             if m.applied.contains(k) {
                 let clock = clock_from_json(&m.clocks[k]).expect("an applied field has a clock");
-                assert!(clock == c.clock || clock_from_json(s.clocks.get(k).unwrap_or(&Value::Null)).as_ref() == Some(&clock)
-                        || clock == s.row, "{k:?}'s clock {clock:?} comes from nowhere");
+                assert!(
+                    clock == c.clock
+                        || clock_from_json(s.clocks.get(k).unwrap_or(&Value::Null)).as_ref() == Some(&clock)
+                        || clock == s.row,
+                    "{k:?}'s clock {clock:?} comes from nowhere"
+                );
                 let sent = &c.payload[k];
                 if with_base(k) {
                     let current = s.fields.get(k).filter(|v| !v.is_null()).unwrap_or(&c.base.as_ref().unwrap()[k]);
-                    let expected = dec(current).unwrap() + (dec(sent).unwrap() - dec(&c.base.as_ref().unwrap()[k]).unwrap());
+                    let expected =
+                        dec(current).unwrap() + (dec(sent).unwrap() - dec(&c.base.as_ref().unwrap()[k]).unwrap());
                     assert_eq!(dec(&m.fields[k]), Some(expected), "delta of {k:?}");
                 } else {
                     assert_eq!(&m.fields[k], sent, "applied field {k:?} is not the value sent");
@@ -196,7 +209,10 @@ fn check(c: &Case) {
                 assert_eq!(m.clocks.get(k), s.clocks.get(k), "{k:?}'s clock changed but it is not applied");
             }
         }
-        assert_eq!(m.fields.len(), s.fields.keys().chain(m.applied.iter()).collect::<std::collections::BTreeSet<_>>().len());
+        assert_eq!(
+            m.fields.len(),
+            s.fields.keys().chain(m.applied.iter()).collect::<std::collections::BTreeSet<_>>().len()
+        );
         // The row clock: the later of the stored and the write's once something applied.
         let touched = !m.applied.is_empty() || (c.payload.is_empty() && c.clock.beats(&s.row));
         if touched && !s.deleted {
@@ -219,8 +235,13 @@ fn check(c: &Case) {
     if !keys.iter().any(|k| with_base(k)) {
         let once = after(c.stored.as_ref(), &m);
         let again = merge::merge(Some(&once), &write, &policy).expect("a repeat cannot fail");
-        assert_eq!((&again.fields, &again.clocks, &again.row, &again.floor), (&once.fields, &once.clocks, &once.row, &once.floor),
-                   "repeating the write changed the row (first {:?}, then {:?})", m.status, again.status);
+        assert_eq!(
+            (&again.fields, &again.clocks, &again.row, &again.floor),
+            (&once.fields, &once.clocks, &once.row, &once.floor),
+            "repeating the write changed the row (first {:?}, then {:?})",
+            m.status,
+            again.status
+        );
         assert!(again.applied.iter().all(|k| once.fields.get(k) == c.payload.get(k)));
     }
 }

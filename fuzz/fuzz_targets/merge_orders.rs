@@ -44,7 +44,8 @@ fn single(key: &str, v: Value) -> Map<String, Value> {
 impl<'a> Arbitrary<'a> for Case {
     fn arbitrary(u: &mut Unstructured<'a>) -> Result<Self> {
         if u.ratio(1, 3)? {
-            let mut writes = vec![Write { clock: gen::clock(u)?, payload: single("stock", gen::number(u)?), base: None }];
+            let mut writes =
+                vec![Write { clock: gen::clock(u)?, payload: single("stock", gen::number(u)?), base: None }];
             for _ in 0..u.int_in_range(1..=6)? {
                 let (payload, base) = (single("stock", gen::number(u)?), single("stock", gen::number(u)?));
                 writes.push(Write { clock: gen::clock(u)?, payload, base: Some(base) });
@@ -73,12 +74,23 @@ impl<'a> Arbitrary<'a> for Case {
     }
 }
 
-fn replay<'w>(writes: impl IntoIterator<Item = &'w Write>, policy: &dyn Fn(&str) -> Policy, implicit: bool) -> Option<Stored> {
+fn replay<'w>(
+    writes: impl IntoIterator<Item = &'w Write>,
+    policy: &dyn Fn(&str) -> Policy,
+    implicit: bool,
+) -> Option<Stored> {
     let mut state: Option<Stored> = None;
     for w in writes {
         let incoming = Incoming { clock: w.clock.clone(), payload: &w.payload, base: w.base.as_ref() };
         let m = merge::merge(state.as_ref(), &incoming, policy).expect("numbers only");
-        state = Some(Stored { fields: m.fields, row: m.row, clocks: m.clocks, deleted: false, implicit_clocks: implicit, floor: m.floor });
+        state = Some(Stored {
+            fields: m.fields,
+            row: m.row,
+            clocks: m.clocks,
+            deleted: false,
+            implicit_clocks: implicit,
+            floor: m.floor,
+        });
     }
     state
 }
@@ -86,7 +98,8 @@ fn replay<'w>(writes: impl IntoIterator<Item = &'w Write>, policy: &dyn Fn(&str)
 fuzz_target!(|case: Case| match case {
     Case::Fields { policies, writes, order, implicit_clocks } => {
         let policy = |f: &str| gen::FIELDS.iter().position(|g| *g == f).map_or(Policy::FieldLww, |i| policies[i]);
-        let null_server_wins = writes.iter().any(|w| w.payload.iter().any(|(k, v)| v.is_null() && policy(k) == Policy::ServerWins));
+        let null_server_wins =
+            writes.iter().any(|w| w.payload.iter().any(|(k, v)| v.is_null() && policy(k) == Policy::ServerWins));
         if null_server_wins && inventory_sync_fuzz::skip_known_bug("server_wins_null") {
             return;
         }
@@ -99,7 +112,9 @@ fuzz_target!(|case: Case| match case {
         let d = |v: &Value| BigDecimal::from_str(&v.to_string()).unwrap();
         // Known bug delta_zero_exponent (see merge.rs): only numbers with a negative scale can
         // add up to a zero with one.
-        let negative_scale = writes.iter().flat_map(|w| w.payload.values().chain(w.base.iter().flat_map(|b| b.values())))
+        let negative_scale = writes
+            .iter()
+            .flat_map(|w| w.payload.values().chain(w.base.iter().flat_map(|b| b.values())))
             .any(|v| d(v).as_bigint_and_exponent().1 < 0);
         if negative_scale && inventory_sync_fuzz::skip_known_bug("delta_zero_exponent") {
             return;

@@ -63,7 +63,7 @@ pub fn untrack(client: &mut SpiClient<'_>, relid: pg_sys::Oid) -> Result<(), Syn
             &[param::regclass(relid)],
         )
         .expect("inventory_sync: writing inventory_sync.tracked failed");
-    if deleted.len() == 0 {
+    if deleted.is_empty() {
         return Err(SyncError::NotTracked { table: name });
     }
     xact::invalidate(relid);
@@ -84,9 +84,8 @@ pub fn set_policy(
     }
     if relid != lookup::default_table_oid() {
         let tracked = super::get(client, relid)?;
-        let pos = tracked
-            .column(field)
-            .ok_or_else(|| SyncError::UnknownKey { key: field.into(), table: name.clone() })?;
+        let pos =
+            tracked.column(field).ok_or_else(|| SyncError::UnknownKey { key: field.into(), table: name.clone() })?;
         let col = &tracked.columns[pos];
         if pos == tracked.key || pos == tracked.ts {
             return Err(SyncError::NoPolicyHere { field: field.into(), table: name });

@@ -90,10 +90,9 @@ pub(super) fn load(client: &SpiClient<'_>, relid: pg_sys::Oid) -> Result<Tracked
         })
         .map_err(|e| match e {
             SyncError::TrackingBroken { .. } => e,
-            other => SyncError::TrackingBroken {
-                table: name.clone(),
-                why: format!("{}.", capitalized(&other.to_string())),
-            },
+            other => {
+                SyncError::TrackingBroken { table: name.clone(), why: format!("{}.", capitalized(&other.to_string())) }
+            }
         })?;
     let (k, t) = (&columns[key], &columns[ts]);
     let typ = |oid: u32| PgOid::from_untagged(pg_sys::Oid::from(oid));
@@ -107,13 +106,7 @@ pub(super) fn load(client: &SpiClient<'_>, relid: pg_sys::Oid) -> Result<Tracked
         builtin(pg_sys::INT8OID),
     ]);
     let oid = relid.to_u32();
-    let server_row = sql::tracked_server_row(
-        &name,
-        oid,
-        &k.quoted,
-        &quote_literal(&k.name),
-        &quote_literal(&t.name),
-    );
+    let server_row = sql::tracked_server_row(&name, oid, &k.quoted, &quote_literal(&k.name), &quote_literal(&t.name));
     Ok(Tracked {
         lock: Kept::new(sql::tracked_lock(&name, oid, &k.quoted, &t.quoted), key_ts.clone()),
         lock_for_merge: Kept::new(sql::tracked_lock_for_merge(&name, oid, &k.quoted, &t.quoted), vec![typ(k.typid)]),

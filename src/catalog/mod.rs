@@ -107,8 +107,7 @@ impl Tracked {
         if plans.len() >= MAX_PLANS_PER_TABLE {
             plans.clear();
         }
-        let (table, key, ts) =
-            (&self.table.name, &self.columns[self.key].quoted, &self.columns[self.ts].quoted);
+        let (table, key, ts) = (&self.table.name, &self.columns[self.key].quoted, &self.columns[self.ts].quoted);
         let names: Vec<&str> = columns.iter().map(|&i| self.columns[i].quoted.as_str()).collect();
         let mut types = vec![
             PgOid::from_untagged(self.columns[self.key].typid.into()),

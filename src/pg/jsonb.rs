@@ -142,7 +142,12 @@ impl Scalar<'_> {
                 }
                 Scalar::Timestamptz(ts) => {
                     let datum = ts.into_datum().expect("a timestamptz datum");
-                    let text = pg_sys::JsonEncodeDateTime(std::ptr::null_mut(), datum, pg_sys::TIMESTAMPTZOID, std::ptr::null());
+                    let text = pg_sys::JsonEncodeDateTime(
+                        std::ptr::null_mut(),
+                        datum,
+                        pg_sys::TIMESTAMPTZOID,
+                        std::ptr::null(),
+                    );
                     string(&mut v, text, std::ffi::CStr::from_ptr(text).to_bytes().len());
                 }
             }
@@ -159,16 +164,17 @@ impl Jsonb {
         // SAFETY: pushJsonbValue builds an object from a key and a value per pair; every string it
         // points to is allocated in the current context, which the jsonb lives in.
         in_answer_context(|| unsafe {
-                let mut state: *mut pg_sys::JsonbParseState = std::ptr::null_mut();
-                pg_sys::pushJsonbValue(&mut state, pg_sys::JsonbIteratorToken::WJB_BEGIN_OBJECT, std::ptr::null_mut());
-                for (key, value) in pairs {
-                    let mut k = Scalar::Text(key).to_jsonb_value();
-                    pg_sys::pushJsonbValue(&mut state, pg_sys::JsonbIteratorToken::WJB_KEY, &mut k);
-                    let mut v = value.to_jsonb_value();
-                    pg_sys::pushJsonbValue(&mut state, pg_sys::JsonbIteratorToken::WJB_VALUE, &mut v);
-                }
-                let object = pg_sys::pushJsonbValue(&mut state, pg_sys::JsonbIteratorToken::WJB_END_OBJECT, std::ptr::null_mut());
-                Jsonb(pg_sys::Datum::from(pg_sys::JsonbValueToJsonb(object)))
+            let mut state: *mut pg_sys::JsonbParseState = std::ptr::null_mut();
+            pg_sys::pushJsonbValue(&mut state, pg_sys::JsonbIteratorToken::WJB_BEGIN_OBJECT, std::ptr::null_mut());
+            for (key, value) in pairs {
+                let mut k = Scalar::Text(key).to_jsonb_value();
+                pg_sys::pushJsonbValue(&mut state, pg_sys::JsonbIteratorToken::WJB_KEY, &mut k);
+                let mut v = value.to_jsonb_value();
+                pg_sys::pushJsonbValue(&mut state, pg_sys::JsonbIteratorToken::WJB_VALUE, &mut v);
+            }
+            let object =
+                pg_sys::pushJsonbValue(&mut state, pg_sys::JsonbIteratorToken::WJB_END_OBJECT, std::ptr::null_mut());
+            Jsonb(pg_sys::Datum::from(pg_sys::JsonbValueToJsonb(object)))
         })
     }
 }
@@ -267,9 +273,7 @@ impl Jsonb {
     pub fn to_value(self) -> serde_json::Value {
         match serde_json::from_str(&self.to_text()) {
             Ok(value) => value,
-            Err(e) if e.to_string().starts_with("recursion limit exceeded") => {
-                raise(SyncError::NestedTooDeep)
-            }
+            Err(e) if e.to_string().starts_with("recursion limit exceeded") => raise(SyncError::NestedTooDeep),
             Err(e) => panic!("jsonb_out produced invalid JSON: {e}"),
         }
     }
@@ -297,9 +301,7 @@ impl Jsonb {
         let key = "id".into_datum();
         let Some(field) = self.field("id") else { return (None, None) };
         // SAFETY: a jsonb object datum and a text datum.
-        let text = unsafe {
-            direct_function_call::<String>(pg_sys::jsonb_object_field_text, &[Some(self.0), key])
-        };
+        let text = unsafe { direct_function_call::<String>(pg_sys::jsonb_object_field_text, &[Some(self.0), key]) };
         (Some(field.kind()), text)
     }
 }

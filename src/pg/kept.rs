@@ -13,7 +13,6 @@ use pgrx::datum::{DatumWithOid, FromDatum, IntoDatum};
 use pgrx::pg_sys::PgOid;
 use pgrx::spi::{OwnedPreparedStatement, SpiClient, SpiHeapTupleData, SpiTupleTable};
 
-
 /// A statement answering one value, prepared on first use in this backend and kept.
 pub struct Kept {
     sql: String,
@@ -40,34 +39,18 @@ impl Kept {
     }
 
     /// Run the statement and answer all its rows.
-    pub fn run_all<'conn>(
-        &self,
-        client: &mut SpiClient<'conn>,
-        args: &[DatumWithOid<'_>],
-    ) -> SpiTupleTable<'conn> {
-        client
-            .update(self.plan(client), None, args)
-            .expect("inventory_sync: executing a built-in statement failed")
+    pub fn run_all<'conn>(&self, client: &mut SpiClient<'conn>, args: &[DatumWithOid<'_>]) -> SpiTupleTable<'conn> {
+        client.update(self.plan(client), None, args).expect("inventory_sync: executing a built-in statement failed")
     }
 
     /// Run a statement that only reads, without claiming a transaction id: as a hot standby
     /// requires.
-    pub fn select_all<'conn>(
-        &self,
-        client: &SpiClient<'conn>,
-        args: &[DatumWithOid<'_>],
-    ) -> SpiTupleTable<'conn> {
-        client
-            .select(self.plan(client), None, args)
-            .expect("inventory_sync: executing a built-in statement failed")
+    pub fn select_all<'conn>(&self, client: &SpiClient<'conn>, args: &[DatumWithOid<'_>]) -> SpiTupleTable<'conn> {
+        client.select(self.plan(client), None, args).expect("inventory_sync: executing a built-in statement failed")
     }
 
     /// Run the statement; its first row's first column, or None when it returned no row.
-    pub fn run<T: FromDatum + IntoDatum>(
-        &self,
-        client: &mut SpiClient<'_>,
-        args: &[DatumWithOid<'_>],
-    ) -> Option<T> {
+    pub fn run<T: FromDatum + IntoDatum>(&self, client: &mut SpiClient<'_>, args: &[DatumWithOid<'_>]) -> Option<T> {
         let table = self.run_all(client, args);
         if table.is_empty() {
             None

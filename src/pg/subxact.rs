@@ -29,16 +29,16 @@ pub struct Failure {
 }
 
 enum Again {
-    Raised(CaughtError),
-    Returned(SyncError),
+    Raised(Box<CaughtError>),
+    Returned(Box<SyncError>),
 }
 
 impl Failure {
     /// Raise the failure again, as it was.
     pub fn raise_again(self) -> ! {
         match self.again {
-            Again::Raised(caught) => caught.rethrow(),
-            Again::Returned(e) => raise(e),
+            Again::Raised(caught) => (*caught).rethrow(),
+            Again::Returned(e) => raise(*e),
         }
     }
 }
@@ -48,11 +48,11 @@ impl Failure {
 /// anyway on failure (see `in_subtransaction` otherwise).
 pub fn catching<R>(f: impl FnOnce() -> Result<R, SyncError>) -> Result<R, Failure> {
     PgTryBuilder::new(std::panic::AssertUnwindSafe(|| {
-        f().map_err(|e| Failure { sqlstate: e.sqlstate(), message: e.to_string(), again: Again::Returned(e) })
+        f().map_err(|e| Failure { sqlstate: e.sqlstate(), message: e.to_string(), again: Again::Returned(Box::new(e)) })
     }))
     .catch_others(|e| {
         let (sqlstate, message, _) = report_of(&e);
-        Err(Failure { sqlstate, message, again: Again::Raised(e) })
+        Err(Failure { sqlstate, message, again: Again::Raised(Box::new(e)) })
     })
     .execute()
 }

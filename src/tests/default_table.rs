@@ -10,10 +10,7 @@ fn insert_answers_created() {
         json!({"status": "applied", "id": 1, "created": true,
                "updated_at": "2024-01-01T10:00:00+00:00"})
     );
-    assert_eq!(
-        json("SELECT data FROM inventory_sync.inventory WHERE id = 1"),
-        json!({"name": "Laptops", "stock": 10})
-    );
+    assert_eq!(json("SELECT data FROM inventory_sync.inventory WHERE id = 1"), json!({"name": "Laptops", "stock": 10}));
 }
 
 #[pg_test]
@@ -87,17 +84,10 @@ fn reserved_keys_never_land_in_data() {
 fn numbers_keep_their_precision() {
     setup();
     upsert(1, r#"{"price": 12345678901234567.891, "huge": 1e400, "scale": 1.50}"#, "2024-01-01 10:00+00");
-    let text = Spi::get_one::<String>(
-        "SELECT data::text FROM inventory_sync.inventory WHERE id = 1",
-    )
-    .unwrap()
-    .unwrap();
+    let text = Spi::get_one::<String>("SELECT data::text FROM inventory_sync.inventory WHERE id = 1").unwrap().unwrap();
     assert!(text.contains("12345678901234567.891"), "{text}");
     assert!(text.contains("\"scale\": 1.50"), "{text}");
-    assert_eq!(
-        count("SELECT length((data->>'huge')) FROM inventory_sync.inventory WHERE id = 1"),
-        401
-    );
+    assert_eq!(count("SELECT length((data->>'huge')) FROM inventory_sync.inventory WHERE id = 1"), 401);
 }
 
 #[pg_test]
@@ -105,9 +95,7 @@ fn clock_skew_rejects_and_journals() {
     setup();
     exec("SET inventory_sync.max_clock_skew = '5min'");
     upsert(1, r#"{"stock": 10}"#, "2024-01-01 10:00+00");
-    let answer = json(
-        "SELECT inventory_sync.sync_upsert(1, '{\"stock\": 99}', now() + interval '1 hour')",
-    );
+    let answer = json("SELECT inventory_sync.sync_upsert(1, '{\"stock\": 99}', now() + interval '1 hour')");
     assert_eq!(answer["status"], "rejected");
     assert_eq!(answer["reason"], "clock_skew");
     assert_eq!(answer["id"], 1);
@@ -117,23 +105,20 @@ fn clock_skew_rejects_and_journals() {
     assert!(answer["message"].as_str().unwrap().contains("max_clock_skew"));
     assert_eq!(json("SELECT data->'stock' FROM inventory_sync.inventory WHERE id = 1"), json!(10));
     assert_eq!(
-        json("SELECT jsonb_build_object('reason', reason, 'stock', server_data->'stock')
-                FROM inventory_sync.conflicts"),
+        json(
+            "SELECT jsonb_build_object('reason', reason, 'stock', server_data->'stock')
+                FROM inventory_sync.conflicts"
+        ),
         json!({"reason": "clock_skew", "stock": 10})
     );
     // Within the margin: applied.
-    let near = json(
-        "SELECT inventory_sync.sync_upsert(1, '{\"stock\": 11}', now() + interval '4 min')",
-    );
+    let near = json("SELECT inventory_sync.sync_upsert(1, '{\"stock\": 11}', now() + interval '4 min')");
     assert_eq!(near["status"], "applied");
     // A rejected write for a row that does not exist is journaled without server_data.
     let fresh = json("SELECT inventory_sync.sync_upsert(2, '{}', now() + interval '1 day')");
     assert_eq!(fresh["status"], "rejected");
     assert_eq!(count("SELECT count(*) FROM inventory_sync.inventory WHERE id = 2"), 0);
-    assert_eq!(
-        count("SELECT count(*) FROM inventory_sync.conflicts WHERE row_id = '2' AND server_data IS NULL"),
-        1
-    );
+    assert_eq!(count("SELECT count(*) FROM inventory_sync.conflicts WHERE row_id = '2' AND server_data IS NULL"), 1);
     // -1 turns the guard off.
     exec("SET inventory_sync.max_clock_skew = -1");
     let off = json("SELECT inventory_sync.sync_upsert(3, '{}', now() + interval '10 years')");
@@ -147,10 +132,7 @@ fn clock_skew_setting_is_validated() {
     let (state, _) = sqlstate_of("SET inventory_sync.max_clock_skew = 'soon'");
     assert_eq!(state, "22023");
     exec("SET inventory_sync.max_clock_skew = '2h'");
-    assert_eq!(
-        Spi::get_one::<String>("SHOW inventory_sync.max_clock_skew").unwrap().unwrap(),
-        "2h"
-    );
+    assert_eq!(Spi::get_one::<String>("SHOW inventory_sync.max_clock_skew").unwrap().unwrap(), "2h");
 }
 
 #[pg_test]
@@ -166,12 +148,32 @@ fn bad_input_gets_its_sqlstate_and_writes_nothing() {
         ("SELECT inventory_sync.sync_upsert(1, 'null', now())", "22023", "payload must be a JSON object"),
         ("SELECT inventory_sync.sync_upsert(1, '{}', 'infinity')", "22008", "client_ts must be a finite timestamp"),
         ("SELECT inventory_sync.sync_upsert(1, '{}', '-infinity')", "22008", "client_ts must be a finite timestamp"),
-        ("SELECT inventory_sync.sync_upsert(1, '{\"id\": 2}', now())", "22023", "payload key \"id\" does not match the id argument"),
-        ("SELECT inventory_sync.sync_upsert(1, '{\"id\": \"one\"}', now())", "22023", "payload key \"id\" does not match the id argument"),
-        ("SELECT inventory_sync.sync_upsert(1, '{\"id\": true}', now())", "22023", "payload key \"id\" does not match the id argument"),
-        ("SELECT inventory_sync.sync_upsert(1, '{\"id\": 1.5}', now())", "22023", "payload key \"id\" does not match the id argument"),
+        (
+            "SELECT inventory_sync.sync_upsert(1, '{\"id\": 2}', now())",
+            "22023",
+            "payload key \"id\" does not match the id argument",
+        ),
+        (
+            "SELECT inventory_sync.sync_upsert(1, '{\"id\": \"one\"}', now())",
+            "22023",
+            "payload key \"id\" does not match the id argument",
+        ),
+        (
+            "SELECT inventory_sync.sync_upsert(1, '{\"id\": true}', now())",
+            "22023",
+            "payload key \"id\" does not match the id argument",
+        ),
+        (
+            "SELECT inventory_sync.sync_upsert(1, '{\"id\": 1.5}', now())",
+            "22023",
+            "payload key \"id\" does not match the id argument",
+        ),
         ("SELECT inventory_sync.sync_upsert(1, '{not json', now())", "22P02", "invalid input syntax for type json"),
-        ("SELECT inventory_sync.sync_upsert(1, '{}', 'yesterday-ish')", "22007", "invalid input syntax for type timestamp with time zone: \"yesterday-ish\""),
+        (
+            "SELECT inventory_sync.sync_upsert(1, '{}', 'yesterday-ish')",
+            "22007",
+            "invalid input syntax for type timestamp with time zone: \"yesterday-ish\"",
+        ),
     ];
     for (stmt, want_state, want_msg) in cases {
         let (state, msg) = sqlstate_of(stmt);
@@ -188,14 +190,20 @@ fn hostile_search_path_changes_nothing() {
     upsert(2, r#"{"stock": 99, "name": "Tablets"}"#, "2024-01-01 10:05+00");
     upsert(1, r#"{"stock": 10, "name": "Laptops"}"#, "2024-01-01 10:05+00");
     // Objects that would hijack unqualified names if public were searched before pg_catalog.
-    exec("CREATE FUNCTION public.evil_concat(jsonb, jsonb) RETURNS jsonb
-              LANGUAGE sql AS $$ SELECT '{\"hijacked\": true}'::jsonb $$");
+    exec(
+        "CREATE FUNCTION public.evil_concat(jsonb, jsonb) RETURNS jsonb
+              LANGUAGE sql AS $$ SELECT '{\"hijacked\": true}'::jsonb $$",
+    );
     exec("CREATE OPERATOR public.|| (LEFTARG = jsonb, RIGHTARG = jsonb, FUNCTION = public.evil_concat)");
-    exec("CREATE FUNCTION public.evil_le(timestamptz, timestamptz) RETURNS boolean
-              LANGUAGE sql AS $$ SELECT true $$");
+    exec(
+        "CREATE FUNCTION public.evil_le(timestamptz, timestamptz) RETURNS boolean
+              LANGUAGE sql AS $$ SELECT true $$",
+    );
     exec("CREATE OPERATOR public.<= (LEFTARG = timestamptz, RIGHTARG = timestamptz, FUNCTION = public.evil_le)");
-    exec("CREATE FUNCTION public.evil_eq(bigint, bigint) RETURNS boolean
-              LANGUAGE sql AS $$ SELECT true $$");
+    exec(
+        "CREATE FUNCTION public.evil_eq(bigint, bigint) RETURNS boolean
+              LANGUAGE sql AS $$ SELECT true $$",
+    );
     exec("CREATE OPERATOR public.= (LEFTARG = bigint, RIGHTARG = bigint, FUNCTION = public.evil_eq)");
     exec("CREATE TABLE public.inventory (id bigint primary key, data jsonb, updated_at timestamptz)");
     exec("SET search_path = public, pg_catalog");
@@ -210,14 +218,8 @@ fn hostile_search_path_changes_nothing() {
     let newer = upsert(1, r#"{"stock": 12}"#, "2024-01-01 10:10+00");
     assert_eq!(newer["status"], "applied");
     exec("RESET search_path");
-    assert_eq!(
-        json("SELECT data FROM inventory_sync.inventory WHERE id = 1"),
-        json!({"stock": 12, "name": "Laptops"})
-    );
-    assert_eq!(
-        json("SELECT data FROM inventory_sync.inventory WHERE id = 2"),
-        json!({"stock": 99, "name": "Tablets"})
-    );
+    assert_eq!(json("SELECT data FROM inventory_sync.inventory WHERE id = 1"), json!({"stock": 12, "name": "Laptops"}));
+    assert_eq!(json("SELECT data FROM inventory_sync.inventory WHERE id = 2"), json!({"stock": 99, "name": "Tablets"}));
     assert_eq!(count("SELECT count(*) FROM public.inventory"), 0);
 }
 

@@ -61,8 +61,10 @@ fn deletes_leave_tombstones_on_tracked_tables() {
     let back = upsert_in("products", P1, r#"{"name": "Laptop 2"}"#, "2024-03-01 10:10+00");
     assert_eq!(back["status"], "applied");
     assert_eq!(back["created"], true);
-    assert_eq!(json("SELECT jsonb_build_object('name', name, 'stock', stock) FROM products"),
-               json!({"name": "Laptop 2", "stock": 0}));
+    assert_eq!(
+        json("SELECT jsonb_build_object('name', name, 'stock', stock) FROM products"),
+        json!({"name": "Laptop 2", "stock": 0})
+    );
     assert_eq!(json("SELECT to_jsonb(op) FROM inventory_sync.changes"), json!("upsert"));
     assert_eq!(delete_in("products", P1, "2024-03-01 10:09+00")["status"], "conflict");
     assert_eq!(count("SELECT count(*) FROM products"), 1);

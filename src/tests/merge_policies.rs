@@ -5,8 +5,9 @@
 fn equal_timestamps_are_ordered_by_client_id() {
     tracked_products();
     let at = "2024-03-01 10:00+00";
-    let up = |id: i64, v: i64, by: &str| json(&format!(
-        "SELECT inventory_sync.sync_upsert({id}, '{{\"v\": {v}}}', '{at}', '{by}')"));
+    let up = |id: i64, v: i64, by: &str| {
+        json(&format!("SELECT inventory_sync.sync_upsert({id}, '{{\"v\": {v}}}', '{at}', '{by}')"))
+    };
     // Arrival order b, a and a, b end the same: the greater client_id wins the tie.
     assert_eq!(up(1, 2, "phone-b")["status"], "applied");
     assert_eq!(up(1, 1, "phone-a")["status"], "conflict");
@@ -19,23 +20,27 @@ fn equal_timestamps_are_ordered_by_client_id() {
     // Deletes take part in the same order.
     assert_eq!(json(&format!("SELECT inventory_sync.sync_delete(2, '{at}', 'phone-a')"))["status"], "conflict");
     // Tracked tables too (the last writer's client_id is kept with the change record).
-    let up_in = |v: i64, by: &str| Spi::get_one_with_args::<pgrx::JsonB>(
+    let up_in = |v: i64, by: &str| {
+        Spi::get_one_with_args::<pgrx::JsonB>(
         "SELECT inventory_sync.sync_upsert_in('products', $1, jsonb_build_object('name', 'n', 'stock', $2::int), $3::timestamptz, $4)",
-        &[P1.into(), v.into(), at.into(), by.into()]).unwrap().unwrap().0;
+        &[P1.into(), v.into(), at.into(), by.into()]).unwrap().unwrap().0
+    };
     assert_eq!(up_in(2, "phone-b")["status"], "applied");
     assert_eq!(up_in(1, "phone-a")["status"], "conflict");
     assert_eq!(up_in(3, "phone-c")["status"], "applied");
     assert_eq!(count("SELECT stock::bigint FROM products"), 3);
     let del = Spi::get_one_with_args::<pgrx::JsonB>(
         "SELECT inventory_sync.sync_delete_in('products', $1, $2::timestamptz, 'phone-a')",
-        &[P1.into(), at.into()]).unwrap().unwrap().0;
+        &[P1.into(), at.into()],
+    )
+    .unwrap()
+    .unwrap()
+    .0;
     assert_eq!(del["status"], "conflict");
 }
 
 fn upsert_base(id: i64, payload: &str, ts: &str, base: &str) -> Value {
-    json(&format!(
-        "SELECT inventory_sync.sync_upsert({id}, '{payload}', '{ts}', base => '{base}')"
-    ))
+    json(&format!("SELECT inventory_sync.sync_upsert({id}, '{payload}', '{ts}', base => '{base}')"))
 }
 
 #[pg_test]
@@ -56,13 +61,41 @@ fn set_policy_checks_what_it_is_given() {
     exec("CREATE TABLE untracked (id bigint PRIMARY KEY, updated_at timestamptz)");
     let cases = [
         ("SELECT inventory_sync.set_policy('products', 'stock', 'newest')", "22023", "unknown policy \"newest\""),
-        ("SELECT inventory_sync.set_policy('products', 'colour', 'field_lww')", "42703", "payload key \"colour\" is not a column of table public.products"),
-        ("SELECT inventory_sync.set_policy('products', 'id', 'field_lww')", "22023", "field \"id\" of table public.products cannot have a merge policy"),
-        ("SELECT inventory_sync.set_policy('products', 'updated_at', 'field_lww')", "22023", "field \"updated_at\" of table public.products cannot have a merge policy"),
-        ("SELECT inventory_sync.set_policy('products', 'total', 'field_lww')", "428C9", "payload key \"total\" names a generated column of table public.products"),
-        ("SELECT inventory_sync.set_policy('products', 'name', 'delta')", "42804", "delta field \"name\" must be numeric"),
-        ("SELECT inventory_sync.set_policy('untracked', 'x', 'delta')", "55000", "table public.untracked is not tracked"),
-        ("SELECT inventory_sync.set_policy('inventory_sync.inventory', 'updated_at', 'delta')", "22023", "field \"updated_at\" of table inventory_sync.inventory cannot have a merge policy"),
+        (
+            "SELECT inventory_sync.set_policy('products', 'colour', 'field_lww')",
+            "42703",
+            "payload key \"colour\" is not a column of table public.products",
+        ),
+        (
+            "SELECT inventory_sync.set_policy('products', 'id', 'field_lww')",
+            "22023",
+            "field \"id\" of table public.products cannot have a merge policy",
+        ),
+        (
+            "SELECT inventory_sync.set_policy('products', 'updated_at', 'field_lww')",
+            "22023",
+            "field \"updated_at\" of table public.products cannot have a merge policy",
+        ),
+        (
+            "SELECT inventory_sync.set_policy('products', 'total', 'field_lww')",
+            "428C9",
+            "payload key \"total\" names a generated column of table public.products",
+        ),
+        (
+            "SELECT inventory_sync.set_policy('products', 'name', 'delta')",
+            "42804",
+            "delta field \"name\" must be numeric",
+        ),
+        (
+            "SELECT inventory_sync.set_policy('untracked', 'x', 'delta')",
+            "55000",
+            "table public.untracked is not tracked",
+        ),
+        (
+            "SELECT inventory_sync.set_policy('inventory_sync.inventory', 'updated_at', 'delta')",
+            "22023",
+            "field \"updated_at\" of table inventory_sync.inventory cannot have a merge policy",
+        ),
         ("SELECT inventory_sync.set_policy(NULL, 'x', 'delta')", "22004", "tbl must not be null"),
     ];
     for (stmt, want_state, want_msg) in cases {
@@ -90,7 +123,8 @@ fn delta_adds_up_the_laptops_story() {
     let plain = upsert(1, r#"{"stock": 1}"#, "2024-03-01 09:30+00");
     assert_eq!(plain["status"], "conflict");
     assert_eq!(plain["delta_without_base"], json!(["stock"]));
-    let (state, msg) = sqlstate_of("SELECT inventory_sync.sync_upsert(1, '{\"stock\": \"lots\"}', now(), base => '{\"stock\": 1}')");
+    let (state, msg) =
+        sqlstate_of("SELECT inventory_sync.sync_upsert(1, '{\"stock\": \"lots\"}', now(), base => '{\"stock\": 1}')");
     assert_eq!((state.as_str(), msg.as_str()), ("22023", "delta field \"stock\" needs numbers"));
     let (state, msg) = sqlstate_of("SELECT inventory_sync.sync_upsert(1, '{}', now(), base => '[1]')");
     assert_eq!((state.as_str(), msg.as_str()), ("22023", "base must be a JSON object"));
@@ -101,7 +135,10 @@ fn delta_adds_up_the_laptops_story() {
     assert_eq!(again["duplicate"], true);
     assert_eq!(json("SELECT data->'stock' FROM inventory_sync.inventory"), json!(12));
     // And in a batch.
-    let out = push(json!([{"id": 1, "payload": {"stock": 10}, "base": {"stock": 12}, "client_ts": "2024-03-01T10:07:00Z"}]), false);
+    let out = push(
+        json!([{"id": 1, "payload": {"stock": 10}, "base": {"stock": 12}, "client_ts": "2024-03-01T10:07:00Z"}]),
+        false,
+    );
     assert_eq!(out[0]["status"], "applied");
     assert_eq!(json("SELECT data->'stock' FROM inventory_sync.inventory"), json!(10));
 }
@@ -116,8 +153,10 @@ fn field_lww_and_server_wins_merge() {
     // B changes the price at 10:05; A, offline, changed the stock at 10:00: both survive.
     assert_eq!(upsert_in("products", P1, r#"{"price": 120}"#, "2024-03-01 10:05+00")["status"], "applied");
     assert_eq!(upsert_in("products", P1, r#"{"stock": 8}"#, "2024-03-01 10:00+00")["status"], "applied");
-    assert_eq!(json("SELECT jsonb_build_object('stock', stock, 'price', price) FROM products"),
-               serde_json::from_str::<Value>(r#"{"stock": 8, "price": 120.00}"#).unwrap());
+    assert_eq!(
+        json("SELECT jsonb_build_object('stock', stock, 'price', price) FROM products"),
+        serde_json::from_str::<Value>(r#"{"stock": 8, "price": 120.00}"#).unwrap()
+    );
     // An older edit of the price loses, the rest applies: merged, listing each.
     let m = upsert_in("products", P1, r#"{"price": 90, "stock": 7, "code": "X-9"}"#, "2024-03-01 10:01+00");
     assert_eq!(m["status"], "merged");

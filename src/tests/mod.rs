@@ -44,19 +44,13 @@ mod tests {
              END IF;
              END $d$",
         );
-        let got = Spi::get_one_with_args::<Vec<String>>(
-            "SELECT pg_temp.sqlstate_of($1)",
-            &[stmt.into()],
-        )
-        .unwrap()
-        .unwrap();
+        let got =
+            Spi::get_one_with_args::<Vec<String>>("SELECT pg_temp.sqlstate_of($1)", &[stmt.into()]).unwrap().unwrap();
         (got[0].clone(), got[1].clone())
     }
 
     fn upsert(id: i64, payload: &str, ts: &str) -> Value {
-        json(&format!(
-            "SELECT inventory_sync.sync_upsert({id}, '{payload}'::jsonb, '{ts}'::timestamptz)"
-        ))
+        json(&format!("SELECT inventory_sync.sync_upsert({id}, '{payload}'::jsonb, '{ts}'::timestamptz)"))
     }
 
     fn setup() {

@@ -2,13 +2,10 @@
 // Included into the `tests` schema module (src/tests/mod.rs).
 
 fn pull(since: Option<&str>, lim: i32) -> Value {
-    Spi::get_one_with_args::<pgrx::JsonB>(
-        "SELECT inventory_sync.sync_pull($1, $2)",
-        &[since.into(), lim.into()],
-    )
-    .unwrap()
-    .unwrap()
-    .0
+    Spi::get_one_with_args::<pgrx::JsonB>("SELECT inventory_sync.sync_pull($1, $2)", &[since.into(), lim.into()])
+        .unwrap()
+        .unwrap()
+        .0
 }
 
 #[pg_test]

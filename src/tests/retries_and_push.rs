@@ -13,15 +13,26 @@ fn mutations_apply_once() {
     assert_eq!(again, expected);
     assert_eq!(json("SELECT data FROM inventory_sync.inventory"), json!({"stock": 10}));
     // Another device may use the same mutation id.
-    assert_eq!(json("SELECT inventory_sync.sync_upsert(1, '{\"stock\": 11}', '2024-03-01 10:01+00', 'phone-b', 'm1')")["status"], "applied");
+    assert_eq!(
+        json("SELECT inventory_sync.sync_upsert(1, '{\"stock\": 11}', '2024-03-01 10:01+00', 'phone-b', 'm1')")
+            ["status"],
+        "applied"
+    );
     // Deletes, conflicts and rejections are remembered too.
     let gone = json("SELECT inventory_sync.sync_delete(1, '2024-03-01 10:02+00', 'phone-a', 'm2')");
     assert_eq!(json("SELECT inventory_sync.sync_delete(1, '2024-03-01 10:02+00', 'phone-a', 'm2')")["duplicate"], true);
     assert_eq!(gone["deleted"], true);
     let lost = json("SELECT inventory_sync.sync_upsert(1, '{}', '2024-03-01 09:00+00', 'phone-a', 'm3')");
     assert_eq!(lost["status"], "conflict");
-    assert_eq!(json("SELECT inventory_sync.sync_upsert(1, '{}', '2024-03-01 09:00+00', 'phone-a', 'm3')")["status"], "conflict");
-    assert_eq!(count("SELECT count(*) FROM inventory_sync.conflicts WHERE mutation_id = 'm3'"), 1, "a duplicate is not journaled again");
+    assert_eq!(
+        json("SELECT inventory_sync.sync_upsert(1, '{}', '2024-03-01 09:00+00', 'phone-a', 'm3')")["status"],
+        "conflict"
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM inventory_sync.conflicts WHERE mutation_id = 'm3'"),
+        1,
+        "a duplicate is not journaled again"
+    );
     let (state, msg) = sqlstate_of("SELECT inventory_sync.sync_upsert(1, '{}', now(), NULL, 'm9')");
     assert_eq!((state.as_str(), msg.as_str()), ("22023", "mutation_id requires client_id"));
     // Another database user cannot replay (or read) this user's mutations.
@@ -36,7 +47,11 @@ fn mutations_apply_once() {
     assert_eq!(count("SELECT inventory_sync.purge_mutations('1 day')"), 0);
     exec("UPDATE inventory_sync.mutations SET applied_at = applied_at - interval '2 days'");
     assert_eq!(count("SELECT inventory_sync.purge_mutations('1 day')"), 4);
-    assert_eq!(json("SELECT inventory_sync.sync_upsert(1, '{\"stock\": 5}', '2024-03-01 12:00+00', 'phone-a', 'm1')")["status"], "applied");
+    assert_eq!(
+        json("SELECT inventory_sync.sync_upsert(1, '{\"stock\": 5}', '2024-03-01 12:00+00', 'phone-a', 'm1')")
+            ["status"],
+        "applied"
+    );
 }
 
 fn push(changes: Value, atomic: bool) -> Value {
@@ -52,27 +67,35 @@ fn push(changes: Value, atomic: bool) -> Value {
 #[pg_test]
 fn push_answers_each_change_in_order() {
     tracked_products();
-    let outcomes = push(json!([
-        {"id": 2, "payload": {"n": 1}, "client_ts": "2024-03-01 10:00+00"},
-        {"id": 1, "payload": {"n": 1}, "client_ts": "2024-03-01 10:00+00"},
-        {"id": 1, "payload": {"n": 2}, "client_ts": "2024-03-01 10:01+00"},
-        {"id": 1, "payload": {"n": 3}, "client_ts": "2024-03-01 10:00:30+00"},
-        {"op": "delete", "id": 2, "client_ts": "2024-03-01 10:02+00"},
-        {"table": "public.products", "id": P1, "payload": {"name": "x", "stock": "many"}, "client_ts": "2024-03-01 10:00+00"},
-        {"table": "public.products", "id": P1, "payload": {"name": "x"}, "client_ts": "2024-03-01 10:00+00"},
-        {"table": "no_such", "id": "1", "payload": {}, "client_ts": "2024-03-01 10:00+00"},
-        {"id": 3, "payload": {}, "client_ts": "not a time"},
-        {"id": 3, "payload": [], "client_ts": "2024-03-01 10:00+00"},
-        {"id": 3, "client_ts": "2024-03-01 10:00+00"},
-        {"op": "delete", "id": 3, "payload": {}, "client_ts": "2024-03-01 10:00+00"},
-        {"op": "merge", "id": 3, "client_ts": "2024-03-01 10:00+00"},
-        {"id": "three", "payload": {}, "client_ts": "2024-03-01 10:00+00"},
-        {"id": 3, "payload": {}, "client_ts": "2024-03-01 10:00+00", "extra": 1},
-        "not an object",
-    ]), false);
+    let outcomes = push(
+        json!([
+            {"id": 2, "payload": {"n": 1}, "client_ts": "2024-03-01 10:00+00"},
+            {"id": 1, "payload": {"n": 1}, "client_ts": "2024-03-01 10:00+00"},
+            {"id": 1, "payload": {"n": 2}, "client_ts": "2024-03-01 10:01+00"},
+            {"id": 1, "payload": {"n": 3}, "client_ts": "2024-03-01 10:00:30+00"},
+            {"op": "delete", "id": 2, "client_ts": "2024-03-01 10:02+00"},
+            {"table": "public.products", "id": P1, "payload": {"name": "x", "stock": "many"}, "client_ts": "2024-03-01 10:00+00"},
+            {"table": "public.products", "id": P1, "payload": {"name": "x"}, "client_ts": "2024-03-01 10:00+00"},
+            {"table": "no_such", "id": "1", "payload": {}, "client_ts": "2024-03-01 10:00+00"},
+            {"id": 3, "payload": {}, "client_ts": "not a time"},
+            {"id": 3, "payload": [], "client_ts": "2024-03-01 10:00+00"},
+            {"id": 3, "client_ts": "2024-03-01 10:00+00"},
+            {"op": "delete", "id": 3, "payload": {}, "client_ts": "2024-03-01 10:00+00"},
+            {"op": "merge", "id": 3, "client_ts": "2024-03-01 10:00+00"},
+            {"id": "three", "payload": {}, "client_ts": "2024-03-01 10:00+00"},
+            {"id": 3, "payload": {}, "client_ts": "2024-03-01 10:00+00", "extra": 1},
+            "not an object",
+        ]),
+        false,
+    );
     let status: Vec<&str> = outcomes.as_array().unwrap().iter().map(|o| o["status"].as_str().unwrap()).collect();
-    assert_eq!(status, ["applied", "applied", "applied", "conflict", "applied", "error", "applied",
-                        "error", "error", "error", "error", "error", "error", "error", "error", "error"]);
+    assert_eq!(
+        status,
+        [
+            "applied", "applied", "applied", "conflict", "applied", "error", "applied", "error", "error", "error",
+            "error", "error", "error", "error", "error", "error"
+        ]
+    );
     let states: Vec<&str> = outcomes.as_array().unwrap().iter().filter_map(|o| o["sqlstate"].as_str()).collect();
     assert_eq!(states, ["22P02", "42P01", "22007", "22023", "22023", "22023", "22023", "22023", "22023", "22023"]);
     assert_eq!(outcomes[5]["id"], P1);
@@ -80,7 +103,10 @@ fn push_answers_each_change_in_order() {
     assert_eq!(outcomes[14]["message"], "unknown key \"extra\" in change");
     // Changes to one row applied in the order given; the failed change wrote nothing.
     assert_eq!(json("SELECT data FROM inventory_sync.inventory WHERE id = 1"), json!({"n": 2}));
-    assert_eq!(json("SELECT jsonb_build_object('name', name, 'stock', stock) FROM products"), json!({"name": "x", "stock": 0}));
+    assert_eq!(
+        json("SELECT jsonb_build_object('name', name, 'stock', stock) FROM products"),
+        json!({"name": "x", "stock": 0})
+    );
     assert_eq!(count("SELECT count(*) FROM inventory_sync.inventory WHERE id = 2 AND deleted"), 1);
     assert_eq!(count("SELECT count(*) FROM inventory_sync.inventory WHERE id = 3"), 0);
 }

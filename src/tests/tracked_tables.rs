@@ -65,9 +65,11 @@ fn tracked_insert_update_conflict() {
     assert_eq!(stale["server_data"]["updated_at"], "2024-03-01T10:05:00+00:00");
     assert_eq!(count("SELECT stock::bigint FROM products"), 15);
     assert_eq!(
-        json("SELECT jsonb_build_object('row_id', row_id, 'table', table_name, 'reason', reason,
+        json(
+            "SELECT jsonb_build_object('row_id', row_id, 'table', table_name, 'reason', reason,
                      'payload', client_payload, 'server_stock', server_data->'stock')
-                FROM inventory_sync.conflicts"),
+                FROM inventory_sync.conflicts"
+        ),
         json!({"row_id": P1, "table": "public.products", "reason": "stale",
                "payload": {"stock": 8}, "server_stock": 15})
     );
@@ -94,7 +96,10 @@ fn tracked_values_are_converted_to_column_types() {
     );
     // A JSON null sets the column to NULL; a string for jsonb stays a JSON string.
     upsert_in("products", P1, r#"{"price": null, "attrs": "plain"}"#, "2024-03-01 10:01+00");
-    assert_eq!(json("SELECT jsonb_build_object('p', price, 'a', attrs) FROM products"), json!({"p": null, "a": "plain"}));
+    assert_eq!(
+        json("SELECT jsonb_build_object('p', price, 'a', attrs) FROM products"),
+        json!({"p": null, "a": "plain"})
+    );
 }
 
 #[pg_test]
@@ -119,10 +124,10 @@ fn tracked_bad_input_names_the_key_or_column() {
         (call(r#"{"sizes": ["x"]}"#), "22P02", "invalid value for column \"sizes\" of table public.products: invalid input syntax for type integer: \"x\""),
         (call(r#"{"name": null}"#), "23502", "null value in column \"name\" of relation \"products\" violates not-null constraint"),
         (call(r#"[1]"#), "22023", "payload must be a JSON object"),
-        (format!("SELECT inventory_sync.sync_upsert_in('products', 'not-a-uuid', '{{}}', now())"), "22P02",
+        ("SELECT inventory_sync.sync_upsert_in('products', 'not-a-uuid', '{}', now())".into(), "22P02",
          "invalid value for column \"id\" of table public.products: invalid input syntax for type uuid: \"not-a-uuid\""),
         ("SELECT inventory_sync.sync_upsert_in(NULL, '1', '{}', now())".into(), "22004", "tbl must not be null"),
-        (format!("SELECT inventory_sync.sync_upsert_in('products', NULL, '{{}}', now())"), "22004", "id must not be null"),
+        ("SELECT inventory_sync.sync_upsert_in('products', NULL, '{}', now())".into(), "22004", "id must not be null"),
         ("SELECT inventory_sync.sync_upsert_in('no_such_table', '1', '{}', now())".into(), "42P01", "relation \"no_such_table\" does not exist"),
         // A new row lacking a NOT NULL column without default.
         ("SELECT inventory_sync.sync_upsert_in('products', 'c0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '{\"stock\": 1}', now())".into(),
@@ -136,7 +141,8 @@ fn tracked_bad_input_names_the_key_or_column() {
     assert_eq!(json("SELECT to_jsonb(name) FROM products"), json!("Laptop"));
     assert_eq!(count("SELECT count(*) FROM inventory_sync.conflicts"), 0);
     // The id key may repeat the id, in any spelling of the same value.
-    let same = upsert_in("products", P1, &format!(r#"{{"id": "{}", "stock": 2}}"#, P1.to_uppercase()), "2024-03-01 11:00+00");
+    let same =
+        upsert_in("products", P1, &format!(r#"{{"id": "{}", "stock": 2}}"#, P1.to_uppercase()), "2024-03-01 11:00+00");
     assert_eq!(same["status"], "applied");
 }
 
@@ -157,10 +163,12 @@ fn tracked_clock_skew() {
 #[pg_test]
 fn every_key_type() {
     setup();
-    for (typ, id, answer_id) in [("bigint", "9007199254740993", json!(9007199254740993_i64)),
-                                 ("integer", "42", json!(42)),
-                                 ("text", "SKU-1", json!("SKU-1")),
-                                 ("uuid", P1, json!(P1))] {
+    for (typ, id, answer_id) in [
+        ("bigint", "9007199254740993", json!(9007199254740993_i64)),
+        ("integer", "42", json!(42)),
+        ("text", "SKU-1", json!("SKU-1")),
+        ("uuid", P1, json!(P1)),
+    ] {
         exec(&format!("CREATE TABLE t_{typ} (k {typ} PRIMARY KEY, v text, modified timestamptz)"));
         exec(&format!("SELECT inventory_sync.track('t_{typ}', 'modified')"));
         let a = upsert_in(&format!("t_{typ}"), id, r#"{"v": "one"}"#, "2024-03-01 10:00+00");
@@ -182,22 +190,44 @@ fn track_refuses_what_cannot_be_synced() {
     exec("CREATE TABLE small_pk (id smallint PRIMARY KEY, updated_at timestamptz)");
     exec("CREATE TABLE no_ts (id bigint PRIMARY KEY, modified timestamptz)");
     exec("CREATE TABLE date_ts (id bigint PRIMARY KEY, updated_at date)");
-    exec("CREATE TABLE gen_ts (id bigint PRIMARY KEY, t timestamptz,
-                               updated_at timestamptz GENERATED ALWAYS AS (t) STORED)");
+    exec(
+        "CREATE TABLE gen_ts (id bigint PRIMARY KEY, t timestamptz,
+                               updated_at timestamptz GENERATED ALWAYS AS (t) STORED)",
+    );
     exec("CREATE VIEW a_view AS SELECT 1 AS id");
     let cases = [
         ("SELECT inventory_sync.track('no_pk')", "42P16", "table public.no_pk has no single-column primary key"),
         ("SELECT inventory_sync.track('two_pk')", "42P16", "table public.two_pk has no single-column primary key"),
-        ("SELECT inventory_sync.track('small_pk')", "42804", "primary key column \"id\" of table public.small_pk has type smallint"),
+        (
+            "SELECT inventory_sync.track('small_pk')",
+            "42804",
+            "primary key column \"id\" of table public.small_pk has type smallint",
+        ),
         ("SELECT inventory_sync.track('no_ts')", "42703", "column \"updated_at\" of table public.no_ts does not exist"),
-        ("SELECT inventory_sync.track('date_ts')", "42804", "column \"updated_at\" of table public.date_ts cannot be the write-timestamp column"),
-        ("SELECT inventory_sync.track('gen_ts')", "42804", "column \"updated_at\" of table public.gen_ts cannot be the write-timestamp column"),
+        (
+            "SELECT inventory_sync.track('date_ts')",
+            "42804",
+            "column \"updated_at\" of table public.date_ts cannot be the write-timestamp column",
+        ),
+        (
+            "SELECT inventory_sync.track('gen_ts')",
+            "42804",
+            "column \"updated_at\" of table public.gen_ts cannot be the write-timestamp column",
+        ),
         ("SELECT inventory_sync.track('a_view')", "42809", "public.a_view is not a table"),
-        ("SELECT inventory_sync.track('inventory_sync.conflicts')", "42809", "cannot track inventory_sync's own table inventory_sync.conflicts"),
+        (
+            "SELECT inventory_sync.track('inventory_sync.conflicts')",
+            "42809",
+            "cannot track inventory_sync's own table inventory_sync.conflicts",
+        ),
         ("SELECT inventory_sync.track(NULL)", "22004", "tbl must not be null"),
         ("SELECT inventory_sync.track('no_ts', NULL)", "22004", "ts_column must not be null"),
         ("SELECT inventory_sync.untrack('no_ts')", "55000", "table public.no_ts is not tracked"),
-        ("SELECT inventory_sync.sync_upsert_in('no_ts', '1', '{}', now())", "55000", "table public.no_ts is not tracked"),
+        (
+            "SELECT inventory_sync.sync_upsert_in('no_ts', '1', '{}', now())",
+            "55000",
+            "table public.no_ts is not tracked",
+        ),
     ];
     for (stmt, want_state, want_msg) in cases {
         let (state, msg) = sqlstate_of(stmt);
@@ -223,7 +253,8 @@ fn only_the_owner_tracks() {
     let (state, msg) = sqlstate_of("SELECT inventory_sync.track('public.owned')");
     assert_eq!((state.as_str(), msg.as_str()), ("42501", "must be owner of table public.owned"));
     // Nor around the function: the catalog's policy refuses rows for tables one does not own.
-    let (state, _) = sqlstate_of("INSERT INTO inventory_sync.tracked (tbl, key_attnum, ts_attnum) VALUES ('public.owned', 1, 2)");
+    let (state, _) =
+        sqlstate_of("INSERT INTO inventory_sync.tracked (tbl, key_attnum, ts_attnum) VALUES ('public.owned', 1, 2)");
     assert_eq!(state, "42501");
     exec("RESET ROLE");
     exec("SELECT inventory_sync.track('public.owned')");
@@ -259,7 +290,8 @@ fn altered_tables_keep_working() {
     // Column renamed: the new name works, the old one is unknown.
     exec("ALTER TABLE products RENAME COLUMN stock TO quantity");
     assert_eq!(upsert_in("products", P1, r#"{"quantity": 3}"#, "2024-03-01 10:02+00")["status"], "applied");
-    let (state, _) = sqlstate_of(&format!("SELECT inventory_sync.sync_upsert_in('products', '{P1}', '{{\"stock\": 4}}', now())"));
+    let (state, _) =
+        sqlstate_of(&format!("SELECT inventory_sync.sync_upsert_in('products', '{P1}', '{{\"stock\": 4}}', now())"));
     assert_eq!(state, "42703");
     // Type changed: values are converted to the new type.
     exec("ALTER TABLE products DROP COLUMN total");
@@ -267,7 +299,8 @@ fn altered_tables_keep_working() {
     assert_eq!(upsert_in("products", P1, r#"{"quantity": "a few"}"#, "2024-03-01 10:03+00")["status"], "applied");
     // Column dropped: now an unknown key.
     exec("ALTER TABLE products DROP COLUMN weight");
-    let (state, _) = sqlstate_of(&format!("SELECT inventory_sync.sync_upsert_in('products', '{P1}', '{{\"weight\": 1}}', now())"));
+    let (state, _) =
+        sqlstate_of(&format!("SELECT inventory_sync.sync_upsert_in('products', '{P1}', '{{\"weight\": 1}}', now())"));
     assert_eq!(state, "42703");
     // The timestamp column renamed: tracking follows it.
     exec("ALTER TABLE products RENAME COLUMN updated_at TO modified_at");
@@ -285,11 +318,13 @@ fn altered_tables_keep_working() {
 fn hostile_identifiers_and_values() {
     setup();
     exec(r#"CREATE SCHEMA "we;ird $$ schema""#);
-    exec(r#"CREATE TABLE "we;ird $$ schema"."Tab""le -- x" (
+    exec(
+        r#"CREATE TABLE "we;ird $$ schema"."Tab""le -- x" (
                 "Key; DROP TABLE x" text PRIMARY KEY,
                 "quo""te" text, "semi;colon" text, "Mixed Case" integer, "ünïcode ✓" text,
                 "back\slash" text, "$$" text, "--" text, "/*" text,
-                "when" timestamptz)"#);
+                "when" timestamptz)"#,
+    );
     exec(r#"SELECT inventory_sync.track('"we;ird $$ schema"."Tab""le -- x"', 'when')"#);
     let payload = json!({
         "quo\"te": "'; DROP TABLE pg_class; --", "semi;colon": "$$ $x$ \\ \" '",
@@ -300,7 +335,10 @@ fn hostile_identifiers_and_values() {
     let answer = Spi::get_one_with_args::<pgrx::JsonB>(
         "SELECT inventory_sync.sync_upsert_in($1::regclass, $2, $3, '2024-03-01 10:00+00')",
         &[table.into(), id.into(), pgrx::JsonB(payload.clone()).into()],
-    ).unwrap().unwrap().0;
+    )
+    .unwrap()
+    .unwrap()
+    .0;
     assert_eq!(answer["status"], "applied");
     assert_eq!(answer["id"], id);
     let mut want = payload.as_object().unwrap().clone();
@@ -310,20 +348,25 @@ fn hostile_identifiers_and_values() {
     let stale = Spi::get_one_with_args::<pgrx::JsonB>(
         "SELECT inventory_sync.sync_upsert_in($1::regclass, $2, '{\"--\": \"x\"}', '2024-03-01 09:00+00')",
         &[table.into(), id.into()],
-    ).unwrap().unwrap().0;
+    )
+    .unwrap()
+    .unwrap()
+    .0;
     assert_eq!(stale["status"], "conflict");
     assert_eq!(stale["server_data"]["--"], "/* */");
-    assert_eq!(
-        Spi::get_one::<String>("SELECT table_name FROM inventory_sync.conflicts").unwrap().unwrap(),
-        table
-    );
+    assert_eq!(Spi::get_one::<String>("SELECT table_name FROM inventory_sync.conflicts").unwrap().unwrap(), table);
 }
 
 #[pg_test]
 fn tracked_hostile_search_path() {
     tracked_products();
     upsert_in("products", P1, r#"{"name": "Laptop", "stock": 10}"#, "2024-03-01 10:05+00");
-    upsert_in("products", "b0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", r#"{"name": "Other", "stock": 99}"#, "2024-03-01 10:05+00");
+    upsert_in(
+        "products",
+        "b0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
+        r#"{"name": "Other", "stock": 99}"#,
+        "2024-03-01 10:05+00",
+    );
     exec("CREATE FUNCTION public.evil_eq(uuid, uuid) RETURNS boolean LANGUAGE sql AS $$ SELECT true $$");
     exec("CREATE OPERATOR public.= (LEFTARG = uuid, RIGHTARG = uuid, FUNCTION = public.evil_eq)");
     exec("CREATE FUNCTION public.evil_le(timestamptz, timestamptz) RETURNS boolean LANGUAGE sql AS $$ SELECT true $$");

@@ -63,12 +63,7 @@ pub fn decide(
         return decide_once(client, table, write, apply).map(|(answer, _)| answer);
     };
     let ids = || -> [DatumWithOid<'_>; 4] {
-        [
-            write.row_id.as_str().into(),
-            table.oid.into(),
-            client_id.as_str().into(),
-            mutation_id.as_str().into(),
-        ]
+        [write.row_id.as_str().into(), table.oid.into(), client_id.as_str().into(), mutation_id.as_str().into()]
     };
     // Only a user who may write the table claims a mutation id in it (the mutation log's policy
     // says so too): this gives the refusal PostgreSQL's own wording.
@@ -77,8 +72,9 @@ pub fn decide(
     if CLAIM.with(|k| k.run::<bool>(client, &ids())).is_none() {
         // Claimed before: by this user (its answer is replayed) or by another database user
         // (whose answers this user may not read).
-        return REPLAY.with(|k| k.run::<Jsonb>(client, &ids())).ok_or_else(|| {
-            SyncError::MutationOfOtherUser { client_id: client_id.clone(), mutation_id: mutation_id.clone() }
+        return REPLAY.with(|k| k.run::<Jsonb>(client, &ids())).ok_or_else(|| SyncError::MutationOfOtherUser {
+            client_id: client_id.clone(),
+            mutation_id: mutation_id.clone(),
         });
     }
     let (answer, decided) = decide_once(client, table, write, apply)?;

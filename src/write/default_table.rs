@@ -89,8 +89,15 @@ impl Statements for DefaultTable {
         entries.into_keys().filter(|k| !self.is_reserved(k)).collect()
     }
 
-    fn upsert(&self, client: &mut SpiClient<'_>, write: &Write<'_>, values: &Values<'_>) -> Result<Option<Jsonb>, SyncError> {
-        let Values::Payload { reserved_keys, id } = values else { unreachable!("the default table's values are its payload") };
+    fn upsert(
+        &self,
+        client: &mut SpiClient<'_>,
+        write: &Write<'_>,
+        values: &Values<'_>,
+    ) -> Result<Option<Jsonb>, SyncError> {
+        let Values::Payload { reserved_keys, id } = values else {
+            unreachable!("the default table's values are its payload")
+        };
         let skip: &[&str] = if *reserved_keys { &RESERVED } else { &[] };
         let keys = write.payload.keys_param(client, skip);
         let args = [
@@ -116,14 +123,22 @@ impl Statements for DefaultTable {
         Ok(self.delete.run(client, &args))
     }
 
-    fn read_for_merge(&self, client: &mut SpiClient<'_>, write: &Write<'_>, _fields: &Fields) -> Result<Option<merge::Stored>, SyncError> {
+    fn read_for_merge(
+        &self,
+        client: &mut SpiClient<'_>,
+        write: &Write<'_>,
+        _fields: &Fields,
+    ) -> Result<Option<merge::Stored>, SyncError> {
         let mut stored = None;
         for row in self.lock_for_merge.run_all(client, &[write.key.bind()]) {
             let mut clocks = Jsonb::object_or_empty(row.value::<Jsonb>(4));
             let floor = merge::take_floor(&mut clocks, DEFAULT_FLOOR_KEY);
             stored = Some(merge::Stored {
                 fields: Jsonb::object_or_empty(row.value::<Jsonb>(1)),
-                row: merge::Clock { ts: clock_micros(row.value::<TimestampWithTimeZone>(2)), by: row.value::<String>(3) },
+                row: merge::Clock {
+                    ts: clock_micros(row.value::<TimestampWithTimeZone>(2)),
+                    by: row.value::<String>(3),
+                },
                 clocks,
                 deleted: row.value::<bool>(5).unwrap_or(false),
                 implicit_clocks: true,

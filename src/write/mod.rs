@@ -83,11 +83,21 @@ pub trait Statements {
     fn lock_row(&self, _write: &Write<'_>) {}
     /// Apply an upsert that merges nothing; None: the stored row (or tombstone) is newer and now
     /// locked, or hidden from the caller.
-    fn upsert(&self, client: &mut SpiClient<'_>, write: &Write<'_>, values: &Values<'_>) -> Result<Option<Jsonb>, SyncError>;
+    fn upsert(
+        &self,
+        client: &mut SpiClient<'_>,
+        write: &Write<'_>,
+        values: &Values<'_>,
+    ) -> Result<Option<Jsonb>, SyncError>;
     /// Apply a delete, leaving a tombstone; None as for `upsert`.
     fn delete(&self, client: &mut SpiClient<'_>, write: &Write<'_>) -> Result<Option<Jsonb>, SyncError>;
     /// The stored row (or tombstone), locked, as the merge rules read it.
-    fn read_for_merge(&self, client: &mut SpiClient<'_>, write: &Write<'_>, fields: &Fields) -> Result<Option<merge::Stored>, SyncError>;
+    fn read_for_merge(
+        &self,
+        client: &mut SpiClient<'_>,
+        write: &Write<'_>,
+        fields: &Fields,
+    ) -> Result<Option<merge::Stored>, SyncError>;
     /// Write a merge's result; None: the write met a row the read did not see.
     fn write_merged(
         &self,
@@ -147,9 +157,12 @@ pub fn upsert(
     let base = check_base(base)?;
     Spi::connect_mut(|client| {
         let (statements, key, row_id, values): (std::rc::Rc<dyn Statements>, _, _, _) = match &named {
-            Named::Default(id) => {
-                (default_table::default_table(), Param::int8(*id), id.to_string(), Values::Payload { reserved_keys, id: *id })
-            }
+            Named::Default(id) => (
+                default_table::default_table(),
+                Param::int8(*id),
+                id.to_string(),
+                Values::Payload { reserved_keys, id: *id },
+            ),
             Named::Tracked(relid, id) => {
                 let tracked = catalog::get(client, *relid)?;
                 let (key, row_id) = tracked_table::key(client, &tracked, id)?;
@@ -160,8 +173,8 @@ pub fn upsert(
         let table = statements.table();
         let policies = catalog::policies(client, table.oid);
         let write = Write { op: Op::Upsert, key, row_id, payload, client_ts, client_id, mutation_id };
-        let merges = !policies.is_empty()
-            && statements.written_fields(&write, &values).iter().any(|f| policies.contains_key(f));
+        let merges =
+            !policies.is_empty() && statements.written_fields(&write, &values).iter().any(|f| policies.contains_key(f));
         if merges {
             let serde_json::Value::Object(mut fields) = payload.to_value() else { unreachable!("checked") };
             fields.retain(|k, _| !statements.is_reserved(k));

@@ -39,9 +39,7 @@ pub fn values<'c>(
     payload: Jsonb,
 ) -> Result<Vec<(usize, Param<'c>)>, SyncError> {
     let table = &tracked.table.name;
-    let Some(fields) = payload.entries() else {
-        unreachable!("check_write accepted a payload that is not an object")
-    };
+    let Some(fields) = payload.entries() else { unreachable!("check_write accepted a payload that is not an object") };
     let mut values: Vec<(usize, Param<'c>)> = Vec::with_capacity(fields.len());
     for (name, raw) in &fields {
         let Some(pos) = tracked.column(name) else {
@@ -66,7 +64,11 @@ pub fn values<'c>(
                 _ => text.is_none(),
             };
             if !same {
-                return Err(SyncError::IdMismatch { column: col.name.clone(), id: id.to_string(), key: raw.get().to_string() });
+                return Err(SyncError::IdMismatch {
+                    column: col.name.clone(),
+                    id: id.to_string(),
+                    key: raw.get().to_string(),
+                });
             }
             continue;
         }
@@ -125,7 +127,8 @@ impl Tracked {
             ts.into_inner().into(),
         ];
         let record = if clocks.is_some() { &self.record_with_clocks } else { &self.record };
-        self.as_feed_owner(|| record.run::<Jsonb>(client, &args)).expect("inventory_sync: recording a change answered no row")
+        self.as_feed_owner(|| record.run::<Jsonb>(client, &args))
+            .expect("inventory_sync: recording a change answered no row")
     }
 }
 
@@ -157,7 +160,12 @@ impl Statements for Tracked {
     /// its NOT NULL checks even when the row exists, so it comes last). None: the stored row or
     /// tombstone is newer (and now locked by us), or the caller cannot see the row under
     /// row-level security.
-    fn upsert(&self, client: &mut SpiClient<'_>, write: &Write<'_>, values: &Values<'_>) -> Result<Option<Jsonb>, SyncError> {
+    fn upsert(
+        &self,
+        client: &mut SpiClient<'_>,
+        write: &Write<'_>,
+        values: &Values<'_>,
+    ) -> Result<Option<Jsonb>, SyncError> {
         let Values::Columns(values) = values else { unreachable!("a tracked table's values are columns") };
         self.lock_row(write);
         let columns: Vec<usize> = values.iter().map(|(pos, _)| *pos).collect();
@@ -221,7 +229,9 @@ impl Statements for Tracked {
                 Some(true) => continue,
                 None => {}
             }
-            if security::rls_enabled(self.table.oid) || self.as_feed_owner(|| self.tombstone.run::<bool>(client, &args)) == Some(false) {
+            if security::rls_enabled(self.table.oid)
+                || self.as_feed_owner(|| self.tombstone.run::<bool>(client, &args)) == Some(false)
+            {
                 return Ok(None);
             }
             return Ok(Some(self.record(client, write, write.client_ts, Some(Jsonb::empty_object()), &[])));
@@ -229,7 +239,12 @@ impl Statements for Tracked {
         Err(SyncError::Unsettled { table: self.table.name.clone(), rounds: MAX_ROUNDS })
     }
 
-    fn read_for_merge(&self, client: &mut SpiClient<'_>, write: &Write<'_>, fields: &Fields) -> Result<Option<merge::Stored>, SyncError> {
+    fn read_for_merge(
+        &self,
+        client: &mut SpiClient<'_>,
+        write: &Write<'_>,
+        fields: &Fields,
+    ) -> Result<Option<merge::Stored>, SyncError> {
         let (key_name, ts_name) = (&self.columns[self.key].name, &self.columns[self.ts].name);
         let mut stored = None;
         for row in self.lock_for_merge.run_all(client, &[write.key.bind()]) {
@@ -260,7 +275,10 @@ impl Statements for Tracked {
             for row in self.tombstone_clock.run_all(client, &[write.key.bind()]) {
                 stored = Some(merge::Stored {
                     fields: serde_json::Map::new(),
-                    row: merge::Clock { ts: clock_micros(row.value::<TimestampWithTimeZone>(1)), by: row.value::<String>(2) },
+                    row: merge::Clock {
+                        ts: clock_micros(row.value::<TimestampWithTimeZone>(1)),
+                        by: row.value::<String>(2),
+                    },
                     clocks: serde_json::Map::new(),
                     deleted: true,
                     implicit_clocks: false,
