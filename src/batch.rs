@@ -16,7 +16,6 @@
 //! (never parsed as a whole), and everything a change allocates lives in a memory context reset
 //! after it. What grows is only the outcomes' JSON text.
 
-use serde_json::value::RawValue;
 use serde_json::Value;
 
 use crate::pg::jsonb::{answers_in, Jsonb};
@@ -24,105 +23,34 @@ use crate::pg::memory::Scratch;
 use crate::pg::subxact::{catching, in_subtransaction, Failure};
 use crate::pg::values::{regclass_in, timestamptz_in};
 use crate::write::{self, Named, Op};
+use inventory_sync_core::change::Change;
 use inventory_sync_core::{SqlState, SyncError};
 
 /// Changes tried together in one subtransaction (see `push`).
 const CHUNK: usize = 64;
 
-const KEYS: [&str; 8] = ["op", "table", "id", "payload", "client_ts", "client_id", "mutation_id", "base"];
-
-/// One change of a batch, read from its JSON object.
-struct Change {
-    op: Op,
-    table: Option<String>,
-    id: Value,
-    payload: Option<Jsonb>,
-    base: Option<Jsonb>,
-    client_ts: String,
-    client_id: Option<String>,
-    mutation_id: Option<String>,
-}
-
 fn bad(why: impl Into<String>) -> SyncError {
     SyncError::BadChange(why.into())
 }
 
-/// A change's key, as a JSON value: the small ones (op, id, table, client_ts, client ids) are read;
-/// payload and base are taken from the jsonb itself, never parsed here.
-type Entries = std::collections::BTreeMap<String, Box<RawValue>>;
-
-fn small(obj: &Entries, key: &str) -> Result<Value, SyncError> {
-    match obj.get(key) {
-        None => Ok(Value::Null),
-        Some(raw) => {
-            serde_json::from_str(raw.get()).map_err(|_| bad(format!("change key \"{key}\" is nested too deeply")))
-        }
-    }
-}
-
-fn optional_string(obj: &Entries, key: &str) -> Result<Option<String>, SyncError> {
-    match small(obj, key)? {
-        Value::Null => Ok(None),
-        Value::String(s) => Ok(Some(s)),
-        _ => Err(bad(format!("change key \"{key}\" must be a string"))),
-    }
-}
-
-/// Whether a key is present and not null, and whether it holds an object, without parsing it.
-fn presence(obj: &Entries, key: &str) -> (bool, bool) {
-    match obj.get(key).map(|raw| raw.get().trim_start()) {
-        None => (false, false),
-        Some(text) if text.starts_with("null") => (false, false),
-        Some(text) => (true, text.starts_with('{')),
-    }
+/// One change of a batch: its shape (`Change`), and its payload and base as jsonb.
+struct Parsed {
+    change: Change,
+    payload: Option<Jsonb>,
+    base: Option<Jsonb>,
 }
 
 /// Read a change: its shape only; values are checked by the write itself.
-fn parse(item: Jsonb) -> Result<Change, SyncError> {
-    let Some(obj) = item.entries() else {
-        return Err(bad("change must be a JSON object"));
-    };
-    if let Some(unknown) = obj.keys().find(|k| !KEYS.contains(&k.as_str())) {
-        return Err(bad(format!("unknown key \"{unknown}\" in change")));
-    }
-    let op = match small(&obj, "op")? {
-        Value::Null => Op::Upsert,
-        Value::String(s) if s == "upsert" => Op::Upsert,
-        Value::String(s) if s == "delete" => Op::Delete,
-        _ => return Err(bad("change key \"op\" must be \"upsert\" or \"delete\"")),
-    };
-    let id = match small(&obj, "id")? {
-        Value::Null => return Err(bad("change has no \"id\"")),
-        id @ (Value::Number(_) | Value::String(_)) => id,
-        _ => return Err(bad("change key \"id\" must be a number or a string")),
-    };
-    let client_ts = optional_string(&obj, "client_ts")?.ok_or_else(|| bad("change has no \"client_ts\""))?;
-    let payload = match (op, presence(&obj, "payload").0) {
-        (Op::Upsert, false) => return Err(bad("an upsert change needs a \"payload\"")),
-        (Op::Upsert, true) => item.field("payload"),
-        (Op::Delete, false) => None,
-        (Op::Delete, true) => return Err(bad("a delete change takes no \"payload\"")),
-    };
-    let base = match (op, presence(&obj, "base")) {
-        (_, (false, _)) => None,
-        (Op::Upsert, (true, true)) => item.field("base"),
-        (Op::Upsert, (true, false)) => return Err(bad("change key \"base\" must be a JSON object")),
-        (Op::Delete, _) => return Err(bad("a delete change takes no \"base\"")),
-    };
-    Ok(Change {
-        op,
-        table: optional_string(&obj, "table")?,
-        id,
-        payload,
-        base,
-        client_ts,
-        client_id: optional_string(&obj, "client_id")?,
-        mutation_id: optional_string(&obj, "mutation_id")?,
-    })
+fn parse(item: Jsonb) -> Result<Parsed, SyncError> {
+    let change = Change::read(item.entries().as_ref())?;
+    let payload = if change.payload { item.field("payload") } else { None };
+    let base = if change.base { item.field("base") } else { None };
+    Ok(Parsed { change, payload, base })
 }
 
 /// Apply one change through the write path the single calls use.
-fn apply(change: Change) -> Result<Jsonb, SyncError> {
+fn apply(parsed: Parsed) -> Result<Jsonb, SyncError> {
+    let Parsed { change, payload, base } = parsed;
     let cstr = |s: &str| std::ffi::CString::new(s).map_err(|_| bad("change text contains a NUL character"));
     let client_ts = timestamptz_in(&cstr(&change.client_ts)?);
     let (client_id, mutation_id) = (change.client_id, change.mutation_id);
@@ -146,7 +74,7 @@ fn apply(change: Change) -> Result<Jsonb, SyncError> {
         }
     };
     match change.op {
-        Op::Upsert => write::upsert(named, change.payload, client_ts, client_id, mutation_id, change.base),
+        Op::Upsert => write::upsert(named, payload, client_ts, client_id, mutation_id, base),
         Op::Delete => write::delete(named, client_ts, client_id, mutation_id),
     }
 }

@@ -57,25 +57,14 @@ fn beats(stored_ts: &str, stored_by: &str, ts: &str, by: &str) -> String {
     )
 }
 
-/// The field clocks of a row holding only a floor (see `merge::floor_only`): `{"updated_at":
-/// {"ts": microseconds since 2000-01-01, "by": client_id}}`, `by` left out when NULL, built from
-/// the SQL expressions `ts` and `by`.
-fn floor_clock(ts: &str, by: &str) -> String {
-    format!(
-        "pg_catalog.jsonb_build_object('{DEFAULT_FLOOR_KEY}', pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(\
-           'ts', (pg_catalog.extract('epoch', {ts}) OPERATOR(pg_catalog.*) 1000000 \
-                  OPERATOR(pg_catalog.-) 946684800000000)::pg_catalog.int8, \
-           'by', {by})))"
-    )
-}
-
 /// Where the default table keeps a row's floor among its field clocks (see `merge::Stored`):
 /// `updated_at` is never a key of `data`.
 pub const DEFAULT_FLOOR_KEY: &str = "updated_at";
 
 /// The check and the write in one statement, for the default table. Parameters: `$1` id, `$2`
-/// payload, `$3` client_ts, `$4` client_id, `$5` the keys the write sets in `data` (text[]). Answers whether the row was created (the rest of the
-/// answer is known to the caller: for an applied write, the stored `updated_at` is `client_ts`).
+/// payload, `$3` client_ts, `$4` client_id. Answers whether the row was created (the rest of the
+/// answer is known to the caller: for an applied write, the stored `updated_at` is `client_ts`)
+/// and whether the row has field clocks, which the caller then updates (`DEFAULT_DROP_CLOCKS`).
 /// `strip`: the payload holds a reserved key (`id`, `updated_at`) to leave out of `data`; the
 /// statement without it is the common one (every expression of a kept plan is set up again on
 /// each execution, used or not).
@@ -85,11 +74,8 @@ pub const DEFAULT_FLOOR_KEY: &str = "updated_at";
 /// an older `client_ts` overwrite a newer one. When the `WHERE` fails, nothing is returned and
 /// the row stays locked until the transaction ends. `xmax = 0` tells a fresh insert from an
 /// update: the updated row version carries the lock `ON CONFLICT` took. A write newer than a
-/// tombstone brings the item back with just the payload's fields. The fields it writes drop
-/// their own clocks: they now have the row's (only looked at when there are any: the common case
-/// costs nothing; the keys come as `$5` rather than from a subquery over `$2`, since a kept plan
-/// initialises every subquery on each execution, taken or not). An item brought back keeps the
-/// delete's clock as the floor of its fields' clocks (see `floor_clock`).
+/// tombstone brings the item back with just the payload's fields; it keeps the tombstone's field
+/// clocks, which hold the delete's clock as their floor (see `default_delete`).
 pub fn default_upsert(strip: bool) -> String {
     let data = if strip { "$2 OPERATOR(pg_catalog.-) '{id,updated_at}'::pg_catalog.text[]" } else { "$2" };
     format!(
@@ -99,27 +85,34 @@ pub fn default_upsert(strip: bool) -> String {
             SET data = CASE WHEN stored.deleted THEN excluded.data \
                             ELSE stored.data OPERATOR(pg_catalog.||) excluded.data END, \
                 updated_at = excluded.updated_at, updated_by = excluded.updated_by, deleted = false, \
-                field_clocks = CASE \
-                    WHEN stored.deleted THEN {} \
-                    WHEN stored.field_clocks OPERATOR(pg_catalog.=) '{{}}'::pg_catalog.jsonb THEN stored.field_clocks \
-                    ELSE stored.field_clocks OPERATOR(pg_catalog.-) $5 END, \
                 change_xid = pg_catalog.pg_current_xact_id(), changed_at = pg_catalog.now() \
           WHERE {} \
-         RETURNING stored.xmax OPERATOR(pg_catalog.=) 0",
-        floor_clock("stored.updated_at", "stored.updated_by"),
+         RETURNING stored.xmax OPERATOR(pg_catalog.=) 0, \
+                   stored.field_clocks OPERATOR(pg_catalog.<>) '{{}}'::pg_catalog.jsonb",
         beats("stored.updated_at", "stored.updated_by", "excluded.updated_at", "excluded.updated_by"),
     )
 }
 
+/// After a whole-row write to an item with field clocks: the fields it wrote drop their own
+/// clocks (they now have the row's). Parameters: `$1` id, `$2` the keys written in `data`. Run
+/// only for items that have field clocks, so the common write is one statement, and the keys
+/// need no subquery (a kept plan initialises every subquery on each execution, taken or not).
+pub const DEFAULT_DROP_CLOCKS: &str = "UPDATE inventory_sync.inventory AS stored \
+      SET field_clocks = stored.field_clocks OPERATOR(pg_catalog.-) $2 \
+      WHERE stored.id OPERATOR(pg_catalog.=) $1";
+
 /// The same for a delete: the row becomes a tombstone (or is created as one, so that an older
-/// write arriving later still loses). Parameters: `$1` id, `$2` client_ts, `$3` client_id.
+/// write arriving later still loses). Its field clocks are the delete's clock as their floor
+/// (`$4`, see `merge::floor_only`), so an item brought back by a later write still knows which
+/// of its fields are older than the delete. Parameters: `$1` id, `$2` client_ts, `$3`
+/// client_id, `$4` the field clocks.
 pub fn default_delete() -> String {
     format!(
-        "INSERT INTO {DEFAULT_TABLE} AS stored (id, data, updated_at, deleted, updated_by) \
-         VALUES ($1, '{{}}'::pg_catalog.jsonb, $2, true, $3) \
+        "INSERT INTO {DEFAULT_TABLE} AS stored (id, data, updated_at, deleted, updated_by, field_clocks) \
+         VALUES ($1, '{{}}'::pg_catalog.jsonb, $2, true, $3, $4) \
          ON CONFLICT (id) DO UPDATE \
             SET data = '{{}}'::pg_catalog.jsonb, updated_at = excluded.updated_at, deleted = true, \
-                updated_by = excluded.updated_by, field_clocks = '{{}}'::pg_catalog.jsonb, \
+                updated_by = excluded.updated_by, field_clocks = excluded.field_clocks, \
                 change_xid = pg_catalog.pg_current_xact_id(), changed_at = pg_catalog.now() \
           WHERE {} \
          RETURNING pg_catalog.jsonb_build_object(\
@@ -533,6 +526,7 @@ mod unit {
             default_merge_update(),
             default_merge_insert(),
             DEFAULT_LOCK_FOR_MERGE.to_string(),
+            DEFAULT_DROP_CLOCKS.to_string(),
             tracked_tombstone_clock(1),
             FIELD_POLICIES.to_string(),
             SET_POLICY.to_string(),

@@ -5,7 +5,7 @@
 
 pub mod gen;
 
-pub use inventory_sync_core::{cursor, error, merge, rules};
+pub use inventory_sync_core::{change, cursor, error, merge, rules};
 
 /// `Shape`, `input_text`, `array_literal`: payload values as column input text.
 pub use inventory_sync_core::values as convert;

@@ -48,7 +48,10 @@ pub struct Relation {
 }
 
 pub fn relation(relid: pg_sys::Oid) -> Relation {
-    // SAFETY: syscache lookups of a relation OID, its schema and the current user.
+    // First: for an OID that names no relation, PostgreSQL's own 42P01 (the lookups below would
+    // raise an internal "cache lookup failed").
+    let owned = is_owner(relid);
+    // SAFETY: syscache lookups of a relation OID and its schema.
     unsafe {
         let kind = pg_sys::get_rel_relkind(relid) as u8;
         let nsp = pg_sys::get_namespace_name(pg_sys::get_rel_namespace(relid));
@@ -56,7 +59,7 @@ pub fn relation(relid: pg_sys::Oid) -> Relation {
             is_table: kind == pg_sys::RELKIND_RELATION || kind == pg_sys::RELKIND_PARTITIONED_TABLE,
             is_temporary: pg_sys::get_rel_persistence(relid) as u8 == pg_sys::RELPERSISTENCE_TEMP,
             schema: (!nsp.is_null()).then(|| CStr::from_ptr(nsp).to_string_lossy().into_owned()),
-            owned: is_owner(relid),
+            owned,
         }
     }
 }

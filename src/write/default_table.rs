@@ -8,7 +8,7 @@ use pgrx::datum::TimestampWithTimeZone;
 use pgrx::pg_sys::{self, PgOid};
 use pgrx::spi::SpiClient;
 
-use super::merging::{clock_micros, timestamp, Fields};
+use super::merging::{clock_micros, clock_of, timestamp, Fields};
 use super::{Statements, Values, Write};
 use crate::catalog::Table;
 use crate::pg::jsonb::{Jsonb, Scalar};
@@ -27,6 +27,8 @@ pub struct DefaultTable {
     upsert: Kept,
     /// The upsert for payloads holding a reserved key, which it leaves out of `data`.
     upsert_stripping: Kept,
+    /// The fields a whole-row write set drop their own clocks.
+    drop_clocks: Kept,
     delete: Kept,
     lock_for_merge: Kept,
     merge_update: Kept,
@@ -49,12 +51,13 @@ pub fn default_table() -> Rc<DefaultTable> {
                 let t = PgOid::from_untagged;
                 let (int8, jsonb, ts, text) =
                     (t(pg_sys::INT8OID), t(pg_sys::JSONBOID), t(pg_sys::TIMESTAMPTZOID), t(pg_sys::TEXTOID));
-                let upsert_types = vec![int8, jsonb, ts, text, t(pg_sys::TEXTARRAYOID)];
+                let upsert_types = vec![int8, jsonb, ts, text];
                 let d = Rc::new(DefaultTable {
                     table: Table::new(sql::DEFAULT_TABLE.to_string(), oid, pg_sys::INT8OID, sql::DEFAULT_SERVER_ROW),
                     upsert: Kept::new(sql::default_upsert(false), upsert_types.clone()),
                     upsert_stripping: Kept::new(sql::default_upsert(true), upsert_types),
-                    delete: Kept::new(sql::default_delete(), vec![int8, ts, text]),
+                    drop_clocks: Kept::new(sql::DEFAULT_DROP_CLOCKS.into(), vec![int8, t(pg_sys::TEXTARRAYOID)]),
+                    delete: Kept::new(sql::default_delete(), vec![int8, ts, text, jsonb]),
                     lock_for_merge: Kept::new(sql::DEFAULT_LOCK_FOR_MERGE.into(), vec![int8]),
                     merge_update: Kept::new(sql::default_merge_update(), vec![int8, jsonb, ts, text, jsonb]),
                     merge_insert: Kept::new(sql::default_merge_insert(), vec![int8, jsonb, ts, text, jsonb]),
@@ -98,28 +101,27 @@ impl Statements for DefaultTable {
         let Values::Payload { reserved_keys, id } = values else {
             unreachable!("the default table's values are its payload")
         };
-        let skip: &[&str] = if *reserved_keys { &RESERVED } else { &[] };
-        let keys = write.payload.keys_param(client, skip);
-        let args = [
-            write.key.bind(),
-            write.payload.into(),
-            write.client_ts.into(),
-            write.client_id.as_deref().into(),
-            keys.bind(),
-        ];
+        let args = [write.key.bind(), write.payload.into(), write.client_ts.into(), write.client_id.as_deref().into()];
         let upsert = if *reserved_keys { &self.upsert_stripping } else { &self.upsert };
-        Ok(upsert.run::<bool>(client, &args).map(|created| {
-            Jsonb::object(&[
-                ("status", Scalar::Text("applied")),
-                ("id", Scalar::Int(*id)),
-                ("updated_at", Scalar::Timestamptz(write.client_ts)),
-                ("created", Scalar::Bool(created)),
-            ])
-        }))
+        let Some(row) = upsert.run_all(client, &args).into_iter().next() else { return Ok(None) };
+        let created = row.value::<bool>(1).expect("the upsert answers whether it created the row");
+        if row.value::<bool>(2) == Some(true) {
+            // The item has field clocks: those of the fields this write set go.
+            let skip: &[&str] = if *reserved_keys { &RESERVED } else { &[] };
+            let keys = write.payload.keys_param(client, skip);
+            self.drop_clocks.run_all(client, &[write.key.bind(), keys.bind()]);
+        }
+        Ok(Some(Jsonb::object(&[
+            ("status", Scalar::Text("applied")),
+            ("id", Scalar::Int(*id)),
+            ("updated_at", Scalar::Timestamptz(write.client_ts)),
+            ("created", Scalar::Bool(created)),
+        ])))
     }
 
     fn delete(&self, client: &mut SpiClient<'_>, write: &Write<'_>) -> Result<Option<Jsonb>, SyncError> {
-        let args = [write.key.bind(), write.client_ts.into(), write.client_id.as_deref().into()];
+        let floor = Jsonb::from_object(&merge::floor_only(DEFAULT_FLOOR_KEY, &clock_of(write)));
+        let args = [write.key.bind(), write.client_ts.into(), write.client_id.as_deref().into(), floor.into()];
         Ok(self.delete.run(client, &args))
     }
 
