@@ -326,7 +326,7 @@ def wait_for_replay(primary, standby):
 
 
 def test_pull_runs_on_a_streaming_replica():
-    assert dbs.STANDBY_DSN, "INVENTORY_SYNC_dbs.STANDBY_DSN is not set: scripts/test.sh starts the standby"
+    assert dbs.STANDBY_DSN, "INVENTORY_SYNC_STANDBY_DSN is not set: scripts/test.sh starts the standby"
     with connect() as primary, connect(dbs.STANDBY_DSN) as standby:
         assert standby.execute("SELECT pg_is_in_recovery()").fetchone()[0] is True
         primary.execute(

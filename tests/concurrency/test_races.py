@@ -5,21 +5,21 @@ Whatever the interleaving, the write with the newest client_ts must end up store
 conflict answer must have its journal row.
 
 The writers wait at a barrier (an advisory lock held by the coordinator) inside the very statement
-that writes, so they are released together; a test trigger that sleeps a few milliseconds on every
-write widens each race window. The same harness runs against a check-then-write variant (the
-seed's controller, as a PL/pgSQL function) and must catch it: that proves the harness has teeth.
+that writes, so they are released together (tests/harness/barrier.py); a test trigger that sleeps
+a few milliseconds on every write widens each race window. The same harness runs against a
+check-then-write variant (the seed's controller, as a PL/pgSQL function) and must catch it: that
+proves the harness has teeth.
 """
 
 import random
-import threading
-import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 import dbs
-import psycopg
 import pytest
+from harness import fresh_database
+from harness.barrier import Barrier
 from psycopg.types.json import Jsonb
 
 DB = "inventory_sync_races"
@@ -94,11 +94,8 @@ def connect(dbname=DB, **kw):
 
 @pytest.fixture(scope="module")
 def database():
-    with connect("postgres") as admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {DB}")
-        admin.execute(f"CREATE DATABASE {DB}")
+    fresh_database(DB)
     with connect() as conn:
-        conn.execute("CREATE EXTENSION inventory_sync")
         conn.execute("CREATE SCHEMA race_test")
         conn.execute(CHECK_THEN_WRITE)
         conn.execute(
@@ -128,94 +125,33 @@ def reset(conn):
     conn.execute("TRUNCATE inventory_sync.inventory, inventory_sync.conflicts, race_test.products")
 
 
-class Writer(threading.Thread):
-    """One connection; writes once per round when released from the barrier."""
-
-    def __init__(self, target, isolation):
-        super().__init__(daemon=True)
-        self.conn = connect()
-        if isolation:
-            self.conn.execute(f"SET default_transaction_isolation = '{isolation}'")
-        self.target = target
-        self.job = None
-        self.go = threading.Semaphore(0)
-        self.done = threading.Semaphore(0)
-        self.result = None
-
-    def run(self):
-        while True:
-            self.go.acquire()
-            if self.job is None:
-                return
-            row_id, payload, ts = self.job
-            retries = 0
-            while True:
-                try:
-                    # The barrier is taken inside the writing statement: the FROM subquery runs
-                    # first, so every writer is parked on the lock with its write ready to go.
-                    answer = self.conn.execute(
-                        f"SELECT {self.target.call} FROM "
-                        "(SELECT pg_advisory_xact_lock_shared(%s)) AS barrier",
-                        (row_id, Jsonb(payload), ts, BARRIER_KEY),
-                    ).fetchone()[0]
-                    self.result = ("ok", answer, retries)
-                    break
-                except psycopg.errors.SerializationFailure:
-                    retries += 1  # the documented contract at REPEATABLE READ: retry
-                except psycopg.Error as e:
-                    self.result = ("error", f"{e.sqlstate}: {e}", retries)
-                    break
-            self.done.release()
-
-
 def race(target, rounds=ROUNDS, isolation=None, seed=1):
     """Run the rounds; return (violations, stats)."""
     rng = random.Random(seed)
-    coordinator = connect()
-    reset(coordinator)
-    writers = [Writer(target, isolation) for _ in range(WRITERS)]
-    for w in writers:
-        w.start()
+    settings = {"default_transaction_isolation": isolation} if isolation else {}
     violations = []
     stats = {"applied": 0, "conflict": 0, "errors": 0, "retries": 0, "older_won": 0}
-    try:
-        for rnd in range(rounds):
-            row_id = target.make_id(rnd)
-            if rnd % 2:  # odd rounds race on an existing row, even rounds race to insert it
-                coordinator.execute(target.seed_sql, (row_id, -1, BASE - timedelta(days=1)))
-            offsets = rng.sample(range(1, 1000), WRITERS)
-            stamps = [BASE + timedelta(milliseconds=o) for o in offsets]
-            coordinator.execute("SELECT pg_advisory_lock(%s)", (BARRIER_KEY,))
-            for i, w in enumerate(writers):
-                w.job = (row_id, {"writer": i, "stock": offsets[i]}, stamps[i])
-                w.go.release()
-            deadline = time.monotonic() + 10
-            while coordinator.execute(
-                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
-            ).fetchone()[0] < WRITERS:
-                assert time.monotonic() < deadline, "writers never reached the barrier"
-                time.sleep(0.001)
-            coordinator.execute("SELECT pg_advisory_unlock(%s)", (BARRIER_KEY,))
-            for w in writers:
-                w.done.acquire()
-            violations += check_round(coordinator, target, rnd, row_id, stamps, writers, stats)
-    finally:
-        for w in writers:
-            w.job = None
-            w.go.release()
-        for w in writers:
-            w.join(5)
-            w.conn.close()
-        coordinator.close()
+    with connect() as coordinator:
+        reset(coordinator)
+        with Barrier(DB, BARRIER_KEY, WRITERS, settings) as barrier:
+            for rnd in range(rounds):
+                row_id = target.make_id(rnd)
+                if rnd % 2:  # odd rounds race on an existing row, even rounds race to insert it
+                    coordinator.execute(target.seed_sql, (row_id, -1, BASE - timedelta(days=1)))
+                offsets = rng.sample(range(1, 1000), WRITERS)
+                stamps = [BASE + timedelta(milliseconds=o) for o in offsets]
+                writes = [(f"SELECT {target.call}", (row_id, Jsonb({"writer": i, "stock": offsets[i]}), stamps[i]))
+                          for i in range(WRITERS)]
+                results = barrier.fire(coordinator, writes)
+                violations += check_round(coordinator, target, rnd, row_id, stamps, results, stats)
     return violations, stats
 
 
-def check_round(conn, target, rnd, row_id, stamps, writers, stats):
+def check_round(conn, target, rnd, row_id, stamps, results, stats):
     bad = []
     newest = max(range(WRITERS), key=lambda i: stamps[i])
     conflicts = []
-    for i, w in enumerate(writers):
-        kind, answer, retries = w.result
+    for i, (kind, answer, retries) in enumerate(results):
         stats["retries"] += retries
         if kind == "error":
             stats["errors"] += 1

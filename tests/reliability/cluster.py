@@ -48,8 +48,34 @@ class Cluster:
         recovery is done. `env`: extra environment variables for the server."""
         self._common(f"start_cluster {self.name} {self.port}", env)
 
+    def start_with(self, env):
+        """Restart the cluster with `env` (name -> value) in the server's environment, which
+        `start` cannot do for RUST_BACKTRACE and RUST_LIB_BACKTRACE: scripts/common.sh starts
+        every server without them, and this is how a test shows what they would do. Neither is
+        passed on from this process: only what `env` names."""
+        self.stop()
+        subprocess.run(
+            ["runuser", "-u", "postgres", "--", "env", "-u", "RUST_BACKTRACE", "-u", "RUST_LIB_BACKTRACE",
+             *(f"{name}={value}" for name, value in env.items()),
+             str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-w",
+             "-o", f"-p {self.port} -k {self.dir} -c listen_addresses='' -c fsync=off", "start"],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            timeout=180,
+        )
+
+    def server_environment(self):
+        """The postmaster's environment (name -> value), as the kernel holds it."""
+        pid = int(Path(self.data / "postmaster.pid").read_text().split()[0])
+        raw = Path(f"/proc/{pid}/environ").read_bytes()
+        return dict(item.decode("utf-8", "replace").partition("=")[::2] for item in raw.split(b"\0") if item)
+
     def stop(self):
         self._common(f"stop_cluster {self.name}")
+
+    def remove(self):
+        """Stop the cluster and delete its directory."""
+        self._common(f"remove_cluster {self.name}")
 
     def crash(self):
         """Stop the whole server like a power cut of the processes: no checkpoint, no goodbye

@@ -4,30 +4,17 @@
 INVENTORY_SYNC_SOAK=1 selects the long (soak) mode; the default is the short mode CI runs."""
 
 import os
-import re
+import sys
+from pathlib import Path
 
-import psycopg
 import pytest
 
-DSN = os.environ.get("INVENTORY_SYNC_DSN", "host=/tmp/inventory_sync/test port=54329 user=postgres")
+# The harness the Python suites share (tests/harness): connections, the race barrier.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from harness import connect, fresh_database  # noqa: E402,F401 (the suite's modules import them from here)
+
 SOAK = os.environ.get("INVENTORY_SYNC_SOAK") == "1"
-
-
-def connect(dbname, **kw):
-    """An autocommit connection to database `dbname` on the test cluster."""
-    kw.setdefault("autocommit", True)
-    return psycopg.connect(f"{DSN} dbname={dbname}", **kw)
-
-
-def fresh_database(name):
-    """Drop and create database `name` with the extension installed; answers its name."""
-    assert re.fullmatch(r"[a-z_][a-z0-9_]*", name)
-    with connect("postgres") as admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        admin.execute(f"CREATE DATABASE {name}")
-    with connect(name) as conn:
-        conn.execute("CREATE EXTENSION inventory_sync")
-    return name
 
 
 @pytest.fixture(scope="module")

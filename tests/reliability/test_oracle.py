@@ -1,11 +1,12 @@
 """The concurrency oracle, across every write path.
 
 Writers on separate connections (one thread each) fire at the same rows at the same moment:
-released together from an advisory-lock barrier taken inside the very statement that writes (as
-in tests/concurrency/test_races.py), with a trigger sleeping 3 ms on every row write to widen the
-race windows. Their timestamps come from a handful of milliseconds, so equal client_ts are
-common; writers then differ by client_id (each writer is one device), which orders them. Every
-answer is recorded, and after each round an oracle checks the rules against what was answered:
+released together from an advisory-lock barrier taken inside the very statement that writes
+(tests/harness/barrier.py, which tests/concurrency/test_races.py uses too), with a trigger
+sleeping 3 ms on every row write to widen the race windows. Their timestamps come from a handful
+of milliseconds, so equal client_ts are common; writers then differ by client_id (each writer is
+one device), which orders them. Every answer is recorded, and after each round an oracle checks
+the rules against what was answered:
 
 last-write-wins (sync_upsert, sync_delete, sync_upsert_in, sync_delete_in, sync_push):
 - the write with the greatest (client_ts, client_id) of a row was applied (no older write won);
@@ -37,19 +38,17 @@ INVENTORY_SYNC_SOAK=1 runs ten times the rounds.
 
 import json
 import random
-import threading
-import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
-import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
 from conftest import SOAK, connect
+from harness.barrier import Barrier
 
 WRITERS = 4
 BARRIER_KEY = 515151
@@ -230,7 +229,8 @@ class Write:
 
 @dataclass
 class Job:
-    """What one writer sends in a round: one statement, answering one answer per write."""
+    """What one writer sends in a round: one statement, answering an array of one answer per
+    write (a SELECT without FROM: the barrier is its FROM)."""
 
     mode: str  # single | push | check_then_write | push_without_locks | delta_read_modify_write
     writes: list
@@ -251,61 +251,6 @@ class Job:
             return ("SELECT jsonb_build_array(oracle.delta_read_modify_write(%s, %s, %s, %s, %s))",
                     (w.key, Jsonb(w.payload), w.ts, w.by, Jsonb(w.base)))
         raise ValueError(self.mode)
-
-
-class Writer(threading.Thread):
-    """One connection; runs its job when released, parked at the barrier inside the statement."""
-
-    def __init__(self, db, isolation=None):
-        super().__init__(daemon=True)
-        self.conn = connect(db)
-        self.conn.execute("SET TimeZone = 'UTC'")
-        if isolation:
-            self.conn.execute(f"SET default_transaction_isolation = '{isolation}'")
-        self.job = None
-        self.go = threading.Semaphore(0)
-        self.done = threading.Semaphore(0)
-        self.result = None
-
-    def run(self):
-        while True:
-            self.go.acquire()
-            if self.job is None:
-                return
-            sql, params = self.job.statement()
-            # The FROM subquery runs first: every writer is parked on the lock, its write ready.
-            sql += f" FROM (SELECT pg_advisory_xact_lock_shared({BARRIER_KEY})) AS barrier"
-            retries = 0
-            while True:
-                try:
-                    self.result = ("ok", self.conn.execute(sql, params).fetchone()[0], retries)
-                    break
-                except psycopg.errors.SerializationFailure:
-                    retries += 1  # the contract at REPEATABLE READ: retry the whole call
-                except psycopg.Error as e:
-                    self.result = ("error", f"{e.sqlstate}: {e}", retries)
-                    break
-            self.done.release()
-
-
-def fire(coordinator, writers, jobs):
-    """Hand out the jobs, wait until every writer is parked at the barrier, release them
-    together, and wait for their answers."""
-    coordinator.execute("SELECT pg_advisory_lock(%s)", (BARRIER_KEY,))
-    for w, job in zip(writers, jobs):
-        w.job = job
-        w.go.release()
-    deadline = time.monotonic() + 20
-    while coordinator.execute(
-        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
-        "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) AND objid = %s",
-        (BARRIER_KEY,),
-    ).fetchone()[0] < len(jobs):
-        assert time.monotonic() < deadline, "writers never reached the barrier"
-        time.sleep(0.001)
-    coordinator.execute("SELECT pg_advisory_unlock(%s)", (BARRIER_KEY,))
-    for w in writers[: len(jobs)]:
-        w.done.acquire()
 
 
 # --------------------------------------------------------------------------------------------
@@ -629,18 +574,14 @@ def run(db, plan, rounds, seed_value, isolation=None):
     """Run `rounds` rounds of `plan(rounds_gen, coordinator)` → (rows, jobs); answers Stats."""
     gen = Rounds(seed_value)
     stats = Stats()
-    coordinator = connect(db)
-    coordinator.execute("SET TimeZone = 'UTC'")
-    writers = [Writer(db, isolation) for _ in range(WRITERS)]
-    for w in writers:
-        w.start()
-    try:
+    settings = {"TimeZone": "UTC", **({"default_transaction_isolation": isolation} if isolation else {})}
+    with connect(db) as coordinator, Barrier(db, BARRIER_KEY, WRITERS, settings) as barrier:
+        coordinator.execute("SET TimeZone = 'UTC'")
         for _ in range(rounds):
             rows, jobs = plan(gen, coordinator)
-            fire(coordinator, writers, jobs)
+            results = barrier.fire(coordinator, [job.statement() for job in jobs])
             writes = []
-            for w, job in zip(writers, jobs):
-                kind, answers, retries = w.result
+            for (kind, answers, retries), job in zip(results, jobs):
                 stats.retries += retries
                 if kind == "error":
                     stats.flag(stats.rounds, [f"writer failed: {answers}"])
@@ -650,14 +591,6 @@ def run(db, plan, rounds, seed_value, isolation=None):
                 writes += job.writes
             stats.flag(stats.rounds, check_round(coordinator, rows, writes, stats))
             stats.rounds += 1
-    finally:
-        for w in writers:
-            w.job = None
-            w.go.release()
-        for w in writers:
-            w.join(5)
-            w.conn.close()
-        coordinator.close()
     return stats
 
 

@@ -1,0 +1,6 @@
+"""The concurrency suite: the shared harness (tests/harness) on sys.path."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))

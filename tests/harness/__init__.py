@@ -1,0 +1,33 @@
+"""What the Python suites (tests/concurrency, tests/reliability) share: connections to the test
+cluster that scripts/test.sh starts (INVENTORY_SYNC_DSN), fresh databases on it, and the barrier
+that releases writers on several real connections at the same moment (harness.barrier).
+
+Each suite's conftest.py puts tests/ on sys.path, so `import harness` works from either suite
+(they run as separate pytest invocations, each with its own requirements.txt; this package needs
+only psycopg, which both have)."""
+
+import os
+import re
+
+import psycopg
+
+DSN = os.environ.get("INVENTORY_SYNC_DSN", "host=/tmp/inventory_sync/test port=54329 user=postgres")
+
+
+def connect(dbname, dsn=None, **kw):
+    """A connection to database `dbname` of the test cluster (or of the cluster `dsn` names),
+    in autocommit mode unless told otherwise."""
+    kw.setdefault("autocommit", True)
+    return psycopg.connect(f"{dsn or DSN} dbname={dbname}", **kw)
+
+
+def fresh_database(name):
+    """Drop and create database `name` of the test cluster with the extension installed; answers
+    its name."""
+    assert re.fullmatch(r"[a-z_][a-z0-9_]*", name)
+    with connect("postgres") as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.execute(f"CREATE DATABASE {name}")
+    with connect(name) as conn:
+        conn.execute("CREATE EXTENSION inventory_sync")
+    return name
