@@ -103,7 +103,7 @@ impl Statements for DefaultTable {
         };
         let args = [write.key.bind(), write.payload.into(), write.client_ts.into(), write.client_id.as_deref().into()];
         let upsert = if *reserved_keys { &self.upsert_stripping } else { &self.upsert };
-        let Some(row) = upsert.run_all(client, &args).into_iter().next() else { return Ok(None) };
+        let Some(row) = upsert.run_all(client, &args).next() else { return Ok(None) };
         let created = row.value::<bool>(1).expect("the upsert answers whether it created the row");
         if row.value::<bool>(2) == Some(true) {
             // The item has field clocks: those of the fields this write set go.
