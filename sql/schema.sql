@@ -243,3 +243,15 @@ CREATE EVENT TRIGGER inventory_sync_forget_dropped_tables ON sql_drop
 
 -- The functions check the caller's rights on each table they touch; the schema itself is open.
 GRANT USAGE ON SCHEMA inventory_sync TO PUBLIC;
+
+-- Backups: pg_dump leaves out the contents of an extension's tables unless the extension marks
+-- them. Every table that holds data or sync state is marked (tracked and field_policies above),
+-- and so is the journal's identity sequence, so a restored journal goes on without reusing ids.
+SELECT pg_catalog.pg_extension_config_dump('inventory_sync.inventory', '');
+SELECT pg_catalog.pg_extension_config_dump('inventory_sync.conflicts', '');
+SELECT pg_catalog.pg_extension_config_dump(
+    pg_catalog.pg_get_serial_sequence('inventory_sync.conflicts', 'conflict_id')::pg_catalog.regclass, '');
+SELECT pg_catalog.pg_extension_config_dump('inventory_sync.changes', '');
+SELECT pg_catalog.pg_extension_config_dump('inventory_sync.mutations', '');
+SELECT pg_catalog.pg_extension_config_dump('inventory_sync.purge_horizon', '');
+

@@ -48,15 +48,20 @@ pub struct Relation {
 }
 
 pub fn relation(relid: pg_sys::Oid) -> Relation {
-    // First: for an OID that names no relation, PostgreSQL's own 42P01 (the lookups below would
-    // raise an internal "cache lookup failed").
+    // The owner check first: for a role that is not a superuser and an OID that names no relation,
+    // PostgreSQL's own 42P01.
     let owned = is_owner(relid);
-    // SAFETY: syscache lookups of a relation OID and its schema.
+    // SAFETY: syscache lookups of a relation OID and its schema; a relation that is not there is
+    // no table, and its persistence is not looked up (that would be an internal error).
     unsafe {
         let kind = pg_sys::get_rel_relkind(relid) as u8;
+        let is_table = kind == pg_sys::RELKIND_RELATION || kind == pg_sys::RELKIND_PARTITIONED_TABLE;
+        if !is_table {
+            return Relation { is_table, is_temporary: false, schema: None, owned };
+        }
         let nsp = pg_sys::get_namespace_name(pg_sys::get_rel_namespace(relid));
         Relation {
-            is_table: kind == pg_sys::RELKIND_RELATION || kind == pg_sys::RELKIND_PARTITIONED_TABLE,
+            is_table,
             is_temporary: pg_sys::get_rel_persistence(relid) as u8 == pg_sys::RELPERSISTENCE_TEMP,
             schema: (!nsp.is_null()).then(|| CStr::from_ptr(nsp).to_string_lossy().into_owned()),
             owned,
@@ -67,7 +72,16 @@ pub fn relation(relid: pg_sys::Oid) -> Relation {
 /// Whether the current user owns the table (or is a superuser).
 pub fn is_owner(relid: pg_sys::Oid) -> bool {
     // SAFETY: a syscache lookup and a privilege check for the current user.
-    unsafe { pg_sys::pg_class_ownercheck(relid, pg_sys::GetUserId()) }
+    #[cfg(feature = "pg15")]
+    unsafe {
+        pg_sys::pg_class_ownercheck(relid, pg_sys::GetUserId())
+    }
+    // From PostgreSQL 16 on, one owner check for every kind of object.
+    // SAFETY: as above.
+    #[cfg(not(feature = "pg15"))]
+    unsafe {
+        pg_sys::object_ownercheck(pg_sys::RelationRelationId, relid, pg_sys::GetUserId())
+    }
 }
 
 /// The owner of a table.

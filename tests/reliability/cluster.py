@@ -1,4 +1,4 @@
-"""A scratch PostgreSQL 15 cluster of the reliability suite's own, which the fault tests may crash.
+"""A scratch PostgreSQL cluster (the major of INVENTORY_SYNC_PG_BIN, default 15) of the reliability suite's own, which the fault tests may crash.
 
 Started and restarted with scripts/common.sh (as the postgres user, in
 $INVENTORY_SYNC_WORK/NAME, default /tmp/inventory_sync/NAME); crashed with `pg_ctl stop -m
@@ -16,7 +16,7 @@ import psycopg
 
 REPO = Path(__file__).resolve().parents[2]
 WORK = Path(os.environ.get("INVENTORY_SYNC_WORK", "/tmp/inventory_sync"))
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
+PG_BIN = Path(os.environ.get("INVENTORY_SYNC_PG_BIN", "/usr/lib/postgresql/15/bin"))
 
 
 class Cluster:

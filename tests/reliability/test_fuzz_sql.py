@@ -855,7 +855,8 @@ class SyncCalls(RuleBasedStateMachine):
                 ans = {"id": Decimal(w.id), "status": "conflict", "server_data": sd}
                 return Expect(answer=ans, journal=[journal("stale", payload, sd)], remember=key)
             if w.op == "delete":
-                new = Row({}, w.ts, w.client_id, {}, True)
+                # A tombstone keeps its own clock as the floor of the fields' clocks.
+                new = Row({}, w.ts, w.client_id, with_floor({}, (w.ts, w.client_id)), True)
                 ans = {"id": Decimal(w.id), "status": "applied", "deleted": True, "updated_at": w.ts}
             else:
                 if row is None:
