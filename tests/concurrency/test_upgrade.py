@@ -1,0 +1,228 @@
+"""Releases and upgrades. A release's full install script is kept in sql/ (inventory_sync--X.sql,
+generated once and never edited); every later schema change ships sql/inventory_sync--A--B.sql.
+
+- The code at a released version builds exactly the schema of that release's script: a schema
+  change without a new version (and its update script) fails here. Compared as catalogs (every
+  function, table, column, constraint, index, policy, view, domain, grant, comment and the
+  tables marked for pg_dump), not as text.
+- The upgrade from the previous release: the extension created at that release (its kept script,
+  with this build's library), data written with it, `ALTER EXTENSION inventory_sync UPDATE`,
+  then nothing lost, every function working, and the catalog equal to a fresh install of the
+  current version. While the current version is itself the latest release, the update is the
+  no-op it is for users, and the same checks run.
+Runs on every major (scripts/test.sh races)."""
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from harness import connect, fresh_database
+
+REPO = Path(__file__).resolve().parents[2]
+PG_BIN = Path(os.environ.get("INVENTORY_SYNC_PG_BIN", "/usr/lib/postgresql/15/bin"))
+RELEASE = re.compile(r"inventory_sync--(\d+\.\d+\.\d+)\.sql")
+UPDATE = re.compile(r"inventory_sync--(\d+\.\d+\.\d+)--(\d+\.\d+\.\d+)\.sql")
+
+
+def version_key(v):
+    return tuple(int(p) for p in v.split("."))
+
+
+def current_version():
+    return re.search(r'^version = "([^"]+)"', (REPO / "Cargo.toml").read_text(), re.M).group(1)
+
+
+def releases():
+    return sorted((m.group(1) for f in (REPO / "sql").iterdir() if (m := RELEASE.fullmatch(f.name))), key=version_key)
+
+
+def extension_dir():
+    share = subprocess.run([str(PG_BIN / "pg_config"), "--sharedir"], check=True, capture_output=True, text=True)
+    return Path(share.stdout.strip()) / "extension"
+
+
+# Every object of the extension, described by PostgreSQL itself, without OIDs or source text
+# positions: what a schema is, not how its script is written.
+CATALOG = r"""
+WITH ext AS (SELECT oid FROM pg_extension WHERE extname = 'inventory_sync'),
+members AS (SELECT d.classid, d.objid FROM pg_depend d, ext
+             WHERE d.refclassid = 'pg_extension'::regclass AND d.refobjid = ext.oid AND d.deptype = 'e')
+SELECT 'function', p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ')',
+       concat_ws(' | ', pg_get_function_result(p.oid), p.prokind, p.provolatile, p.proparallel, p.prosecdef,
+                 p.proisstrict, p.proconfig::text, p.prosrc, p.proacl::text,
+                 pg_get_function_arguments(p.oid), obj_description(p.oid, 'pg_proc'))
+  FROM pg_proc p JOIN members m ON m.classid = 'pg_proc'::regclass AND m.objid = p.oid
+UNION ALL
+SELECT 'relation', c.relname,
+       concat_ws(' | ', c.relkind, c.relrowsecurity, c.relforcerowsecurity, c.relacl::text, c.reloptions::text,
+                 obj_description(c.oid, 'pg_class'),
+                 CASE WHEN c.relkind = 'v' THEN pg_get_viewdef(c.oid) END)
+  FROM pg_class c JOIN members m ON m.classid = 'pg_class'::regclass AND m.objid = c.oid
+UNION ALL
+SELECT 'column', c.relname || '.' || a.attname,
+       concat_ws(' | ', a.attnum, format_type(a.atttypid, a.atttypmod), a.attnotnull, a.attidentity, a.attgenerated,
+                 pg_get_expr(ad.adbin, ad.adrelid), a.attcollation::regcollation::text, a.attacl::text,
+                 col_description(c.oid, a.attnum))
+  FROM pg_class c JOIN members m ON m.classid = 'pg_class'::regclass AND m.objid = c.oid
+  JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+  LEFT JOIN pg_attrdef ad ON ad.adrelid = c.oid AND ad.adnum = a.attnum
+UNION ALL
+SELECT 'constraint', c.relname || '.' || k.conname, pg_get_constraintdef(k.oid)
+  FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid
+  JOIN members m ON m.classid = 'pg_class'::regclass AND m.objid = c.oid
+UNION ALL
+SELECT 'index', i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid)
+  FROM pg_index i JOIN members m ON m.classid = 'pg_class'::regclass AND m.objid = i.indrelid
+UNION ALL
+SELECT 'policy', p.tablename || '.' || p.policyname,
+       concat_ws(' | ', p.permissive, p.roles::text, p.cmd, p.qual, p.with_check)
+  FROM pg_policies p WHERE p.schemaname = 'inventory_sync'
+UNION ALL
+SELECT 'type', t.typname,
+       concat_ws(' | ', t.typtype, format_type(t.typbasetype, t.typtypmod), t.typnotnull,
+                 (SELECT string_agg(pg_get_constraintdef(k.oid), ', ' ORDER BY k.conname)
+                    FROM pg_constraint k WHERE k.contypid = t.oid), obj_description(t.oid, 'pg_type'))
+  FROM pg_type t JOIN members m ON m.classid = 'pg_type'::regclass AND m.objid = t.oid
+UNION ALL
+SELECT 'event trigger', e.evtname, concat_ws(' | ', e.evtevent, e.evtfoid::regproc::text, e.evtenabled)
+  FROM pg_event_trigger e JOIN members m ON m.classid = 'pg_event_trigger'::regclass AND m.objid = e.oid
+UNION ALL
+SELECT 'dumped with data', c::regclass::text, coalesce(x.extcondition[i], '')
+  FROM pg_extension x, unnest(x.extconfig) WITH ORDINALITY AS u(c, i)
+ WHERE x.extname = 'inventory_sync'
+UNION ALL
+SELECT 'schema', n.nspname, concat_ws(' | ', n.nspacl::text, obj_description(n.oid, 'pg_namespace'))
+  FROM pg_namespace n WHERE n.nspname = 'inventory_sync'
+ORDER BY 1, 2, 3
+"""
+
+
+def catalog(dbname):
+    with connect(dbname) as c:
+        rows = c.execute(CATALOG).fetchall()
+    assert len(rows) > 50, rows
+    return rows
+
+
+def write_some_data(c):
+    """The Laptops story, a tombstone, a mutation id, a tracked table and a policy."""
+    c.execute("SET TimeZone = 'UTC'")
+    c.execute("SELECT inventory_sync.sync_upsert(1, '{\"name\": \"Laptops\", \"stock\": 10}', '2024-03-01 09:00+00')")
+    c.execute("SELECT inventory_sync.sync_upsert(1, '{\"stock\": 15}', '2024-03-01 10:05+00')")
+    c.execute("SELECT inventory_sync.sync_upsert(1, '{\"stock\": 8}', '2024-03-01 10:00+00')")
+    c.execute("SELECT inventory_sync.sync_upsert(2, '{\"name\": \"Mice\"}', '2024-03-01 09:00+00', 'dev-a', 'm-1')")
+    c.execute("SELECT inventory_sync.sync_delete(2, '2024-03-01 11:00+00', 'dev-a', 'm-2')")
+    c.execute("CREATE TABLE public.products (id uuid PRIMARY KEY, name text NOT NULL, stock int, updated_at timestamptz)")
+    c.execute("SELECT inventory_sync.track('public.products')")
+    c.execute("SELECT inventory_sync.set_policy('public.products', 'stock', 'delta')")
+    c.execute(
+        "SELECT inventory_sync.sync_upsert_in('public.products', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', "
+        "'{\"name\": \"Desk\", \"stock\": 4}', '2024-03-01 09:00+00')"
+    )
+
+
+def data(c):
+    q = lambda sql: c.execute(sql).fetchall()  # noqa: E731
+    return {
+        "inventory": q("SELECT id, data, updated_at, deleted, updated_by FROM inventory_sync.inventory ORDER BY id"),
+        "conflicts": q("SELECT row_id, conflict_id, reason, client_payload, server_data FROM inventory_sync.conflicts ORDER BY 2"),
+        "changes": q("SELECT tbl::text, row_id, op, ts FROM inventory_sync.changes ORDER BY 1, 2"),
+        "mutations": q("SELECT row_id, client_id, mutation_id, answer FROM inventory_sync.mutations ORDER BY 1, 2, 3"),
+        "policies": q("SELECT table_name::text, field, policy FROM inventory_sync.policies ORDER BY 1, 2"),
+        "products": q("SELECT id, name, stock FROM public.products ORDER BY id"),
+    }
+
+
+def every_function_works(c):
+    one = lambda sql: c.execute(sql).fetchone()[0]  # noqa: E731
+    assert one("SELECT inventory_sync.sync_upsert(1, '{\"stock\": 8}', '2024-03-01 10:00+00')")["status"] == "conflict"
+    assert one("SELECT inventory_sync.sync_upsert(2, '{\"name\": \"Mice\"}', '2024-03-01 09:00+00', 'dev-a', 'm-1')")[
+        "duplicate"
+    ] is True
+    assert one("SELECT inventory_sync.sync_upsert(3, '{\"a\": 1}', '2024-03-01 09:00+00')")["status"] == "applied"
+    assert one("SELECT inventory_sync.sync_delete(3, '2024-03-01 09:30+00')")["status"] == "applied"
+    pid = "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"
+    answer = one(
+        f"SELECT inventory_sync.sync_upsert_in('public.products', '{pid}', '{{\"stock\": 6}}', "
+        "'2024-03-01 10:00+00', base => '{\"stock\": 4}')"
+    )
+    assert answer["status"] == "applied", answer
+    assert one(f"SELECT inventory_sync.sync_delete_in('public.products', '{pid}', '2024-03-01 11:00+00')")["status"] == "applied"
+    pushed = one(
+        "SELECT inventory_sync.sync_push('[{\"id\": 4, \"payload\": {\"a\": 1}, \"client_ts\": \"2024-03-01 09:00+00\"}]')"
+    )
+    assert [o["status"] for o in pushed] == ["applied"]
+    assert len(one("SELECT inventory_sync.sync_pull(NULL)")["changes"]) == 5
+    assert one("SELECT inventory_sync.purge_mutations('0 seconds')") == 2
+    assert one("SELECT inventory_sync.purge_tombstones('0 seconds')") == 3
+    c.execute("SELECT inventory_sync.set_policy('inventory_sync.inventory', 'a', 'field_lww')")
+    c.execute("SELECT inventory_sync.untrack('public.products')")
+    c.execute("SELECT inventory_sync.track('public.products')")
+
+
+def test_the_code_builds_the_schema_of_its_release():
+    version = current_version()
+    if version not in releases():
+        pytest.skip(f"{version} is not released yet: no kept script to compare with")
+    # The kept release script, under a version name of its own, next to the one this build installed.
+    ext = extension_dir()
+    kept = ext / f"inventory_sync--{version}-kept.sql"
+    shutil.copyfile(REPO / "sql" / f"inventory_sync--{version}.sql", kept)
+    try:
+        with connect("postgres") as admin:
+            admin.execute("DROP DATABASE IF EXISTS inventory_sync_release_kept WITH (FORCE)")
+            admin.execute("CREATE DATABASE inventory_sync_release_kept")
+        with connect("inventory_sync_release_kept") as c:
+            c.execute(f"CREATE EXTENSION inventory_sync VERSION '{version}-kept'")
+        built = fresh_database("inventory_sync_release_built")
+        assert catalog("inventory_sync_release_kept") == catalog(built), (
+            f"this build's schema differs from release {version}'s script: a schema change needs a new version "
+            f"and its update script (sql/inventory_sync--{version}--NEXT.sql)"
+        )
+    finally:
+        kept.unlink()
+        with connect("postgres") as admin:
+            for db in ("inventory_sync_release_kept", "inventory_sync_release_built"):
+                admin.execute(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+
+
+def test_upgrade_from_the_previous_release_keeps_everything():
+    version = current_version()
+    previous = [r for r in releases() if version_key(r) <= version_key(version)]
+    assert previous, "no release script in sql/"
+    previous = previous[-1]
+    ext = extension_dir()
+    placed = []
+    if previous != version:
+        # The kept scripts of the old release and every update script, as a package installs them.
+        for f in (REPO / "sql").iterdir():
+            if (RELEASE.fullmatch(f.name) and f.name != f"inventory_sync--{version}.sql") or UPDATE.fullmatch(f.name):
+                if not (ext / f.name).exists():
+                    shutil.copyfile(f, ext / f.name)
+                    placed.append(ext / f.name)
+    try:
+        with connect("postgres") as admin:
+            admin.execute("DROP DATABASE IF EXISTS inventory_sync_upgrade WITH (FORCE)")
+            admin.execute("CREATE DATABASE inventory_sync_upgrade")
+        with connect("inventory_sync_upgrade") as c:
+            c.execute(f"CREATE EXTENSION inventory_sync VERSION '{previous}'")
+            write_some_data(c)
+            before = data(c)
+            c.execute("ALTER EXTENSION inventory_sync UPDATE")
+            assert c.execute("SELECT extversion FROM pg_extension WHERE extname = 'inventory_sync'").fetchone()[0] == version
+            assert data(c) == before, "the update changed the data"
+        fresh = fresh_database("inventory_sync_upgrade_fresh")
+        assert catalog("inventory_sync_upgrade") == catalog(fresh), "an updated database differs from a fresh install"
+        with connect("inventory_sync_upgrade") as c:
+            c.execute("SET TimeZone = 'UTC'")
+            every_function_works(c)
+    finally:
+        for f in placed:
+            f.unlink()
+        with connect("postgres") as admin:
+            for db in ("inventory_sync_upgrade", "inventory_sync_upgrade_fresh"):
+                admin.execute(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
