@@ -3,10 +3,12 @@
 # sessions, the README check, the concurrency tests with real connections (pytest), the example
 # backends and the reliability suite.
 # Installs what it needs first.
-# Usage: scripts/test.sh [--pg MAJOR] [lint|core|pgrx|regress|readme|races|examples|reliability|bench]...
-# Without suites: every suite on PostgreSQL 15 (or MAJOR), then, when no major was named, the
-# suites that touch the server (pgrx regress readme races reliability) on 16, 17 and 18 too.
+# Usage: scripts/test.sh [--pg MAJOR] [lint|core|pgrx|regress|readme|races|examples|reliability|bench|packages]...
+# Without suites: every suite on PostgreSQL 15 (or MAJOR; packages on 15 only, it covers every
+# major itself), then, when no major was named, the suites that touch the server (pgrx regress
+# readme races reliability) on 16, 17 and 18 too.
 # bench: the benchmark harness in smoke mode (it ran and produced numbers; no speed is judged).
+# packages: the Debian package of every major (scripts/package.sh), installed and tried; META.json.
 # REGRESS="laptops errors" limits the pg_regress suite to those files.
 if [ "${1:-}" = --pg ]; then
     export INVENTORY_SYNC_PG=$2
@@ -24,6 +26,7 @@ SUITES=("$@")
 OTHER_MAJORS=()
 if [ ${#SUITES[@]} -eq 0 ]; then
     SUITES=(lint core pgrx regress readme races examples reliability bench)
+    [ "$PG_MAJOR" != 15 ] || SUITES+=(packages)
     [ -n "$NAMED_MAJOR" ] || OTHER_MAJORS=(16 17 18)
 fi
 PASSED=0 FAILED=0
@@ -223,6 +226,152 @@ run_bench() {
     record "$status" $((status == 0)) 0
 }
 
+# META.json (PGXN) gives the version of Cargo.toml, as the distribution's and the extension's.
+check_meta_json() {
+    python3 - "$REPO" <<'EOF'
+import json, sys, tomllib
+repo = sys.argv[1]
+with open(f"{repo}/Cargo.toml", "rb") as f:
+    version = tomllib.load(f)["package"]["version"]
+with open(f"{repo}/META.json") as f:
+    meta = json.load(f)
+found = {"version": meta["version"]}
+found.update((f"provides.{name}.version", p["version"]) for name, p in meta["provides"].items())
+wrong = [f"META.json: {key} is {value}, Cargo.toml says {version}" for key, value in found.items() if value != version]
+print("\n".join(wrong or [f"META.json: version {version}, as Cargo.toml"]))
+sys.exit(1 if wrong else 0)
+EOF
+}
+
+# check_package_files MAJOR DEB VERSION: the package holds exactly the expected paths (each file
+# and the directories above it, owned by root), a non-empty library, and Debian's name and
+# dependency.
+check_package_files() {
+    local major=$1 deb=$2 version=$3 name=postgresql-$1-inventory-sync
+    local lib=./usr/lib/postgresql/$major/lib/inventory_sync.so ext=./usr/share/postgresql/$major/extension
+    local files=("$lib" "$ext/inventory_sync.control" "$ext/inventory_sync--$version.sql"
+        "./usr/share/doc/$name/copyright") f d
+    # The upgrade scripts (sql/inventory_sync--A--B.sql), which cargo pgrx package copies.
+    for f in "$REPO"/sql/inventory_sync--*--*.sql; do
+        if [ -f "$f" ]; then files+=("$ext/$(basename "$f")"); fi
+    done
+    local expected listing actual status=0
+    expected=$(for f in "${files[@]}"; do
+        echo "$f"
+        d=$(dirname "$f")
+        while [ "$d" != . ]; do echo "$d/"; d=$(dirname "$d"); done
+    done; echo ./)
+    expected=$(echo "$expected" | sort -u)
+    listing=$(dpkg-deb -c "$deb") || return 1
+    actual=$(echo "$listing" | awk '{print $6}' | sort)
+    if [ "$expected" != "$actual" ]; then
+        echo "$(basename "$deb"): unexpected file list (< expected, > in the package):"
+        diff <(echo "$expected") <(echo "$actual") || true
+        status=1
+    fi
+    if echo "$listing" | awk '$2 != "root/root"' | grep -q .; then
+        echo "$(basename "$deb"): files not owned by root/root"
+        status=1
+    fi
+    local size
+    size=$(echo "$listing" | awk -v p="$lib" '$6 == p {print $3}')
+    if [ "${size:-0}" -le 0 ]; then
+        echo "$(basename "$deb"): $lib is missing or empty"
+        status=1
+    fi
+    if [ "$(dpkg-deb -f "$deb" Package)" != "$name" ] ||
+        [ "$(dpkg-deb -f "$deb" Depends)" != "postgresql-$major" ]; then
+        echo "$(basename "$deb"): Package/Depends are '$(dpkg-deb -f "$deb" Package)'/'$(dpkg-deb -f "$deb" Depends)'"
+        status=1
+    fi
+    [ "$status" -ne 0 ] || echo "$(basename "$deb"): file list, library ($size bytes), Package and Depends as expected"
+    return "$status"
+}
+
+# place_package MAJOR DEB PG_CONFIG: the package's files placed into the PostgreSQL tree of that
+# pg_config (its lib/ and share/extension/). 16-18 come from PyPI, not from Debian, so dpkg has
+# no postgresql-MAJOR to install them beside. The library is copied beside the old one and
+# renamed over it, as dpkg does: backends that have the old one loaded keep it.
+place_package() {
+    local major=$1 deb=$2 pg_config=$3 unpacked=$LOGS/packages/files-pg$1
+    rm -rf "$unpacked"
+    dpkg-deb -x "$deb" "$unpacked" || return 1
+    local pkglibdir extdir
+    pkglibdir=$("$pg_config" --pkglibdir) && extdir=$("$pg_config" --sharedir)/extension || return 1
+    as_root install -m 0644 "$unpacked/usr/lib/postgresql/$major/lib/inventory_sync.so" \
+        "$pkglibdir/inventory_sync.so.new" &&
+        as_root mv -f "$pkglibdir/inventory_sync.so.new" "$pkglibdir/inventory_sync.so" &&
+        as_root install -m 0644 "$unpacked/usr/share/postgresql/$major/extension/"inventory_sync* "$extdir/"
+}
+
+# run_story NAME PORT BINDIR: the Laptops story (pg_regress laptops_story, compared with
+# tests/pg_regress/expected/laptops_story.out) in a clean cluster $WORK/NAME of the PostgreSQL in
+# BINDIR.
+run_story() {
+    local name=$1 port=$2 out=$LOGS/packages/$1 status=0
+    local PG_BIN=$3   # start_cluster, stop_cluster and remove_cluster run this major's binaries
+    rm -rf "$out" && mkdir -p "$out"
+    if ! { remove_cluster "$name" && start_cluster "$name" "$port"; }; then
+        stop_cluster "$name"
+        return 1
+    fi
+    "$("$PG_BIN/pg_config" --pkglibdir)/pgxs/src/test/regress/pg_regress" \
+        --inputdir="$REPO/tests/pg_regress" --outputdir="$out" --bindir="$PG_BIN" \
+        --host="$WORK/$name" --port="$port" --user=postgres --dbname=inventory_sync_pkg \
+        laptops_story || status=1
+    [ "$status" -eq 0 ] || cat "$out/regression.diffs" 2>/dev/null || true
+    stop_cluster "$name"
+    return "$status"
+}
+
+# The packages a user installs. scripts/package.sh --debug builds the Debian package of every
+# major: a debug build is fast, since it is the build `cargo pgrx install` made for the suites
+# above (15), and the one the runs of 16, 17 and 18 after this suite reuse. The release packages
+# come from scripts/package.sh without --debug. Each package's file list is checked; the 15
+# package is installed with dpkg into Debian's PostgreSQL 15, the 16-18 packages' files are placed
+# into their major's tree; then each major plays the Laptops story in a clean cluster of its own
+# (pkg15 ... pkg18, ports 54361-54364).
+run_packages() {
+    say "packages: META.json, scripts/package.sh --debug, each package's files, the Laptops story from each"
+    local log=$LOGS/packages.log status=0 passed=0 failed=0
+    rm -rf "$LOGS/packages" && mkdir -p "$LOGS/packages"
+    if check_meta_json 2>&1 | tee "$log"; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
+    bash "$REPO/scripts/package.sh" --debug "${SUPPORTED_MAJORS[@]}" 2>&1 | tee -a "$log" || status=$?
+    if [ "$status" -ne 0 ]; then
+        record "$status" "$passed" $((failed + 1))
+        return
+    fi
+    passed=$((passed + 1))
+    local version major deb port story
+    version=$(python3 -c 'import sys, tomllib; print(tomllib.load(open(sys.argv[1], "rb"))["package"]["version"])' \
+        "$REPO/Cargo.toml")
+    for major in "${SUPPORTED_MAJORS[@]}"; do
+        deb=$REPO/target/packages/postgresql-$major-inventory-sync_$version-1_$(dpkg --print-architecture).deb
+        port=$((54361 + major - 15))
+        if check_package_files "$major" "$deb" "$version" 2>&1 | tee -a "$log"; then
+            passed=$((passed + 1))
+        else
+            failed=$((failed + 1))
+        fi
+        story=0
+        if [ "$major" = 15 ]; then
+            say "PostgreSQL 15: dpkg -i $(basename "$deb"), the Laptops story in a clean cluster"
+            { as_root dpkg -i "$deb" && run_story pkg15 "$port" "$(pg_home 15)/bin"; } 2>&1 | tee -a "$log" || story=1
+            # Removed again, which takes its files out of Debian's PostgreSQL 15, so that a later
+            # `cargo pgrx install` does not write over files dpkg owns. This is the last suite: the
+            # suites above are done with the installed extension, and the next run installs it
+            # again (install_extension).
+            as_root dpkg -r postgresql-15-inventory-sync 2>&1 | tee -a "$log" || story=1
+        else
+            say "PostgreSQL $major: the package's files placed into $(pg_home "$major"), the Laptops story in a clean cluster"
+            { place_package "$major" "$deb" "$(pg_home "$major")/bin/pg_config" &&
+                run_story "pkg$major" "$port" "$(pg_home "$major")/bin"; } 2>&1 | tee -a "$log" || story=1
+        fi
+        if [ "$story" -eq 0 ]; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
+    done
+    record 0 "$passed" "$failed"
+}
+
 setup
 mkdir -p "$LOGS"
 for suite in "${SUITES[@]}"; do
@@ -236,7 +385,8 @@ for suite in "${SUITES[@]}"; do
         examples) run_examples ;;
         reliability) run_reliability ;;
         bench) run_bench ;;
-        *) echo "unknown suite: $suite (lint, core, pgrx, regress, readme, races, examples, reliability, bench)" >&2; exit 2 ;;
+        packages) run_packages ;;
+        *) echo "unknown suite: $suite (lint, core, pgrx, regress, readme, races, examples, reliability, bench, packages)" >&2; exit 2 ;;
     esac
 done
 say "PostgreSQL $PG_MAJOR: $PASSED passed, $FAILED failed (${SECONDS} s)"
