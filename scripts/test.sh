@@ -374,7 +374,9 @@ run_packages() {
 
 setup
 mkdir -p "$LOGS"
+TIMES=()
 for suite in "${SUITES[@]}"; do
+    suite_start=$SECONDS
     case $suite in
         lint) run_lint ;;
         core) run_core ;;
@@ -388,8 +390,9 @@ for suite in "${SUITES[@]}"; do
         packages) run_packages ;;
         *) echo "unknown suite: $suite (lint, core, pgrx, regress, readme, races, examples, reliability, bench, packages)" >&2; exit 2 ;;
     esac
+    TIMES+=("$suite $((SECONDS - suite_start)) s")
 done
-say "PostgreSQL $PG_MAJOR: $PASSED passed, $FAILED failed (${SECONDS} s)"
+say "PostgreSQL $PG_MAJOR: $PASSED passed, $FAILED failed (${SECONDS} s: $(IFS=,; echo "${TIMES[*]}" | sed 's/,/, /g'))"
 [ ${#OTHER_MAJORS[@]} -eq 0 ] || { stop_cluster standby; stop_cluster test; }
 for major in "${OTHER_MAJORS[@]}"; do
     log=$REPO/target/test-logs/major-$major.log

@@ -99,15 +99,15 @@ def state(dbname):
 
 
 def restore(fmt, target, dump_file):
-    fresh = f"{target}"
+    """The dump restored into database `target`, new."""
     with connect("postgres") as admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {fresh} WITH (FORCE)")
-        admin.execute(f"CREATE DATABASE {fresh}")
+        admin.execute(f"DROP DATABASE IF EXISTS {target} WITH (FORCE)")
+        admin.execute(f"CREATE DATABASE {target}")
     if fmt == "custom":
-        run("pg_restore", "--exit-on-error", "-d", fresh, str(dump_file))
+        run("pg_restore", "--exit-on-error", "-d", target, str(dump_file))
     else:
-        run("psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", fresh, "-f", str(dump_file))
-    return fresh
+        run("psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", target, "-f", str(dump_file))
+    return target
 
 
 @pytest.mark.parametrize("fmt", ["custom", "plain"])
@@ -117,8 +117,6 @@ def test_a_restored_database_keeps_every_table_and_decides_as_before(source, fmt
     assert before["policies"] and before["tracked"]
     dump_file = tmp_path / f"backup.{fmt}"
     run("pg_dump", "-F", "c" if fmt == "custom" else "p", "-f", str(dump_file), source)
-    os.chmod(tmp_path, 0o755)
-    os.chmod(dump_file, 0o644)
     target = restore(fmt, f"inventory_sync_backup_{fmt}", dump_file)
     try:
         assert state(target) == before

@@ -101,6 +101,19 @@ ORDER BY 1, 2, 3
 """
 
 
+def empty_database(name):
+    """Database `name`, new and without the extension."""
+    with connect("postgres") as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.execute(f"CREATE DATABASE {name}")
+
+
+def drop_databases(*names):
+    with connect("postgres") as admin:
+        for name in names:
+            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
 def catalog(dbname):
     with connect(dbname) as c:
         rows = c.execute(CATALOG).fetchall()
@@ -173,9 +186,7 @@ def test_the_code_builds_the_schema_of_its_release():
     kept = ext / f"inventory_sync--{version}-kept.sql"
     shutil.copyfile(REPO / "sql" / f"inventory_sync--{version}.sql", kept)
     try:
-        with connect("postgres") as admin:
-            admin.execute("DROP DATABASE IF EXISTS inventory_sync_release_kept WITH (FORCE)")
-            admin.execute("CREATE DATABASE inventory_sync_release_kept")
+        empty_database("inventory_sync_release_kept")
         with connect("inventory_sync_release_kept") as c:
             c.execute(f"CREATE EXTENSION inventory_sync VERSION '{version}-kept'")
         built = fresh_database("inventory_sync_release_built")
@@ -185,9 +196,7 @@ def test_the_code_builds_the_schema_of_its_release():
         )
     finally:
         kept.unlink()
-        with connect("postgres") as admin:
-            for db in ("inventory_sync_release_kept", "inventory_sync_release_built"):
-                admin.execute(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+        drop_databases("inventory_sync_release_kept", "inventory_sync_release_built")
 
 
 def test_upgrade_from_the_previous_release_keeps_everything():
@@ -205,9 +214,7 @@ def test_upgrade_from_the_previous_release_keeps_everything():
                     shutil.copyfile(f, ext / f.name)
                     placed.append(ext / f.name)
     try:
-        with connect("postgres") as admin:
-            admin.execute("DROP DATABASE IF EXISTS inventory_sync_upgrade WITH (FORCE)")
-            admin.execute("CREATE DATABASE inventory_sync_upgrade")
+        empty_database("inventory_sync_upgrade")
         with connect("inventory_sync_upgrade") as c:
             c.execute(f"CREATE EXTENSION inventory_sync VERSION '{previous}'")
             write_some_data(c)
@@ -223,6 +230,4 @@ def test_upgrade_from_the_previous_release_keeps_everything():
     finally:
         for f in placed:
             f.unlink()
-        with connect("postgres") as admin:
-            for db in ("inventory_sync_upgrade", "inventory_sync_upgrade_fresh"):
-                admin.execute(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+        drop_databases("inventory_sync_upgrade", "inventory_sync_upgrade_fresh")
