@@ -26,6 +26,8 @@ PG_CONFIG=$PG_BIN/pg_config
 PGRX_VERSION=0.18.1
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 WORK=${INVENTORY_SYNC_WORK:-/tmp/inventory_sync}
+# Each major's clusters in a directory of their own: a cluster's data directory is for one major.
+case $WORK in *-pg"$PG_MAJOR") ;; *) [ "$PG_MAJOR" = 15 ] || WORK=$WORK-pg$PG_MAJOR ;; esac
 
 say() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 

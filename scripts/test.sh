@@ -17,8 +17,6 @@ fi
 NAMED_MAJOR=${INVENTORY_SYNC_PG:-}
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
-# Each major's clusters in a directory of their own.
-[ "$PG_MAJOR" = 15 ] || WORK=$WORK-pg$PG_MAJOR
 export INVENTORY_SYNC_WORK=$WORK INVENTORY_SYNC_PG_BIN=$PG_BIN
 PORT=${INVENTORY_SYNC_TEST_PORT:-54329}
 LOGS=$REPO/target/test-logs/pg$PG_MAJOR
