@@ -12,6 +12,8 @@ mod default_table;
 mod merging;
 mod tracked_table;
 
+use std::rc::Rc;
+
 use pgrx::datum::TimestampWithTimeZone;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
@@ -20,7 +22,7 @@ use pgrx::spi::SpiClient;
 pub use default_table::default_id;
 use merging::Fields;
 
-use crate::catalog::{self, Table};
+use crate::catalog::{self, Table, Tracked};
 use crate::pg::jsonb::Jsonb;
 use crate::pg::lookup;
 use crate::pg::param::Param;
@@ -58,6 +60,34 @@ impl Named {
             Ok(Named::Default(default_id(&id)?))
         } else {
             Ok(Named::Tracked(relid, id))
+        }
+    }
+}
+
+/// The table and row a write names, resolved (the one place that does): the table's statements,
+/// the row's key as a value of the key column's type and its canonical text, and, for a tracked
+/// table, its description (which converts an upsert's values).
+struct Target<'c> {
+    statements: Rc<dyn Statements>,
+    tracked: Option<Rc<Tracked>>,
+    key: Param<'c>,
+    row_id: String,
+}
+
+impl<'c> Target<'c> {
+    fn resolve(client: &SpiClient<'c>, named: &Named) -> Result<Target<'c>, SyncError> {
+        match named {
+            Named::Default(id) => Ok(Target {
+                statements: default_table::default_table(),
+                tracked: None,
+                key: Param::int8(*id),
+                row_id: id.to_string(),
+            }),
+            Named::Tracked(relid, id) => {
+                let tracked = catalog::get(client, *relid)?;
+                let (key, row_id) = tracked_table::key(client, &tracked, id)?;
+                Ok(Target { statements: tracked.clone(), tracked: Some(tracked), key, row_id })
+            }
         }
     }
 }
@@ -156,19 +186,13 @@ pub fn upsert(
     }
     let base = check_base(base)?;
     Spi::connect_mut(|client| {
-        let (statements, key, row_id, values): (std::rc::Rc<dyn Statements>, _, _, _) = match &named {
-            Named::Default(id) => (
-                default_table::default_table(),
-                Param::int8(*id),
-                id.to_string(),
-                Values::Payload { reserved_keys, id: *id },
-            ),
-            Named::Tracked(relid, id) => {
-                let tracked = catalog::get(client, *relid)?;
-                let (key, row_id) = tracked_table::key(client, &tracked, id)?;
-                let values = tracked_table::values(client, &tracked, id, &key, payload)?;
-                (tracked, key, row_id, Values::Columns(values))
+        let Target { statements, tracked, key, row_id } = Target::resolve(client, &named)?;
+        let values = match (&named, &tracked) {
+            (Named::Default(id), _) => Values::Payload { reserved_keys, id: *id },
+            (Named::Tracked(_, id), Some(tracked)) => {
+                Values::Columns(tracked_table::values(client, tracked, id, &key, payload)?)
             }
+            (Named::Tracked(..), None) => unreachable!("a tracked table resolves to its description"),
         };
         let table = statements.table();
         let policies = catalog::policies(client, table.oid);
@@ -197,14 +221,7 @@ pub fn delete(
     let client_ts = check_common(client_ts, &client_id, &mutation_id)?;
     let payload = Jsonb::empty_object();
     Spi::connect_mut(|client| {
-        let (statements, key, row_id): (std::rc::Rc<dyn Statements>, _, _) = match &named {
-            Named::Default(id) => (default_table::default_table(), Param::int8(*id), id.to_string()),
-            Named::Tracked(relid, id) => {
-                let tracked = catalog::get(client, *relid)?;
-                let (key, row_id) = tracked_table::key(client, &tracked, id)?;
-                (tracked, key, row_id)
-            }
-        };
+        let Target { statements, key, row_id, .. } = Target::resolve(client, &named)?;
         let write = Write { op: Op::Delete, key, row_id, payload, client_ts, client_id, mutation_id };
         decide::decide(client, statements.table(), &write, |client| statements.delete(client, &write))
     })

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from psycopg.types.json import Jsonb
 
-from harness import DSN, connect, fresh_database
+from harness import DSN, connect, drop_databases, empty_database, fresh_database
 
 PG_BIN = Path(os.environ.get("INVENTORY_SYNC_PG_BIN", "/usr/lib/postgresql/15/bin"))
 SOURCE = "inventory_sync_backup_src"
@@ -63,8 +63,7 @@ def source():
         c.execute("SELECT inventory_sync.sync_delete_in('shop.products', '8', '2024-03-01 12:00+00', 'dev-b')")
         c.execute("SELECT inventory_sync.sync_upsert_in('shop.products', '7', '{\"name\": \"Desk\"}', '2024-03-01 08:00+00')")
     yield SOURCE
-    with connect("postgres") as admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {SOURCE} WITH (FORCE)")
+    drop_databases(SOURCE)
 
 
 def state(dbname):
@@ -100,9 +99,7 @@ def state(dbname):
 
 def restore(fmt, target, dump_file):
     """The dump restored into database `target`, new."""
-    with connect("postgres") as admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {target} WITH (FORCE)")
-        admin.execute(f"CREATE DATABASE {target}")
+    empty_database(target)
     if fmt == "custom":
         run("pg_restore", "--exit-on-error", "-d", target, str(dump_file))
     else:
@@ -157,5 +154,4 @@ def test_a_restored_database_keeps_every_table_and_decides_as_before(source, fmt
             late = one("SELECT inventory_sync.sync_upsert_in('shop.products', '8', '{\"name\": \"x\"}', '2024-03-01 11:00+00')")
             assert late["status"] == "conflict" and late["server_data"]["deleted"] is True, late
     finally:
-        with connect("postgres") as admin:
-            admin.execute(f"DROP DATABASE IF EXISTS {target} WITH (FORCE)")
+        drop_databases(target)

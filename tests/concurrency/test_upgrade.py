@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import connect, fresh_database
+from harness import connect, drop_databases, empty_database, fresh_database
 
 REPO = Path(__file__).resolve().parents[2]
 PG_BIN = Path(os.environ.get("INVENTORY_SYNC_PG_BIN", "/usr/lib/postgresql/15/bin"))
@@ -99,19 +99,6 @@ SELECT 'schema', n.nspname, concat_ws(' | ', n.nspacl::text, obj_description(n.o
   FROM pg_namespace n WHERE n.nspname = 'inventory_sync'
 ORDER BY 1, 2, 3
 """
-
-
-def empty_database(name):
-    """Database `name`, new and without the extension."""
-    with connect("postgres") as admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        admin.execute(f"CREATE DATABASE {name}")
-
-
-def drop_databases(*names):
-    with connect("postgres") as admin:
-        for name in names:
-            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 def catalog(dbname):

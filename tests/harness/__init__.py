@@ -21,13 +21,27 @@ def connect(dbname, dsn=None, **kw):
     return psycopg.connect(f"{dsn or DSN} dbname={dbname}", **kw)
 
 
-def fresh_database(name):
-    """Drop and create database `name` of the test cluster with the extension installed; answers
-    its name."""
+def empty_database(name):
+    """Drop and create database `name` of the test cluster, without the extension; answers its
+    name."""
     assert re.fullmatch(r"[a-z_][a-z0-9_]*", name)
     with connect("postgres") as admin:
         admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
         admin.execute(f"CREATE DATABASE {name}")
+    return name
+
+
+def fresh_database(name):
+    """Drop and create database `name` of the test cluster with the extension installed; answers
+    its name."""
+    empty_database(name)
     with connect(name) as conn:
         conn.execute("CREATE EXTENSION inventory_sync")
     return name
+
+
+def drop_databases(*names):
+    """Drop databases of the test cluster, where they exist."""
+    with connect("postgres") as admin:
+        for name in names:
+            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
