@@ -83,6 +83,48 @@ def run(args):
     return results
 
 
+def run_pulls(args):
+    """A device's first pull, side by side with a hand-written keyset query (bench/pulls.sql),
+    for items written by many transactions and by one; answers variant -> numbers per case."""
+    rows = 5_000 if args.smoke else 200_000
+    pulls = {}
+    for case, one in (("many transactions", "false"), ("one transaction", "true")):
+        psql(args, "-d", "postgres", "-c", "DROP DATABASE IF EXISTS pulls", "-c", "CREATE DATABASE pulls")
+        cmd = [f"{BIN}/psql", "-X", "-q", "-h", args.host, "-p", str(args.port), "-U", "postgres", "-d", "pulls",
+               "-v", f"rows={rows}", "-v", f"one_transaction={one}", "-f", str(HERE / "pulls.sql")]
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+        by_variant = {}
+        for line in out.split("\n"):
+            parts = line.split()
+            if len(parts) == 5:
+                by_variant[parts[0]] = {"pages": int(parts[1]), "ms": float(parts[2]), "first": float(parts[3]),
+                                        "last": float(parts[4])}
+        pulls[(rows, case)] = by_variant
+        print((rows, case), by_variant, flush=True)
+    return pulls
+
+
+def pulls_report(pulls):
+    out = ["", "### Pulls", "",
+           "A device's first pull in pages of 1,000 (`sync_pull`), and a hand-written keyset query "
+           "(`WHERE (updated_at, id) > (…) ORDER BY updated_at, id LIMIT 1000`, rows as JSON) over the same items; "
+           "each page timed inside the server (bench/pulls.sql).", "",
+           "| items | written by | variant | pages | total ms | first 10 pages, mean ms | last 10 pages, mean ms | last / first |",
+           "|---:|---|---|---:|---:|---:|---:|---:|"]
+    bars = []
+    for (rows, case), by in pulls.items():
+        for v, r in by.items():
+            out.append(f"| {rows:,} | {case} | {v} | {r['pages']} | {r['ms']:.0f} | {r['first']:.2f} | {r['last']:.2f} | "
+                       f"{r['last'] / r['first']:.2f} |")
+        speed = by["keyset"]["ms"] / by["sync_pull"]["ms"]
+        growth = by["sync_pull"]["last"] / by["sync_pull"]["first"]
+        label = f"{rows:,} items, {case}"
+        bars.append(f"| {label} | sync_pull / keyset query (speed) | {speed:.2f} | ≥ 0.8 | {'met' if speed >= 0.8 else '**missed**'} |")
+        bars.append(f"| {label} | sync_pull last pages / first pages (time) | {growth:.2f} | ≤ 1.5 | "
+                    f"{'met' if growth <= 1.5 else '**missed**'} |")
+    return bars, out
+
+
 def ratio(results, key, a, b, rows_based=False):
     ra, rb = results[key][a], results[key][b]
     fa = ROWS_PER_XACT[a] if rows_based else 1
@@ -90,7 +132,7 @@ def ratio(results, key, a, b, rows_based=False):
     return (ra["tps"] * fa) / (rb["tps"] * fb)
 
 
-def report(args, results, day):
+def report(args, results, day, pulls):
     lines = []
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
     version = subprocess.run([f"{BIN}/postgres", "--version"], capture_output=True, text=True).stdout.strip()
@@ -132,6 +174,9 @@ def report(args, results, day):
             value = large["sync_upsert"]["tps"] / small["sync_upsert"]["tps"]
             bars.append(f"| {scenario_load[0]}, {scenario_load[1]} | sync_upsert 1M rows / 10k rows | {value:.2f} | ≥ 0.8 | "
                         f"{'met' if value >= 0.8 else '**missed**'} |")
+    pull_bars, pull_lines = pulls_report(pulls)
+    bars += pull_bars
+    out += pull_lines
     header = [
         "## Results",
         "",
@@ -197,7 +242,8 @@ def main():
     missing = [(k, v) for k, by in results.items() for v, r in by.items() if not r["tps"] > 0]
     if missing:
         sys.exit(f"no numbers for {missing}")
-    text = report(args, results, day)
+    pulls = run_pulls(args)
+    text = report(args, results, day, pulls)
     if args.reports:
         out = dated_page(pathlib.Path(args.reports), day, text)
     else:

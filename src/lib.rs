@@ -26,9 +26,10 @@ mod tests;
 
 ::pgrx::pg_module_magic!(name, version);
 
-// Tables, indexes and comments live in sql/*.sql, not in Rust strings.
+// Tables, indexes and comments live in sql/*.sql, not in Rust strings: schema.sql before the
+// functions, functions.sql (their comments, and what refers to them) after.
 pgrx::extension_sql_file!("../sql/schema.sql", name = "schema", bootstrap);
-pgrx::extension_sql_file!("../sql/comments.sql", name = "comments", finalize);
+pgrx::extension_sql_file!("../sql/functions.sql", name = "functions", finalize);
 
 #[pgrx::pg_guard]
 pub extern "C-unwind" fn _PG_init() {

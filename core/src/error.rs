@@ -101,6 +101,11 @@ pub enum SyncError {
     #[error("cursor is older than the last tombstone purge")]
     CursorExpired,
 
+    /// A pull cursor past the end of the history this database kept of its era: handed out by a
+    /// copy of the database that went on after the backup it was restored from.
+    #[error("cursor is from a history this database does not have")]
+    CursorFromOtherHistory,
+
     /// An argument out of its range.
     #[error("{name} must be {range}")]
     OutOfRange { name: &'static str, range: &'static str },
@@ -160,7 +165,7 @@ impl SyncError {
             | SyncError::TimestampKey { .. } => SqlState::INVALID_PARAMETER_VALUE,
             SyncError::InfiniteTimestamp { .. } => SqlState::DATETIME_FIELD_OVERFLOW,
             SyncError::BadValue { sqlstate, .. } | SyncError::InChange { sqlstate, .. } => *sqlstate,
-            SyncError::CursorExpired => SqlState::OBJECT_NOT_IN_PREREQUISITE_STATE,
+            SyncError::CursorExpired | SyncError::CursorFromOtherHistory => SqlState::OBJECT_NOT_IN_PREREQUISITE_STATE,
             SyncError::NestedTooDeep => SqlState::STATEMENT_TOO_COMPLEX,
             SyncError::Unsettled { .. } => SqlState::SERIALIZATION_FAILURE,
             SyncError::NotTracked { .. } | SyncError::TrackingBroken { .. } => {
@@ -203,6 +208,11 @@ impl SyncError {
             SyncError::CursorExpired => {
                 Some("Tombstones this device had not pulled yet may have been purged since.".into())
             }
+            SyncError::CursorFromOtherHistory => Some(
+                "The database was restored from a backup older than the device's last pull, so the device holds \
+                 changes the database no longer has."
+                    .into(),
+            ),
             SyncError::TimestampKey { .. } => {
                 Some("The write timestamp of a synced row always comes from client_ts.".into())
             }
@@ -238,7 +248,7 @@ impl SyncError {
             SyncError::BadCursor => {
                 Some("Pass the cursor a previous sync_pull answered, or NULL to start from the beginning.")
             }
-            SyncError::CursorExpired => {
+            SyncError::CursorExpired | SyncError::CursorFromOtherHistory => {
                 Some("Discard the device's copy and pull everything again from the beginning (since = NULL).")
             }
             SyncError::MutationWithoutClient => {
@@ -287,6 +297,7 @@ mod unit {
             SyncError::BadChange("change has no \"id\"".into()),
             SyncError::BadCursor,
             SyncError::CursorExpired,
+            SyncError::CursorFromOtherHistory,
             SyncError::OutOfRange { name: "lim", range: "between 1 and 100000" },
             SyncError::MutationOfOtherUser { client_id: "c".into(), mutation_id: "m".into() },
             SyncError::Unsettled { table: "public.t".into(), rounds: 10 },

@@ -26,14 +26,14 @@ pub const DEFAULT_SERVER_ROW: &str = "SELECT CASE WHEN s.deleted \
 /// A tracked table's stored row as a client stores it: every column; or, if the row was
 /// deleted, its tombstone: the key and timestamp columns and `"deleted": true`. `key_name` and
 /// `ts_name` are the columns' names as SQL literals.
-pub fn tracked_server_row(table: &str, oid: u32, key: &str, key_name: &str, ts_name: &str) -> String {
+pub fn tracked_server_row(table: &str, table_id: i32, key: &str, key_name: &str, ts_name: &str) -> String {
     format!(
         "SELECT pg_catalog.to_jsonb(s.*) AS data FROM {table} s WHERE s.{key} OPERATOR(pg_catalog.=) $1 \
          UNION ALL \
          SELECT pg_catalog.jsonb_build_object({key_name}, c.id, {ts_name}, c.ts, 'deleted', true) \
            FROM inventory_sync.changes c \
           WHERE c.row_id OPERATOR(pg_catalog.=) ($1::pg_catalog.text COLLATE {C}) \
-            AND c.tbl::pg_catalog.oid OPERATOR(pg_catalog.=) {oid}::pg_catalog.oid \
+            AND c.table_id OPERATOR(pg_catalog.=) {table_id} \
             AND c.op OPERATOR(pg_catalog.=) 'delete'"
     )
 }
@@ -62,7 +62,7 @@ fn beats(stored_ts: &str, stored_by: &str, ts: &str, by: &str) -> String {
 pub const DEFAULT_FLOOR_KEY: &str = "updated_at";
 
 /// The check and the write in one statement, for the default table. Parameters: `$1` id, `$2`
-/// payload, `$3` client_ts, `$4` client_id. Answers whether the row was created (the rest of the
+/// payload, `$3` client_ts, `$4` client_id, `$5` the feed position. Answers whether the row was created (the rest of the
 /// answer is known to the caller: for an applied write, the stored `updated_at` is `client_ts`)
 /// and whether the row has field clocks, which the caller then updates (`DEFAULT_DROP_CLOCKS`).
 /// `strip`: the payload holds a reserved key (`id`, `updated_at`) to leave out of `data`; the
@@ -79,13 +79,13 @@ pub const DEFAULT_FLOOR_KEY: &str = "updated_at";
 pub fn default_upsert(strip: bool) -> String {
     let data = if strip { "$2 OPERATOR(pg_catalog.-) '{id,updated_at}'::pg_catalog.text[]" } else { "$2" };
     format!(
-        "INSERT INTO {DEFAULT_TABLE} AS stored (id, data, updated_at, updated_by) \
-         VALUES ($1, {data}, $3, $4) \
+        "INSERT INTO {DEFAULT_TABLE} AS stored (id, data, updated_at, updated_by, position) \
+         VALUES ($1, {data}, $3, $4, $5) \
          ON CONFLICT (id) DO UPDATE \
             SET data = CASE WHEN stored.deleted THEN excluded.data \
                             ELSE stored.data OPERATOR(pg_catalog.||) excluded.data END, \
                 updated_at = excluded.updated_at, updated_by = excluded.updated_by, deleted = false, \
-                change_xid = pg_catalog.pg_current_xact_id(), changed_at = pg_catalog.now() \
+                position = excluded.position, changed_at = pg_catalog.now() \
           WHERE {} \
          RETURNING stored.xmax OPERATOR(pg_catalog.=) 0, \
                    stored.field_clocks OPERATOR(pg_catalog.<>) '{{}}'::pg_catalog.jsonb",
@@ -105,15 +105,15 @@ pub const DEFAULT_DROP_CLOCKS: &str = "UPDATE inventory_sync.inventory AS stored
 /// write arriving later still loses). Its field clocks are the delete's clock as their floor
 /// (`$4`, see `merge::floor_only`), so an item brought back by a later write still knows which
 /// of its fields are older than the delete. Parameters: `$1` id, `$2` client_ts, `$3`
-/// client_id, `$4` the field clocks.
+/// client_id, `$4` the field clocks, `$5` the feed position.
 pub fn default_delete() -> String {
     format!(
-        "INSERT INTO {DEFAULT_TABLE} AS stored (id, data, updated_at, deleted, updated_by, field_clocks) \
-         VALUES ($1, '{{}}'::pg_catalog.jsonb, $2, true, $3, $4) \
+        "INSERT INTO {DEFAULT_TABLE} AS stored (id, data, updated_at, deleted, updated_by, field_clocks, position) \
+         VALUES ($1, '{{}}'::pg_catalog.jsonb, $2, true, $3, $4, $5) \
          ON CONFLICT (id) DO UPDATE \
             SET data = '{{}}'::pg_catalog.jsonb, updated_at = excluded.updated_at, deleted = true, \
                 updated_by = excluded.updated_by, field_clocks = excluded.field_clocks, \
-                change_xid = pg_catalog.pg_current_xact_id(), changed_at = pg_catalog.now() \
+                position = excluded.position, changed_at = pg_catalog.now() \
           WHERE {} \
          RETURNING pg_catalog.jsonb_build_object(\
            'status', 'applied', 'id', stored.id, 'updated_at', stored.updated_at, 'deleted', true)",
@@ -127,12 +127,12 @@ pub const DEFAULT_LOCK_FOR_MERGE: &str = "SELECT i.data, i.updated_at, i.updated
        FROM inventory_sync.inventory i WHERE i.id OPERATOR(pg_catalog.=) $1 FOR UPDATE";
 
 /// Write a merge's result over the default table's (locked) row. Parameters: `$1` id, `$2`
-/// data, `$3` updated_at, `$4` updated_by, `$5` field_clocks.
+/// data, `$3` updated_at, `$4` updated_by, `$5` field_clocks, `$6` the feed position.
 pub fn default_merge_update() -> String {
     format!(
         "UPDATE {DEFAULT_TABLE} AS stored \
             SET data = $2, updated_at = $3, updated_by = $4, field_clocks = $5, deleted = false, \
-                change_xid = pg_catalog.pg_current_xact_id(), changed_at = pg_catalog.now() \
+                position = $6, changed_at = pg_catalog.now() \
           WHERE stored.id OPERATOR(pg_catalog.=) $1 {}",
         returning_applied("id", "updated_at", "false")
     )
@@ -142,23 +142,23 @@ pub fn default_merge_update() -> String {
 /// transaction inserted it first (the caller then merges again). Parameters as the update's.
 pub fn default_merge_insert() -> String {
     format!(
-        "INSERT INTO {DEFAULT_TABLE} AS stored (id, data, updated_at, updated_by, field_clocks) \
-         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING {}",
+        "INSERT INTO {DEFAULT_TABLE} AS stored (id, data, updated_at, updated_by, field_clocks, position) \
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING {}",
         returning_applied("id", "updated_at", "true")
     )
 }
 
 /// A tracked row's tombstone clock, if it has a tombstone (`$1` key): its timestamp and client_id.
-pub fn tracked_tombstone_clock(oid: u32) -> String {
+pub fn tracked_tombstone_clock(table_id: i32) -> String {
     format!(
         "SELECT c.ts, c.client_id FROM inventory_sync.changes c \
           WHERE c.row_id OPERATOR(pg_catalog.=) ($1::pg_catalog.text COLLATE {C}) \
-            AND c.tbl::pg_catalog.oid OPERATOR(pg_catalog.=) {oid}::pg_catalog.oid \
+            AND c.table_id OPERATOR(pg_catalog.=) {table_id} \
             AND c.op OPERATOR(pg_catalog.=) 'delete'"
     )
 }
 
-/// A table's merge policies (`$1` its OID).
+/// A table's merge policies (`$1` the table).
 pub const FIELD_POLICIES: &str = "SELECT p.field, p.policy FROM inventory_sync.field_policies p \
       WHERE p.tbl::pg_catalog.oid OPERATOR(pg_catalog.=) $1";
 
@@ -176,28 +176,28 @@ pub const CLEAR_POLICY: &str = "DELETE FROM inventory_sync.field_policies p \
 // `$2` client_ts, `$3` client_id, `$4…` the written columns' values in order.
 
 /// The client_id of the write that last set a tracked row (kept with its change record).
-fn last_writer(oid: u32) -> String {
+fn last_writer(table_id: i32) -> String {
     format!(
         "(SELECT c.client_id FROM inventory_sync.changes c \
            WHERE c.row_id OPERATOR(pg_catalog.=) ($1::pg_catalog.text COLLATE {C}) \
-             AND c.tbl::pg_catalog.oid OPERATOR(pg_catalog.=) {oid}::pg_catalog.oid)"
+             AND c.table_id OPERATOR(pg_catalog.=) {table_id})"
     )
 }
 
 /// A stored row that a write stamped `$2` by `$3` may replace. A row whose timestamp is NULL
 /// (written outside sync) counts as older than any write.
-fn writable(ts: &str, oid: u32) -> String {
-    format!("(stored.{ts} IS NULL OR {})", beats(&format!("stored.{ts}"), &last_writer(oid), "$2", "$3"))
+fn writable(ts: &str, table_id: i32) -> String {
+    format!("(stored.{ts} IS NULL OR {})", beats(&format!("stored.{ts}"), &last_writer(table_id), "$2", "$3"))
 }
 
 /// Apply the write to an existing row that is not newer. At READ COMMITTED, UPDATE re-checks its
 /// WHERE against the latest version of a row a concurrent transaction changed.
-pub fn tracked_update(table: &str, oid: u32, key: &str, ts: &str, columns: &[&str]) -> String {
+pub fn tracked_update(table: &str, table_id: i32, key: &str, ts: &str, columns: &[&str]) -> String {
     format!(
         "UPDATE {table} AS stored SET {}{ts} = $2 \
           WHERE stored.{key} OPERATOR(pg_catalog.=) $1 AND {} {}",
         assignments(columns),
-        writable(ts, oid),
+        writable(ts, table_id),
         returning_applied(key, ts, "false")
     )
 }
@@ -232,44 +232,44 @@ pub fn tracked_insert(table: &str, key: &str, ts: &str, columns: &[&str]) -> Str
 }
 
 /// Delete the row if it is not newer. Parameters: `$1` key, `$2` client_ts, `$3` client_id.
-pub fn tracked_delete(table: &str, oid: u32, key: &str, ts: &str) -> String {
+pub fn tracked_delete(table: &str, table_id: i32, key: &str, ts: &str) -> String {
     format!(
         "DELETE FROM {table} AS stored WHERE stored.{key} OPERATOR(pg_catalog.=) $1 AND {} \
          RETURNING pg_catalog.jsonb_build_object(\
            'status', 'applied', 'id', stored.{key}, 'updated_at', $2, 'deleted', true)",
-        writable(ts, oid)
+        writable(ts, table_id)
     )
 }
 
 /// Lock the existing row (its latest version) and say whether the write may replace it.
 /// Parameters: `$1` key, `$2` client_ts, `$3` client_id.
-pub fn tracked_lock(table: &str, oid: u32, key: &str, ts: &str) -> String {
+pub fn tracked_lock(table: &str, table_id: i32, key: &str, ts: &str) -> String {
     format!(
         "SELECT {} FROM {table} AS stored WHERE stored.{key} OPERATOR(pg_catalog.=) $1 FOR UPDATE",
-        writable(ts, oid)
+        writable(ts, table_id)
     )
 }
 
 /// The row, locked, for a merging write (`$1` key): the row as JSON, its timestamp, and the
 /// client_id and field clocks of its change record.
-pub fn tracked_lock_for_merge(table: &str, oid: u32, key: &str, ts: &str) -> String {
+pub fn tracked_lock_for_merge(table: &str, table_id: i32, key: &str, ts: &str) -> String {
     format!(
         "SELECT pg_catalog.to_jsonb(stored.*), stored.{ts}, {}, \
                 (SELECT c.field_clocks FROM inventory_sync.changes c \
                   WHERE c.row_id OPERATOR(pg_catalog.=) ($1::pg_catalog.text COLLATE {C}) \
-                    AND c.tbl::pg_catalog.oid OPERATOR(pg_catalog.=) {oid}::pg_catalog.oid) \
+                    AND c.table_id OPERATOR(pg_catalog.=) {table_id}) \
            FROM {table} AS stored WHERE stored.{key} OPERATOR(pg_catalog.=) $1 FOR UPDATE OF stored",
-        last_writer(oid)
+        last_writer(table_id)
     )
 }
 
 /// The row's tombstone, if it has one: whether a write stamped `$2` by `$3` may replace it.
 /// Parameters: `$1` key, `$2` client_ts, `$3` client_id.
-pub fn tracked_tombstone(oid: u32) -> String {
+pub fn tracked_tombstone(table_id: i32) -> String {
     format!(
         "SELECT {} FROM inventory_sync.changes c \
           WHERE c.row_id OPERATOR(pg_catalog.=) ($1::pg_catalog.text COLLATE {C}) \
-            AND c.tbl::pg_catalog.oid OPERATOR(pg_catalog.=) {oid}::pg_catalog.oid \
+            AND c.table_id OPERATOR(pg_catalog.=) {table_id} \
             AND c.op OPERATOR(pg_catalog.=) 'delete' FOR UPDATE",
         beats("c.ts", "c.client_id", "$2", "$3")
     )
@@ -278,14 +278,14 @@ pub fn tracked_tombstone(oid: u32) -> String {
 /// Record the row's latest change for the pull feed (a delete: its tombstone). Parameters: `$1`
 /// key, `$2` the row's timestamp, `$3` client_id, `$4` op, `$5` the row's field clocks (with
 /// `given_clocks`; otherwise the stored clocks are kept and the columns named in `$6` get the
-/// write's clock, `$7` its microseconds). Two statements rather than one `COALESCE($5, …)`: a
+/// write's clock, `$7` its microseconds), `$8` the feed position. Two statements rather than one `COALESCE($5, …)`: a
 /// parameter the planner could fold would make PostgreSQL's plan cache plan the statement anew
 /// on every call instead of keeping one generic plan.
 /// A tracked column without a clock was never written through the sync functions. Answers the
 /// `applied` answer of a delete (of a row that was not there); an upsert ignores it. In a
 /// transaction that cannot see a concurrent writer's record of the same row (REPEATABLE READ),
 /// this fails with 40001, as it should.
-pub fn tracked_record(oid: u32, given_clocks: bool) -> String {
+pub fn tracked_record(table_id: i32, given_clocks: bool) -> String {
     let clocks = "(SELECT COALESCE(pg_catalog.jsonb_object_agg(n.name, \
          pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object('ts', $7, 'by', $3))), '{}'::pg_catalog.jsonb) \
          FROM pg_catalog.unnest($6) AS n(name))";
@@ -296,72 +296,89 @@ pub fn tracked_record(oid: u32, given_clocks: bool) -> String {
     };
     format!(
         "INSERT INTO inventory_sync.changes AS c \
-           (tbl, row_id, id, op, ts, client_id, field_clocks, change_xid, changed_at) \
-         VALUES ({oid}::pg_catalog.oid::pg_catalog.regclass, $1::pg_catalog.text, \
-                 pg_catalog.to_jsonb($1), $4, $2, $3, {inserted}, \
-                 pg_catalog.pg_current_xact_id(), pg_catalog.now()) \
-         ON CONFLICT (row_id, tbl) DO UPDATE \
+           (table_id, row_id, id, op, ts, client_id, field_clocks, position, changed_at) \
+         VALUES ({table_id}, $1::pg_catalog.text, \
+                 pg_catalog.to_jsonb($1), $4, $2, $3, {inserted}, $8, pg_catalog.now()) \
+         ON CONFLICT (row_id, table_id) DO UPDATE \
             SET id = excluded.id, op = excluded.op, ts = excluded.ts, client_id = excluded.client_id, \
                 field_clocks = {updated}, \
-                change_xid = excluded.change_xid, changed_at = excluded.changed_at \
+                position = excluded.position, changed_at = excluded.changed_at \
          RETURNING pg_catalog.jsonb_build_object(\
            'status', 'applied', 'id', c.id, 'updated_at', c.ts, 'deleted', true)"
     )
 }
 
-/// The feed position of the newest tombstone a purge removed: xid as bigint, table OID, row id,
-/// and when that purge ran (the cursors' purge epoch); no row: never purged.
-pub const PURGE_HORIZON: &str = "SELECT p.change_xid::pg_catalog.text::pg_catalog.int8, p.tbl, p.row_id, p.purged_at \
+/// The feed position of the newest tombstone a purge removed: position, table id, row id, and
+/// when that purge ran (the cursors' purge epoch); no row: never purged.
+pub const PURGE_HORIZON: &str = "SELECT p.position, p.table_id, p.row_id, p.purged_at \
      FROM inventory_sync.purge_horizon p";
 
-/// Whether the caller may read the default table (`$1` its OID).
-pub const FEED_READABLE: &str = "SELECT pg_catalog.has_table_privilege($1, 'SELECT')";
+/// Whether the caller may read the default table.
+pub const FEED_READABLE: &str = "SELECT pg_catalog.has_table_privilege('inventory_sync.inventory', 'SELECT')";
 
 /// The table's name as messages and the journal show it.
 const QUALIFIED_NAME: &str = "(SELECT pg_catalog.quote_ident(n.nspname) OPERATOR(pg_catalog.||) '.' \
      OPERATOR(pg_catalog.||) pg_catalog.quote_ident(r.relname) \
      FROM pg_catalog.pg_class r JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) r.relnamespace \
-     WHERE r.oid OPERATOR(pg_catalog.=) c.tbl::pg_catalog.oid)";
+     WHERE r.oid OPERATOR(pg_catalog.=) t.tbl::pg_catalog.oid)";
 
-/// The change feed's first pass (see `feed`): the next changes below the snapshot's horizon
-/// after position (`$1` xid8, `$2` table OID, `$3` row id), at most `$5`, in position order; from
-/// the default table (OID `$4`) when `with_default`, and from tracked tables the caller may read.
-/// Columns: xid as bigint, table OID, row id, the entry, whether it still needs the row.
+/// The latest era (number, cluster, database; NULLs when there is none yet) and the horizon of
+/// the statement's snapshot (the oldest transaction still running).
+pub const ERA_LATEST: &str = "SELECT e.era, e.system_identifier, e.database_oid, \
+       pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())::pg_catalog.text::pg_catalog.int8 \
+     FROM (SELECT) AS one LEFT JOIN LATERAL \
+          (SELECT x.* FROM inventory_sync.eras x ORDER BY x.era DESC LIMIT 1) e ON true";
+
+/// Where the history before era `$1` ended, as that era's first writers found it (several may
+/// have recorded the era, each after its own look; the highest saw everything).
+pub const ERA_PREVIOUS_END: &str = "SELECT pg_catalog.max(e.previous_end) FROM inventory_sync.eras e \
+     WHERE e.era OPERATOR(pg_catalog.=) $1";
+
+/// Record era `$1` for this cluster (`$2`) and database (`$3`), with the highest position stored
+/// before it (below `$4`, the era's first position).
+pub const ERA_START: &str = "INSERT INTO inventory_sync.eras (era, system_identifier, database_oid, previous_end) \
+     SELECT $1, $2, $3, GREATEST( \
+       (SELECT pg_catalog.max(i.position) FROM inventory_sync.inventory i WHERE i.position OPERATOR(pg_catalog.<) $4), \
+       (SELECT pg_catalog.max(c.position) FROM inventory_sync.changes c WHERE c.position OPERATOR(pg_catalog.<) $4), \
+       (SELECT pg_catalog.max(p.position) FROM inventory_sync.purge_horizon p WHERE p.position OPERATOR(pg_catalog.<) $4), \
+       0)";
+
+/// The change feed's first pass (see `feed`): the next changes after position `$1`, table id
+/// `$2`, row id `$3` and below position `$4` (the horizon), at most `$5`, in position order; from
+/// the default table when `with_default`, and from tracked tables the caller may read. The
+/// default table's part starts after `$6`, `$7`: the position and row id where it continues
+/// (its table id, 0, comes first at every position). Each part is one range of its index.
+/// Columns: position, table id, row id, the entry, whether it still needs the row, the tracked
+/// table's OID in this database.
 pub fn feed(with_default: bool) -> String {
-    let after = |xid: &str, tbl: &str, row: &str| {
-        format!(
-            "{xid} OPERATOR(pg_catalog.<) h.horizon AND {xid} OPERATOR(pg_catalog.>=) $1 \
-             AND ({xid} OPERATOR(pg_catalog.>) $1 OR {tbl} OPERATOR(pg_catalog.>) $2 \
-                  OR ({tbl} OPERATOR(pg_catalog.=) $2 AND {row} OPERATOR(pg_catalog.>) ($3 COLLATE {C})))"
-        )
-    };
     let default_row = format!("(i.id::pg_catalog.text COLLATE {C})");
     let default_part = format!(
-        "(SELECT i.change_xid AS xid, $4 AS tbl, {default_row} AS row_id, \
+        "(SELECT i.position, 0 AS table_id, {default_row} AS row_id, \
                  pg_catalog.jsonb_build_object('table', '{DEFAULT_TABLE}', 'id', i.id, \
                    'op', CASE WHEN i.deleted THEN 'delete' ELSE 'upsert' END, \
                    'data', CASE WHEN i.deleted THEN NULL ELSE i.data END, \
                    'updated_at', i.updated_at) AS entry, \
-                 false AS needs_row \
-            FROM inventory_sync.inventory i, h \
-           WHERE {} \
-           ORDER BY i.change_xid, {default_row} LIMIT $5) UNION ALL ",
-        after("i.change_xid", "$4", &default_row)
+                 false AS needs_row, 0::pg_catalog.oid AS relid \
+            FROM inventory_sync.inventory i \
+           WHERE (i.position, {default_row}) OPERATOR(pg_catalog.>) ($6, $7 COLLATE {C}) \
+             AND i.position OPERATOR(pg_catalog.<) $4 \
+           ORDER BY i.position, {default_row} LIMIT $5) UNION ALL "
     );
     format!(
-        "WITH h AS (SELECT pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot()) AS horizon) \
-         SELECT f.xid::pg_catalog.text::pg_catalog.int8, f.tbl, f.row_id, f.entry, f.needs_row FROM ( \
+        "SELECT f.position, f.table_id, f.row_id, f.entry, f.needs_row, f.relid FROM ( \
            {} \
-           (SELECT c.change_xid AS xid, c.tbl::pg_catalog.oid AS tbl, c.row_id, \
+           (SELECT c.position, c.table_id, c.row_id, \
                    pg_catalog.jsonb_build_object('table', {QUALIFIED_NAME}, 'id', c.id, 'op', c.op, \
                      'data', NULL, 'updated_at', c.ts) AS entry, \
-                   c.op OPERATOR(pg_catalog.=) 'upsert' AS needs_row \
-              FROM inventory_sync.changes c, h \
-             WHERE {} AND pg_catalog.has_table_privilege(c.tbl, 'SELECT') \
-             ORDER BY c.change_xid, c.tbl::pg_catalog.oid, c.row_id LIMIT $5) \
-         ) f ORDER BY f.xid, f.tbl, f.row_id LIMIT $5",
+                   c.op OPERATOR(pg_catalog.=) 'upsert' AS needs_row, t.tbl::pg_catalog.oid AS relid \
+              FROM inventory_sync.changes c JOIN inventory_sync.tracked t \
+                ON t.table_id OPERATOR(pg_catalog.=) c.table_id \
+             WHERE (c.position, c.table_id, c.row_id) OPERATOR(pg_catalog.>) ($1, $2, $3 COLLATE {C}) \
+               AND c.position OPERATOR(pg_catalog.<) $4 \
+               AND pg_catalog.has_table_privilege(t.tbl, 'SELECT') \
+             ORDER BY c.position, c.table_id, c.row_id LIMIT $5) \
+         ) f ORDER BY f.position, f.table_id, f.row_id LIMIT $5",
         if with_default { default_part.as_str() } else { "" },
-        after("c.change_xid", "c.tbl::pg_catalog.oid", "c.row_id")
     )
 }
 
@@ -375,35 +392,27 @@ pub fn tracked_rows(table: &str, key: &str, ts: &str, key_type: &str) -> String 
     )
 }
 
-/// Remove tombstones older than `$1` (an interval) from the default table (OID `$2`) and the
-/// tracked tables' feed, remember the feed position of the newest one removed, and answer how
-/// many.
+/// Remove tombstones older than `$1` (an interval) from the default table and the tracked
+/// tables' feed, remember the feed position of the newest one removed, and answer how many.
 pub fn purge_tombstones() -> String {
-    let later = |a: &str, b: &str| {
-        format!(
-            "({a}.change_xid OPERATOR(pg_catalog.>) {b}.change_xid OR ({a}.change_xid OPERATOR(pg_catalog.=) {b}.change_xid \
-              AND ({a}.tbl OPERATOR(pg_catalog.>) {b}.tbl OR ({a}.tbl OPERATOR(pg_catalog.=) {b}.tbl \
-              AND {a}.row_id OPERATOR(pg_catalog.>) {b}.row_id))))"
-        )
-    };
     format!(
         "WITH d1 AS (DELETE FROM inventory_sync.inventory i \
            WHERE i.deleted AND i.changed_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) $1) \
-           RETURNING i.change_xid, $2::pg_catalog.oid AS tbl, (i.id::pg_catalog.text COLLATE {C}) AS row_id), \
+           RETURNING i.position, 0 AS table_id, (i.id::pg_catalog.text COLLATE {C}) AS row_id), \
          d2 AS (DELETE FROM inventory_sync.changes c \
            WHERE c.op OPERATOR(pg_catalog.=) 'delete' \
              AND c.changed_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) $1) \
-           RETURNING c.change_xid, c.tbl::pg_catalog.oid AS tbl, c.row_id), \
+           RETURNING c.position, c.table_id, c.row_id), \
          purged AS (SELECT * FROM d1 UNION ALL SELECT * FROM d2), \
-         newest AS (SELECT * FROM purged ORDER BY change_xid DESC, tbl DESC, row_id DESC LIMIT 1), \
-         horizon AS (INSERT INTO inventory_sync.purge_horizon AS p (change_xid, tbl, row_id, purged_at) \
-           SELECT newest.change_xid, newest.tbl, newest.row_id, pg_catalog.now() FROM newest \
+         newest AS (SELECT * FROM purged ORDER BY position DESC, table_id DESC, row_id DESC LIMIT 1), \
+         horizon AS (INSERT INTO inventory_sync.purge_horizon AS p (position, table_id, row_id, purged_at) \
+           SELECT newest.position, newest.table_id, newest.row_id, pg_catalog.now() FROM newest \
            ON CONFLICT (single) DO UPDATE \
-             SET change_xid = excluded.change_xid, tbl = excluded.tbl, row_id = excluded.row_id, \
+             SET position = excluded.position, table_id = excluded.table_id, row_id = excluded.row_id, \
                  purged_at = excluded.purged_at \
-           WHERE {}) \
-         SELECT pg_catalog.count(*) FROM purged",
-        later("excluded", "p")
+           WHERE (excluded.position, excluded.table_id, excluded.row_id) OPERATOR(pg_catalog.>) \
+                 (p.position, p.table_id, p.row_id)) \
+         SELECT pg_catalog.count(*) FROM purged"
     )
 }
 
@@ -412,22 +421,22 @@ pub const PURGE_MUTATIONS: &str = "WITH d AS (DELETE FROM inventory_sync.mutatio
        WHERE m.applied_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) $1) RETURNING 1) \
      SELECT pg_catalog.count(*) FROM d";
 
-/// Claim a mutation (`$1` row id, `$2` table OID, `$3` client_id, `$4` mutation_id): true if
+/// Claim a mutation (`$1` row id, `$2` table id, `$3` client_id, `$4` mutation_id): true if
 /// this is its first time. A concurrent claim of the same mutation waits for this transaction.
-pub const MUTATION_CLAIM: &str = "INSERT INTO inventory_sync.mutations (row_id, tbl, client_id, mutation_id) \
-     VALUES ($1, $2::pg_catalog.regclass, $3, $4) ON CONFLICT DO NOTHING RETURNING true";
+pub const MUTATION_CLAIM: &str = "INSERT INTO inventory_sync.mutations (row_id, table_id, client_id, mutation_id) \
+     VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING true";
 
 /// The answer a mutation got the first time, marked as a duplicate.
 pub const MUTATION_REPLAY: &str = "SELECT m.answer OPERATOR(pg_catalog.||) '{\"duplicate\": true}'::pg_catalog.jsonb \
        FROM inventory_sync.mutations m \
       WHERE m.row_id OPERATOR(pg_catalog.=) ($1 COLLATE pg_catalog.\"C\") \
-        AND m.tbl::pg_catalog.oid OPERATOR(pg_catalog.=) $2 \
+        AND m.table_id OPERATOR(pg_catalog.=) $2 \
         AND m.client_id OPERATOR(pg_catalog.=) $3 AND m.mutation_id OPERATOR(pg_catalog.=) $4";
 
 /// Remember a mutation's answer (`$5`).
 pub const MUTATION_REMEMBER: &str = "UPDATE inventory_sync.mutations m SET answer = $5 \
       WHERE m.row_id OPERATOR(pg_catalog.=) ($1 COLLATE pg_catalog.\"C\") \
-        AND m.tbl::pg_catalog.oid OPERATOR(pg_catalog.=) $2 \
+        AND m.table_id OPERATOR(pg_catalog.=) $2 \
         AND m.client_id OPERATOR(pg_catalog.=) $3 AND m.mutation_id OPERATOR(pg_catalog.=) $4 \
      RETURNING true";
 
@@ -435,7 +444,7 @@ pub const MUTATION_REMEMBER: &str = "UPDATE inventory_sync.mutations m SET answe
 /// clock and sends the same mutation again, which must then be decided afresh.
 pub const MUTATION_FORGET: &str = "DELETE FROM inventory_sync.mutations m \
       WHERE m.row_id OPERATOR(pg_catalog.=) ($1 COLLATE pg_catalog.\"C\") \
-        AND m.tbl::pg_catalog.oid OPERATOR(pg_catalog.=) $2 \
+        AND m.table_id OPERATOR(pg_catalog.=) $2 \
         AND m.client_id OPERATOR(pg_catalog.=) $3 AND m.mutation_id OPERATOR(pg_catalog.=) $4 \
      RETURNING true";
 

@@ -1,13 +1,11 @@
 //! Administration: putting tables under sync, merge policies, and purging old sync state.
 
 use pgrx::datum::Interval;
-use pgrx::pg_sys;
 use pgrx::prelude::*;
 
 use super::respond;
 use crate::catalog::admin;
 use crate::pg::args::{Name, RegClass};
-use crate::pg::lookup::default_table_oid;
 use crate::pg::security::check_writable;
 use inventory_sync_core::merge::Policy;
 use inventory_sync_core::{sql, SyncError};
@@ -49,18 +47,16 @@ fn set_policy(tbl: Option<RegClass>, field: Option<String>, policy: Option<Strin
     })
 }
 
-/// Run a purge statement (`$1` the age, then `extra`) and answer how many rows it removed.
-fn purge(older_than: Option<Interval>, statement: &str, extra: Option<pg_sys::Oid>) -> i64 {
+/// Run a purge statement (`$1` the age) and answer how many rows it removed.
+fn purge(older_than: Option<Interval>, statement: &str) -> i64 {
     respond(|| {
         let interval = older_than.ok_or(SyncError::NullArgument("older_than"))?;
         if interval < Interval::new(0, 0, 0).expect("the zero interval") {
             return Err(SyncError::OutOfRange { name: "older_than", range: "a positive interval" });
         }
         Ok(Spi::connect_mut(|client| {
-            let mut args = vec![interval.into()];
-            args.extend(extra.map(Into::into));
             client
-                .update(statement, None, &args)
+                .update(statement, None, &[interval.into()])
                 .expect("inventory_sync: purging failed")
                 .first()
                 .get_one::<i64>()
@@ -76,7 +72,7 @@ fn purge(older_than: Option<Interval>, statement: &str, extra: Option<pg_sys::Oi
 #[pg_extern(volatile, parallel_unsafe)]
 fn purge_tombstones(older_than: Option<Interval>) -> i64 {
     check_writable(c"purge_tombstones()");
-    purge(older_than, &sql::purge_tombstones(), Some(default_table_oid()))
+    purge(older_than, &sql::purge_tombstones())
 }
 
 /// Forget mutation ids applied more than `older_than` ago (a retry after that is applied again);
@@ -84,5 +80,5 @@ fn purge_tombstones(older_than: Option<Interval>) -> i64 {
 #[pg_extern(volatile, parallel_unsafe)]
 fn purge_mutations(older_than: Option<Interval>) -> i64 {
     check_writable(c"purge_mutations()");
-    purge(older_than, sql::PURGE_MUTATIONS, None)
+    purge(older_than, sql::PURGE_MUTATIONS)
 }

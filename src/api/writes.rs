@@ -4,6 +4,7 @@ use pgrx::datum::TimestampWithTimeZone;
 use pgrx::prelude::*;
 
 use super::respond;
+use crate::catalog::positions;
 use crate::pg::args::RegClass;
 use crate::pg::jsonb::Jsonb;
 use crate::pg::security::check_writable;
@@ -44,6 +45,14 @@ fn sync_delete(
         let id = id.ok_or(SyncError::NullArgument("id"))?;
         write::delete(Named::Default(id), client_ts, client_id, mutation_id)
     })
+}
+
+/// The feed position of a change the current transaction makes now: the default of the default
+/// table's `position`, so a row inserted there directly (a bulk import) enters the feed too.
+#[pg_extern(volatile, parallel_unsafe)]
+fn change_position() -> i64 {
+    check_writable(c"change_position()");
+    respond(|| Spi::connect_mut(positions::for_write))
 }
 
 /// The table and row a tracked-table call names.

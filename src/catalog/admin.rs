@@ -5,8 +5,9 @@ use pgrx::pg_sys;
 use pgrx::spi::SpiClient;
 
 use super::describe;
+use crate::pg::kept::Row;
 use crate::pg::lookup::{self, qualified_name};
-use crate::pg::{param, values, xact};
+use crate::pg::{param, security, values, xact};
 use inventory_sync_core::merge::Policy;
 use inventory_sync_core::sql;
 use inventory_sync_core::tracking::{validate, TsColumn};
@@ -52,20 +53,32 @@ pub fn track(client: &mut SpiClient<'_>, relid: pg_sys::Oid, ts_column: &str) ->
     Ok(())
 }
 
-/// Take `relid` out of sync. Its journal rows stay.
+/// Take `relid` out of sync: its feed entries and tombstones go too (no pull hands them out any
+/// more); its journal rows and policies stay.
 pub fn untrack(client: &mut SpiClient<'_>, relid: pg_sys::Oid) -> Result<(), SyncError> {
     let name = qualified_name(relid);
     check_trackable(relid, &name)?;
     let deleted = client
         .update(
-            "DELETE FROM inventory_sync.tracked WHERE tbl OPERATOR(pg_catalog.=) $1",
+            "DELETE FROM inventory_sync.tracked WHERE tbl OPERATOR(pg_catalog.=) $1 RETURNING table_id",
             None,
             &[param::regclass(relid)],
         )
         .expect("inventory_sync: writing inventory_sync.tracked failed");
-    if deleted.is_empty() {
+    let Some(table_id) = deleted.into_iter().next().and_then(|row| row.value::<i32>(1)) else {
         return Err(SyncError::NotTracked { table: name });
-    }
+    };
+    // The feed is written only as its owner (see write::tracked_table).
+    let changes = lookup::own_table_oid(c"changes");
+    security::as_user(lookup::table_owner(changes), || {
+        client
+            .update(
+                "DELETE FROM inventory_sync.changes c WHERE c.table_id OPERATOR(pg_catalog.=) $1",
+                None,
+                &[table_id.into()],
+            )
+            .expect("inventory_sync: forgetting the feed of an untracked table failed");
+    });
     xact::invalidate(relid);
     Ok(())
 }

@@ -64,7 +64,7 @@ pub(super) fn load(client: &SpiClient<'_>, relid: pg_sys::Oid) -> Result<Tracked
     let name = qualified_name(relid);
     let row = client
         .select(
-            "SELECT key_attnum, ts_attnum FROM inventory_sync.tracked
+            "SELECT key_attnum, ts_attnum, table_id FROM inventory_sync.tracked
               WHERE tbl OPERATOR(pg_catalog.=) $1",
             None,
             &[param::regclass(relid)],
@@ -76,6 +76,7 @@ pub(super) fn load(client: &SpiClient<'_>, relid: pg_sys::Oid) -> Result<Tracked
     let row = row.first();
     let key_attnum: i16 = row.value(1).unwrap_or(0);
     let ts_attnum: i16 = row.value(2).unwrap_or(0);
+    let id: i32 = row.value(3).expect("a tracked table has a table id");
     let (columns, primary_key) = describe(client, relid);
     let (key, ts) = validate(&name, &columns, &primary_key, TsColumn::Attnum(ts_attnum))
         .and_then(|(key, ts)| {
@@ -104,22 +105,22 @@ pub(super) fn load(client: &SpiClient<'_>, relid: pg_sys::Oid) -> Result<Tracked
         builtin(pg_sys::JSONBOID),
         builtin(pg_sys::TEXTARRAYOID),
         builtin(pg_sys::INT8OID),
+        builtin(pg_sys::INT8OID),
     ]);
-    let oid = relid.to_u32();
-    let server_row = sql::tracked_server_row(&name, oid, &k.quoted, &quote_literal(&k.name), &quote_literal(&t.name));
+    let server_row = sql::tracked_server_row(&name, id, &k.quoted, &quote_literal(&k.name), &quote_literal(&t.name));
     Ok(Tracked {
-        lock: Kept::new(sql::tracked_lock(&name, oid, &k.quoted, &t.quoted), key_ts.clone()),
-        lock_for_merge: Kept::new(sql::tracked_lock_for_merge(&name, oid, &k.quoted, &t.quoted), vec![typ(k.typid)]),
-        tombstone_clock: Kept::new(sql::tracked_tombstone_clock(oid), vec![typ(k.typid)]),
-        delete: Kept::new(sql::tracked_delete(&name, oid, &k.quoted, &t.quoted), key_ts.clone()),
-        tombstone: Kept::new(sql::tracked_tombstone(oid), key_ts),
-        record: Kept::new(sql::tracked_record(oid, false), record_types.clone()),
-        record_with_clocks: Kept::new(sql::tracked_record(oid, true), record_types),
+        lock: Kept::new(sql::tracked_lock(&name, id, &k.quoted, &t.quoted), key_ts.clone()),
+        lock_for_merge: Kept::new(sql::tracked_lock_for_merge(&name, id, &k.quoted, &t.quoted), vec![typ(k.typid)]),
+        tombstone_clock: Kept::new(sql::tracked_tombstone_clock(id), vec![typ(k.typid)]),
+        delete: Kept::new(sql::tracked_delete(&name, id, &k.quoted, &t.quoted), key_ts.clone()),
+        tombstone: Kept::new(sql::tracked_tombstone(id), key_ts),
+        record: Kept::new(sql::tracked_record(id, false), record_types.clone()),
+        record_with_clocks: Kept::new(sql::tracked_record(id, true), record_types),
         rows: Kept::new(
             sql::tracked_rows(&name, &k.quoted, &t.quoted, key_type_name(k.typid)),
             vec![PgOid::from_untagged(pg_sys::TEXTARRAYOID)],
         ),
-        table: Table::new(name, relid, pg_sys::Oid::from(k.typid), &server_row),
+        table: Table::new(name, relid, id, pg_sys::Oid::from(k.typid), &server_row),
         columns,
         key,
         ts,

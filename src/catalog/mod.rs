@@ -8,10 +8,12 @@
 //! the table it writes.
 //!
 //! - `describe`: a tracked table's description and statements, from the system catalogs;
-//! - `admin`: `track`, `untrack`, `set_policy`.
+//! - `admin`: `track`, `untrack`, `set_policy`;
+//! - `positions`: feed positions and the eras they are counted in.
 
 pub mod admin;
 mod describe;
+pub mod positions;
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -29,12 +31,14 @@ use inventory_sync_core::sql;
 use inventory_sync_core::tracking::Column;
 use inventory_sync_core::SyncError;
 
-/// What the conflict and rejection paths need of a table: its name for the journal, its OID for
-/// the mutation log, and the two statements, built by `sql::conflict` and `sql::reject` for its
+/// What the conflict and rejection paths need of a table: its name for the journal, its OID (for
+/// rights checks in this backend), its table id (for the mutation log and the feed: the same
+/// after a restore), and the two statements, built by `sql::conflict` and `sql::reject` for its
 /// key type and row shape.
 pub struct Table {
     pub name: String,
     pub oid: pg_sys::Oid,
+    pub id: i32,
     pub conflict: Kept,
     pub reject: Kept,
 }
@@ -42,7 +46,7 @@ pub struct Table {
 impl Table {
     /// `name` quoted and schema-qualified; `key_type` the key column's type; `server_row` the
     /// SELECT giving the stored row (or tombstone) as a client stores it, keyed by `$1`.
-    pub fn new(name: String, oid: pg_sys::Oid, key_type: pg_sys::Oid, server_row: &str) -> Self {
+    pub fn new(name: String, oid: pg_sys::Oid, id: i32, key_type: pg_sys::Oid, server_row: &str) -> Self {
         let t = |oid: pg_sys::Oid| PgOid::from_untagged(oid);
         let common = vec![
             t(key_type),
@@ -60,6 +64,7 @@ impl Table {
             reject: Kept::new(sql::reject(server_row), reject_types),
             name,
             oid,
+            id,
         }
     }
 }
@@ -115,9 +120,8 @@ impl Tracked {
             PgOid::from_untagged(pg_sys::TEXTOID),
         ];
         types.extend(columns.iter().map(|&i| PgOid::from_untagged(self.columns[i].typid.into())));
-        let oid = self.table.oid.to_u32();
         let writes = Rc::new(Writes {
-            update: Kept::new(sql::tracked_update(table, oid, key, ts, &names), types.clone()),
+            update: Kept::new(sql::tracked_update(table, self.table.id, key, ts, &names), types.clone()),
             merge_update: Kept::new(sql::tracked_merge_update(table, key, ts, &names), types.clone()),
             insert: Kept::new(sql::tracked_insert(table, key, ts, &names), types),
         });

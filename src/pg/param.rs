@@ -47,15 +47,3 @@ pub fn regclass(relid: pg_sys::Oid) -> DatumWithOid<'static> {
     // SAFETY: an OID is passed by value.
     unsafe { DatumWithOid::new(pg_sys::Datum::from(relid), pg_sys::REGCLASSOID) }
 }
-
-/// An OID typed as `oid` (passed by value).
-pub fn oid(relid: u32) -> DatumWithOid<'static> {
-    // SAFETY: an OID is passed by value.
-    unsafe { DatumWithOid::new(pg_sys::Datum::from(relid), pg_sys::OIDOID) }
-}
-
-/// An `xid8` (a 64-bit integer passed by value).
-pub fn xid8(xid: u64) -> DatumWithOid<'static> {
-    // SAFETY: an xid8 is a 64-bit integer passed by value.
-    unsafe { DatumWithOid::new(pg_sys::Datum::from(xid as i64), pg_sys::XID8OID) }
-}

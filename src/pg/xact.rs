@@ -8,12 +8,6 @@ pub fn start_micros() -> i64 {
     unsafe { pg_sys::GetCurrentTransactionStartTimestamp() }
 }
 
-/// The next full transaction id the server will hand out.
-pub fn next_full_xid() -> u64 {
-    // SAFETY: reads the shared next-transaction-id counter.
-    unsafe { pg_sys::ReadNextFullTransactionId() }.value
-}
-
 /// Lock a relation for the rest of the transaction (which also processes pending
 /// invalidations). An OID that no longer names a relation locks nothing real.
 pub fn lock_relation(relid: pg_sys::Oid, mode: u32) {
@@ -26,4 +20,24 @@ pub fn lock_relation(relid: pg_sys::Oid, mode: u32) {
 pub fn invalidate(relid: pg_sys::Oid) {
     // SAFETY: queues an invalidation message for the relation.
     unsafe { pg_sys::CacheInvalidateRelcacheByRelid(relid) };
+}
+
+/// The current transaction's own (top-level) 64-bit id, assigned now if it has none yet: the id
+/// under which everything it writes becomes visible when it commits.
+pub fn top_full_xid() -> u64 {
+    // SAFETY: assigns (or reads) the top-level transaction id; raises if the transaction cannot
+    // write (callers checked that it can).
+    unsafe { pg_sys::GetTopFullTransactionId() }.value
+}
+
+/// The cluster's system identifier (set by initdb; a restored dump runs on another cluster).
+pub fn system_identifier() -> i64 {
+    // SAFETY: reads the control file's identifier kept in shared memory.
+    unsafe { pg_sys::GetSystemIdentifier() as i64 }
+}
+
+/// The OID of the database this backend is connected to.
+pub fn database_id() -> pg_sys::Oid {
+    // SAFETY: a plain read of the backend's database OID, set at connection.
+    unsafe { pg_sys::MyDatabaseId }
 }

@@ -15,8 +15,9 @@ fn pull_refuses_bad_arguments() {
     // writing transaction (as every #[pg_test] is) sees none of them; the feed itself is
     // tested with committed transactions in pg_regress and the concurrency tests.
     upsert(1, "{}", "2024-03-01 10:00+00");
-    // The cursor: the start position ("1:0:0:") in purge epoch 0 (never purged).
-    assert_eq!(pull(None, 10), json!({"changes": [], "cursor": "MjowOjE6MDowOg", "has_more": false}));
+    // The cursor: the start position ("3:0:1:0:0:": purge epoch 0, never purged; era 1, which
+    // the write started; position 0, table 0, no row).
+    assert_eq!(pull(None, 10), json!({"changes": [], "cursor": "MzowOjE6MDowOg", "has_more": false}));
     for (stmt, want) in [
         ("SELECT inventory_sync.sync_pull('not a cursor')", "22023"),
         ("SELECT inventory_sync.sync_pull(NULL, 0)", "22023"),

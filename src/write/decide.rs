@@ -18,7 +18,7 @@ use inventory_sync_core::SyncError;
 
 const JSONB: PgOid = PgOid::BuiltIn(pg_sys::BuiltinOid::JSONBOID);
 const TEXT: PgOid = PgOid::BuiltIn(pg_sys::BuiltinOid::TEXTOID);
-const OID: PgOid = PgOid::BuiltIn(pg_sys::BuiltinOid::OIDOID);
+const INT4: PgOid = PgOid::BuiltIn(pg_sys::BuiltinOid::INT4OID);
 
 /// The parameters the conflict and rejection statements share, journaling `payload`.
 fn journal_args<'w>(table: &'w Table, write: &'w Write<'_>, payload: Jsonb) -> [DatumWithOid<'w>; 7] {
@@ -43,10 +43,10 @@ pub fn journal(client: &mut SpiClient<'_>, table: &Table, write: &Write<'_>, pay
 }
 
 thread_local! {
-    static CLAIM: Kept = Kept::new(sql::MUTATION_CLAIM.into(), vec![TEXT, OID, TEXT, TEXT]);
-    static REPLAY: Kept = Kept::new(sql::MUTATION_REPLAY.into(), vec![TEXT, OID, TEXT, TEXT]);
-    static REMEMBER: Kept = Kept::new(sql::MUTATION_REMEMBER.into(), vec![TEXT, OID, TEXT, TEXT, JSONB]);
-    static FORGET: Kept = Kept::new(sql::MUTATION_FORGET.into(), vec![TEXT, OID, TEXT, TEXT]);
+    static CLAIM: Kept = Kept::new(sql::MUTATION_CLAIM.into(), vec![TEXT, INT4, TEXT, TEXT]);
+    static REPLAY: Kept = Kept::new(sql::MUTATION_REPLAY.into(), vec![TEXT, INT4, TEXT, TEXT]);
+    static REMEMBER: Kept = Kept::new(sql::MUTATION_REMEMBER.into(), vec![TEXT, INT4, TEXT, TEXT, JSONB]);
+    static FORGET: Kept = Kept::new(sql::MUTATION_FORGET.into(), vec![TEXT, INT4, TEXT, TEXT]);
 }
 
 /// Decide one checked write: rejected (clock skew), applied (by `apply`, which answers None when
@@ -63,7 +63,7 @@ pub fn decide(
         return decide_once(client, table, write, apply).map(|(answer, _)| answer);
     };
     let ids = || -> [DatumWithOid<'_>; 4] {
-        [write.row_id.as_str().into(), table.oid.into(), client_id.as_str().into(), mutation_id.as_str().into()]
+        [write.row_id.as_str().into(), table.id.into(), client_id.as_str().into(), mutation_id.as_str().into()]
     };
     // Only a user who may write the table claims a mutation id in it (the mutation log's policy
     // says so too): this gives the refusal PostgreSQL's own wording.

@@ -10,7 +10,7 @@ use pgrx::spi::SpiClient;
 
 use super::merging::{clock_micros, clock_of, timestamp, Fields};
 use super::{Statements, Values, Write};
-use crate::catalog::Table;
+use crate::catalog::{positions, Table};
 use crate::pg::jsonb::{Jsonb, Scalar};
 use crate::pg::kept::{Kept, Row};
 use crate::pg::lookup;
@@ -51,16 +51,16 @@ pub fn default_table() -> Rc<DefaultTable> {
                 let t = PgOid::from_untagged;
                 let (int8, jsonb, ts, text) =
                     (t(pg_sys::INT8OID), t(pg_sys::JSONBOID), t(pg_sys::TIMESTAMPTZOID), t(pg_sys::TEXTOID));
-                let upsert_types = vec![int8, jsonb, ts, text];
+                let upsert_types = vec![int8, jsonb, ts, text, int8];
                 let d = Rc::new(DefaultTable {
-                    table: Table::new(sql::DEFAULT_TABLE.to_string(), oid, pg_sys::INT8OID, sql::DEFAULT_SERVER_ROW),
+                    table: Table::new(sql::DEFAULT_TABLE.to_string(), oid, 0, pg_sys::INT8OID, sql::DEFAULT_SERVER_ROW),
                     upsert: Kept::new(sql::default_upsert(false), upsert_types.clone()),
                     upsert_stripping: Kept::new(sql::default_upsert(true), upsert_types),
                     drop_clocks: Kept::new(sql::DEFAULT_DROP_CLOCKS.into(), vec![int8, t(pg_sys::TEXTARRAYOID)]),
-                    delete: Kept::new(sql::default_delete(), vec![int8, ts, text, jsonb]),
+                    delete: Kept::new(sql::default_delete(), vec![int8, ts, text, jsonb, int8]),
                     lock_for_merge: Kept::new(sql::DEFAULT_LOCK_FOR_MERGE.into(), vec![int8]),
-                    merge_update: Kept::new(sql::default_merge_update(), vec![int8, jsonb, ts, text, jsonb]),
-                    merge_insert: Kept::new(sql::default_merge_insert(), vec![int8, jsonb, ts, text, jsonb]),
+                    merge_update: Kept::new(sql::default_merge_update(), vec![int8, jsonb, ts, text, jsonb, int8]),
+                    merge_insert: Kept::new(sql::default_merge_insert(), vec![int8, jsonb, ts, text, jsonb, int8]),
                 });
                 *cell = Some(d.clone());
                 d
@@ -101,7 +101,14 @@ impl Statements for DefaultTable {
         let Values::Payload { reserved_keys, id } = values else {
             unreachable!("the default table's values are its payload")
         };
-        let args = [write.key.bind(), write.payload.into(), write.client_ts.into(), write.client_id.as_deref().into()];
+        let position = positions::for_write(client)?;
+        let args = [
+            write.key.bind(),
+            write.payload.into(),
+            write.client_ts.into(),
+            write.client_id.as_deref().into(),
+            position.into(),
+        ];
         let upsert = if *reserved_keys { &self.upsert_stripping } else { &self.upsert };
         let Some(row) = upsert.run_all(client, &args).next() else { return Ok(None) };
         let created = row.value::<bool>(1).expect("the upsert answers whether it created the row");
@@ -121,7 +128,14 @@ impl Statements for DefaultTable {
 
     fn delete(&self, client: &mut SpiClient<'_>, write: &Write<'_>) -> Result<Option<Jsonb>, SyncError> {
         let floor = Jsonb::from_object(&merge::floor_only(DEFAULT_FLOOR_KEY, &clock_of(write)));
-        let args = [write.key.bind(), write.client_ts.into(), write.client_id.as_deref().into(), floor.into()];
+        let position = positions::for_write(client)?;
+        let args = [
+            write.key.bind(),
+            write.client_ts.into(),
+            write.client_id.as_deref().into(),
+            floor.into(),
+            position.into(),
+        ];
         Ok(self.delete.run(client, &args))
     }
 
@@ -157,12 +171,14 @@ impl Statements for DefaultTable {
         m: &merge::Merge,
         stored: Option<&merge::Stored>,
     ) -> Result<Option<Jsonb>, SyncError> {
+        let position = positions::for_write(client)?;
         let args = [
             write.key.bind(),
             Jsonb::from_object(&m.fields).into(),
             timestamp(m.row.ts).into(),
             m.row.by.as_deref().into(),
             Jsonb::from_object(&merge::clocks_with_floor(m, DEFAULT_FLOOR_KEY)).into(),
+            position.into(),
         ];
         // An insert that meets a row inserted concurrently writes nothing: the loop merges again.
         let statement = if stored.is_some() { &self.merge_update } else { &self.merge_insert };

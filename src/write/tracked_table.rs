@@ -9,7 +9,7 @@ use pgrx::spi::SpiClient;
 
 use super::merging::{clock_micros, clock_of, timestamp, Fields};
 use super::{Statements, Values, Write};
-use crate::catalog::{Table, Tracked};
+use crate::catalog::{positions, Table, Tracked};
 use crate::pg::jsonb::Jsonb;
 use crate::pg::kept::Row;
 use crate::pg::lookup;
@@ -103,7 +103,7 @@ impl Tracked {
         ts: TimestampWithTimeZone,
         clocks: Option<Jsonb>,
         written: &[usize],
-    ) -> Jsonb {
+    ) -> Result<Jsonb, SyncError> {
         self.record_by(client, write, ts, write.client_id.as_deref(), clocks, written)
     }
 
@@ -115,8 +115,9 @@ impl Tracked {
         by: Option<&str>,
         clocks: Option<Jsonb>,
         written: &[usize],
-    ) -> Jsonb {
+    ) -> Result<Jsonb, SyncError> {
         let names: Vec<String> = written.iter().map(|&i| self.columns[i].name.clone()).collect();
+        let position = positions::for_write(client)?;
         let args = [
             write.key.bind(),
             ts.into(),
@@ -125,10 +126,12 @@ impl Tracked {
             clocks.into(),
             names.into(),
             ts.into_inner().into(),
+            position.into(),
         ];
         let record = if clocks.is_some() { &self.record_with_clocks } else { &self.record };
-        self.as_feed_owner(|| record.run::<Jsonb>(client, &args))
-            .expect("inventory_sync: recording a change answered no row")
+        Ok(self
+            .as_feed_owner(|| record.run::<Jsonb>(client, &args))
+            .expect("inventory_sync: recording a change answered no row"))
     }
 }
 
@@ -178,7 +181,7 @@ impl Statements for Tracked {
         let mut unseen = 0;
         for _ in 0..MAX_ROUNDS {
             if let Some(answer) = writes.update.run::<Jsonb>(client, &args) {
-                self.record(client, write, write.client_ts, None, &columns);
+                self.record(client, write, write.client_ts, None, &columns)?;
                 return Ok(Some(answer));
             }
             match self.lock.run::<bool>(client, &args[..3]) {
@@ -193,7 +196,7 @@ impl Statements for Tracked {
                 return Ok(None);
             }
             if let Some(answer) = writes.insert.run::<Jsonb>(client, &args) {
-                self.record(client, write, write.client_ts, None, &columns);
+                self.record(client, write, write.client_ts, None, &columns)?;
                 return Ok(Some(answer));
             }
             // The insert met a row the lock did not see: inserted outside sync functions since
@@ -221,7 +224,7 @@ impl Statements for Tracked {
                 // brought back by a write that merges nothing still knows which fields are older.
                 let floor = clock_of(write);
                 let clocks = merge::floor_only(&self.columns[self.ts].name, &floor);
-                self.record(client, write, write.client_ts, Some(Jsonb::from_object(&clocks)), &[]);
+                self.record(client, write, write.client_ts, Some(Jsonb::from_object(&clocks)), &[])?;
                 return Ok(Some(answer));
             }
             match self.lock.run::<bool>(client, &args) {
@@ -234,7 +237,7 @@ impl Statements for Tracked {
             {
                 return Ok(None);
             }
-            return Ok(Some(self.record(client, write, write.client_ts, Some(Jsonb::empty_object()), &[])));
+            return self.record(client, write, write.client_ts, Some(Jsonb::empty_object()), &[]).map(Some);
         }
         Err(SyncError::Unsettled { table: self.table.name.clone(), rounds: MAX_ROUNDS })
     }
@@ -314,7 +317,7 @@ impl Statements for Tracked {
         let statement = if existing { &writes.merge_update } else { &writes.insert };
         let Some(written) = statement.run::<Jsonb>(client, &args) else { return Ok(None) };
         let clocks = merge::clocks_with_floor(m, &self.columns[self.ts].name);
-        self.record_by(client, write, row_ts, m.row.by.as_deref(), Some(Jsonb::from_object(&clocks)), &[]);
+        self.record_by(client, write, row_ts, m.row.by.as_deref(), Some(Jsonb::from_object(&clocks)), &[])?;
         Ok(Some(written))
     }
 }

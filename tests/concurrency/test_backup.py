@@ -1,42 +1,69 @@
-"""Backups keep the data: pg_dump of a database that uses the extension, restored with pg_restore
-(custom format) or psql (plain format) into a new database of the same cluster, brings back every
-table that holds data or sync state (items and tombstones, the journal, the feed of tracked tables,
-mutation ids, merge policies, tracked tables), and the restored database decides as the original
+"""Backups keep the data and the feed: pg_dump of a database that uses the extension, restored
+with pg_restore (custom format) or psql (plain format), whole or `--data-only` into a database
+whose schema the application made, into a new database of the same cluster or into a brand-new
+cluster whose transaction ids start far below the positions stored. Every table that holds data
+or sync state comes back (items and tombstones, the journal, the feed of tracked tables, mutation
+ids, merge policies, tracked tables, eras), and the restored database decides as the original
 would: the Laptops story's stale write is still a conflict, a retried mutation is still answered
-from the log, a delta still adds up, and a pull from the start hands out the same changes.
-
-(A restore into a brand-new cluster, whose transaction ids start lower than the stored ones, is
-not covered: the feed's positions are this cluster's transaction ids. docs/REFERENCE.md, Backups.)"""
+from the log, a delta still adds up, a pull from the start hands out the same changes, devices
+continue from cursors handed out before the dump and get every change written after the
+restore, and a cursor from a history the restored database does not have (handed out by the
+original after the dump) is refused with SQLSTATE 55000."""
 
 import os
 import subprocess
 from pathlib import Path
 
+import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
 from harness import DSN, connect, drop_databases, empty_database, fresh_database
+from harness.cluster import Cluster
 
 PG_BIN = Path(os.environ.get("INVENTORY_SYNC_PG_BIN", "/usr/lib/postgresql/15/bin"))
 SOURCE = "inventory_sync_backup_src"
+# Transaction ids the source cluster uses up first, so that its stored positions lie far above
+# the transaction ids of a brand-new cluster (which start below 1,000).
+XIDS_USED_UP = 30_000
 
 
-def conninfo():
+def cluster_args():
     """host and port of the test cluster, as the client programs take them."""
     parts = dict(p.split("=", 1) for p in DSN.split())
     return ["-h", parts["host"], "-p", parts["port"], "-U", parts.get("user", "postgres")]
 
 
-def run(program, *args):
-    return subprocess.run([str(PG_BIN / program), *conninfo(), *args], check=True, capture_output=True, text=True)
+def run(program, *args, on=None):
+    """A client program against the test cluster, or the Cluster `on`."""
+    where = ["-h", str(on.dir), "-p", str(on.port), "-U", "postgres"] if on else cluster_args()
+    return subprocess.run([str(PG_BIN / program), *where, *args], check=True, capture_output=True, text=True)
+
+
+def pull_all(c, since=None):
+    """Every change after `since`, in pages of 2, and the last cursor."""
+    changes, cursor = [], since
+    while True:
+        answer = c.execute("SELECT inventory_sync.sync_pull(%s, 2)", (cursor,)).fetchone()[0]
+        changes += answer["changes"]
+        cursor = answer["cursor"]
+        if not answer["has_more"]:
+            return changes, cursor
 
 
 @pytest.fixture(scope="module")
 def source():
-    """A database with something in every table the extension keeps."""
+    """A database with something in every table the extension keeps, and two devices' cursors:
+    one that pulled everything, one that pulled two changes."""
     fresh_database(SOURCE)
     with connect(SOURCE) as c:
         c.execute("SET TimeZone = 'UTC'")
+        c.execute(
+            "CREATE PROCEDURE use_up_xids(n int) LANGUAGE plpgsql AS $$ BEGIN "
+            "FOR i IN 1..n LOOP PERFORM pg_current_xact_id(); COMMIT; END LOOP; END $$"
+        )
+        c.execute("CALL use_up_xids(%s)", (XIDS_USED_UP,))
+        c.execute("DROP PROCEDURE use_up_xids")
         # The Laptops story: created at 09:00 with 10, set to 15 at 10:05; A's 8 of 10:00 loses.
         c.execute("SELECT inventory_sync.sync_upsert(1, '{\"name\": \"Laptops\", \"stock\": 10}', '2024-03-01 09:00+00')")
         c.execute("SELECT inventory_sync.sync_upsert(1, '{\"stock\": 15}', '2024-03-01 10:05+00')")
@@ -62,39 +89,97 @@ def source():
         c.execute("SELECT inventory_sync.sync_upsert_in('shop.products', '8', '{\"name\": \"Lamp\"}', '2024-03-01 09:00+00')")
         c.execute("SELECT inventory_sync.sync_delete_in('shop.products', '8', '2024-03-01 12:00+00', 'dev-b')")
         c.execute("SELECT inventory_sync.sync_upsert_in('shop.products', '7', '{\"name\": \"Desk\"}', '2024-03-01 08:00+00')")
-    yield SOURCE
+        everything, all_cursor = pull_all(c)
+        assert len(everything) == 5, everything
+        part = c.execute("SELECT inventory_sync.sync_pull(NULL, 2)").fetchone()[0]
+        assert part["has_more"]
+        rest, _ = pull_all(c, part["cursor"])
+        assert len(rest) == 3
+        assert min(c.execute("SELECT position FROM inventory_sync.inventory").fetchall())[0] > XIDS_USED_UP
+    yield {"db": SOURCE, "all": all_cursor, "part": part["cursor"], "rest": rest}
     drop_databases(SOURCE)
 
 
-def state(dbname):
+def state(c):
     """Everything the extension keeps, as comparable values (no OIDs)."""
-    with connect(dbname) as c:
-        c.execute("SET TimeZone = 'UTC'")
-        q = lambda sql: c.execute(sql).fetchall()  # noqa: E731
-        return {
-            "inventory": q(
-                "SELECT id, data, updated_at, deleted, updated_by, field_clocks, change_xid::text"
-                " FROM inventory_sync.inventory ORDER BY id"
-            ),
-            "conflicts": q(
-                "SELECT row_id, conflict_id, table_name, reason, op, client_payload, client_ts, client_id,"
-                " mutation_id, server_data, detected_at, db_user FROM inventory_sync.conflicts ORDER BY conflict_id"
-            ),
-            "changes": q(
-                "SELECT tbl::text, row_id, id, op, ts, client_id, field_clocks, change_xid::text"
-                " FROM inventory_sync.changes ORDER BY 1, 2"
-            ),
-            "mutations": q(
-                "SELECT row_id, tbl::text, client_id, mutation_id, answer, db_user FROM inventory_sync.mutations"
-                " ORDER BY 1, 2, 3, 4"
-            ),
-            "policies": q("SELECT table_name::text, field, policy FROM inventory_sync.policies ORDER BY 1, 2"),
-            "tracked": q("SELECT table_name::text, key_column, ts_column FROM inventory_sync.tracked_tables ORDER BY 1"),
-            "products": q("SELECT id, name, stock, updated_at FROM shop.products ORDER BY id"),
-            "pull": sorted(
-                (str(change) for change in c.execute("SELECT inventory_sync.sync_pull(NULL)").fetchone()[0]["changes"])
-            ),
-        }
+    c.execute("SET TimeZone = 'UTC'")
+    q = lambda sql: c.execute(sql).fetchall()  # noqa: E731
+    return {
+        "inventory": q(
+            "SELECT id, data, updated_at, deleted, updated_by, field_clocks, position"
+            " FROM inventory_sync.inventory ORDER BY id"
+        ),
+        "conflicts": q(
+            "SELECT row_id, conflict_id, table_name, reason, op, client_payload, client_ts, client_id,"
+            " mutation_id, server_data, detected_at, db_user FROM inventory_sync.conflicts ORDER BY conflict_id"
+        ),
+        "changes": q(
+            "SELECT inventory_sync.table_of(table_id)::text, table_id, row_id, id, op, ts, client_id, field_clocks,"
+            " position FROM inventory_sync.changes ORDER BY 1, 3"
+        ),
+        "mutations": q(
+            "SELECT row_id, inventory_sync.table_of(table_id)::text, client_id, mutation_id, answer, db_user"
+            " FROM inventory_sync.mutations ORDER BY 1, 2, 3, 4"
+        ),
+        "policies": q("SELECT table_name::text, field, policy FROM inventory_sync.policies ORDER BY 1, 2"),
+        "tracked": q(
+            "SELECT table_name::text, key_column, ts_column, table_id FROM inventory_sync.tracked_tables ORDER BY 1"
+        ),
+        "eras": q(
+            "SELECT DISTINCT era, system_identifier, database_oid::text, previous_end FROM inventory_sync.eras ORDER BY 1"
+        ),
+        "products": q("SELECT id, name, stock, updated_at FROM shop.products ORDER BY id"),
+        "pull": pull_all(c)[0],
+    }
+
+
+def decides_as_before(c, source):
+    """The restored database's decisions, journal, replays, policies and feed, as the original's."""
+    c.execute("SET TimeZone = 'UTC'")
+    one = lambda sql, *args: c.execute(sql, args).fetchone()[0]  # noqa: E731
+    # Devices continue from the cursors handed out before the dump: the one that pulled two
+    # changes gets the other three, the one that pulled everything gets nothing.
+    assert pull_all(c, source["part"])[0] == source["rest"]
+    assert pull_all(c, source["all"])[0] == []
+    positions_before = one("SELECT max(position) FROM inventory_sync.inventory")
+    # Worker A's stale 8 is still a conflict, and journaled once more.
+    stale = one("SELECT inventory_sync.sync_upsert(1, '{\"stock\": 8}', '2024-03-01 10:00+00')")
+    assert stale["status"] == "conflict", stale
+    assert stale["server_data"]["stock"] == 15
+    assert one("SELECT count(*) FROM inventory_sync.conflicts WHERE row_id = '1'") == 2
+    # New journal rows do not collide with the restored ones.
+    assert one("SELECT count(DISTINCT conflict_id) FROM inventory_sync.conflicts") == one(
+        "SELECT count(*) FROM inventory_sync.conflicts"
+    )
+    # An older write to the tombstone still loses.
+    assert one("SELECT inventory_sync.sync_upsert(2, '{\"name\": \"x\"}', '2024-03-01 10:00+00')")["status"] == "conflict"
+    # The retried mutation is answered from the log, not applied again.
+    again = one(
+        "SELECT inventory_sync.sync_upsert(3, '{\"name\": \"Cables\", \"qty\": 10}', '2024-03-01 09:00+00', "
+        "'dev-a', 'm-1')"
+    )
+    assert again.get("duplicate") is True, again
+    # The policies still hold: deltas add up on both kinds of table.
+    one(
+        "SELECT inventory_sync.sync_upsert(3, %s, '2024-03-01 10:00+00', base => %s)",
+        Jsonb({"qty": 7}),
+        Jsonb({"qty": 10}),
+    )
+    assert one("SELECT (data->>'qty')::int FROM inventory_sync.inventory WHERE id = 3") == 7
+    one(
+        "SELECT inventory_sync.sync_upsert_in('shop.products', '7', %s, '2024-03-01 10:00+00', base => %s)",
+        Jsonb({"stock": 6}),
+        Jsonb({"stock": 4}),
+    )
+    assert one("SELECT stock FROM shop.products WHERE id = 7") == 6
+    # The tracked table's tombstone still beats an older write.
+    late = one("SELECT inventory_sync.sync_upsert_in('shop.products', '8', '{\"name\": \"x\"}', '2024-03-01 11:00+00')")
+    assert late["status"] == "conflict" and late["server_data"]["deleted"] is True, late
+    # The writes since the restore lie above every position stored before, and the device that
+    # had pulled everything gets exactly them: the item and the product the deltas changed.
+    assert one("SELECT min(position) FROM inventory_sync.inventory WHERE id = 3") > positions_before
+    new = pull_all(c, source["all"])[0]
+    assert sorted((ch["table"], str(ch["id"])) for ch in new) == [("inventory_sync.inventory", "3"), ("shop.products", "7")]
 
 
 def restore(fmt, target, dump_file):
@@ -109,49 +194,76 @@ def restore(fmt, target, dump_file):
 
 @pytest.mark.parametrize("fmt", ["custom", "plain"])
 def test_a_restored_database_keeps_every_table_and_decides_as_before(source, fmt, tmp_path):
-    before = state(source)
+    with connect(source["db"]) as c:
+        before = state(c)
     assert before["inventory"] and before["conflicts"] and before["changes"] and before["mutations"]
-    assert before["policies"] and before["tracked"]
+    assert before["policies"] and before["tracked"] and before["eras"]
     dump_file = tmp_path / f"backup.{fmt}"
-    run("pg_dump", "-F", "c" if fmt == "custom" else "p", "-f", str(dump_file), source)
+    run("pg_dump", "-F", "c" if fmt == "custom" else "p", "-f", str(dump_file), source["db"])
     target = restore(fmt, f"inventory_sync_backup_{fmt}", dump_file)
     try:
-        assert state(target) == before
         with connect(target) as c:
-            c.execute("SET TimeZone = 'UTC'")
-            one = lambda sql, *args: c.execute(sql, args).fetchone()[0]  # noqa: E731
-            # Worker A's stale 8 is still a conflict, and journaled once more.
-            stale = one("SELECT inventory_sync.sync_upsert(1, '{\"stock\": 8}', '2024-03-01 10:00+00')")
-            assert stale["status"] == "conflict", stale
-            assert stale["server_data"]["stock"] == 15
-            assert one("SELECT count(*) FROM inventory_sync.conflicts WHERE row_id = '1'") == 2
-            # New journal rows do not collide with the restored ones.
-            assert one("SELECT count(DISTINCT conflict_id) FROM inventory_sync.conflicts") == one(
-                "SELECT count(*) FROM inventory_sync.conflicts"
-            )
-            # An older write to the tombstone still loses.
-            assert one("SELECT inventory_sync.sync_upsert(2, '{\"name\": \"x\"}', '2024-03-01 10:00+00')")["status"] == "conflict"
-            # The retried mutation is answered from the log, not applied again.
-            again = one(
-                "SELECT inventory_sync.sync_upsert(3, '{\"name\": \"Cables\", \"qty\": 10}', '2024-03-01 09:00+00', "
-                "'dev-a', 'm-1')"
-            )
-            assert again.get("duplicate") is True, again
-            # The policies still hold: deltas add up on both kinds of table.
-            one(
-                "SELECT inventory_sync.sync_upsert(3, %s, '2024-03-01 10:00+00', base => %s)",
-                Jsonb({"qty": 7}),
-                Jsonb({"qty": 10}),
-            )
-            assert one("SELECT (data->>'qty')::int FROM inventory_sync.inventory WHERE id = 3") == 7
-            one(
-                "SELECT inventory_sync.sync_upsert_in('shop.products', '7', %s, '2024-03-01 10:00+00', base => %s)",
-                Jsonb({"stock": 6}),
-                Jsonb({"stock": 4}),
-            )
-            assert one("SELECT stock FROM shop.products WHERE id = 7") == 6
-            # The tracked table's tombstone still beats an older write.
-            late = one("SELECT inventory_sync.sync_upsert_in('shop.products', '8', '{\"name\": \"x\"}', '2024-03-01 11:00+00')")
-            assert late["status"] == "conflict" and late["server_data"]["deleted"] is True, late
+            assert state(c) == before
+            decides_as_before(c, source)
+            # Another database is another history: the first write started an era of its own.
+            eras = c.execute("SELECT DISTINCT era, database_oid FROM inventory_sync.eras ORDER BY 1").fetchall()
+            assert len(eras) == len(before["eras"]) + 1, eras
+            assert eras[-1][1] == c.execute("SELECT oid FROM pg_database WHERE datname = current_database()").fetchone()[0]
     finally:
         drop_databases(target)
+
+
+@pytest.fixture(scope="module")
+def new_cluster():
+    """A brand-new cluster of the same major: its transaction ids start below 1,000."""
+    cluster = Cluster("backup-target", 54340)
+    cluster.create()
+    yield cluster
+    cluster.remove()
+
+
+def test_a_brand_new_cluster_takes_the_backup_whole_or_data_only(source, new_cluster, tmp_path):
+    with connect(source["db"]) as c:
+        before = state(c)
+    whole, data_only = tmp_path / "whole.dump", tmp_path / "data.dump"
+    run("pg_dump", "-F", "c", "-f", str(whole), source["db"])
+    run("pg_dump", "-F", "c", "--data-only", "-f", str(data_only), source["db"])
+    # The original goes on after the dump, and a device pulls from it there.
+    with connect(source["db"]) as c:
+        c.execute("SELECT inventory_sync.sync_upsert(9, '{\"name\": \"after the dump\"}', '2024-03-02 09:00+00')")
+        after_dump = pull_all(c, source["all"])
+        assert [ch["id"] for ch in after_dump[0]] == [9]
+    for name in ("restored_whole", "restored_data"):
+        with new_cluster.connect("postgres") as admin:
+            admin.execute(f"DROP DATABASE IF EXISTS {name}")
+            admin.execute(f"CREATE DATABASE {name}")
+    run("pg_restore", "--exit-on-error", "-d", "restored_whole", str(whole), on=new_cluster)
+    # --data-only: into a database where the application's migrations made the schema.
+    with new_cluster.connect("restored_data") as c:
+        c.execute("CREATE EXTENSION inventory_sync")
+        c.execute("CREATE SCHEMA shop")
+        c.execute(
+            "CREATE TABLE shop.products (id bigint PRIMARY KEY, name text NOT NULL, stock integer NOT NULL DEFAULT 0,"
+            " updated_at timestamptz)"
+        )
+    run("pg_restore", "--exit-on-error", "--data-only", "-d", "restored_data", str(data_only), on=new_cluster)
+    for name in ("restored_whole", "restored_data"):
+        with new_cluster.connect(name) as c:
+            next_xid = int(c.execute("SELECT pg_current_xact_id()::text").fetchone()[0])
+            assert next_xid < min(row[-1] for row in before["inventory"]), "the new cluster's ids are not lower"
+            assert state(c) == before, name
+            decides_as_before(c, source)
+            # This cluster writes in an era of its own, above everything restored.
+            eras = c.execute(
+                "SELECT DISTINCT era, system_identifier, previous_end FROM inventory_sync.eras ORDER BY era"
+            ).fetchall()
+            system = c.execute("SELECT system_identifier FROM pg_control_system()").fetchone()[0]
+            assert [e[0] for e in eras] == [1, 2] and eras[1][1] == system and eras[0][1] != system, eras
+            # It began where the restored history ended.
+            stored = [row[-1] for row in before["inventory"]] + [row[-1] for row in before["changes"]]
+            assert eras[1][2] == max(stored), (eras, stored)
+            # The original's cursor from after the dump names changes this database never had.
+            with pytest.raises(psycopg.Error) as refused:
+                c.execute("SELECT inventory_sync.sync_pull(%s)", (after_dump[1],))
+            assert refused.value.sqlstate == "55000", refused.value
+            assert "history this database does not have" in str(refused.value)

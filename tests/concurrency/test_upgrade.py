@@ -5,11 +5,13 @@ generated once and never edited); every later schema change ships sql/inventory_
   change without a new version (and its update script) fails here. Compared as catalogs (every
   function, table, column, constraint, index, policy, view, domain, grant, comment and the
   tables marked for pg_dump), not as text.
-- The upgrade from the previous release: the extension created at that release (its kept script,
-  with this build's library), data written with it, `ALTER EXTENSION inventory_sync UPDATE`,
-  then nothing lost, every function working, and the catalog equal to a fresh install of the
-  current version. While the current version is itself the latest release, the update is the
-  no-op it is for users, and the same checks run.
+- The upgrade from the previous release: the extension created at that release (its kept script),
+  the data that release itself wrote loaded into it (a pg_dump kept in tests/concurrency/fixtures,
+  made by make_release_fixture.sh with the release's own library), `ALTER EXTENSION
+  inventory_sync UPDATE` with this build's library, then nothing lost, devices continuing from the
+  cursors the release handed out, every function working, and the catalog equal to a fresh
+  install of the current version. While the current version is itself the latest release, the
+  update is the no-op it is for users, and the same checks run.
 Runs on every major (scripts/test.sh races)."""
 
 import os
@@ -20,12 +22,17 @@ from pathlib import Path
 
 import pytest
 
-from harness import connect, drop_databases, empty_database, fresh_database
+from harness import DSN, connect, drop_databases, empty_database, fresh_database
 
 REPO = Path(__file__).resolve().parents[2]
 PG_BIN = Path(os.environ.get("INVENTORY_SYNC_PG_BIN", "/usr/lib/postgresql/15/bin"))
 RELEASE = re.compile(r"inventory_sync--(\d+\.\d+\.\d+)\.sql")
 UPDATE = re.compile(r"inventory_sync--(\d+\.\d+\.\d+)--(\d+\.\d+\.\d+)\.sql")
+
+
+def psql_conninfo():
+    parts = dict(p.split("=", 1) for p in DSN.split())
+    return ["-h", parts["host"], "-p", parts["port"], "-U", parts.get("user", "postgres")]
 
 
 def version_key(v):
@@ -108,33 +115,47 @@ def catalog(dbname):
     return rows
 
 
-def write_some_data(c):
-    """The Laptops story, a tombstone, a mutation id, a tracked table and a policy."""
-    c.execute("SET TimeZone = 'UTC'")
-    c.execute("SELECT inventory_sync.sync_upsert(1, '{\"name\": \"Laptops\", \"stock\": 10}', '2024-03-01 09:00+00')")
-    c.execute("SELECT inventory_sync.sync_upsert(1, '{\"stock\": 15}', '2024-03-01 10:05+00')")
-    c.execute("SELECT inventory_sync.sync_upsert(1, '{\"stock\": 8}', '2024-03-01 10:00+00')")
-    c.execute("SELECT inventory_sync.sync_upsert(2, '{\"name\": \"Mice\"}', '2024-03-01 09:00+00', 'dev-a', 'm-1')")
-    c.execute("SELECT inventory_sync.sync_delete(2, '2024-03-01 11:00+00', 'dev-a', 'm-2')")
-    c.execute("CREATE TABLE public.products (id uuid PRIMARY KEY, name text NOT NULL, stock int, updated_at timestamptz)")
-    c.execute("SELECT inventory_sync.track('public.products')")
-    c.execute("SELECT inventory_sync.set_policy('public.products', 'stock', 'delta')")
-    c.execute(
-        "SELECT inventory_sync.sync_upsert_in('public.products', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', "
-        "'{\"name\": \"Desk\", \"stock\": 4}', '2024-03-01 09:00+00')"
-    )
+def fixture(version):
+    """The data release `version` itself wrote (tests/concurrency/make_release_fixture.sh)."""
+    return REPO / "tests" / "concurrency" / "fixtures" / f"inventory_sync-{version}.sql"
 
 
 def data(c):
+    """Everything the extension keeps, in terms every version has: tables by name, positions as
+    numbers (0.1.0 kept transaction ids where later versions keep positions), the feed of tables
+    still tracked (an update may drop what no pull hands out any more)."""
     q = lambda sql: c.execute(sql).fetchall()  # noqa: E731
+    columns = {r[0] for r in q("SELECT attname FROM pg_attribute WHERE attrelid = 'inventory_sync.changes'::regclass")}
+    if "table_id" in columns:
+        table, position = "inventory_sync.table_of(x.table_id)", "x.position"
+    else:
+        table, position = "x.tbl", "x.change_xid::text::bigint"
+    tracked = "(SELECT tbl FROM inventory_sync.tracked)"
     return {
-        "inventory": q("SELECT id, data, updated_at, deleted, updated_by FROM inventory_sync.inventory ORDER BY id"),
-        "conflicts": q("SELECT row_id, conflict_id, reason, client_payload, server_data FROM inventory_sync.conflicts ORDER BY 2"),
-        "changes": q("SELECT tbl::text, row_id, op, ts FROM inventory_sync.changes ORDER BY 1, 2"),
-        "mutations": q("SELECT row_id, client_id, mutation_id, answer FROM inventory_sync.mutations ORDER BY 1, 2, 3"),
+        "inventory": q(f"SELECT id, data, updated_at, deleted, updated_by, field_clocks, {position}"
+                       " FROM inventory_sync.inventory x ORDER BY id"),
+        "conflicts": q("SELECT row_id, conflict_id, table_name, reason, client_payload, server_data"
+                       " FROM inventory_sync.conflicts ORDER BY 2"),
+        "changes": q(f"SELECT {table}::text, row_id, op, ts, client_id, field_clocks, {position}"
+                     f" FROM inventory_sync.changes x WHERE {table} IN {tracked} ORDER BY 1, 2"),
+        "mutations": q(f"SELECT {table}::text, row_id, client_id, mutation_id, answer"
+                       f" FROM inventory_sync.mutations x WHERE {table} IN {tracked} OR {table} = 'inventory_sync.inventory'::regclass"
+                       " ORDER BY 1, 2, 3, 4"),
+        "purge_horizon": q(f"SELECT {position}, row_id, purged_at FROM inventory_sync.purge_horizon x"),
         "policies": q("SELECT table_name::text, field, policy FROM inventory_sync.policies ORDER BY 1, 2"),
+        "tracked": q("SELECT table_name::text, key_column, ts_column FROM inventory_sync.tracked_tables ORDER BY 1"),
         "products": q("SELECT id, name, stock FROM public.products ORDER BY id"),
     }
+
+
+def pull_all(c, since):
+    changes, cursor = [], since
+    while True:
+        answer = c.execute("SELECT inventory_sync.sync_pull(%s, 2)", (cursor,)).fetchone()[0]
+        changes += answer["changes"]
+        cursor = answer["cursor"]
+        if not answer["has_more"]:
+            return changes, cursor
 
 
 def every_function_works(c):
@@ -156,9 +177,18 @@ def every_function_works(c):
         "SELECT inventory_sync.sync_push('[{\"id\": 4, \"payload\": {\"a\": 1}, \"client_ts\": \"2024-03-01 09:00+00\"}]')"
     )
     assert [o["status"] for o in pushed] == ["applied"]
-    assert len(one("SELECT inventory_sync.sync_pull(NULL)")["changes"]) == 5
-    assert one("SELECT inventory_sync.purge_mutations('0 seconds')") == 2
-    assert one("SELECT inventory_sync.purge_tombstones('0 seconds')") == 3
+    # Every item and every tracked row or tombstone, once.
+    assert len(one("SELECT inventory_sync.sync_pull(NULL)")["changes"]) == one(
+        "SELECT (SELECT count(*) FROM inventory_sync.inventory) + (SELECT count(*) FROM inventory_sync.changes)"
+    )
+    mutations = one("SELECT count(*) FROM inventory_sync.mutations")
+    tombstones = one(
+        "SELECT (SELECT count(*) FROM inventory_sync.inventory WHERE deleted)"
+        " + (SELECT count(*) FROM inventory_sync.changes WHERE op = 'delete')"
+    )
+    assert mutations >= 2 and tombstones >= 3
+    assert one("SELECT inventory_sync.purge_mutations('0 seconds')") == mutations
+    assert one("SELECT inventory_sync.purge_tombstones('0 seconds')") == tombstones
     c.execute("SELECT inventory_sync.set_policy('inventory_sync.inventory', 'a', 'field_lww')")
     c.execute("SELECT inventory_sync.untrack('public.products')")
     c.execute("SELECT inventory_sync.track('public.products')")
@@ -191,6 +221,7 @@ def test_upgrade_from_the_previous_release_keeps_everything():
     previous = [r for r in releases() if version_key(r) <= version_key(version)]
     assert previous, "no release script in sql/"
     previous = previous[-1]
+    assert fixture(previous).exists(), f"run tests/concurrency/make_release_fixture.sh {previous}"
     ext = extension_dir()
     placed = []
     if previous != version:
@@ -202,13 +233,31 @@ def test_upgrade_from_the_previous_release_keeps_everything():
                     placed.append(ext / f.name)
     try:
         empty_database("inventory_sync_upgrade")
+        # What the release wrote, restored as it dumped it, with the extension created at the
+        # release's version (a dump names none: it would create the current one).
+        dump = fixture(previous).read_text()
+        create = "CREATE EXTENSION IF NOT EXISTS inventory_sync WITH SCHEMA inventory_sync;"
+        assert dump.count(create) == 1
+        loaded = subprocess.run(
+            [str(PG_BIN / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", *psql_conninfo(), "-d", "inventory_sync_upgrade"],
+            input=dump.replace(create, create[:-1] + f" VERSION '{previous}';"), capture_output=True, text=True,
+        )
+        assert loaded.returncode == 0, loaded.stderr
         with connect("inventory_sync_upgrade") as c:
-            c.execute(f"CREATE EXTENSION inventory_sync VERSION '{previous}'")
-            write_some_data(c)
+            c.execute("SET TimeZone = 'UTC'")
             before = data(c)
+            assert all(before.values()), before
             c.execute("ALTER EXTENSION inventory_sync UPDATE")
             assert c.execute("SELECT extversion FROM pg_extension WHERE extname = 'inventory_sync'").fetchone()[0] == version
             assert data(c) == before, "the update changed the data"
+            # Devices go on from the cursors the release handed out: the one that had pulled a
+            # page gets what it had still to pull, the other nothing; then each gets a new write.
+            cursors = {d: (cur, rest) for d, cur, rest in c.execute("SELECT * FROM public.device_cursors")}
+            for cursor, still_to_pull in cursors.values():
+                assert pull_all(c, cursor)[0] == still_to_pull
+            c.execute("SELECT inventory_sync.sync_upsert(6, '{\"name\": \"after the update\"}', '2024-03-02 09:00+00')")
+            for cursor, still_to_pull in cursors.values():
+                assert [ch["id"] for ch in pull_all(c, cursor)[0]] == [ch["id"] for ch in still_to_pull] + [6]
         fresh = fresh_database("inventory_sync_upgrade_fresh")
         assert catalog("inventory_sync_upgrade") == catalog(fresh), "an updated database differs from a fresh install"
         with connect("inventory_sync_upgrade") as c:

@@ -17,7 +17,7 @@ import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
-from cluster import Cluster
+from harness.cluster import Cluster
 
 PORT = int(os.environ.get("INVENTORY_SYNC_BACKTRACE_PORT", "55451"))
 TS = "2024-03-01 10:00:00+00"

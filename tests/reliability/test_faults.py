@@ -28,7 +28,7 @@ import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
-from cluster import Cluster
+from harness.cluster import Cluster
 
 PORT = int(os.environ.get("INVENTORY_SYNC_FAULT_PORT", "55450"))
 DEFAULT = "inventory_sync.inventory"

@@ -780,7 +780,7 @@ class SyncCalls(RuleBasedStateMachine):
         r = self.conn.execute(
             "SELECT to_jsonb(i.*)::text, to_jsonb(i.updated_at)#>>\'{}\', "
             "c.client_id, c.field_clocks::text FROM public.items i LEFT JOIN inventory_sync.changes c "
-            "ON c.tbl = 'public.items'::regclass AND c.row_id = i.sku::text WHERE i.sku::text = %s", (row_id,)).fetchone()
+            "ON inventory_sync.table_of(c.table_id) = 'public.items'::regclass AND c.row_id = i.sku::text WHERE i.sku::text = %s", (row_id,)).fetchone()
         if r:
             fields = loads(r[0])
             fields.pop("sku"), fields.pop("updated_at")
@@ -788,7 +788,7 @@ class SyncCalls(RuleBasedStateMachine):
             return Stored(fields, (parse_ts(r[1]), r[2]), clocks, False, False, floor)
         t = self.conn.execute(
             "SELECT to_jsonb(ts)#>>\'{}\', client_id FROM inventory_sync.changes "
-            "WHERE tbl = 'public.items'::regclass AND row_id = %s AND op = 'delete'", (row_id,)).fetchone()
+            "WHERE inventory_sync.table_of(table_id) = 'public.items'::regclass AND row_id = %s AND op = 'delete'", (row_id,)).fetchone()
         return Stored({}, (parse_ts(t[0]), t[1]), {}, True, False) if t else None
 
     def item_row(self, row_id):
@@ -1316,18 +1316,24 @@ class SyncCalls(RuleBasedStateMachine):
             self.check_feed_entry(ch, where)
 
     def expired(self, since):
-        h = self.conn.execute("SELECT change_xid::text::numeric, tbl::bigint, row_id FROM inventory_sync.purge_horizon").fetchone()
+        h = self.conn.execute("SELECT position, table_id, row_id FROM inventory_sync.purge_horizon").fetchone()
         if h is None or since is None:
             return False
         try:
             raw = base64.urlsafe_b64decode(since + "=" * (-len(since) % 4)).decode()
-            if raw.startswith("2:"):
-                raw = raw.split(":", 2)[2]          # 2:epoch: then the first form
-            _, xid, tbl, row = raw.split(":", 3)
-            xid, tbl = int(xid), int(tbl)
+            if raw.startswith("3:"):
+                _, _epoch, _era, position, table_id, row = raw.split(":", 5)   # 3:epoch:era:position:table_id:row
+                position, table_id = int(position), int(table_id)
+            else:
+                # The first release's forms (1:xid:oid:row, 2:epoch:1:…): after every table at
+                # that position.
+                if raw.startswith("2:"):
+                    raw = raw.split(":", 2)[2]
+                _, position, _oid, _row = raw.split(":", 3)
+                position, table_id, row = int(position), 2**31 - 1, ""
         except ValueError:
             return False
-        return (xid, tbl, row.encode()) < (int(h[0]), int(h[1]), h[2].encode())
+        return (position, table_id, row.encode()) < (int(h[0]), int(h[1]), h[2].encode())
 
     def check_feed_entry(self, ch, where):
         assert set(ch) == {"table", "id", "op", "data", "updated_at"}, f"{where}: entry {ch}"
@@ -1364,7 +1370,7 @@ class SyncCalls(RuleBasedStateMachine):
         assert len(seen) == len(set(seen)), f"a row pulled twice: {seen}"
         items = {(ITEMS, r[0]) for r in self.conn.execute(
             "SELECT sku::text FROM public.items UNION SELECT row_id FROM inventory_sync.changes "
-            "WHERE tbl = 'public.items'::regclass AND op = 'delete'")}
+            "WHERE inventory_sync.table_of(table_id) = 'public.items'::regclass AND op = 'delete'")}
         want = {(DEFAULT, str(id)) for id in self.rows} | items
         assert set(seen) == want, f"walk: pulled {sorted(set(seen))}, rows {sorted(want)}"
 
@@ -1559,6 +1565,10 @@ def test_merging_write_on_a_tracked_row_with_deep_jsonb(conn):
     """A tracked row's jsonb column holds a value nested 200 levels (a plain write stores it as
     is). Then a column gets a merge policy: every write of that column to the row, which never
     touches the deep value, fails with 54001, so the row can no longer be merged at all."""
+    # No policy left by an earlier test (the state machine's last example may have set some):
+    # the first write must be a plain one.
+    for fld, in conn.execute("SELECT field FROM inventory_sync.field_policies WHERE tbl = 'public.items'::regclass"):
+        conn.execute("SELECT inventory_sync.set_policy('public.items', %s, 'lww')", (fld,))
     conn.execute("TRUNCATE inventory_sync.changes, inventory_sync.conflicts, public.items")
     try:
         deep = "[" * 200 + "]" * 200

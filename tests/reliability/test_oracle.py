@@ -118,17 +118,18 @@ BEGIN
         RETURN jsonb_build_object('status', 'conflict', 'id', p_id, 'server_data', srv);
     END IF;
     IF p_op = 'delete' THEN  -- the write: unconditional
-        INSERT INTO inventory_sync.inventory AS t (id, data, updated_at, updated_by, deleted)
-        VALUES (p_id, '{}', p_ts, p_by, true)
+        INSERT INTO inventory_sync.inventory AS t (id, data, updated_at, updated_by, deleted, position)
+        VALUES (p_id, '{}', p_ts, p_by, true, (1::bigint << 48) + pg_current_xact_id()::text::bigint)
         ON CONFLICT (id) DO UPDATE SET data = '{}', updated_at = excluded.updated_at,
-            updated_by = excluded.updated_by, deleted = true, change_xid = pg_current_xact_id();
+            updated_by = excluded.updated_by, deleted = true,
+            position = (1::bigint << 48) + pg_current_xact_id()::text::bigint;
         RETURN jsonb_build_object('status', 'applied', 'id', p_id, 'updated_at', p_ts, 'deleted', true);
     END IF;
-    INSERT INTO inventory_sync.inventory AS t (id, data, updated_at, updated_by)
-    VALUES (p_id, p_payload, p_ts, p_by)
+    INSERT INTO inventory_sync.inventory AS t (id, data, updated_at, updated_by, position)
+    VALUES (p_id, p_payload, p_ts, p_by, (1::bigint << 48) + pg_current_xact_id()::text::bigint)
     ON CONFLICT (id) DO UPDATE SET data = CASE WHEN t.deleted THEN excluded.data ELSE t.data || excluded.data END,
         updated_at = excluded.updated_at, updated_by = excluded.updated_by, deleted = false,
-        change_xid = pg_current_xact_id();
+        position = (1::bigint << 48) + pg_current_xact_id()::text::bigint;
     RETURN jsonb_build_object('status', 'applied', 'id', p_id, 'updated_at', p_ts, 'created', NOT found_row);
 END $$;
 
@@ -157,7 +158,7 @@ BEGIN
         data = cur || jsonb_build_object('qty', (cur->>'qty')::numeric + (p_payload->>'qty')::numeric - (p_base->>'qty')::numeric),
         updated_at = CASE WHEN oracle.newer(updated_at, updated_by, p_ts, p_by) THEN p_ts ELSE updated_at END,
         updated_by = CASE WHEN oracle.newer(updated_at, updated_by, p_ts, p_by) THEN p_by ELSE updated_by END,
-        change_xid = pg_current_xact_id()
+        position = (1::bigint << 48) + pg_current_xact_id()::text::bigint
      WHERE id = p_id;
     RETURN jsonb_build_object('status', 'applied', 'id', p_id, 'updated_at', p_ts, 'created', false);
 END $$
@@ -315,7 +316,7 @@ def stored(conn, table, key):
             return None
         return ("tomb", r[1], r[2]) if r[3] else ("row", r[0], r[1], r[2])
     record = conn.execute(
-        "SELECT op, ts, client_id FROM inventory_sync.changes WHERE tbl = %s::regclass AND row_id = %s",
+        "SELECT op, ts, client_id FROM inventory_sync.changes WHERE inventory_sync.table_of(table_id) = %s::regclass AND row_id = %s",
         (table, key),
     ).fetchone()
     row = conn.execute(f"SELECT to_jsonb(t) FROM {table} t WHERE id = %s", (key,)).fetchone()
@@ -505,7 +506,7 @@ def check_round(conn, rows, writes, stats):
     for w in writes:
         if w.mutation_id and w.answer and w.answer.get("status") in ("applied", "conflict", "merged"):
             kept = conn.execute(
-                "SELECT answer FROM inventory_sync.mutations WHERE tbl = %s::regclass AND row_id = %s "
+                "SELECT answer FROM inventory_sync.mutations WHERE inventory_sync.table_of(table_id) = %s::regclass AND row_id = %s "
                 "AND client_id = %s AND mutation_id = %s", (w.table, str(w.key), w.by, w.mutation_id),
             ).fetchone()
             if kept is None or kept[0] != w.answer:

@@ -35,6 +35,8 @@ Who can read and write what (sql/schema.sql, as these tests pin it down):
   inventory_sync.field_policies, everyone                              the table's owner
     policies
   inventory_sync.purge_horizon   everyone                              the owner only
+  inventory_sync.eras            everyone                              nobody directly: the sync functions
+                                                                       write it as its owner
   sync_* answers (server_data)   the row as the caller may SELECT it; NULL under row-level security
   sync_pull                      tables the caller may SELECT; rows as row-level security shows them;
                                  tombstones (key and time only) of every row of those tables
@@ -86,6 +88,7 @@ BOOKKEEPING = [
     "inventory_sync.tracked",
     "inventory_sync.field_policies",
     "inventory_sync.purge_horizon",
+    "inventory_sync.eras",
 ]
 APP_TABLES = ["app.items", "app.notes", "app.merged_notes", "app.shared_notes", "app.secret"]
 
@@ -520,7 +523,7 @@ def test_rls_writes_to_rows_the_caller_cannot_see_are_not_applied_and_leak_nothi
     with as_role(env, "bob") as bob, connect(env) as su:
         before = su.execute("SELECT to_jsonb(n) FROM app.notes n WHERE id = 100").fetchone()[0]
         changes_before = su.execute(
-            "SELECT to_jsonb(c) - 'changed_at' FROM inventory_sync.changes c WHERE tbl = 'app.notes'::regclass AND row_id = '100'"
+            "SELECT to_jsonb(c) - 'changed_at' FROM inventory_sync.changes c WHERE inventory_sync.table_of(table_id) = 'app.notes'::regclass AND row_id = '100'"
         ).fetchone()[0]
         answers = []
         for name, sql, params in BOB_ON_ALICES_NOTE:
@@ -545,7 +548,7 @@ def test_rls_writes_to_rows_the_caller_cannot_see_are_not_applied_and_leak_nothi
         # Nothing of alice's row changed, no tombstone, and every journal row bob caused is blind.
         assert su.execute("SELECT to_jsonb(n) FROM app.notes n WHERE id = 100").fetchone()[0] == before
         assert su.execute(
-            "SELECT to_jsonb(c) - 'changed_at' FROM inventory_sync.changes c WHERE tbl = 'app.notes'::regclass AND row_id = '100'"
+            "SELECT to_jsonb(c) - 'changed_at' FROM inventory_sync.changes c WHERE inventory_sync.table_of(table_id) = 'app.notes'::regclass AND row_id = '100'"
         ).fetchone()[0] == changes_before
         journal = journal_of(su, "app.notes", "100", R["bob"])
         assert len(journal) == 6 + 2 * 3  # the retry was answered from the mutation log
@@ -728,8 +731,8 @@ def test_mutation_ids_are_visible_only_to_the_user_that_applied_them(tenants):
                 pass
             conn.execute("ROLLBACK")
             with pytest.raises(DENIED, match="row-level security"):
-                conn.execute("INSERT INTO inventory_sync.mutations (row_id, tbl, client_id, mutation_id, db_user) "
-                             "VALUES ('1', 'inventory_sync.inventory', 'x', 'y', 'postgres')")
+                conn.execute("INSERT INTO inventory_sync.mutations (row_id, table_id, client_id, mutation_id, db_user) "
+                             "VALUES ('1', 0, 'x', 'y', 'postgres')")
     # Replaying another user's mutation id: 42501, and its answer is not shown.
     with as_role(env, "app") as app, writes_nothing(env):
         with pytest.raises(DENIED, match="another database user"):
@@ -743,10 +746,14 @@ def test_bookkeeping_tables_refuse_direct_writes_by_non_owners(tenants):
         ("INSERT INTO inventory_sync.tracked (tbl, key_attnum, ts_attnum) VALUES ('app.untracked', 1, 2)", "row-level security"),
         ("INSERT INTO inventory_sync.field_policies VALUES ('app.items', 'name', 'server_wins')", "row-level security"),
         ("INSERT INTO inventory_sync.field_policies VALUES ('inventory_sync.inventory', 'name', 'server_wins')", "row-level security"),
-        ("INSERT INTO inventory_sync.changes (tbl, row_id, id, op, ts, change_xid, changed_at) "
-         "VALUES ('app.secret', '1', '1', 'delete', now(), pg_current_xact_id(), now())", "permission denied"),
-        ("UPDATE inventory_sync.changes SET op = 'delete' WHERE tbl = 'app.secret'::regclass", "permission denied"),
-        ("INSERT INTO inventory_sync.purge_horizon VALUES (true, '1', 0, '', now())", "permission denied"),
+        ("INSERT INTO inventory_sync.changes (table_id, row_id, id, op, ts, position, changed_at) "
+         "VALUES ((SELECT table_id FROM inventory_sync.tracked WHERE tbl = 'app.secret'::regclass), '1', '1', 'delete', "
+         "now(), 1, now())", "permission denied"),
+        ("UPDATE inventory_sync.changes SET op = 'delete' WHERE inventory_sync.table_of(table_id) = 'app.secret'::regclass",
+         "permission denied"),
+        ("INSERT INTO inventory_sync.purge_horizon VALUES (true, 1, 0, '', now())", "permission denied"),
+        ("INSERT INTO inventory_sync.eras (era, system_identifier, database_oid, previous_end) VALUES (9, 1, 1, 0)",
+         "permission denied"),
         ("UPDATE inventory_sync.purge_horizon SET row_id = ''", "permission denied"),
         ("DELETE FROM inventory_sync.changes", "permission denied"),
         ("SELECT count(*) FROM inventory_sync.inventory", "permission denied"),
@@ -796,7 +803,7 @@ def test_a_tenant_cannot_forge_the_feed_of_another_tenants_rows(tenants):
         with pytest.raises(psycopg.errors.InsufficientPrivilege, match="permission denied for table changes"):
             bob.execute(
                 "UPDATE inventory_sync.changes SET op = 'delete', ts = '2999-01-01' "
-                "WHERE tbl = 'app.notes'::regclass AND row_id = '100'"
+                "WHERE inventory_sync.table_of(table_id) = 'app.notes'::regclass AND row_id = '100'"
             )
 
 
@@ -810,8 +817,9 @@ def test_mutation_ids_cannot_be_claimed_without_rights_on_the_table(env):
         try:
             with pytest.raises(DENIED):
                 conn.execute(
-                    "INSERT INTO inventory_sync.mutations (row_id, tbl, client_id, mutation_id) "
-                    "VALUES (%s, 'app.items', 'phone', 'next-1')", (U1,)
+                    "INSERT INTO inventory_sync.mutations (row_id, table_id, client_id, mutation_id) "
+                    "VALUES (%s, (SELECT table_id FROM inventory_sync.tracked WHERE tbl = 'app.items'::regclass), "
+                    "'phone', 'next-1')", (U1,)
                 )
         finally:
             conn.execute("ROLLBACK")
@@ -824,7 +832,7 @@ def test_the_feed_table_shows_nothing_of_tables_the_role_cannot_read(env):
     with as_role(env, "none") as conn:
         try:
             rows = conn.execute("SELECT row_id, client_id, field_clocks FROM inventory_sync.changes "
-                                "WHERE tbl = 'app.secret'::regclass").fetchall()
+                                "WHERE inventory_sync.table_of(table_id) = 'app.secret'::regclass").fetchall()
         except DENIED:
             rows = []
         assert rows == []
@@ -938,7 +946,7 @@ DOMAINS = ["text", "jsonb", "timestamptz", "int8", "int4", "oid", "xid8", "regcl
 
 # The extension's tables and the application's, by bare name.
 RELATIONS = ["inventory", "conflicts", "changes", "mutations", "tracked", "field_policies", "purge_horizon",
-             "tracked_tables", "policies", "items"]
+             "eras", "tracked_tables", "policies", "items"]
 
 
 def plant(db):
@@ -1195,12 +1203,12 @@ def end_state(su):
         "items": "SELECT * FROM app.items",
         "conflicts": "SELECT row_id, table_name, reason, op, client_payload, client_ts, client_id, mutation_id, "
                      "server_data, db_user FROM inventory_sync.conflicts",
-        "changes": "SELECT tbl, row_id, id, op, ts, client_id, field_clocks FROM inventory_sync.changes",
-        "mutations": "SELECT row_id, tbl, client_id, mutation_id, answer - 'server_time' - 'ahead_by_seconds', db_user "
+        "changes": "SELECT table_id, row_id, id, op, ts, client_id, field_clocks FROM inventory_sync.changes",
+        "mutations": "SELECT row_id, table_id, client_id, mutation_id, answer - 'server_time' - 'ahead_by_seconds', db_user "
                      "FROM inventory_sync.mutations",
         "tracked": "SELECT tbl, key_attnum, ts_attnum, tracked_by FROM inventory_sync.tracked",
         "policies": "SELECT * FROM inventory_sync.field_policies",
-        "purged": "SELECT tbl, row_id FROM inventory_sync.purge_horizon",
+        "purged": "SELECT table_id, row_id FROM inventory_sync.purge_horizon",
     }
     return {k: sorted(str(r) for r in su.execute(q).fetchall()) for k, q in queries.items()}
 

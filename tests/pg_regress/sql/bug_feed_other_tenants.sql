@@ -29,17 +29,19 @@ SELECT inventory_sync.sync_upsert_in('isync_bug_notes', '201', '{"body": "bob to
 SELECT inventory_sync.sync_delete_in('isync_bug_notes', '201', '2024-03-01 10:30+00')->>'status' AS status;
 -- Writing the feed directly: Alice's row made a tombstone with a far clock; a made-up tombstone.
 UPDATE inventory_sync.changes SET op = 'delete', ts = '2999-01-01'
- WHERE tbl = 'isync_bug_notes'::regclass AND row_id = '100';
-INSERT INTO inventory_sync.changes (tbl, row_id, id, op, ts, change_xid, changed_at)
-VALUES ('isync_bug_notes', '300', '300', 'delete', '2999-01-01', pg_current_xact_id(), now());
+ WHERE inventory_sync.table_of(table_id) = 'isync_bug_notes'::regclass AND row_id = '100';
+INSERT INTO inventory_sync.changes (table_id, row_id, id, op, ts, position, changed_at)
+VALUES ((SELECT table_id FROM inventory_sync.tracked WHERE tbl = 'isync_bug_notes'::regclass),
+        '300', '300', 'delete', '2999-01-01', 1, now());
 -- Reading the entries of a table Bob may not SELECT: none.
-SELECT row_id, client_id, ts FROM inventory_sync.changes WHERE tbl = 'isync_bug_secret'::regclass;
+SELECT row_id, client_id, ts FROM inventory_sync.changes WHERE inventory_sync.table_of(table_id) = 'isync_bug_secret'::regclass;
 -- Alice still pulls her row as she wrote it.
 SET ROLE isync_bug_alice;
 SELECT c->>'table' AS tbl, c->'id' AS id, c->>'op' AS op, c->'data'->>'body' AS body, c->>'updated_at' AS updated_at
   FROM jsonb_array_elements(inventory_sync.sync_pull()->'changes') AS c;
 RESET ROLE;
-SELECT tbl, row_id, op, ts FROM inventory_sync.changes ORDER BY tbl::text, row_id;
+SELECT inventory_sync.table_of(table_id) AS tbl, row_id, op, ts FROM inventory_sync.changes
+ ORDER BY inventory_sync.table_of(table_id)::text, row_id;
 DROP TABLE isync_bug_notes, isync_bug_secret;
 DROP EXTENSION inventory_sync;
 DROP OWNED BY isync_bug_alice, isync_bug_bob;

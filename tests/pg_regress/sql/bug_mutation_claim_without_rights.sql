@@ -14,11 +14,12 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON isync_bug_notes TO isync_bug_app;
 GRANT SELECT ON isync_bug_notes TO isync_bug_nobody;
 -- A role without write rights claims the device's next ids, on both tables.
 SET ROLE isync_bug_nobody;
-INSERT INTO inventory_sync.mutations (row_id, tbl, client_id, mutation_id)
-VALUES ('1', 'inventory_sync.inventory', 'phone', 'next-1');
+INSERT INTO inventory_sync.mutations (row_id, table_id, client_id, mutation_id)
+VALUES ('1', 0, 'phone', 'next-1');
 \echo :LAST_ERROR_SQLSTATE
-INSERT INTO inventory_sync.mutations (row_id, tbl, client_id, mutation_id, answer)
-VALUES ('1', 'isync_bug_notes', 'phone', 'next-2', '{"status": "applied"}');
+INSERT INTO inventory_sync.mutations (row_id, table_id, client_id, mutation_id, answer)
+VALUES ('1', (SELECT table_id FROM inventory_sync.tracked WHERE tbl = 'isync_bug_notes'::regclass),
+        'phone', 'next-2', '{"status": "applied"}');
 \echo :LAST_ERROR_SQLSTATE
 RESET ROLE;
 SELECT count(*) AS claimed FROM inventory_sync.mutations;
@@ -27,10 +28,11 @@ SET ROLE isync_bug_app;
 SELECT inventory_sync.sync_upsert(1, '{"stock": 5}', '2024-03-01 10:00+00', 'phone', 'next-1');
 SELECT inventory_sync.sync_upsert_in('isync_bug_notes', '1', '{"body": "hi"}', '2024-03-01 10:00+00', 'phone', 'next-2');
 -- A role with write rights may still record its own (what the functions do for it).
-INSERT INTO inventory_sync.mutations (row_id, tbl, client_id, mutation_id)
-VALUES ('2', 'isync_bug_notes', 'phone', 'next-3');
+INSERT INTO inventory_sync.mutations (row_id, table_id, client_id, mutation_id)
+VALUES ('2', (SELECT table_id FROM inventory_sync.tracked WHERE tbl = 'isync_bug_notes'::regclass),
+        'phone', 'next-3');
 RESET ROLE;
-SELECT row_id, tbl, client_id, mutation_id, answer->>'status' AS status, db_user
+SELECT row_id, inventory_sync.table_of(table_id) AS tbl, client_id, mutation_id, answer->>'status' AS status, db_user
   FROM inventory_sync.mutations ORDER BY mutation_id;
 DROP TABLE isync_bug_notes;
 DROP EXTENSION inventory_sync;

@@ -22,7 +22,7 @@ SELECT * FROM shelves ORDER BY code;
 SELECT inventory_sync.sync_delete_in('shelves', 'B-01', '2024-03-01 11:00+00');
 SELECT inventory_sync.sync_upsert_in('shelves', 'B-01', '{"capacity": 10}', '2024-03-01 10:30+00');
 SELECT code FROM shelves ORDER BY code;
-SELECT tbl, row_id, id, op, ts FROM inventory_sync.changes ORDER BY row_id;
+SELECT inventory_sync.table_of(table_id) AS tbl, row_id, id, op, ts FROM inventory_sync.changes ORDER BY row_id;
 -- Untracked, the table is an ordinary table again; its rows stay.
 SELECT inventory_sync.untrack('shelves');
 SELECT count(*) AS tracked FROM inventory_sync.tracked_tables;

@@ -21,5 +21,5 @@ SELECT jsonb_pretty(a - '{client_ts,server_time}'::text[]) AS answer,
 SELECT id, data, updated_at, deleted, updated_by FROM inventory_sync.inventory ORDER BY id;
 SELECT row_id, table_name, reason, op, client_payload, server_data->'stock' AS server_stock
   FROM inventory_sync.conflicts ORDER BY conflict_id;
-SELECT row_id, tbl, client_id, mutation_id, answer->>'status' AS status FROM inventory_sync.mutations;
+SELECT row_id, inventory_sync.table_of(table_id) AS tbl, client_id, mutation_id, answer->>'status' AS status FROM inventory_sync.mutations;
 DROP EXTENSION inventory_sync;

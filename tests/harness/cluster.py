@@ -1,4 +1,4 @@
-"""A scratch PostgreSQL cluster (the major of INVENTORY_SYNC_PG_BIN, default 15) of the reliability suite's own, which the fault tests may crash.
+"""A scratch PostgreSQL cluster (the major of INVENTORY_SYNC_PG_BIN, default 15) of a test's own: the fault tests crash theirs, the backup tests restore into one.
 
 Started and restarted with scripts/common.sh (as the postgres user, in
 $INVENTORY_SYNC_WORK/NAME, default /tmp/inventory_sync/NAME); crashed with `pg_ctl stop -m

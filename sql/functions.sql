@@ -1,3 +1,5 @@
+-- After the functions: their comments, and what refers to them.
+
 COMMENT ON FUNCTION inventory_sync.sync_upsert(bigint, jsonb, timestamptz, text, text, jsonb) IS
     'Write one item of inventory_sync.inventory with last-write-wins, atomically. Answers jsonb: applied (with created), conflict (with server_data, journaled) or rejected (clock skew, journaled). With client_id and mutation_id, a repeat answers the first answer with duplicate: true.';
 COMMENT ON FUNCTION inventory_sync.sync_delete(bigint, timestamptz, text, text) IS
@@ -9,7 +11,7 @@ COMMENT ON FUNCTION inventory_sync.sync_delete_in(regclass, text, timestamptz, t
 COMMENT ON FUNCTION inventory_sync.track(regclass, name) IS
     'Put an existing table under sync: single-column primary key (bigint, integer, uuid or text) and a timestamptz write-timestamp column (default updated_at). Owner only.';
 COMMENT ON FUNCTION inventory_sync.untrack(regclass) IS
-    'Take a table out of sync; its rows and journal entries stay. Owner only.';
+    'Take a table out of sync; its rows, journal entries and policies stay, its feed entries and tombstones go. Owner only.';
 COMMENT ON FUNCTION inventory_sync.sync_push(jsonb, boolean) IS
     'Apply a device''s whole upload: a JSON array of changes (upserts and deletes, default or tracked tables). Answers one outcome per change, in order; an invalid change gets an error outcome unless atomic.';
 COMMENT ON FUNCTION inventory_sync.sync_pull(text, integer) IS
@@ -31,3 +33,8 @@ ALTER FUNCTION inventory_sync.sync_delete_in(regclass, text, timestamptz, text, 
     SET plan_cache_mode = force_generic_plan;
 ALTER FUNCTION inventory_sync.sync_push(jsonb, boolean)
     SET plan_cache_mode = force_generic_plan;
+COMMENT ON FUNCTION inventory_sync.change_position() IS
+    'The feed position of a change the current transaction makes now (see inventory_sync.eras).';
+
+-- A row inserted into the default table directly (a bulk import) enters the feed too.
+ALTER TABLE inventory_sync.inventory ALTER COLUMN position SET DEFAULT inventory_sync.change_position();
