@@ -51,22 +51,15 @@ thread_local! {
 }
 
 /// One change from the feed's first pass: where it is, the tracked table it belongs to (its OID
-/// in this database), and its entry (complete, or missing the row's data when it comes from a
-/// tracked table). Entries stay JSON text, never parsed as a whole: a stored row may be nested
-/// deeper than a JSON parser in Rust would go.
+/// in this database), and its entry as JSON text (complete, or missing the row's data when it
+/// comes from a tracked table). Entries are never parsed whole here: the answer is assembled as
+/// text and parsed once, as jsonb, by PostgreSQL (a stored row may be nested deeper than a JSON
+/// parser in Rust would go).
 struct Found {
     position: Position,
     relid: pg_sys::Oid,
-    entry: Box<RawValue>,
+    entry: String,
     needs_row: bool,
-}
-
-/// The answer of a pull.
-#[derive(serde::Serialize)]
-struct Answer {
-    changes: Vec<Box<RawValue>>,
-    cursor: String,
-    has_more: bool,
 }
 
 /// The changes after `since`, at most `lim`.
@@ -128,7 +121,7 @@ pub fn pull(client: &mut SpiClient<'_>, since: Option<&str>, lim: i32) -> Result
     let rows = feed.with(|kept| kept.select_all(client, &args));
     let mut found = Vec::with_capacity(rows.len());
     for row in rows {
-        let entry: Jsonb = row.value(4).expect("feed entry is NULL");
+        let entry: String = row.value(4).expect("feed entry is NULL");
         found.push(Found {
             position: Position {
                 era: range.era,
@@ -137,7 +130,7 @@ pub fn pull(client: &mut SpiClient<'_>, since: Option<&str>, lim: i32) -> Result
                 row_id: row.value(3).unwrap_or_default(),
             },
             relid: row.value(6).unwrap_or(pg_sys::InvalidOid),
-            entry: entry.to_raw(),
+            entry,
             needs_row: row.value(5).unwrap_or(false),
         });
     }
@@ -146,9 +139,19 @@ pub fn pull(client: &mut SpiClient<'_>, since: Option<&str>, lim: i32) -> Result
     let cursor = found.last().map(|f| f.position.clone()).unwrap_or(Position { era: range.era, ..after });
 
     fill_tracked_rows(client, &mut found)?;
-    let changes = found.into_iter().filter_map(|f| (!f.needs_row).then_some(f.entry)).collect();
-    let answer = Answer { changes, cursor: cursor.encode_in_epoch(current_epoch), has_more };
-    Ok(Jsonb::from_serialize(&answer))
+    // The answer's text, from the entries' (valid JSON, each built by the feed statement).
+    let size = found.iter().map(|f| f.entry.len() + 1).sum::<usize>() + 128;
+    let mut answer = String::with_capacity(size);
+    answer.push_str("{\"changes\":[");
+    for (i, f) in found.iter().filter(|f| !f.needs_row).enumerate() {
+        if i > 0 {
+            answer.push(',');
+        }
+        answer.push_str(&f.entry);
+    }
+    let cursor = serde_json::to_string(&cursor.encode_in_epoch(current_epoch)).expect("a cursor serializes");
+    answer.push_str(&format!("],\"cursor\":{cursor},\"has_more\":{has_more}}}"));
+    Ok(Jsonb::from_text(&answer))
 }
 
 /// Give tracked-table upserts their rows, read as the caller may see them. A row the caller may
@@ -172,10 +175,10 @@ fn fill_tracked_rows(client: &mut SpiClient<'_>, found: &mut [Found]) -> Result<
             if let Some((data, updated_at)) = rows.get(&found[i].position.row_id) {
                 // Only the entry's own keys are read; the row goes in as the text it is.
                 let mut entry: BTreeMap<String, Box<RawValue>> =
-                    serde_json::from_str(found[i].entry.get()).expect("a feed entry is a JSON object");
+                    serde_json::from_str(&found[i].entry).expect("a feed entry is a JSON object");
                 entry.insert("data".into(), data.clone());
                 entry.insert("updated_at".into(), updated_at.clone());
-                found[i].entry = serde_json::value::to_raw_value(&entry).expect("a feed entry serializes");
+                found[i].entry = serde_json::to_string(&entry).expect("a feed entry serializes");
                 found[i].needs_row = false;
             }
         }

@@ -15,6 +15,9 @@ pub const DEFAULT_TABLE: &str = "inventory_sync.inventory";
 /// Collation of row ids in the change feed: bytewise, the same in every database.
 const C: &str = "pg_catalog.\"C\"";
 
+/// Text concatenation.
+const CAT: &str = "OPERATOR(pg_catalog.||)";
+
 /// The default table's stored row as a client stores it: the fields of `data` plus `id` and
 /// `updated_at`; a tombstone shows `"deleted": true` instead of fields.
 pub const DEFAULT_SERVER_ROW: &str = "SELECT CASE WHEN s.deleted \
@@ -348,16 +351,17 @@ pub const ERA_START: &str = "INSERT INTO inventory_sync.eras (era, system_identi
 /// the default table when `with_default`, and from tracked tables the caller may read. The
 /// default table's part starts after `$6`, `$7`: the position and row id where it continues
 /// (its table id, 0, comes first at every position). Each part is one range of its index.
-/// Columns: position, table id, row id, the entry, whether it still needs the row, the tracked
-/// table's OID in this database.
+/// Columns: position, table id, row id, the entry (JSON text, built by concatenation: the answer is
+/// parsed as jsonb once, as a whole, and building each entry as jsonb first would cost as much
+/// again), whether it still needs the row, the tracked table's OID in this database.
 pub fn feed(with_default: bool) -> String {
     let default_row = format!("(i.id::pg_catalog.text COLLATE {C})");
     let default_part = format!(
         "(SELECT i.position, 0 AS table_id, {default_row} AS row_id, \
-                 pg_catalog.jsonb_build_object('table', '{DEFAULT_TABLE}', 'id', i.id, \
-                   'op', CASE WHEN i.deleted THEN 'delete' ELSE 'upsert' END, \
-                   'data', CASE WHEN i.deleted THEN NULL ELSE i.data END, \
-                   'updated_at', i.updated_at) AS entry, \
+                 '{{\"table\":\"{DEFAULT_TABLE}\",\"id\":' {CAT} i.id {CAT} \
+                 CASE WHEN i.deleted THEN ',\"op\":\"delete\",\"data\":null' \
+                      ELSE ',\"op\":\"upsert\",\"data\":' {CAT} i.data::pg_catalog.text END {CAT} \
+                 ',\"updated_at\":' {CAT} pg_catalog.to_json(i.updated_at)::pg_catalog.text {CAT} '}}' AS entry, \
                  false AS needs_row, 0::pg_catalog.oid AS relid \
             FROM inventory_sync.inventory i \
            WHERE (i.position, {default_row}) OPERATOR(pg_catalog.>) ($6, $7 COLLATE {C}) \
@@ -368,8 +372,9 @@ pub fn feed(with_default: bool) -> String {
         "SELECT f.position, f.table_id, f.row_id, f.entry, f.needs_row, f.relid FROM ( \
            {} \
            (SELECT c.position, c.table_id, c.row_id, \
-                   pg_catalog.jsonb_build_object('table', {QUALIFIED_NAME}, 'id', c.id, 'op', c.op, \
-                     'data', NULL, 'updated_at', c.ts) AS entry, \
+                   '{{\"table\":' {CAT} pg_catalog.to_json({QUALIFIED_NAME})::pg_catalog.text {CAT} \
+                   ',\"id\":' {CAT} c.id::pg_catalog.text {CAT} ',\"op\":\"' {CAT} c.op {CAT} \
+                   '\",\"data\":null,\"updated_at\":' {CAT} pg_catalog.to_json(c.ts)::pg_catalog.text {CAT} '}}' AS entry, \
                    c.op OPERATOR(pg_catalog.=) 'upsert' AS needs_row, t.tbl::pg_catalog.oid AS relid \
               FROM inventory_sync.changes c JOIN inventory_sync.tracked t \
                 ON t.table_id OPERATOR(pg_catalog.=) c.table_id \
