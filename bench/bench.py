@@ -1,12 +1,15 @@
 """Runs every benchmark variant side by side with pgbench and writes the results table.
 
-Usage: bench.py --host DIR --port N (--reports DIR | --out FILE) [--smoke]
+Usage: bench.py --host DIR --port N [--bin DIR] (--reports DIR | --out FILE) [--smoke]
+--bin DIR: the PostgreSQL binaries (psql, pgbench, postgres) of the server's major; bench/run.sh
+passes those of the major scripts/common.sh chose.
 --reports DIR: the report is the dated page DIR/benchmarks-YYYY-MM-DD.md of the day the run
 started. The page's results section (after <!-- results -->) is replaced; a page that does not
 exist yet starts from the narrative of the newest earlier page, marked as copied.
 --out FILE: the results alone, in FILE (what bench/run.sh --smoke uses: no page in docs/).
 Sizes, scenarios and client counts as in the newest docs/reports/benchmarks-*.md; --smoke runs
-each variant once, briefly, on a small table, and only checks that every variant produced numbers."""
+each variant once, briefly, on a small table, and only checks that every variant produced numbers.
+After the variants, the contention run (bench/contention.py) adds its table and chart."""
 
 import argparse
 import datetime
@@ -20,28 +23,29 @@ import sys
 import tempfile
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
+import contention  # noqa: E402
 from scripts import ROWS_PER_XACT, VARIANTS  # noqa: E402
 
-BIN = "/usr/lib/postgresql/15/bin"
 HERE = pathlib.Path(__file__).parent
 
 
 def psql(args, *extra):
-    cmd = [f"{BIN}/psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", args.host, "-p", str(args.port),
+    cmd = [f"{args.bin}/psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", args.host, "-p", str(args.port),
            "-U", "postgres", *extra]
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
 
 
-def pgbench(args, variant, rows, hot, conflicts, clients, seconds, workdir):
+def pgbench(args, variant, rows, hot, conflicts, clients, seconds, workdir, hotshare=0, threads=None, log=True):
+    """One pgbench run of a variant: tx/s, and (with log) the mean and p99 latency in ms."""
     script = workdir / f"{variant}.sql"
     script.write_text(VARIANTS[variant])
     prefix = workdir / f"log-{variant}"
     for old in workdir.glob(f"log-{variant}*"):
         old.unlink()
-    cmd = [f"{BIN}/pgbench", "-n", "-M", "prepared", "-h", args.host, "-p", str(args.port), "-U", "postgres",
-           "-c", str(clients), "-j", str(clients), "-T", str(seconds), "-f", str(script),
-           "-D", f"rows={rows}", "-D", f"hot={hot}", "-D", f"conflicts={conflicts}",
-           "-l", f"--log-prefix={prefix}", "bench"]
+    cmd = [f"{args.bin}/pgbench", "-n", "-M", "prepared", "-h", args.host, "-p", str(args.port), "-U", "postgres",
+           "-c", str(clients), "-j", str(threads or clients), "-T", str(seconds), "-f", str(script),
+           "-D", f"rows={rows}", "-D", f"hot={hot}", "-D", f"hotshare={hotshare}", "-D", f"conflicts={conflicts}",
+           *(["-l", f"--log-prefix={prefix}"] if log else []), "bench"]
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=workdir)
     if done.returncode != 0:
         sys.exit(f"pgbench failed for {variant}:\n{done.stdout}\n{done.stderr}")
@@ -90,7 +94,7 @@ def run_pulls(args):
     pulls = {}
     for case, one in (("many transactions", "false"), ("one transaction", "true")):
         psql(args, "-d", "postgres", "-c", "DROP DATABASE IF EXISTS pulls", "-c", "CREATE DATABASE pulls")
-        cmd = [f"{BIN}/psql", "-X", "-q", "-h", args.host, "-p", str(args.port), "-U", "postgres", "-d", "pulls",
+        cmd = [f"{args.bin}/psql", "-X", "-q", "-h", args.host, "-p", str(args.port), "-U", "postgres", "-d", "pulls",
                "-v", f"rows={rows}", "-v", f"one_transaction={one}", "-f", str(HERE / "pulls.sql")]
         out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
         by_variant = {}
@@ -135,7 +139,7 @@ def ratio(results, key, a, b, rows_based=False):
 def report(args, results, day, pulls):
     lines = []
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
-    version = subprocess.run([f"{BIN}/postgres", "--version"], capture_output=True, text=True).stdout.strip()
+    version = subprocess.run([f"{args.bin}/postgres", "--version"], capture_output=True, text=True).stdout.strip()
     lines += [
         "| variant | tx/s | rows/s | latency avg (ms) | latency p99 (ms) | vs bare | vs PL/pgSQL |",
         "|---|---:|---:|---:|---:|---:|---:|",
@@ -228,12 +232,15 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--host", required=True)
     ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--bin", default="/usr/lib/postgresql/15/bin", help="the PostgreSQL binaries to use")
     where = ap.add_mutually_exclusive_group(required=True)
     where.add_argument("--reports", help="the directory of the dated report pages")
     where.add_argument("--out", help="a file for the results alone")
     ap.add_argument("--smoke", action="store_true")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--seconds", type=int, default=10)
+    ap.add_argument("--contention-seconds", type=int, default=contention.SECONDS,
+                    help="seconds per pgbench run of the contention part (runs: --runs)")
     args = ap.parse_args()
     if args.smoke and args.reports:
         sys.exit("--smoke writes no report page: use --out")
@@ -243,12 +250,19 @@ def main():
     if missing:
         sys.exit(f"no numbers for {missing}")
     pulls = run_pulls(args)
+    contended = contention.run(args, pgbench, psql)
     text = report(args, results, day, pulls)
+    # The chart goes next to the page (or the --out file), the page links it by its bare name.
+    page = pathlib.Path(args.reports) / f"benchmarks-{day}.md" if args.reports else pathlib.Path(args.out)
+    chart = page.with_name(f"contention-{day}.png" if args.reports else f"{page.stem}-contention.png")
+    contention.chart(contended, chart)
+    text += contention.report(args, contended, chart.name)
     if args.reports:
         out = dated_page(pathlib.Path(args.reports), day, text)
     else:
-        out = pathlib.Path(args.out)
+        out = page
         out.write_text(text)
+    print(f"benchmark: contention chart written to {chart}")
     print(f"benchmark: {sum(len(v) for v in results.values())} variant runs written to {out}")
 
 

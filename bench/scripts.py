@@ -2,10 +2,13 @@
 hot rows) and a timestamp: now (the write wins) or, for 90% of writes in the conflict scenario,
 a time before every stored row (the write loses)."""
 
-# pgbench variables: rows, hot (1: ten hot rows), conflicts (percent).
+# pgbench variables: rows, hot (1: every write on the ten hot rows), hotshare (percent: the share of
+# writes on the ten hot rows when hot is 0; the rest are uniform over the table, the hot rows
+# included), conflicts (percent). The single-row variants read the id; sync_push reads hot alone.
 PROLOGUE = r"""
 \set id random(1, :rows)
-\if :hot = 1
+\set pick random(1, 100)
+\if :hot = 1 or :pick <= :hotshare
 \set id random(1, 10)
 \endif
 \set roll random(1, 100)
