@@ -95,6 +95,27 @@ ALTER TABLE inventory_sync.purge_horizon RENAME COLUMN tbl TO table_id;
 
 DROP FUNCTION inventory_sync.update_0_2_0_table_id(oid);
 
+-- From PostgreSQL 18 on, NOT NULL constraints have names, made from the column's at creation:
+-- a renamed column keeps the old one. Named as a fresh install names them.
+DO $$
+DECLARE r record;
+BEGIN
+    FOR r IN SELECT n.tbl, n.old, n.new FROM (
+               SELECT k.conrelid::pg_catalog.regclass AS tbl, k.conname::pg_catalog.text AS old,
+                      pg_catalog.concat(c.relname, '_', a.attname, '_not_null') AS new
+                 FROM pg_catalog.pg_constraint k
+                 JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) k.conrelid
+                 JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) k.conrelid
+                  AND a.attnum OPERATOR(pg_catalog.=) k.conkey[1]
+                WHERE k.contype OPERATOR(pg_catalog.=) 'n'
+                  AND c.relnamespace OPERATOR(pg_catalog.=) 'inventory_sync'::pg_catalog.regnamespace) n
+              WHERE n.old OPERATOR(pg_catalog.<>) n.new
+    LOOP
+        EXECUTE pg_catalog.format('ALTER TABLE %s RENAME CONSTRAINT %I TO %I', r.tbl, r.old, r.new);
+    END LOOP;
+END
+$$;
+
 -- Eras.
 CREATE TABLE inventory_sync.eras (
     era               integer     NOT NULL CHECK (era OPERATOR(pg_catalog.>) 0 AND era OPERATOR(pg_catalog.<) 32768),

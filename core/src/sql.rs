@@ -557,6 +557,14 @@ mod unit {
             purge_tombstones(),
             PURGE_MUTATIONS.to_string(),
             MUTATION_FORGET.to_string(),
+            MUTATION_CLAIM.to_string(),
+            MUTATION_REPLAY.to_string(),
+            ERA_LATEST.to_string(),
+            ERA_PREVIOUS_END.to_string(),
+            ERA_START.to_string(),
+            PURGE_HORIZON.to_string(),
+            FEED_READABLE.to_string(),
+            feed(false),
         ];
         for sql in all {
             for op in ["||", "<=", "-", "="] {
@@ -578,6 +586,12 @@ mod unit {
                 "jsonb_object_keys(",
                 "jsonb_object_agg(",
                 "unnest(",
+                "to_json(",
+                "max(",
+                "pg_current_snapshot(",
+                "pg_snapshot_xmin(",
+                "has_table_privilege(",
+                "quote_ident(",
             ] {
                 for (i, _) in sql.match_indices(func) {
                     assert!(sql[..i].ends_with("pg_catalog."), "unqualified {func} in {sql}");

@@ -267,3 +267,34 @@ def test_a_brand_new_cluster_takes_the_backup_whole_or_data_only(source, new_clu
                 c.execute("SELECT inventory_sync.sync_pull(%s)", (after_dump[1],))
             assert refused.value.sqlstate == "55000", refused.value
             assert "history this database does not have" in str(refused.value)
+
+
+def test_no_change_is_skipped_while_a_restored_database_starts_its_era(source, new_cluster, tmp_path):
+    """The first writes after a restore into another cluster start the next era, each recording
+    it on its own (no writer waits for another). A device pulling meanwhile must not skip a
+    change of a transaction still open: writer A starts the era and stays open; writer B, which
+    started later, records the era again and commits; a pull then hands out neither (A's id is
+    below B's and A may still commit); once A commits, the next pull hands out both."""
+    dump = tmp_path / "race.dump"
+    run("pg_dump", "-F", "c", "-f", str(dump), source["db"])
+    with new_cluster.connect("postgres") as admin:
+        admin.execute("DROP DATABASE IF EXISTS restored_race")
+        admin.execute("CREATE DATABASE restored_race")
+    run("pg_restore", "--exit-on-error", "-d", "restored_race", str(dump), on=new_cluster)
+    with new_cluster.connect("restored_race") as device, \
+            new_cluster.connect("restored_race", autocommit=False) as a, \
+            new_cluster.connect("restored_race") as b:
+        _, cursor = pull_all(device, source["all"])      # everything restored
+        a.execute("SELECT inventory_sync.sync_upsert(100, '{\"by\": \"a\"}', '2024-03-02 09:00+00')")
+        pulled, cursor = pull_all(device, cursor)
+        assert pulled == [], "a change of an open transaction was handed out"
+        b.execute("SELECT inventory_sync.sync_upsert(101, '{\"by\": \"b\"}', '2024-03-02 09:00+00')")
+        eras = b.execute("SELECT era, count(*) FROM inventory_sync.eras GROUP BY era ORDER BY era").fetchall()
+        assert eras == [(1, 1), (2, 1)], eras      # A's record is not committed yet
+        pulled, cursor = pull_all(device, cursor)
+        assert pulled == [], "B's change was handed out while A, below it, was still open"
+        a.commit()
+        pulled, cursor = pull_all(device, cursor)
+        assert sorted(ch["id"] for ch in pulled) == [100, 101]
+        eras = b.execute("SELECT era, count(*) FROM inventory_sync.eras GROUP BY era ORDER BY era").fetchall()
+        assert eras == [(1, 1), (2, 2)], eras      # both recorded era 2: the same era
