@@ -15,19 +15,9 @@ from pathlib import Path
 from psycopg.types.json import Jsonb
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from harness import connect  # noqa: E402
+from harness import connect, pull_all  # noqa: E402
 
 DB = "release_fixture"
-
-
-def pull_all(c, since=None, lim=2):
-    changes, cursor = [], since
-    while True:
-        answer = c.execute("SELECT inventory_sync.sync_pull(%s, %s)", (cursor, lim)).fetchone()[0]
-        changes += answer["changes"]
-        cursor = answer["cursor"]
-        if not answer["has_more"]:
-            return changes, cursor
 
 
 def main(version):

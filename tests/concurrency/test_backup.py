@@ -18,7 +18,7 @@ import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
-from harness import DSN, connect, drop_databases, empty_database, fresh_database
+from harness import DSN, connect, drop_databases, empty_database, fresh_database, pull_all
 from harness.cluster import Cluster
 
 PG_BIN = Path(os.environ.get("INVENTORY_SYNC_PG_BIN", "/usr/lib/postgresql/15/bin"))
@@ -38,17 +38,6 @@ def run(program, *args, on=None):
     """A client program against the test cluster, or the Cluster `on`."""
     where = ["-h", str(on.dir), "-p", str(on.port), "-U", "postgres"] if on else cluster_args()
     return subprocess.run([str(PG_BIN / program), *where, *args], check=True, capture_output=True, text=True)
-
-
-def pull_all(c, since=None):
-    """Every change after `since`, in pages of 2, and the last cursor."""
-    changes, cursor = [], since
-    while True:
-        answer = c.execute("SELECT inventory_sync.sync_pull(%s, 2)", (cursor,)).fetchone()[0]
-        changes += answer["changes"]
-        cursor = answer["cursor"]
-        if not answer["has_more"]:
-            return changes, cursor
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import DSN, connect, drop_databases, empty_database, fresh_database
+from harness import DSN, connect, drop_databases, empty_database, fresh_database, pull_all
 
 REPO = Path(__file__).resolve().parents[2]
 PG_BIN = Path(os.environ.get("INVENTORY_SYNC_PG_BIN", "/usr/lib/postgresql/15/bin"))
@@ -146,16 +146,6 @@ def data(c):
         "tracked": q("SELECT table_name::text, key_column, ts_column FROM inventory_sync.tracked_tables ORDER BY 1"),
         "products": q("SELECT id, name, stock FROM public.products ORDER BY id"),
     }
-
-
-def pull_all(c, since):
-    changes, cursor = [], since
-    while True:
-        answer = c.execute("SELECT inventory_sync.sync_pull(%s, 2)", (cursor,)).fetchone()[0]
-        changes += answer["changes"]
-        cursor = answer["cursor"]
-        if not answer["has_more"]:
-            return changes, cursor
 
 
 def every_function_works(c):

@@ -45,3 +45,15 @@ def drop_databases(*names):
     with connect("postgres") as admin:
         for name in names:
             admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def pull_all(conn, since=None, lim=2):
+    """A device's pull of every change after `since` (None: from the beginning), in pages of
+    `lim`: the changes, and the last cursor handed out."""
+    changes, cursor = [], since
+    while True:
+        answer = conn.execute("SELECT inventory_sync.sync_pull(%s, %s)", (cursor, lim)).fetchone()[0]
+        changes += answer["changes"]
+        cursor = answer["cursor"]
+        if not answer["has_more"]:
+            return changes, cursor
