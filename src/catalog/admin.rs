@@ -7,7 +7,7 @@ use pgrx::spi::SpiClient;
 use super::describe;
 use crate::pg::kept::Row;
 use crate::pg::lookup::{self, qualified_name};
-use crate::pg::{param, security, values, xact};
+use crate::pg::{param, values, xact};
 use inventory_sync_core::merge::Policy;
 use inventory_sync_core::sql;
 use inventory_sync_core::tracking::{validate, TsColumn};
@@ -68,9 +68,7 @@ pub fn untrack(client: &mut SpiClient<'_>, relid: pg_sys::Oid) -> Result<(), Syn
     let Some(table_id) = deleted.into_iter().next().and_then(|row| row.value::<i32>(1)) else {
         return Err(SyncError::NotTracked { table: name });
     };
-    // The feed is written only as its owner (see write::tracked_table).
-    let changes = lookup::own_table_oid(c"changes");
-    security::as_user(lookup::table_owner(changes), || {
+    super::as_owner_of(c"changes", || {
         client
             .update(
                 "DELETE FROM inventory_sync.changes c WHERE c.table_id OPERATOR(pg_catalog.=) $1",

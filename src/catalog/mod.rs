@@ -25,7 +25,7 @@ use pgrx::spi::SpiClient;
 use crate::pg::jsonb::Jsonb;
 use crate::pg::kept::{Kept, Row};
 use crate::pg::relcache::{self, Changed};
-use crate::pg::{param, xact};
+use crate::pg::{lookup, param, security, xact};
 use inventory_sync_core::merge::Policy;
 use inventory_sync_core::sql;
 use inventory_sync_core::tracking::Column;
@@ -148,6 +148,15 @@ impl Tracked {
         }
         out
     }
+}
+
+/// Run `f` as the owner of the extension's table `inventory_sync.NAME`, as a SECURITY DEFINER
+/// function would. The feed and tombstones (`changes`) and the eras are written only through the
+/// sync functions, after the caller's own statement on the synced table has passed its rights and
+/// row-level security: a caller cannot write (or forge) the feed entry of a row it may not write,
+/// nor an era that would misplace everyone's positions.
+pub fn as_owner_of<R>(name: &std::ffi::CStr, f: impl FnOnce() -> R) -> R {
+    security::as_user(lookup::table_owner(lookup::own_table_oid(name)), f)
 }
 
 /// A table's merge policies by field; fields not listed are `lww`.

@@ -18,7 +18,7 @@ use pgrx::pg_sys;
 use pgrx::spi::SpiClient;
 
 use crate::pg::kept::Row;
-use crate::pg::{lookup, security, xact};
+use crate::pg::{lookup, xact};
 use inventory_sync_core::cursor::Position;
 use inventory_sync_core::sql;
 use inventory_sync_core::SyncError;
@@ -90,8 +90,7 @@ pub fn for_write(client: &mut SpiClient<'_>) -> Result<i64, SyncError> {
             }
             let args =
                 [era.into(), xact::system_identifier().into(), xact::database_id().into(), era_start(era).into()];
-            // Eras are written only by the sync functions, as the table's owner.
-            security::as_user(lookup::table_owner(eras_table), || {
+            super::as_owner_of(c"eras", || {
                 client.update(sql::ERA_START, None, &args).expect("inventory_sync: recording an era failed");
             });
             WRITING.set(Some(Writing { eras_table, era, only_in: Some(xid) }));

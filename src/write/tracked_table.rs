@@ -9,10 +9,9 @@ use pgrx::spi::SpiClient;
 
 use super::merging::{clock_micros, clock_of, timestamp, Fields};
 use super::{Statements, Values, Write};
-use crate::catalog::{positions, Table, Tracked};
+use crate::catalog::{self, positions, Table, Tracked};
 use crate::pg::jsonb::Jsonb;
 use crate::pg::kept::Row;
-use crate::pg::lookup;
 use crate::pg::param::Param;
 use crate::pg::security;
 use crate::pg::values::{canonical_text, to_param};
@@ -85,15 +84,6 @@ pub fn values<'c>(
 }
 
 impl Tracked {
-    /// Run `f` as the owner of `inventory_sync.changes`, as a SECURITY DEFINER function would:
-    /// the feed and tombstones are written only through the sync functions, after the caller's
-    /// own statement on the tracked table has passed its rights and row-level security, so a
-    /// caller cannot write (or forge) the feed entry of a row it may not write.
-    fn as_feed_owner<R>(&self, f: impl FnOnce() -> R) -> R {
-        let changes = lookup::own_table_oid(c"changes");
-        security::as_user(lookup::table_owner(changes), f)
-    }
-
     /// Record the row's latest change: stamped `ts` (the row's timestamp), with `clocks` as its
     /// field clocks (None: keep them, less those of `written`).
     fn record(
@@ -129,8 +119,8 @@ impl Tracked {
             position.into(),
         ];
         let record = if clocks.is_some() { &self.record_with_clocks } else { &self.record };
-        Ok(self
-            .as_feed_owner(|| record.run::<Jsonb>(client, &args))
+        // The feed is written only as its owner (see `catalog::as_owner_of`).
+        Ok(catalog::as_owner_of(c"changes", || record.run::<Jsonb>(client, &args))
             .expect("inventory_sync: recording a change answered no row"))
     }
 }
@@ -192,7 +182,7 @@ impl Statements for Tracked {
                 Some(true) => continue,
                 None => {}
             }
-            if self.as_feed_owner(|| self.tombstone.run::<bool>(client, &args[..3])) == Some(false) {
+            if catalog::as_owner_of(c"changes", || self.tombstone.run::<bool>(client, &args[..3])) == Some(false) {
                 return Ok(None);
             }
             if let Some(answer) = writes.insert.run::<Jsonb>(client, &args) {
@@ -233,7 +223,7 @@ impl Statements for Tracked {
                 None => {}
             }
             if security::rls_enabled(self.table.oid)
-                || self.as_feed_owner(|| self.tombstone.run::<bool>(client, &args)) == Some(false)
+                || catalog::as_owner_of(c"changes", || self.tombstone.run::<bool>(client, &args)) == Some(false)
             {
                 return Ok(None);
             }

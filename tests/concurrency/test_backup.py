@@ -18,7 +18,7 @@ import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
-from harness import DSN, connect, drop_databases, empty_database, fresh_database, pull_all
+from harness import client_args, connect, drop_databases, empty_database, fresh_database, pull_all
 from harness.cluster import Cluster
 
 PG_BIN = Path(os.environ.get("INVENTORY_SYNC_PG_BIN", "/usr/lib/postgresql/15/bin"))
@@ -28,15 +28,9 @@ SOURCE = "inventory_sync_backup_src"
 XIDS_USED_UP = 30_000
 
 
-def cluster_args():
-    """host and port of the test cluster, as the client programs take them."""
-    parts = dict(p.split("=", 1) for p in DSN.split())
-    return ["-h", parts["host"], "-p", parts["port"], "-U", parts.get("user", "postgres")]
-
-
 def run(program, *args, on=None):
     """A client program against the test cluster, or the Cluster `on`."""
-    where = ["-h", str(on.dir), "-p", str(on.port), "-U", "postgres"] if on else cluster_args()
+    where = client_args(on.dsn if on else None)
     return subprocess.run([str(PG_BIN / program), *where, *args], check=True, capture_output=True, text=True)
 
 

@@ -22,17 +22,12 @@ from pathlib import Path
 
 import pytest
 
-from harness import DSN, connect, drop_databases, empty_database, fresh_database, pull_all
+from harness import client_args, connect, drop_databases, empty_database, fresh_database, pull_all
 
 REPO = Path(__file__).resolve().parents[2]
 PG_BIN = Path(os.environ.get("INVENTORY_SYNC_PG_BIN", "/usr/lib/postgresql/15/bin"))
 RELEASE = re.compile(r"inventory_sync--(\d+\.\d+\.\d+)\.sql")
 UPDATE = re.compile(r"inventory_sync--(\d+\.\d+\.\d+)--(\d+\.\d+\.\d+)\.sql")
-
-
-def psql_conninfo():
-    parts = dict(p.split("=", 1) for p in DSN.split())
-    return ["-h", parts["host"], "-p", parts["port"], "-U", parts.get("user", "postgres")]
 
 
 def version_key(v):
@@ -229,7 +224,7 @@ def test_upgrade_from_the_previous_release_keeps_everything():
         create = "CREATE EXTENSION IF NOT EXISTS inventory_sync WITH SCHEMA inventory_sync;"
         assert dump.count(create) == 1
         loaded = subprocess.run(
-            [str(PG_BIN / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", *psql_conninfo(), "-d", "inventory_sync_upgrade"],
+            [str(PG_BIN / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", *client_args(), "-d", "inventory_sync_upgrade"],
             input=dump.replace(create, create[:-1] + f" VERSION '{previous}';"), capture_output=True, text=True,
         )
         assert loaded.returncode == 0, loaded.stderr

@@ -21,6 +21,13 @@ def connect(dbname, dsn=None, **kw):
     return psycopg.connect(f"{dsn or DSN} dbname={dbname}", **kw)
 
 
+def client_args(dsn=None):
+    """The host, port and user of the test cluster (or of the cluster `dsn` names) as PostgreSQL's
+    client programs (psql, pg_dump, pg_restore) take them."""
+    parts = dict(p.split("=", 1) for p in (dsn or DSN).split())
+    return ["-h", parts["host"], "-p", parts["port"], "-U", parts.get("user", "postgres")]
+
+
 def empty_database(name):
     """Drop and create database `name` of the test cluster, without the extension; answers its
     name."""
