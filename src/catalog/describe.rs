@@ -100,13 +100,7 @@ pub(super) fn load(client: &SpiClient<'_>, relid: pg_sys::Oid) -> Result<Tracked
     let builtin = PgOid::from_untagged;
     let key_ts = vec![typ(k.typid), builtin(pg_sys::TIMESTAMPTZOID), builtin(pg_sys::TEXTOID)];
     let mut record_types = key_ts.clone();
-    record_types.extend([
-        builtin(pg_sys::TEXTOID),
-        builtin(pg_sys::JSONBOID),
-        builtin(pg_sys::TEXTARRAYOID),
-        builtin(pg_sys::INT8OID),
-        builtin(pg_sys::INT8OID),
-    ]);
+    record_types.extend([builtin(pg_sys::TEXTOID), builtin(pg_sys::JSONBOID), builtin(pg_sys::INT8OID)]);
     let server_row = sql::tracked_server_row(&name, id, &k.quoted, &quote_literal(&k.name), &quote_literal(&t.name));
     Ok(Tracked {
         lock: Kept::new(sql::tracked_lock(&name, id, &k.quoted, &t.quoted), key_ts.clone()),
@@ -115,6 +109,7 @@ pub(super) fn load(client: &SpiClient<'_>, relid: pg_sys::Oid) -> Result<Tracked
         delete: Kept::new(sql::tracked_delete(&name, id, &k.quoted, &t.quoted), key_ts.clone()),
         tombstone: Kept::new(sql::tracked_tombstone(id), key_ts),
         record: Kept::new(sql::tracked_record(id, false), record_types.clone()),
+        record_update: Kept::new(sql::tracked_record_update(id), record_types.clone()),
         record_with_clocks: Kept::new(sql::tracked_record(id, true), record_types),
         rows: Kept::new(
             sql::tracked_rows(&name, &k.quoted, &t.quoted, key_type_name(k.typid)),

@@ -76,6 +76,8 @@ const MAX_PLANS_PER_TABLE: usize = 256;
 
 /// The statements that write one set of columns.
 pub struct Writes {
+    /// The update of a row stamped earlier than the write: the first try.
+    pub update_older: Kept,
     pub update: Kept,
     pub insert: Kept,
     pub merge_update: Kept,
@@ -93,6 +95,7 @@ pub struct Tracked {
     pub delete: Kept,
     pub tombstone: Kept,
     pub record: Kept,
+    pub record_update: Kept,
     pub record_with_clocks: Kept,
     pub rows: Kept,
     pub(super) writes: RefCell<HashMap<Vec<usize>, Rc<Writes>>>,
@@ -121,6 +124,7 @@ impl Tracked {
         ];
         types.extend(columns.iter().map(|&i| PgOid::from_untagged(self.columns[i].typid.into())));
         let writes = Rc::new(Writes {
+            update_older: Kept::new(sql::tracked_update_older(table, key, ts, &names), types.clone()),
             update: Kept::new(sql::tracked_update(table, self.table.id, key, ts, &names), types.clone()),
             merge_update: Kept::new(sql::tracked_merge_update(table, key, ts, &names), types.clone()),
             insert: Kept::new(sql::tracked_insert(table, key, ts, &names), types),

@@ -84,43 +84,45 @@ pub fn values<'c>(
 }
 
 impl Tracked {
-    /// Record the row's latest change: stamped `ts` (the row's timestamp), with `clocks` as its
-    /// field clocks (None: keep them, less those of `written`).
-    fn record(
-        &self,
-        client: &mut SpiClient<'_>,
-        write: &Write<'_>,
-        ts: TimestampWithTimeZone,
-        clocks: Option<Jsonb>,
-        written: &[usize],
-    ) -> Result<Jsonb, SyncError> {
-        self.record_by(client, write, ts, write.client_id.as_deref(), clocks, written)
+    /// Record an upsert of the `written` columns as the row's latest change: they take the
+    /// write's clock, the other columns keep theirs.
+    fn record_upsert(&self, client: &mut SpiClient<'_>, write: &Write<'_>, written: &[usize]) -> Result<(), SyncError> {
+        let by = write.client_id.as_deref();
+        let clock =
+            merge::clock_to_json(&merge::Clock { ts: write.client_ts.into_inner(), by: by.map(str::to_string) });
+        let clocks = written.iter().map(|&i| (self.columns[i].name.clone(), clock.clone())).collect();
+        let position = positions::for_write(client)?;
+        let args = [
+            write.key.bind(),
+            write.client_ts.into(),
+            by.into(),
+            write.op.as_str().into(),
+            Jsonb::from_object(&clocks).into(),
+            position.into(),
+        ];
+        // The feed is written only as its owner (see `catalog::as_owner_of`). Most rows have a
+        // record already, which the plain update moves forward.
+        catalog::as_owner_of(c"changes", || {
+            if self.record_update.run::<bool>(client, &args).is_none() {
+                self.record.run::<Jsonb>(client, &args).expect("inventory_sync: recording a change answered no row");
+            }
+        });
+        Ok(())
     }
 
+    /// Record the row's latest change, stamped `ts` by `by` (the row's timestamp and writer),
+    /// with `clocks` as its field clocks. Answers the `applied` answer of a delete.
     fn record_by(
         &self,
         client: &mut SpiClient<'_>,
         write: &Write<'_>,
         ts: TimestampWithTimeZone,
         by: Option<&str>,
-        clocks: Option<Jsonb>,
-        written: &[usize],
+        clocks: Jsonb,
     ) -> Result<Jsonb, SyncError> {
-        let names: Vec<String> = written.iter().map(|&i| self.columns[i].name.clone()).collect();
         let position = positions::for_write(client)?;
-        let args = [
-            write.key.bind(),
-            ts.into(),
-            by.into(),
-            write.op.as_str().into(),
-            clocks.into(),
-            names.into(),
-            ts.into_inner().into(),
-            position.into(),
-        ];
-        let record = if clocks.is_some() { &self.record_with_clocks } else { &self.record };
-        // The feed is written only as its owner (see `catalog::as_owner_of`).
-        Ok(catalog::as_owner_of(c"changes", || record.run::<Jsonb>(client, &args))
+        let args = [write.key.bind(), ts.into(), by.into(), write.op.as_str().into(), clocks.into(), position.into()];
+        Ok(catalog::as_owner_of(c"changes", || self.record_with_clocks.run::<Jsonb>(client, &args))
             .expect("inventory_sync: recording a change answered no row"))
     }
 }
@@ -141,15 +143,17 @@ impl Statements for Tracked {
 
     /// Serialize the writes of the sync functions to one row: a transaction-level advisory lock
     /// on (table, key), so that an upsert and a delete of a row that does not exist yet cannot
-    /// both go ahead. Collisions of the 32-bit key hash only serialize unrelated rows a little.
+    /// both go ahead. An upsert of a row that exists takes only the row's own lock, and never
+    /// this one while holding that (see `upsert`). Collisions of the 32-bit key hash only
+    /// serialize unrelated rows a little.
     fn lock_row(&self, write: &Write<'_>) {
         let hash = write.row_id.bytes().fold(0x811c_9dc5_u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
         security::advisory_xact_lock(self.table.oid.to_u32() as i32, hash as i32);
     }
 
     /// Apply an upsert of `columns` (positions, ascending) with `args` (`$1` key, `$2` client_ts,
-    /// then the columns' values): update the row if it is not newer; else lock it and look; if
-    /// there is none, let a newer tombstone win, else insert (an insert of a partial row fails
+    /// then the columns' values): update the row if it is older; else lock it and look (and
+    /// update it if it is not newer); if there is none, let a newer tombstone win, else insert (an insert of a partial row fails
     /// its NOT NULL checks even when the row exists, so it comes last). None: the stored row or
     /// tombstone is newer (and now locked by us), or the caller cannot see the row under
     /// row-level security.
@@ -160,7 +164,6 @@ impl Statements for Tracked {
         values: &Values<'_>,
     ) -> Result<Option<Jsonb>, SyncError> {
         let Values::Columns(values) = values else { unreachable!("a tracked table's values are columns") };
-        self.lock_row(write);
         let columns: Vec<usize> = values.iter().map(|(pos, _)| *pos).collect();
         let writes = self.writes_for(&columns);
         let mut args = Vec::with_capacity(values.len() + 3);
@@ -168,25 +171,46 @@ impl Statements for Tracked {
         args.push(write.client_ts.into());
         args.push(write.client_id.as_deref().into());
         args.extend(values.iter().map(|(_, p)| p.bind()));
+        // The common case first: the row exists and is older. Its row lock, held to the end of
+        // the transaction, orders the writers of an existing row (a delete waits for it and
+        // checks again), so this needs no advisory lock.
+        if let Some(answer) = writes.update_older.run::<Jsonb>(client, &args) {
+            self.record_upsert(client, write, &columns)?;
+            return Ok(Some(answer));
+        }
+        // Else the row is missing or stamped at or after client_ts. The update may hold it
+        // locked even so (it locks a row a concurrent writer changed before checking it again).
+        // Only a missing row takes the per-row advisory lock: a delete takes it before it waits
+        // for the row's lock, so a writer holding the row's lock must never wait for it.
+        let mut advised = false;
         let mut unseen = 0;
         for _ in 0..MAX_ROUNDS {
-            if let Some(answer) = writes.update.run::<Jsonb>(client, &args) {
-                self.record(client, write, write.client_ts, None, &columns)?;
-                return Ok(Some(answer));
-            }
             match self.lock.run::<bool>(client, &args[..3]) {
                 // Newer: a conflict, decided against the version we now hold locked.
                 Some(false) => return Ok(None),
-                // Committed after the update's snapshot and not newer: locked now, so the update
-                // applies in the next round.
-                Some(true) => continue,
+                // Not newer (a row stamped exactly client_ts, or one committed after the first
+                // try's snapshot), and locked now, so the update applies; it misses only a row
+                // that row-level security lets the caller lock but not update.
+                Some(true) => {
+                    if let Some(answer) = writes.update.run::<Jsonb>(client, &args) {
+                        self.record_upsert(client, write, &columns)?;
+                        return Ok(Some(answer));
+                    }
+                    continue;
+                }
+                // No row: look again under the advisory lock (a row inserted meanwhile is seen).
+                None if !advised => {
+                    self.lock_row(write);
+                    advised = true;
+                    continue;
+                }
                 None => {}
             }
             if catalog::as_owner_of(c"changes", || self.tombstone.run::<bool>(client, &args[..3])) == Some(false) {
                 return Ok(None);
             }
             if let Some(answer) = writes.insert.run::<Jsonb>(client, &args) {
-                self.record(client, write, write.client_ts, None, &columns)?;
+                self.record_upsert(client, write, &columns)?;
                 return Ok(Some(answer));
             }
             // The insert met a row the lock did not see: inserted outside sync functions since
@@ -214,7 +238,13 @@ impl Statements for Tracked {
                 // brought back by a write that merges nothing still knows which fields are older.
                 let floor = clock_of(write);
                 let clocks = merge::floor_only(&self.columns[self.ts].name, &floor);
-                self.record(client, write, write.client_ts, Some(Jsonb::from_object(&clocks)), &[])?;
+                self.record_by(
+                    client,
+                    write,
+                    write.client_ts,
+                    write.client_id.as_deref(),
+                    Jsonb::from_object(&clocks),
+                )?;
                 return Ok(Some(answer));
             }
             match self.lock.run::<bool>(client, &args) {
@@ -227,7 +257,9 @@ impl Statements for Tracked {
             {
                 return Ok(None);
             }
-            return self.record(client, write, write.client_ts, Some(Jsonb::empty_object()), &[]).map(Some);
+            return self
+                .record_by(client, write, write.client_ts, write.client_id.as_deref(), Jsonb::empty_object())
+                .map(Some);
         }
         Err(SyncError::Unsettled { table: self.table.name.clone(), rounds: MAX_ROUNDS })
     }
@@ -307,7 +339,7 @@ impl Statements for Tracked {
         let statement = if existing { &writes.merge_update } else { &writes.insert };
         let Some(written) = statement.run::<Jsonb>(client, &args) else { return Ok(None) };
         let clocks = merge::clocks_with_floor(m, &self.columns[self.ts].name);
-        self.record_by(client, write, row_ts, m.row.by.as_deref(), Some(Jsonb::from_object(&clocks)), &[])?;
+        self.record_by(client, write, row_ts, m.row.by.as_deref(), Jsonb::from_object(&clocks))?;
         Ok(Some(written))
     }
 }

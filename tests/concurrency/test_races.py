@@ -225,3 +225,66 @@ def test_sync_upsert_in_at_repeatable_read():
     print(f"\nsync_upsert_in at REPEATABLE READ with retries on 40001: {stats}, {len(violations)} violations")
     assert violations == []
     assert stats["retries"] > 0, "no concurrent change surfaced as SQLSTATE 40001"
+
+
+def test_sync_upsert_in_and_sync_delete_in_racing_end_in_the_newest_write():
+    """Upserts and deletes of one tracked row at the same moment, on an existing row and on a
+    missing one: the newest write decides the row and its change record (the feed's and the
+    tombstone's op and timestamp), every other write is applied before it or answered with a
+    conflict, and each conflict is journaled once. An upsert that finds the row older writes it
+    without the per-row advisory lock, so this is where a write path that orders the row and its
+    record differently from each other would show."""
+    rng = random.Random(5)
+    bad, stats = [], {"applied": 0, "conflict": 0, "deleted": 0, "revived": 0}
+    with connect() as coordinator:
+        reset(coordinator)
+        with Barrier(DB, BARRIER_KEY, WRITERS) as barrier:
+            for rnd in range(ROUNDS):
+                row_id = str(uuid.UUID(int=10_000 + rnd))
+                if rnd % 2:
+                    coordinator.execute(TRACKED.seed_sql, (row_id, -1, BASE - timedelta(days=1)))
+                offsets = rng.sample(range(1, 1000), WRITERS)
+                stamps = [BASE + timedelta(milliseconds=o) for o in offsets]
+                deletes = [rng.random() < 0.4 for _ in range(WRITERS)]
+                writes = [
+                    ("SELECT inventory_sync.sync_delete_in('race_test.products', %s, %s)", (row_id, stamps[i]))
+                    if deletes[i]
+                    else (f"SELECT {TRACKED.call}", (row_id, Jsonb({"writer": i, "stock": offsets[i]}), stamps[i]))
+                    for i in range(WRITERS)
+                ]
+                results = barrier.fire(coordinator, writes)
+                newest = max(range(WRITERS), key=lambda i: stamps[i])
+                conflicts = 0
+                for i, (kind, answer, _) in enumerate(results):
+                    if kind == "error":
+                        bad.append(f"round {rnd}: writer {i} failed: {answer}")
+                    elif answer["status"] == "conflict":
+                        conflicts += 1
+                        if i == newest:
+                            bad.append(f"round {rnd}: the newest write (writer {i}) got a conflict")
+                    elif answer["status"] != "applied":
+                        bad.append(f"round {rnd}: writer {i} answered {answer}")
+                    else:
+                        stats["applied"] += 1
+                stats["conflict"] += conflicts
+                row = coordinator.execute(TRACKED.stored_sql, (row_id,)).fetchone()
+                record = coordinator.execute(
+                    "SELECT op, ts FROM inventory_sync.changes WHERE row_id = %s", (row_id,)
+                ).fetchone()
+                if deletes[newest]:
+                    stats["deleted"] += 1
+                    if row is not None or record != ("delete", stamps[newest]):
+                        bad.append(f"round {rnd}: the newest write deleted, but row {row}, record {record}")
+                else:
+                    stats["revived"] += any(deletes[i] and stamps[i] < stamps[newest] for i in range(WRITERS))
+                    if row != (newest, stamps[newest]) or record != ("upsert", stamps[newest]):
+                        bad.append(f"round {rnd}: expected writer {newest}'s upsert, row {row}, record {record}")
+                journaled = coordinator.execute(
+                    "SELECT count(*) FROM inventory_sync.conflicts WHERE table_name = %s AND row_id = %s",
+                    (TRACKED.table, row_id),
+                ).fetchone()[0]
+                if journaled != conflicts:
+                    bad.append(f"round {rnd}: {journaled} journal rows for {conflicts} conflicts")
+    print(f"\nsync_upsert_in and sync_delete_in, {ROUNDS} rounds x {WRITERS} writers: {stats}, {len(bad)} violations")
+    assert bad == []
+    assert stats["conflict"] > 0 and stats["deleted"] > 0 and stats["revived"] > 0

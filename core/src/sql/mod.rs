@@ -205,6 +205,19 @@ pub fn tracked_update(table: &str, table_id: i32, key: &str, ts: &str, columns: 
     )
 }
 
+/// The same for the common case, a row stamped strictly earlier (or never stamped): without the
+/// tie rule's subquery, which a kept plan sets up again on every execution, taken or not. A row
+/// stamped exactly `$2` is left to `tracked_update`, once the row is locked. (`$3` is unused.)
+pub fn tracked_update_older(table: &str, key: &str, ts: &str, columns: &[&str]) -> String {
+    format!(
+        "UPDATE {table} AS stored SET {}{ts} = $2 \
+          WHERE stored.{key} OPERATOR(pg_catalog.=) $1 \
+            AND (stored.{ts} IS NULL OR stored.{ts} OPERATOR(pg_catalog.<) $2) {}",
+        assignments(columns),
+        returning_applied(key, ts, "false")
+    )
+}
+
 fn assignments(columns: &[&str]) -> String {
     columns.iter().enumerate().map(|(i, col)| format!("{col} = ${}, ", i + 4)).collect()
 }
@@ -279,35 +292,43 @@ pub fn tracked_tombstone(table_id: i32) -> String {
 }
 
 /// Record the row's latest change for the pull feed (a delete: its tombstone). Parameters: `$1`
-/// key, `$2` the row's timestamp, `$3` client_id, `$4` op, `$5` the row's field clocks (with
-/// `given_clocks`; otherwise the stored clocks are kept and the columns named in `$6` get the
-/// write's clock, `$7` its microseconds), `$8` the feed position. Two statements rather than one `COALESCE($5, …)`: a
-/// parameter the planner could fold would make PostgreSQL's plan cache plan the statement anew
-/// on every call instead of keeping one generic plan.
-/// A tracked column without a clock was never written through the sync functions. Answers the
-/// `applied` answer of a delete (of a row that was not there); an upsert ignores it. In a
+/// key, `$2` the row's timestamp, `$3` client_id, `$4` op, `$5` field clocks: the row's clocks
+/// (`given_clocks`), or else the written columns' clocks, added to the stored ones (built by the
+/// caller: a subquery here would be set up again on every execution), `$6` the feed position.
+/// Two statements rather than one `CASE`: a parameter the planner could fold would make
+/// PostgreSQL's plan cache plan the statement anew on every call instead of keeping one generic
+/// plan. A tracked column without a clock was never written through the sync functions. Answers
+/// the `applied` answer of a delete (of a row that was not there); an upsert ignores it. In a
 /// transaction that cannot see a concurrent writer's record of the same row (REPEATABLE READ),
 /// this fails with 40001, as it should.
 pub fn tracked_record(table_id: i32, given_clocks: bool) -> String {
-    let clocks = "(SELECT COALESCE(pg_catalog.jsonb_object_agg(n.name, \
-         pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object('ts', $7, 'by', $3))), '{}'::pg_catalog.jsonb) \
-         FROM pg_catalog.unnest($6) AS n(name))";
-    let (inserted, updated) = if given_clocks {
-        ("$5".to_string(), "$5".to_string())
-    } else {
-        (clocks.to_string(), format!("c.field_clocks OPERATOR(pg_catalog.||) {clocks}"))
-    };
+    let clocks = if given_clocks { "$5" } else { "c.field_clocks OPERATOR(pg_catalog.||) $5" };
     format!(
         "INSERT INTO inventory_sync.changes AS c \
            (table_id, row_id, id, op, ts, client_id, field_clocks, position, changed_at) \
          VALUES ({table_id}, $1::pg_catalog.text, \
-                 pg_catalog.to_jsonb($1), $4, $2, $3, {inserted}, $8, pg_catalog.now()) \
+                 pg_catalog.to_jsonb($1), $4, $2, $3, $5, $6, pg_catalog.now()) \
          ON CONFLICT (row_id, table_id) DO UPDATE \
             SET id = excluded.id, op = excluded.op, ts = excluded.ts, client_id = excluded.client_id, \
-                field_clocks = {updated}, \
+                field_clocks = {clocks}, \
                 position = excluded.position, changed_at = excluded.changed_at \
          RETURNING pg_catalog.jsonb_build_object(\
            'status', 'applied', 'id', c.id, 'updated_at', c.ts, 'deleted', true)"
+    )
+}
+
+/// The common case of `tracked_record`: an upsert of a row that has a change record, which only
+/// moves forward (a plain UPDATE sets up less than `INSERT … ON CONFLICT` on every execution).
+/// Parameters as there; answers true, or no row when the row has no record yet.
+pub fn tracked_record_update(table_id: i32) -> String {
+    format!(
+        "UPDATE inventory_sync.changes AS c \
+            SET id = pg_catalog.to_jsonb($1), op = $4, ts = $2, client_id = $3, \
+                field_clocks = c.field_clocks OPERATOR(pg_catalog.||) $5, \
+                position = $6, changed_at = pg_catalog.now() \
+          WHERE c.row_id OPERATOR(pg_catalog.=) ($1::pg_catalog.text COLLATE {C}) \
+            AND c.table_id OPERATOR(pg_catalog.=) {table_id} \
+         RETURNING true"
     )
 }
 

@@ -61,6 +61,8 @@ fn nothing_resolves_through_search_path() {
         tracked_delete("t", 1, "k", "ts"),
         tracked_tombstone(1),
         tracked_record(1, false),
+        tracked_record_update(1),
+        tracked_update_older("t", "k", "ts", &["a", "b"]),
         tracked_record(1, true),
         feed(true),
         tracked_rows("t", "k", "ts", "uuid"),
