@@ -56,7 +56,7 @@ ALTER TABLE inventory_sync.inventory ALTER COLUMN change_xid DROP DEFAULT;
 ALTER TABLE inventory_sync.inventory
     ALTER COLUMN change_xid TYPE bigint USING change_xid::pg_catalog.text::pg_catalog.int8;
 ALTER TABLE inventory_sync.inventory RENAME COLUMN change_xid TO position;
-CREATE INDEX inventory_position_idx ON inventory_sync.inventory (position, (id::text COLLATE "C"));
+CREATE INDEX inventory_position_idx ON inventory_sync.inventory (position, id);
 COMMENT ON COLUMN inventory_sync.inventory.position IS
     'The feed position of the row''s last change (see inventory_sync.eras).';
 

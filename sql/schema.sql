@@ -26,7 +26,7 @@ CREATE TABLE inventory_sync.inventory (
     changed_at timestamptz NOT NULL DEFAULT now()
 );
 -- The pull feed walks changes in (position, row) order, as a range of this index.
-CREATE INDEX inventory_position_idx ON inventory_sync.inventory (position, (id::text COLLATE "C"));
+CREATE INDEX inventory_position_idx ON inventory_sync.inventory (position, id);
 
 CREATE TABLE inventory_sync.conflicts (
     row_id         text        NOT NULL,

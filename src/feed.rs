@@ -39,7 +39,7 @@ fn feed_types() -> Vec<PgOid> {
         pg_sys::INT8OID,
         pg_sys::INT4OID,
         pg_sys::INT8OID,
-        pg_sys::TEXTOID,
+        pg_sys::INT8OID,
     ]
     .map(PgOid::from_untagged)
     .to_vec()
@@ -101,12 +101,13 @@ pub fn pull(client: &mut SpiClient<'_>, since: Option<&str>, lim: i32) -> Result
         .get_one::<bool>()
         .expect("inventory_sync: has_table_privilege answers a boolean")
         .unwrap_or(false);
-    // The default table (table id 0) comes first at every position: after a change of a tracked
-    // table at position p, its part goes on from position p + 1 (its row ids are never empty).
-    let (default_position, default_row) = if after.table_id == 0 {
-        (after.position, after.row_id.as_str())
-    } else {
-        (after.position.saturating_add(1), "")
+    // The default table (table id 0) comes first at every position, its rows in id order: after
+    // a change of a tracked table at position p, or before the first row of position p + 1, its
+    // part goes on after every id of position p.
+    let (default_position, default_id) = match after.default_id() {
+        Some(id) => (after.position, id),
+        None if after.table_id == 0 => (after.position.saturating_sub(1), i64::MAX),
+        None => (after.position, i64::MAX),
     };
     let args = [
         after.position.into(),
@@ -115,7 +116,7 @@ pub fn pull(client: &mut SpiClient<'_>, since: Option<&str>, lim: i32) -> Result
         range.below.into(),
         (lim + 1).into(),
         default_position.into(),
-        default_row.into(),
+        default_id.into(),
     ];
     let feed = if readable { &FEED_WITH_DEFAULT } else { &FEED_TRACKED_ONLY };
     let rows = feed.with(|kept| kept.select_all(client, &args));

@@ -20,9 +20,20 @@ pub struct Position {
 }
 
 impl Position {
-    /// The feed order: (position, table id, row id), row ids bytewise as collation "C".
-    pub fn key(&self) -> (i64, i32, &[u8]) {
-        (self.position, self.table_id, self.row_id.as_bytes())
+    /// The feed order: (position, table id, row id); the default table's rows (table id 0) by
+    /// their id's number, other tables' row ids bytewise, as collation "C".
+    pub fn key(&self) -> (i64, i32, i64, &[u8]) {
+        (self.position, self.table_id, self.default_id().unwrap_or(i64::MIN), self.row_id.as_bytes())
+    }
+
+    /// The default table's id this position names: None before the first row of its position
+    /// (an empty row id) or for another table.
+    pub fn default_id(&self) -> Option<i64> {
+        if self.table_id == 0 {
+            self.row_id.parse().ok()
+        } else {
+            None
+        }
     }
 
     /// The cursor text: URL-safe base64 of `3:epoch:era:position:table_id:row_id`.
@@ -52,6 +63,9 @@ impl Position {
             if era < 0 || table_id < 0 || position < 0 {
                 return Err(SyncError::BadCursor);
             }
+            if table_id == 0 && !row_id.is_empty() && row_id.parse::<i64>().is_err() {
+                return Err(SyncError::BadCursor);
+            }
             return Ok((Position { era, position, table_id, row_id: row_id.to_string() }, Some(number(epoch)?)));
         }
         let (epoch, first) = match text.strip_prefix("2:").and_then(|rest| rest.split_once(':')) {
@@ -78,13 +92,34 @@ mod unit {
 
     proptest! {
         #[test]
-        fn cursors_round_trip(era in 0..i32::MAX, position in 0..i64::MAX, table_id in 0..i32::MAX,
+        fn cursors_round_trip(era in 0..i32::MAX, position in 0..i64::MAX, table_id in 1..i32::MAX,
                               row_id in ".*", epoch in any::<i64>()) {
             let p = Position { era, position, table_id, row_id };
             let text = p.encode_in_epoch(epoch);
             prop_assert!(text.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
             prop_assert_eq!(Position::decode_with_epoch(&text).unwrap(), (p, Some(epoch)));
         }
+
+        #[test]
+        fn default_table_cursors_round_trip_and_order_by_id(position in 0..i64::MAX, a in any::<i64>(),
+                                                             b in any::<i64>()) {
+            let at = |id: i64| Position { era: 1, position, table_id: 0, row_id: id.to_string() };
+            let text = at(a).encode_in_epoch(0);
+            prop_assert_eq!(Position::decode_with_epoch(&text).unwrap(), (at(a), Some(0)));
+            prop_assert_eq!(at(a).default_id(), Some(a));
+            prop_assert_eq!(at(a).key().cmp(&at(b).key()), a.cmp(&b));
+        }
+    }
+
+    #[test]
+    fn the_default_table_comes_first_at_each_position_in_id_order() {
+        let at = |table_id, row_id: &str| Position { era: 1, position: 7, table_id, row_id: row_id.into() };
+        let start = Position { era: 1, position: 7, table_id: 0, row_id: String::new() };
+        let order = [start, at(0, "-3"), at(0, "2"), at(0, "10"), at(1, "10"), at(1, "2")];
+        for pair in order.windows(2) {
+            assert!(pair[0].key() < pair[1].key(), "{:?} before {:?}", pair[0], pair[1]);
+        }
+        assert_eq!(at(1, "2").default_id(), None);
     }
 
     #[test]
@@ -106,6 +141,8 @@ mod unit {
             &URL_SAFE_NO_PAD.encode("1:x:2:y"),
             &URL_SAFE_NO_PAD.encode("3:0:1:-5:0:x"),
             &URL_SAFE_NO_PAD.encode("3:0:1:5:0"),
+            &URL_SAFE_NO_PAD.encode("3:0:1:5:0:x"),
+            &URL_SAFE_NO_PAD.encode("3:0:1:5:0:1.5"),
             &URL_SAFE_NO_PAD.encode("1:18446744073709551615:1:x"),
         ] {
             assert_eq!(Position::decode_with_epoch(bad), Err(SyncError::BadCursor), "{bad}");

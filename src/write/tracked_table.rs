@@ -143,9 +143,9 @@ impl Statements for Tracked {
 
     /// Serialize the writes of the sync functions to one row: a transaction-level advisory lock
     /// on (table, key), so that an upsert and a delete of a row that does not exist yet cannot
-    /// both go ahead. An upsert of a row that exists takes only the row's own lock, and never
-    /// this one while holding that (see `upsert`). Collisions of the 32-bit key hash only
-    /// serialize unrelated rows a little.
+    /// both go ahead, and so that a statement reading the row's change record (the tie rule's
+    /// client_id, a merge's field clocks) reads the latest writer's. Taken before any of the
+    /// row's locks. Collisions of the 32-bit key hash only serialize unrelated rows a little.
     fn lock_row(&self, write: &Write<'_>) {
         let hash = write.row_id.bytes().fold(0x811c_9dc5_u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
         security::advisory_xact_lock(self.table.oid.to_u32() as i32, hash as i32);
@@ -171,37 +171,29 @@ impl Statements for Tracked {
         args.push(write.client_ts.into());
         args.push(write.client_id.as_deref().into());
         args.extend(values.iter().map(|(_, p)| p.bind()));
-        // The common case first: the row exists and is older. Its row lock, held to the end of
-        // the transaction, orders the writers of an existing row (a delete waits for it and
-        // checks again), so this needs no advisory lock.
+        // Every sync write of the row holds the advisory lock to its end, so each statement here
+        // starts after the previous writer committed, and the change record the tie rule reads
+        // (a subquery, which a concurrent writer's newer row version would not refresh) is the
+        // current one.
+        self.lock_row(write);
+        // The common case first: the row exists and is older.
         if let Some(answer) = writes.update_older.run::<Jsonb>(client, &args) {
             self.record_upsert(client, write, &columns)?;
             return Ok(Some(answer));
         }
-        // Else the row is missing or stamped at or after client_ts. The update may hold it
-        // locked even so (it locks a row a concurrent writer changed before checking it again).
-        // Only a missing row takes the per-row advisory lock: a delete takes it before it waits
-        // for the row's lock, so a writer holding the row's lock must never wait for it.
-        let mut advised = false;
         let mut unseen = 0;
         for _ in 0..MAX_ROUNDS {
             match self.lock.run::<bool>(client, &args[..3]) {
                 // Newer: a conflict, decided against the version we now hold locked.
                 Some(false) => return Ok(None),
-                // Not newer (a row stamped exactly client_ts, or one committed after the first
-                // try's snapshot), and locked now, so the update applies; it misses only a row
-                // that row-level security lets the caller lock but not update.
+                // Not newer (a row stamped exactly client_ts, or one written outside the sync
+                // functions since the first try), and locked now, so the update applies; it
+                // misses only a row that row-level security lets the caller lock but not update.
                 Some(true) => {
                     if let Some(answer) = writes.update.run::<Jsonb>(client, &args) {
                         self.record_upsert(client, write, &columns)?;
                         return Ok(Some(answer));
                     }
-                    continue;
-                }
-                // No row: look again under the advisory lock (a row inserted meanwhile is seen).
-                None if !advised => {
-                    self.lock_row(write);
-                    advised = true;
                     continue;
                 }
                 None => {}

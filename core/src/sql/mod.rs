@@ -370,29 +370,30 @@ pub const ERA_START: &str = "INSERT INTO inventory_sync.eras (era, system_identi
 /// The change feed's first pass (see `feed`): the next changes after position `$1`, table id
 /// `$2`, row id `$3` and below position `$4` (the horizon), at most `$5`, in position order; from
 /// the default table when `with_default`, and from tracked tables the caller may read. The
-/// default table's part starts after `$6`, `$7`: the position and row id where it continues
-/// (its table id, 0, comes first at every position). Each part is one range of its index.
+/// default table's part starts after `$6`, `$7`: the position and id where it continues (its
+/// table id, 0, comes first at every position, and its rows are in id order, so that its index
+/// is on the plain columns: an expression in an index is set up and computed on every write).
+/// Each part is one range of its index.
 /// Columns: position, table id, row id, the entry (JSON text, built by concatenation: the answer is
 /// parsed as jsonb once, as a whole, and building each entry as jsonb first would cost as much
 /// again), whether it still needs the row, the tracked table's OID in this database.
 pub fn feed(with_default: bool) -> String {
-    let default_row = format!("(i.id::pg_catalog.text COLLATE {C})");
     let default_part = format!(
-        "(SELECT i.position, 0 AS table_id, {default_row} AS row_id, \
+        "(SELECT i.position, 0 AS table_id, i.id::pg_catalog.text AS row_id, i.id AS num, \
                  '{{\"table\":\"{DEFAULT_TABLE}\",\"id\":' {CAT} i.id {CAT} \
                  CASE WHEN i.deleted THEN ',\"op\":\"delete\",\"data\":null' \
                       ELSE ',\"op\":\"upsert\",\"data\":' {CAT} i.data::pg_catalog.text END {CAT} \
                  ',\"updated_at\":' {CAT} pg_catalog.to_json(i.updated_at)::pg_catalog.text {CAT} '}}' AS entry, \
                  false AS needs_row, 0::pg_catalog.oid AS relid \
             FROM inventory_sync.inventory i \
-           WHERE (i.position, {default_row}) OPERATOR(pg_catalog.>) ($6, $7 COLLATE {C}) \
+           WHERE (i.position, i.id) OPERATOR(pg_catalog.>) ($6, $7) \
              AND i.position OPERATOR(pg_catalog.<) $4 \
-           ORDER BY i.position, {default_row} LIMIT $5) UNION ALL "
+           ORDER BY i.position, i.id LIMIT $5) UNION ALL "
     );
     format!(
         "SELECT f.position, f.table_id, f.row_id, f.entry, f.needs_row, f.relid FROM ( \
            {} \
-           (SELECT c.position, c.table_id, c.row_id, \
+           (SELECT c.position, c.table_id, c.row_id, 0::pg_catalog.int8 AS num, \
                    '{{\"table\":' {CAT} pg_catalog.to_json({QUALIFIED_NAME})::pg_catalog.text {CAT} \
                    ',\"id\":' {CAT} c.id::pg_catalog.text {CAT} ',\"op\":\"' {CAT} c.op {CAT} \
                    '\",\"data\":null,\"updated_at\":' {CAT} pg_catalog.to_json(c.ts)::pg_catalog.text {CAT} '}}' AS entry, \
@@ -403,7 +404,7 @@ pub fn feed(with_default: bool) -> String {
                AND c.position OPERATOR(pg_catalog.<) $4 \
                AND pg_catalog.has_table_privilege(t.tbl, 'SELECT') \
              ORDER BY c.position, c.table_id, c.row_id LIMIT $5) \
-         ) f ORDER BY f.position, f.table_id, f.row_id LIMIT $5",
+         ) f ORDER BY f.position, f.table_id, f.num, f.row_id LIMIT $5",
         if with_default { default_part.as_str() } else { "" },
     )
 }
