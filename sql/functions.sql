@@ -14,6 +14,8 @@ COMMENT ON FUNCTION inventory_sync.untrack(regclass) IS
     'Take a table out of sync; its rows, journal entries and policies stay, its feed entries and tombstones go. Owner only.';
 COMMENT ON FUNCTION inventory_sync.sync_push(jsonb, boolean) IS
     'Apply a device''s whole upload: a JSON array of changes (upserts and deletes, default or tracked tables). Answers one outcome per change, in order; an invalid change gets an error outcome unless atomic.';
+COMMENT ON FUNCTION inventory_sync.sync_push_json(json, boolean) IS
+    'sync_push for large uploads: the changes and the outcomes as json text, never built whole as jsonb, so memory stays near the size of the text.';
 COMMENT ON FUNCTION inventory_sync.sync_pull(text, integer) IS
     'The changes after a cursor (NULL: from the beginning), at most lim: {"changes", "cursor", "has_more"}. Never skips a change, including one committed after an earlier pull.';
 COMMENT ON FUNCTION inventory_sync.purge_tombstones(interval) IS
@@ -32,6 +34,8 @@ ALTER FUNCTION inventory_sync.sync_upsert_in(regclass, text, jsonb, timestamptz,
 ALTER FUNCTION inventory_sync.sync_delete_in(regclass, text, timestamptz, text, text)
     SET plan_cache_mode = force_generic_plan;
 ALTER FUNCTION inventory_sync.sync_push(jsonb, boolean)
+    SET plan_cache_mode = force_generic_plan;
+ALTER FUNCTION inventory_sync.sync_push_json(json, boolean)
     SET plan_cache_mode = force_generic_plan;
 COMMENT ON FUNCTION inventory_sync.change_position() IS
     'The feed position of a change the current transaction makes now (see inventory_sync.eras).';

@@ -171,5 +171,15 @@ COMMENT ON FUNCTION inventory_sync.change_position() IS
     'The feed position of a change the current transaction makes now (see inventory_sync.eras).';
 ALTER TABLE inventory_sync.inventory ALTER COLUMN position SET DEFAULT inventory_sync.change_position();
 
+-- sync_push for large uploads, json in and out.
+CREATE FUNCTION inventory_sync."sync_push_json"("changes" json, "atomic" bool DEFAULT false) RETURNS json
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'sync_push_json_wrapper';
+COMMENT ON FUNCTION inventory_sync.sync_push_json(json, boolean) IS
+    'sync_push for large uploads: the changes and the outcomes as json text, never built whole as jsonb, so memory stays near the size of the text.';
+ALTER FUNCTION inventory_sync.sync_push_json(json, boolean)
+    SET plan_cache_mode = force_generic_plan;
+
 COMMENT ON FUNCTION inventory_sync.untrack(regclass) IS
     'Take a table out of sync; its rows, journal entries and policies stay, its feed entries and tombstones go. Owner only.';

@@ -14,7 +14,10 @@
 //!
 //! Memory stays bounded for any batch size: changes are read one at a time from the jsonb array
 //! (never parsed as a whole), and everything a change allocates lives in a memory context reset
-//! after it. What grows is only the outcomes' JSON text.
+//! after it. What grows is only the outcomes' JSON text. `sync_push_json` takes the batch as
+//! JSON text and answers JSON text: PostgreSQL then never builds the whole batch or the whole
+//! answer as jsonb (which takes many times the text's size), and each change is read as jsonb
+//! only while it runs.
 
 use serde_json::Value;
 
@@ -25,6 +28,46 @@ use crate::pg::values::{regclass_in, timestamptz_in};
 use crate::write::{self, Named, Op};
 use inventory_sync_core::change::Change;
 use inventory_sync_core::{SqlState, SyncError};
+
+/// A batch's changes: a jsonb array (`sync_push`), or JSON text and where its elements lie
+/// (`sync_push_json`).
+pub enum Batch<'a> {
+    Jsonb(Jsonb),
+    Text(&'a str, Vec<std::ops::Range<usize>>),
+}
+
+impl<'a> Batch<'a> {
+    /// The batch `sync_push` got: a jsonb array.
+    pub fn of_jsonb(changes: Option<Jsonb>) -> Result<Batch<'a>, SyncError> {
+        let changes = changes.ok_or(SyncError::NullArgument("changes"))?;
+        let kind = changes.kind();
+        if kind != "array" {
+            return Err(SyncError::NotAnArray { got: kind });
+        }
+        Ok(Batch::Jsonb(changes))
+    }
+
+    /// The batch `sync_push_json` got: JSON text (valid: PostgreSQL's json input checked it).
+    pub fn of_text(changes: Option<&'a str>) -> Result<Batch<'a>, SyncError> {
+        let text = changes.ok_or(SyncError::NullArgument("changes"))?;
+        Ok(Batch::Text(text, inventory_sync_core::batch_text::array_elements(text)?))
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Batch::Jsonb(array) => array.array_length(),
+            Batch::Text(_, elements) => elements.len(),
+        }
+    }
+
+    /// Change `index`, as jsonb in the current memory context (a change's own, reset after it).
+    fn element(&self, index: usize) -> Jsonb {
+        match self {
+            Batch::Jsonb(array) => array.array_element(index),
+            Batch::Text(text, elements) => answers_in(|| Jsonb::from_text(&text[elements[index].clone()])),
+        }
+    }
+}
 
 /// Changes tried together in one subtransaction (see `push`).
 const CHUNK: usize = 64;
@@ -111,20 +154,15 @@ fn row_order(item: Jsonb) -> (Option<String>, RowKey) {
     (text("table"), id)
 }
 
-/// The batch: a JSON array of outcomes, one per change, in order.
-pub fn push(changes: Option<Jsonb>, atomic: bool) -> Result<Jsonb, SyncError> {
-    let changes = changes.ok_or(SyncError::NullArgument("changes"))?;
-    let kind = changes.kind();
-    if kind != "array" {
-        return Err(SyncError::NotAnArray { got: kind });
-    }
-    let count = changes.array_length();
+/// The batch: a JSON array of outcomes, one per change, in order, as text.
+pub fn push(changes: &Batch<'_>, atomic: bool) -> Result<String, SyncError> {
+    let count = changes.len();
     let mut per_change = Scratch::new("inventory_sync push change");
 
     // First pass: where each change's row sorts (a few bytes per change).
     let mut order: Vec<(Option<String>, RowKey, usize)> = Vec::with_capacity(count);
     for index in 0..count {
-        let (tbl, key) = per_change.run(|| row_order(changes.array_element(index)));
+        let (tbl, key) = per_change.run(|| row_order(changes.element(index)));
         order.push((tbl, key, index));
         per_change.reset();
     }
@@ -144,7 +182,7 @@ pub fn push(changes: Option<Jsonb>, atomic: bool) -> Result<Jsonb, SyncError> {
                     own_errors(in_subtransaction(|| {
                         chunk
                             .iter()
-                            .map(|&index| parse(changes.array_element(index)).and_then(apply).map(|a| a.to_text()))
+                            .map(|&index| parse(changes.element(index)).and_then(apply).map(|a| a.to_text()))
                             .collect::<Result<Vec<String>, SyncError>>()
                     }))
                 })
@@ -160,7 +198,7 @@ pub fn push(changes: Option<Jsonb>, atomic: bool) -> Result<Jsonb, SyncError> {
         for &index in chunk {
             let outcome = per_change.run(|| {
                 answers_in(|| {
-                    let item = changes.array_element(index);
+                    let item = changes.element(index);
                     if atomic {
                         return catching(|| parse(item).and_then(apply))
                             .map(|a| a.to_text())
@@ -189,6 +227,5 @@ pub fn push(changes: Option<Jsonb>, atomic: bool) -> Result<Jsonb, SyncError> {
         out.push_str(outcome);
     }
     out.push(']');
-    drop(outcomes);
-    Ok(Jsonb::from_text(&out))
+    Ok(out)
 }

@@ -6,12 +6,14 @@
 //! - `rules`: the clock-skew guard, the payload's `id` key, argument checks;
 //! - `merge`: the per-field merge policies and the tie/clock rule;
 //! - `change`: the shape of one change of a `sync_push` batch;
+//! - `batch_text`: the changes of a batch given as JSON text (`sync_push_json`);
 //! - `cursor`: the pull cursor's format;
 //! - `values`: payload values as the text a column type reads;
 //! - `tracking`: which tables can be synced;
 //! - `sql`: the SQL text of every statement the extension runs;
 //! - `error`, `sqlstate`: every error a caller can provoke, with its SQLSTATE.
 
+pub mod batch_text;
 pub mod change;
 pub mod cursor;
 pub mod error;

@@ -4,8 +4,10 @@ use pgrx::datum::TimestampWithTimeZone;
 use pgrx::prelude::*;
 
 use super::respond;
+use crate::batch;
 use crate::catalog::positions;
 use crate::pg::args::RegClass;
+use crate::pg::json::JsonText;
 use crate::pg::jsonb::Jsonb;
 use crate::pg::security::check_writable;
 use crate::write::{self, Named};
@@ -97,5 +99,20 @@ fn sync_delete_in(
 #[pg_extern(volatile, parallel_unsafe)]
 fn sync_push(changes: Option<Jsonb>, atomic: default!(Option<bool>, "false")) -> Jsonb {
     check_writable(c"sync_push()");
-    respond(|| crate::batch::push(changes, atomic.unwrap_or(false)))
+    respond(|| {
+        let answer = batch::push(&batch::Batch::of_jsonb(changes)?, atomic.unwrap_or(false))?;
+        Ok(Jsonb::from_text(&answer))
+    })
+}
+
+/// `sync_push` for large batches: the changes as `json` and the outcomes as `json`, so that
+/// neither is ever built whole as jsonb (memory stays near the size of the text).
+#[pg_extern(volatile, parallel_unsafe)]
+fn sync_push_json(changes: Option<JsonText>, atomic: default!(Option<bool>, "false")) -> JsonText {
+    check_writable(c"sync_push_json()");
+    respond(|| {
+        let text = changes.map(JsonText::text).transpose()?;
+        let answer = batch::push(&batch::Batch::of_text(text)?, atomic.unwrap_or(false))?;
+        Ok(JsonText::from_text(&answer))
+    })
 }

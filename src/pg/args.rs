@@ -1,11 +1,12 @@
 //! Argument types that pgrx does not map the way we need: `regclass` and `name` as plain values,
-//! and `Jsonb` (see `jsonb`) passed through as a datum.
+//! and `Jsonb` and `JsonText` (see `jsonb`, `json`) passed through as datums.
 
 use pgrx::callconv::{Arg, ArgAbi, BoxRet, FcInfo};
 use pgrx::datum::{Datum, FromDatum, IntoDatum};
 use pgrx::nullable::Nullable;
 use pgrx::pg_sys;
 
+use super::json::JsonText;
 use super::jsonb::Jsonb;
 
 /// Arguments of these types are read with their `FromDatum`.
@@ -26,12 +27,19 @@ macro_rules! argument_type {
     )*};
 }
 
-argument_type!(Jsonb, RegClass, Name);
+argument_type!(Jsonb, JsonText, RegClass, Name);
 
 // SAFETY: the datum returned is a valid jsonb allocated in the caller's memory context.
 unsafe impl BoxRet for Jsonb {
     unsafe fn box_into<'fcx>(self, fcinfo: &mut FcInfo<'fcx>) -> Datum<'fcx> {
         unsafe { fcinfo.return_raw_datum(self.datum()) }
+    }
+}
+
+// SAFETY: the datum returned is a valid json (text) allocated in the caller's memory context.
+unsafe impl BoxRet for JsonText {
+    unsafe fn box_into<'fcx>(self, fcinfo: &mut FcInfo<'fcx>) -> Datum<'fcx> {
+        unsafe { fcinfo.return_raw_datum(self.into_datum().expect("a json datum")) }
     }
 }
 

@@ -95,7 +95,7 @@ pub fn answers_in<R>(f: impl FnOnce() -> R) -> R {
 }
 
 /// Run `f` with the answer context (see `answers_in`) current, when one is set.
-fn in_answer_context<R>(f: impl FnOnce() -> R) -> R {
+pub(crate) fn in_answer_context<R>(f: impl FnOnce() -> R) -> R {
     match ANSWER_CONTEXT.get() {
         // SAFETY: the answer context outlives the call that set it; switched back afterwards.
         Some(context) => unsafe { PgMemoryContexts::For(context).switch_to(|_| f()) },

@@ -15,6 +15,7 @@
 //! - `xact`: the transaction's clock, relation locks and invalidations.
 
 pub mod args;
+pub mod json;
 pub mod jsonb;
 pub mod kept;
 pub mod lookup;

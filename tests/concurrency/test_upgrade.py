@@ -162,6 +162,10 @@ def every_function_works(c):
         "SELECT inventory_sync.sync_push('[{\"id\": 4, \"payload\": {\"a\": 1}, \"client_ts\": \"2024-03-01 09:00+00\"}]')"
     )
     assert [o["status"] for o in pushed] == ["applied"]
+    pushed = one(
+        "SELECT inventory_sync.sync_push_json('[{\"id\": 5, \"payload\": {\"a\": 1}, \"client_ts\": \"2024-03-01 09:00+00\"}]')"
+    )
+    assert [o["status"] for o in pushed] == ["applied"]
     # Every item and every tracked row or tombstone, once.
     assert len(one("SELECT inventory_sync.sync_pull(NULL)")["changes"]) == one(
         "SELECT (SELECT count(*) FROM inventory_sync.inventory) + (SELECT count(*) FROM inventory_sync.changes)"
