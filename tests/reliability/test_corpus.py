@@ -53,6 +53,7 @@ The objects the cases name (typed tables, views, roles) come from corpus/schema.
 """
 
 import json
+import re
 import random
 import string
 from collections import Counter
@@ -118,6 +119,10 @@ def to_json(value):
     if isinstance(value, dict):
         return "{" + ",".join(f"{json.dumps(k)}:{to_json(v)}" for k, v in value.items()) + "}"
     return json.dumps(value, ensure_ascii=True)
+
+
+# Every sync_push case runs again through sync_push_json (test_sync_push_json_answers_as_sync_push).
+PUSH_SQL = re.compile(r"SELECT inventory_sync\.sync_push\((%\(\w+\)s)::jsonb(.*)\)")
 
 
 def load_cases():
@@ -430,3 +435,41 @@ def test_case(runner, case):
         conn = runner.connection()
         for sql, p in statements(conn, case.get("teardown"), params):
             conn.execute(sql, p)
+
+
+@pytest.mark.parametrize("case", [pytest.param(c, id=c["name"]) for c in CASES if PUSH_SQL.fullmatch(c["sql"])])
+def test_sync_push_json_answers_as_sync_push(runner, case):
+    """Every sync_push case again, through sync_push_json, from the same state (each call in a
+    transaction rolled back afterwards): the same outcomes, or the same error."""
+    conn = runner.connection()
+    match = PUSH_SQL.fullmatch(case["sql"])
+    as_json = f"SELECT inventory_sync.sync_push_json({match[1]}::json{match[2]})"
+    given = case.get("params", {})
+    is_query = {name for name, v in given.items() if isinstance(v, dict) and "query" in v}
+    fixed = {name: param_value(conn, v) for name, v in given.items() if name not in is_query}
+    answers = []
+    try:
+        for sql in (case["sql"], as_json):
+            try:
+                with conn.transaction(force_rollback=True):
+                    params = dict(fixed)
+                    for statement, p in statements(conn, case.get("setup"), params):
+                        conn.execute(statement, p)
+                    params.update({name: param_value(conn, given[name]) for name in is_query})
+                    for statement, p in statements(conn, case.get("session"), params):
+                        conn.execute(statement, p)
+                    if case.get("role"):
+                        conn.execute(f"SET ROLE {case['role']}")
+                    answer = conn.execute(sql, params or None).fetchone()[0]
+                    # The server's clock, where an outcome shows it, differs from call to call.
+                    for outcome in answer if isinstance(answer, list) else []:
+                        if isinstance(outcome, dict):
+                            outcome.pop("server_time", None)
+                            outcome.pop("ahead_by_seconds", None)
+                    answers.append(("answer", answer))
+            except psycopg.Error as e:
+                # A statement timeout strikes wherever the call has got to.
+                answers.append(("error", e.sqlstate, None if e.sqlstate == "57014" else e.diag.message_primary))
+    finally:
+        runner.reset_session()
+    assert answers[0] == answers[1], f"sync_push: {short(str(answers[0]))}; sync_push_json: {short(str(answers[1]))}"
