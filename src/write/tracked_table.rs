@@ -153,10 +153,10 @@ impl Statements for Tracked {
 
     /// Apply an upsert of `columns` (positions, ascending) with `args` (`$1` key, `$2` client_ts,
     /// then the columns' values): update the row if it is older; else lock it and look (and
-    /// update it if it is not newer); if there is none, let a newer tombstone win, else insert (an insert of a partial row fails
-    /// its NOT NULL checks even when the row exists, so it comes last). None: the stored row or
-    /// tombstone is newer (and now locked by us), or the caller cannot see the row under
-    /// row-level security.
+    /// update it if it is not newer); if there is none, let a newer tombstone win, else insert
+    /// (an insert of a partial row fails its NOT NULL checks even when the row exists, so it
+    /// comes last). None: the stored row or tombstone is newer (and now locked by us), or the
+    /// caller cannot see the row under row-level security.
     fn upsert(
         &self,
         client: &mut SpiClient<'_>,
