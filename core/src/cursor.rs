@@ -63,10 +63,12 @@ impl Position {
             if era < 0 || table_id < 0 || position < 0 {
                 return Err(SyncError::BadCursor);
             }
-            if table_id == 0 && !row_id.is_empty() && row_id.parse::<i64>().is_err() {
+            let p = Position { era, position, table_id, row_id: row_id.to_string() };
+            // A default-table row is named by its bigint id (or not at all: before the first).
+            if table_id == 0 && !row_id.is_empty() && p.default_id().is_none() {
                 return Err(SyncError::BadCursor);
             }
-            return Ok((Position { era, position, table_id, row_id: row_id.to_string() }, Some(number(epoch)?)));
+            return Ok((p, Some(number(epoch)?)));
         }
         let (epoch, first) = match text.strip_prefix("2:").and_then(|rest| rest.split_once(':')) {
             Some((epoch, inner)) => (Some(number(epoch)?), inner),

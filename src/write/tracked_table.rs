@@ -3,7 +3,7 @@
 //! `INSERT … ON CONFLICT` cannot do partial updates), under a per-row advisory lock, and records
 //! the change for the pull feed (`inventory_sync.changes`, written as its owner).
 
-use pgrx::datum::TimestampWithTimeZone;
+use pgrx::datum::{DatumWithOid, TimestampWithTimeZone};
 use pgrx::pg_sys;
 use pgrx::spi::SpiClient;
 
@@ -91,15 +91,7 @@ impl Tracked {
         let clock =
             merge::clock_to_json(&merge::Clock { ts: write.client_ts.into_inner(), by: by.map(str::to_string) });
         let clocks = written.iter().map(|&i| (self.columns[i].name.clone(), clock.clone())).collect();
-        let position = positions::for_write(client)?;
-        let args = [
-            write.key.bind(),
-            write.client_ts.into(),
-            by.into(),
-            write.op.as_str().into(),
-            Jsonb::from_object(&clocks).into(),
-            position.into(),
-        ];
+        let args = record_args(client, write, write.client_ts, by, Jsonb::from_object(&clocks))?;
         // The feed is written only as its owner (see `catalog::as_owner_of`). Most rows have a
         // record already, which the plain update moves forward.
         catalog::as_owner_of(c"changes", || {
@@ -120,11 +112,23 @@ impl Tracked {
         by: Option<&str>,
         clocks: Jsonb,
     ) -> Result<Jsonb, SyncError> {
-        let position = positions::for_write(client)?;
-        let args = [write.key.bind(), ts.into(), by.into(), write.op.as_str().into(), clocks.into(), position.into()];
+        let args = record_args(client, write, ts, by, clocks)?;
         Ok(catalog::as_owner_of(c"changes", || self.record_with_clocks.run::<Jsonb>(client, &args))
             .expect("inventory_sync: recording a change answered no row"))
     }
+}
+
+/// The parameters of the change-record statements (see `sql::tracked_record`), with the feed
+/// position of this transaction's changes.
+fn record_args<'a>(
+    client: &mut SpiClient<'_>,
+    write: &'a Write<'_>,
+    ts: TimestampWithTimeZone,
+    by: Option<&'a str>,
+    clocks: Jsonb,
+) -> Result<[DatumWithOid<'a>; 6], SyncError> {
+    let position = positions::for_write(client)?;
+    Ok([write.key.bind(), ts.into(), by.into(), write.op.as_str().into(), clocks.into(), position.into()])
 }
 
 impl Statements for Tracked {

@@ -15,6 +15,8 @@ import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
+from harness import pull_all
+
 DB = "inventory_sync_protocol"
 BASE = datetime(2024, 3, 1, 10, 0, tzinfo=timezone.utc)
 PRODUCTS = "proto.products"
@@ -51,17 +53,6 @@ def empty_tables():
         )
 
 
-def pull_all(conn, cursor=None, lim=1000):
-    """Pull until has_more is false; return (changes, cursor)."""
-    changes = []
-    while True:
-        page = conn.execute("SELECT inventory_sync.sync_pull(%s, %s)", (cursor, lim)).fetchone()[0]
-        changes += page["changes"]
-        cursor = page["cursor"]
-        if not page["has_more"]:
-            return changes, cursor
-
-
 def keys(changes):
     return {(c["table"], str(c["id"])) for c in changes}
 
@@ -70,7 +61,7 @@ def test_a_change_committed_after_a_pull_is_not_skipped():
     """A transaction that is still open while a pull hands out its cursor, and commits
     afterwards, must show up in the next pull, although later transactions committed first."""
     with connect() as setup, connect() as slow, connect() as fast, connect() as device:
-        _, cursor = pull_all(device)
+        _, cursor = pull_all(device, lim=1000)
         slow.autocommit = False
         slow.execute("SELECT inventory_sync.sync_upsert(1, '{\"by\": \"slow\"}', %s)", (BASE,))
         slow.execute(
@@ -83,18 +74,18 @@ def test_a_change_committed_after_a_pull_is_not_skipped():
             "SELECT inventory_sync.sync_upsert_in(%s, %s, '{\"name\": \"fast\"}', %s)",
             (PRODUCTS, str(uuid.UUID(int=2)), BASE),
         )
-        first, cursor = pull_all(device, cursor)
+        first, cursor = pull_all(device, cursor, lim=1000)
         # Neither is handed out yet: the fast one sits above the still-open slow one.
         assert first == []
         slow.commit()
-        second, cursor = pull_all(device, cursor)
+        second, cursor = pull_all(device, cursor, lim=1000)
         assert keys(second) == {
             ("inventory_sync.inventory", "1"),
             ("inventory_sync.inventory", "2"),
             ("proto.products", str(uuid.UUID(int=1))),
             ("proto.products", str(uuid.UUID(int=2))),
         }
-        third, _ = pull_all(device, cursor)
+        third, _ = pull_all(device, cursor, lim=1000)
         assert third == []
         setup.execute("SELECT 1")
 
@@ -388,7 +379,7 @@ def test_pull_runs_on_a_streaming_replica():
         wait_for_replay(primary, standby)
         deadline = time.monotonic() + 30
         while True:
-            nxt, _ = pull_all(standby, on_standby[1])
+            nxt, _ = pull_all(standby, on_standby[1], lim=1000)
             if nxt:
                 break
             assert time.monotonic() < deadline

@@ -61,6 +61,7 @@ import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
+import harness
 from conftest import connect, fresh_database
 
 # Roles are cluster-wide: every name carries the suite's prefix, and they are dropped again.
@@ -366,13 +367,7 @@ def test_rights_revoked_mid_session_are_honoured_by_kept_statements(env):
 
 def pull_all(conn, lim=1000):
     """Every change, page by page."""
-    changes, cursor = [], None
-    while True:
-        page = conn.execute("SELECT inventory_sync.sync_pull(%s, %s)", (cursor, lim)).fetchone()[0]
-        changes += page["changes"]
-        cursor = page["cursor"]
-        if not page["has_more"]:
-            return changes
+    return harness.pull_all(conn, lim=lim)[0]
 
 
 @pytest.mark.parametrize("lim", [1000, 1])
