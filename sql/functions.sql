@@ -25,18 +25,6 @@ COMMENT ON FUNCTION inventory_sync.purge_mutations(interval) IS
 COMMENT ON FUNCTION inventory_sync.set_policy(regclass, text, text) IS
     'Set how a field merges: lww (default), field_lww, delta (numbers, with a base) or server_wins. Owner only.';
 
--- The tracked-table statements compare the write's client_id with the stored row's, and skip
--- that comparison when the write has none: with the value known, PostgreSQL's plan cache finds a
--- plan for that one call cheaper than the generic plan and plans every call anew (a sixth of a
--- call's work, measured). These functions keep one generic plan per statement instead.
-ALTER FUNCTION inventory_sync.sync_upsert_in(regclass, text, jsonb, timestamptz, text, text, jsonb)
-    SET plan_cache_mode = force_generic_plan;
-ALTER FUNCTION inventory_sync.sync_delete_in(regclass, text, timestamptz, text, text)
-    SET plan_cache_mode = force_generic_plan;
-ALTER FUNCTION inventory_sync.sync_push(jsonb, boolean)
-    SET plan_cache_mode = force_generic_plan;
-ALTER FUNCTION inventory_sync.sync_push_json(json, boolean)
-    SET plan_cache_mode = force_generic_plan;
 COMMENT ON FUNCTION inventory_sync.change_position() IS
     'The feed position of a change the current transaction makes now (see inventory_sync.eras).';
 

@@ -141,23 +141,26 @@ SELECT pg_catalog.pg_extension_config_dump('inventory_sync.eras', '');
 -- A dropped table's feed entries go with its tracking row.
 CREATE OR REPLACE FUNCTION inventory_sync.forget_dropped_tables() RETURNS event_trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    dropped oid[];
+    ids integer[];
 BEGIN
-    DELETE FROM inventory_sync.changes c
-     USING inventory_sync.tracked t, pg_catalog.pg_event_trigger_dropped_objects() d
+    -- The dropped tables first, then plain statements on the extension's tables: on Citus those
+    -- run on other nodes too, where there is no dropped-objects list to join with.
+    SELECT pg_catalog.array_agg(d.objid) INTO dropped
+      FROM pg_catalog.pg_event_trigger_dropped_objects() d
      WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
-       AND d.objsubid OPERATOR(pg_catalog.=) 0
-       AND t.tbl::pg_catalog.oid OPERATOR(pg_catalog.=) d.objid
-       AND c.table_id OPERATOR(pg_catalog.=) t.table_id;
-    DELETE FROM inventory_sync.tracked t
-     USING pg_catalog.pg_event_trigger_dropped_objects() d
-     WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
-       AND d.objsubid OPERATOR(pg_catalog.=) 0
-       AND t.tbl::pg_catalog.oid OPERATOR(pg_catalog.=) d.objid;
-    DELETE FROM inventory_sync.field_policies p
-     USING pg_catalog.pg_event_trigger_dropped_objects() d
-     WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
-       AND d.objsubid OPERATOR(pg_catalog.=) 0
-       AND p.tbl::pg_catalog.oid OPERATOR(pg_catalog.=) d.objid;
+       AND d.objsubid OPERATOR(pg_catalog.=) 0;
+    IF dropped IS NULL THEN
+        RETURN;
+    END IF;
+    SELECT pg_catalog.array_agg(t.table_id) INTO ids FROM inventory_sync.tracked t
+     WHERE t.tbl::pg_catalog.oid OPERATOR(pg_catalog.=) ANY (dropped);
+    IF ids IS NOT NULL THEN
+        DELETE FROM inventory_sync.changes c WHERE c.table_id OPERATOR(pg_catalog.=) ANY (ids);
+        DELETE FROM inventory_sync.tracked t WHERE t.table_id OPERATOR(pg_catalog.=) ANY (ids);
+    END IF;
+    DELETE FROM inventory_sync.field_policies p WHERE p.tbl::pg_catalog.oid OPERATOR(pg_catalog.=) ANY (dropped);
 END
 $$;
 ALTER EVENT TRIGGER inventory_sync_forget_dropped_tables ENABLE;
@@ -178,8 +181,16 @@ LANGUAGE c
 AS 'MODULE_PATHNAME', 'sync_push_json_wrapper';
 COMMENT ON FUNCTION inventory_sync.sync_push_json(json, boolean) IS
     'sync_push for large uploads: the changes and the outcomes as json text, never built whole as jsonb, so memory stays near the size of the text.';
-ALTER FUNCTION inventory_sync.sync_push_json(json, boolean)
-    SET plan_cache_mode = force_generic_plan;
+
+-- 0.1.0 ran the tracked-table functions with plan_cache_mode = force_generic_plan, for statements
+-- whose plan depended on whether the write had a client_id. No statement does now, and Citus
+-- cannot plan its statements generically: the functions run with the caller's setting.
+ALTER FUNCTION inventory_sync.sync_upsert_in(regclass, text, jsonb, timestamptz, text, text, jsonb)
+    RESET plan_cache_mode;
+ALTER FUNCTION inventory_sync.sync_delete_in(regclass, text, timestamptz, text, text)
+    RESET plan_cache_mode;
+ALTER FUNCTION inventory_sync.sync_push(jsonb, boolean)
+    RESET plan_cache_mode;
 
 COMMENT ON FUNCTION inventory_sync.untrack(regclass) IS
     'Take a table out of sync; its rows, journal entries and policies stay, its feed entries and tombstones go. Owner only.';

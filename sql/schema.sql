@@ -258,23 +258,26 @@ COMMENT ON VIEW inventory_sync.policies IS
 -- consults) is already gone.
 CREATE FUNCTION inventory_sync.forget_dropped_tables() RETURNS event_trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    dropped oid[];
+    ids integer[];
 BEGIN
-    DELETE FROM inventory_sync.changes c
-     USING inventory_sync.tracked t, pg_catalog.pg_event_trigger_dropped_objects() d
+    -- The dropped tables first, then plain statements on the extension's tables: on Citus those
+    -- run on other nodes too, where there is no dropped-objects list to join with.
+    SELECT pg_catalog.array_agg(d.objid) INTO dropped
+      FROM pg_catalog.pg_event_trigger_dropped_objects() d
      WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
-       AND d.objsubid OPERATOR(pg_catalog.=) 0
-       AND t.tbl::pg_catalog.oid OPERATOR(pg_catalog.=) d.objid
-       AND c.table_id OPERATOR(pg_catalog.=) t.table_id;
-    DELETE FROM inventory_sync.tracked t
-     USING pg_catalog.pg_event_trigger_dropped_objects() d
-     WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
-       AND d.objsubid OPERATOR(pg_catalog.=) 0
-       AND t.tbl::pg_catalog.oid OPERATOR(pg_catalog.=) d.objid;
-    DELETE FROM inventory_sync.field_policies p
-     USING pg_catalog.pg_event_trigger_dropped_objects() d
-     WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
-       AND d.objsubid OPERATOR(pg_catalog.=) 0
-       AND p.tbl::pg_catalog.oid OPERATOR(pg_catalog.=) d.objid;
+       AND d.objsubid OPERATOR(pg_catalog.=) 0;
+    IF dropped IS NULL THEN
+        RETURN;
+    END IF;
+    SELECT pg_catalog.array_agg(t.table_id) INTO ids FROM inventory_sync.tracked t
+     WHERE t.tbl::pg_catalog.oid OPERATOR(pg_catalog.=) ANY (dropped);
+    IF ids IS NOT NULL THEN
+        DELETE FROM inventory_sync.changes c WHERE c.table_id OPERATOR(pg_catalog.=) ANY (ids);
+        DELETE FROM inventory_sync.tracked t WHERE t.table_id OPERATOR(pg_catalog.=) ANY (ids);
+    END IF;
+    DELETE FROM inventory_sync.field_policies p WHERE p.tbl::pg_catalog.oid OPERATOR(pg_catalog.=) ANY (dropped);
 END
 $$;
 REVOKE ALL ON FUNCTION inventory_sync.forget_dropped_tables() FROM PUBLIC;

@@ -25,6 +25,7 @@ use serde_json::value::RawValue;
 use crate::catalog::{self, positions};
 use crate::pg::jsonb::Jsonb;
 use crate::pg::kept::{Kept, Row};
+use crate::pg::{lookup, security};
 use inventory_sync_core::cursor::Position;
 use inventory_sync_core::sql;
 use inventory_sync_core::SyncError;
@@ -40,6 +41,7 @@ fn feed_types() -> Vec<PgOid> {
         pg_sys::INT4OID,
         pg_sys::INT8OID,
         pg_sys::INT8OID,
+        pg_sys::INT4ARRAYOID,
     ]
     .map(PgOid::from_untagged)
     .to_vec()
@@ -94,13 +96,17 @@ pub fn pull(client: &mut SpiClient<'_>, since: Option<&str>, lim: i32) -> Result
         }
     }
 
-    let readable = client
-        .select(sql::FEED_READABLE, None, &[])
-        .expect("inventory_sync: checking privileges failed")
-        .first()
-        .get_one::<bool>()
-        .expect("inventory_sync: has_table_privilege answers a boolean")
-        .unwrap_or(false);
+    let readable = security::may_read(lookup::default_table_oid());
+    // The tracked tables the caller may read, by table id: their OIDs and names as JSON.
+    let mut tables: HashMap<i32, (pg_sys::Oid, String)> = HashMap::new();
+    for row in client.select(sql::FEED_TABLES, None, &[]).expect("inventory_sync: reading the tracked tables failed") {
+        let (Some(id), Some(relid)) = (row.value::<i32>(1), row.value::<pg_sys::Oid>(2)) else { continue };
+        if security::may_read(relid) {
+            let name = serde_json::to_string(&lookup::qualified_name(relid)).expect("a name serializes");
+            tables.insert(id, (relid, name));
+        }
+    }
+    let table_ids: Vec<i32> = tables.keys().copied().collect();
     // The default table (table id 0) comes first at every position, its rows in id order: after
     // a change of a tracked table at position p, or before the first row of position p + 1, its
     // part goes on after every id of position p.
@@ -117,20 +123,27 @@ pub fn pull(client: &mut SpiClient<'_>, since: Option<&str>, lim: i32) -> Result
         (lim + 1).into(),
         default_position.into(),
         default_id.into(),
+        table_ids.into(),
     ];
     let feed = if readable { &FEED_WITH_DEFAULT } else { &FEED_TRACKED_ONLY };
     let rows = feed.with(|kept| kept.select_all(client, &args));
     let mut found = Vec::with_capacity(rows.len());
     for row in rows {
-        let entry: String = row.value(4).expect("feed entry is NULL");
+        let mut entry: String = row.value(4).expect("feed entry is NULL");
+        let table_id: i32 = row.value(2).expect("a change has a table id");
+        let mut relid = pg_sys::InvalidOid;
+        if let Some((oid, name)) = tables.get(&table_id) {
+            relid = *oid;
+            entry.insert_str(0, &format!("{{\"table\":{name}"));
+        }
         found.push(Found {
             position: Position {
                 era: range.era,
                 position: row.value(1).expect("a change has a position"),
-                table_id: row.value(2).expect("a change has a table id"),
+                table_id,
                 row_id: row.value(3).unwrap_or_default(),
             },
-            relid: row.value(6).unwrap_or(pg_sys::InvalidOid),
+            relid,
             entry,
             needs_row: row.value(5).unwrap_or(false),
         });

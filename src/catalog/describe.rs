@@ -103,10 +103,12 @@ pub(super) fn load(client: &SpiClient<'_>, relid: pg_sys::Oid) -> Result<Tracked
     record_types.extend([builtin(pg_sys::TEXTOID), builtin(pg_sys::JSONBOID), builtin(pg_sys::INT8OID)]);
     let server_row = sql::tracked_server_row(&name, id, &k.quoted, &quote_literal(&k.name), &quote_literal(&t.name));
     Ok(Tracked {
-        lock: Kept::new(sql::tracked_lock(&name, id, &k.quoted, &t.quoted), key_ts.clone()),
-        lock_for_merge: Kept::new(sql::tracked_lock_for_merge(&name, id, &k.quoted, &t.quoted), vec![typ(k.typid)]),
+        lock: Kept::new(sql::tracked_lock(&name, &k.quoted, &t.quoted), vec![typ(k.typid)]),
+        lock_for_merge: Kept::new(sql::tracked_lock_for_merge(&name, &k.quoted, &t.quoted), vec![typ(k.typid)]),
+        record_clock: Kept::new(sql::tracked_record_clock(id), vec![typ(k.typid)]),
         tombstone_clock: Kept::new(sql::tracked_tombstone_clock(id), vec![typ(k.typid)]),
-        delete: Kept::new(sql::tracked_delete(&name, id, &k.quoted, &t.quoted), key_ts.clone()),
+        delete_older: Kept::new(sql::tracked_delete_older(&name, &k.quoted, &t.quoted), key_ts[..2].to_vec()),
+        delete_locked: Kept::new(sql::tracked_delete_locked(&name, &k.quoted), vec![typ(k.typid)]),
         tombstone: Kept::new(sql::tracked_tombstone(id), key_ts),
         record: Kept::new(sql::tracked_record(id, false), record_types.clone()),
         record_update: Kept::new(sql::tracked_record_update(id), record_types.clone()),

@@ -33,14 +33,13 @@ use inventory_sync_core::SyncError;
 
 /// What the conflict and rejection paths need of a table: its name for the journal, its OID (for
 /// rights checks in this backend), its table id (for the mutation log and the feed: the same
-/// after a restore), and the two statements, built by `sql::conflict` and `sql::reject` for its
-/// key type and row shape.
+/// after a restore), and the statement that journals a write that was not applied with the
+/// stored row (`sql::journal`, for its key type and row shape).
 pub struct Table {
     pub name: String,
     pub oid: pg_sys::Oid,
     pub id: i32,
-    pub conflict: Kept,
-    pub reject: Kept,
+    pub journal: Kept,
 }
 
 impl Table {
@@ -48,7 +47,7 @@ impl Table {
     /// SELECT giving the stored row (or tombstone) as a client stores it, keyed by `$1`.
     pub fn new(name: String, oid: pg_sys::Oid, id: i32, key_type: pg_sys::Oid, server_row: &str) -> Self {
         let t = |oid: pg_sys::Oid| PgOid::from_untagged(oid);
-        let common = vec![
+        let types = vec![
             t(key_type),
             t(pg_sys::JSONBOID),
             t(pg_sys::TIMESTAMPTZOID),
@@ -56,16 +55,9 @@ impl Table {
             t(pg_sys::TEXTOID),
             t(pg_sys::TEXTOID),
             t(pg_sys::TEXTOID),
+            t(pg_sys::TEXTOID),
         ];
-        let mut reject_types = common.clone();
-        reject_types.extend([t(pg_sys::INT4OID), t(pg_sys::FLOAT8OID)]);
-        Table {
-            conflict: Kept::new(sql::conflict(server_row), common),
-            reject: Kept::new(sql::reject(server_row), reject_types),
-            name,
-            oid,
-            id,
-        }
+        Table { journal: Kept::new(sql::journal(server_row), types), name, oid, id }
     }
 }
 
@@ -78,8 +70,8 @@ const MAX_PLANS_PER_TABLE: usize = 256;
 pub struct Writes {
     /// The update of a row stamped earlier than the write: the first try.
     pub update_older: Kept,
-    pub update: Kept,
     pub insert: Kept,
+    /// The update of a row locked and decided on: a tie the write wins, or a merge.
     pub merge_update: Kept,
 }
 
@@ -91,8 +83,10 @@ pub struct Tracked {
     pub ts: usize,
     pub lock: Kept,
     pub lock_for_merge: Kept,
+    pub record_clock: Kept,
     pub tombstone_clock: Kept,
-    pub delete: Kept,
+    pub delete_older: Kept,
+    pub delete_locked: Kept,
     pub tombstone: Kept,
     pub record: Kept,
     pub record_update: Kept,
@@ -102,6 +96,12 @@ pub struct Tracked {
 }
 
 impl Tracked {
+    /// Whether the key is an integer column.
+    pub fn numeric_key(&self) -> bool {
+        use inventory_sync_core::tracking::oid;
+        matches!(self.columns[self.key].typid, oid::INT8 | oid::INT4)
+    }
+
     pub fn column(&self, name: &str) -> Option<usize> {
         self.columns.iter().position(|c| c.name == name)
     }
@@ -125,7 +125,6 @@ impl Tracked {
         types.extend(columns.iter().map(|&i| PgOid::from_untagged(self.columns[i].typid.into())));
         let writes = Rc::new(Writes {
             update_older: Kept::new(sql::tracked_update_older(table, key, ts, &names), types.clone()),
-            update: Kept::new(sql::tracked_update(table, self.table.id, key, ts, &names), types.clone()),
             merge_update: Kept::new(sql::tracked_merge_update(table, key, ts, &names), types.clone()),
             insert: Kept::new(sql::tracked_insert(table, key, ts, &names), types),
         });

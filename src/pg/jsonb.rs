@@ -111,6 +111,10 @@ pub enum Scalar<'a> {
     Bool(bool),
     /// Written as `to_jsonb(timestamptz)` writes it, in the session's time zone.
     Timestamptz(pgrx::datum::TimestampWithTimeZone),
+    /// A number as `to_jsonb(float8)` writes it (the shortest text that reads back the same).
+    Float(f64),
+    /// A jsonb object, nested as it is; None is JSON null.
+    Object(Option<Jsonb>),
 }
 
 impl Scalar<'_> {
@@ -149,6 +153,27 @@ impl Scalar<'_> {
                         std::ptr::null(),
                     );
                     string(&mut v, text, std::ffi::CStr::from_ptr(text).to_bytes().len());
+                }
+                Scalar::Float(f) => {
+                    let text = direct_function_call::<&std::ffi::CStr>(pg_sys::float8out, &[f.into_datum()])
+                        .expect("float8out returned NULL");
+                    v.type_ = pg_sys::jbvType::jbvNumeric;
+                    v.val.numeric = direct_function_call::<pg_sys::Datum>(
+                        pg_sys::numeric_in,
+                        &[Some(text.as_ptr().into()), Some(pg_sys::InvalidOid.into()), Some((-1i32).into())],
+                    )
+                    .expect("numeric_in returned NULL")
+                    .cast_mut_ptr();
+                }
+                Scalar::Object(None) => {}
+                Scalar::Object(Some(object)) => {
+                    // A container value: pushJsonbValue copies its contents in.
+                    let jsonb = pg_sys::pg_detoast_datum(object.0.cast_mut_ptr()) as *mut pg_sys::Jsonb;
+                    v.type_ = pg_sys::jbvType::jbvBinary;
+                    v.val.binary = pg_sys::JsonbValue__bindgen_ty_1__bindgen_ty_4 {
+                        len: pgrx::varsize_any_exhdr(jsonb as *const pg_sys::varlena) as i32,
+                        data: &mut (*jsonb).root,
+                    };
                 }
             }
             v

@@ -19,6 +19,18 @@ pub fn check_may_write(relid: pg_sys::Oid) {
     }
 }
 
+/// Whether the current user holds SELECT on the table (as `has_table_privilege(…, 'SELECT')`);
+/// false for a table that no longer exists.
+pub fn may_read(relid: pg_sys::Oid) -> bool {
+    let mut missing = false;
+    // SAFETY: a catalog lookup for a table OID and the current user; a missing table is reported
+    // through `missing`, not raised.
+    let result = unsafe {
+        pg_sys::pg_class_aclcheck_ext(relid, pg_sys::GetUserId(), pg_sys::ACL_SELECT as pg_sys::AclMode, &mut missing)
+    };
+    !missing && result == pg_sys::AclResult::ACLCHECK_OK
+}
+
 /// Refuse to write in a read-only transaction or on a standby with PostgreSQL's own error
 /// (25006), before anything could try to claim a transaction id (which on a standby would be an
 /// internal error).

@@ -6,10 +6,11 @@ use pgrx::datum::DatumWithOid;
 use pgrx::pg_sys::{self, PgOid};
 use pgrx::spi::SpiClient;
 
+use super::merging::timestamp;
 use super::Write;
 use crate::catalog::Table;
-use crate::pg::jsonb::Jsonb;
-use crate::pg::kept::Kept;
+use crate::pg::jsonb::{Jsonb, Scalar};
+use crate::pg::kept::{Kept, Row};
 use crate::pg::{security, xact};
 use crate::settings;
 use inventory_sync_core::rules::{self, Skew};
@@ -20,9 +21,20 @@ const JSONB: PgOid = PgOid::BuiltIn(pg_sys::BuiltinOid::JSONBOID);
 const TEXT: PgOid = PgOid::BuiltIn(pg_sys::BuiltinOid::TEXTOID);
 const INT4: PgOid = PgOid::BuiltIn(pg_sys::BuiltinOid::INT4OID);
 
-/// The parameters the conflict and rejection statements share, journaling `payload`.
-fn journal_args<'w>(table: &'w Table, write: &'w Write<'_>, payload: Jsonb) -> [DatumWithOid<'w>; 7] {
-    [
+/// The rejection's message.
+const SKEW_MESSAGE: &str = "client_ts is ahead of the server clock by more than inventory_sync.max_clock_skew; \
+correct the device clock and send the change again";
+
+/// Journal `payload` (the write's, or the part of it that lost) with `reason`; answers the
+/// stored row as it now stands, as the journal keeps it (None: no row the caller may see).
+fn journal_row(
+    client: &mut SpiClient<'_>,
+    table: &Table,
+    write: &Write<'_>,
+    payload: Jsonb,
+    reason: &str,
+) -> Option<Jsonb> {
+    let args = [
         write.key.bind(),
         payload.into(),
         write.client_ts.into(),
@@ -30,16 +42,20 @@ fn journal_args<'w>(table: &'w Table, write: &'w Write<'_>, payload: Jsonb) -> [
         write.op.as_str().into(),
         write.client_id.as_deref().into(),
         write.mutation_id.as_deref().into(),
-    ]
+        reason.into(),
+    ];
+    table.journal.run_all(client, &args).next().and_then(|row| row.value::<Jsonb>(1))
 }
 
 /// Journal `payload` (the write's, or the part of it that lost) as a stale write and answer the
 /// conflict, with the stored row as it now stands.
 pub fn journal(client: &mut SpiClient<'_>, table: &Table, write: &Write<'_>, payload: Jsonb) -> Jsonb {
-    table
-        .conflict
-        .run(client, &journal_args(table, write, payload))
-        .expect("inventory_sync: the conflict statement answered no row")
+    let server_data = journal_row(client, table, write, payload, "stale");
+    Jsonb::object(&[
+        ("status", Scalar::Text("conflict")),
+        ("id", write.key_json()),
+        ("server_data", Scalar::Object(server_data)),
+    ])
 }
 
 thread_local! {
@@ -108,11 +124,17 @@ fn decide_once(
             // server_data read) for a caller who may not write the table at all.
             security::check_may_write(table.oid);
             let ahead = ahead_by_micros as f64 / rules::MICROS_PER_SECOND as f64;
-            let [a, b, c, d, e, f, g] = journal_args(table, write, write.payload);
-            let answer = table
-                .reject
-                .run(client, &[a, b, c, d, e, f, g, max_skew.into(), ahead.into()])
-                .expect("inventory_sync: the rejection statement answered no row");
+            journal_row(client, table, write, write.payload, "clock_skew");
+            let answer = Jsonb::object(&[
+                ("status", Scalar::Text("rejected")),
+                ("id", write.key_json()),
+                ("reason", Scalar::Text("clock_skew")),
+                ("client_ts", Scalar::Timestamptz(write.client_ts)),
+                ("server_time", Scalar::Timestamptz(timestamp(now))),
+                ("ahead_by_seconds", Scalar::Float(ahead)),
+                ("max_clock_skew_seconds", Scalar::Int(max_skew.into())),
+                ("message", Scalar::Text(SKEW_MESSAGE)),
+            ]);
             Ok((answer, Decided::Rejected))
         }
         Skew::Accept => match apply(client)? {

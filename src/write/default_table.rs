@@ -9,7 +9,7 @@ use pgrx::pg_sys::{self, PgOid};
 use pgrx::spi::SpiClient;
 
 use super::merging::{clock_micros, clock_of, timestamp, Fields};
-use super::{Statements, Values, Write};
+use super::{applied, Statements, Values, Write};
 use crate::catalog::{positions, Table};
 use crate::pg::jsonb::{Jsonb, Scalar};
 use crate::pg::kept::{Kept, Row};
@@ -118,12 +118,7 @@ impl Statements for DefaultTable {
             let keys = write.payload.keys_param(client, skip);
             self.drop_clocks.run_all(client, &[write.key.bind(), keys.bind()]);
         }
-        Ok(Some(Jsonb::object(&[
-            ("status", Scalar::Text("applied")),
-            ("id", Scalar::Int(*id)),
-            ("updated_at", Scalar::Timestamptz(write.client_ts)),
-            ("created", Scalar::Bool(created)),
-        ])))
+        Ok(Some(applied(Scalar::Int(*id), write.client_ts, Some(created))))
     }
 
     fn delete(&self, client: &mut SpiClient<'_>, write: &Write<'_>) -> Result<Option<Jsonb>, SyncError> {
@@ -136,7 +131,7 @@ impl Statements for DefaultTable {
             floor.into(),
             position.into(),
         ];
-        Ok(self.delete.run(client, &args))
+        Ok(self.delete.run::<bool>(client, &args).map(|_| applied(write.key_json(), write.client_ts, None)))
     }
 
     fn read_for_merge(
@@ -182,6 +177,7 @@ impl Statements for DefaultTable {
         ];
         // An insert that meets a row inserted concurrently writes nothing: the loop merges again.
         let statement = if stored.is_some() { &self.merge_update } else { &self.merge_insert };
-        Ok(statement.run::<Jsonb>(client, &args))
+        let created = stored.is_none();
+        Ok(statement.run::<bool>(client, &args).map(|_| applied(write.key_json(), timestamp(m.row.ts), Some(created))))
     }
 }

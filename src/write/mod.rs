@@ -23,7 +23,7 @@ pub use default_table::default_id;
 use merging::Fields;
 
 use crate::catalog::{self, Table, Tracked};
-use crate::pg::jsonb::Jsonb;
+use crate::pg::jsonb::{Jsonb, Scalar};
 use crate::pg::lookup;
 use crate::pg::param::Param;
 use inventory_sync_core::merge;
@@ -37,6 +37,8 @@ pub struct Write<'a> {
     pub key: Param<'a>,
     /// The key's canonical text: the journal's and the mutation log's row id.
     pub row_id: String,
+    /// Whether the key is an integer (answers show it as a number).
+    pub numeric_key: bool,
     /// The payload as sent (`{}` for a delete).
     pub payload: Jsonb,
     pub client_ts: TimestampWithTimeZone,
@@ -72,6 +74,7 @@ struct Target<'c> {
     tracked: Option<Rc<Tracked>>,
     key: Param<'c>,
     row_id: String,
+    numeric_key: bool,
 }
 
 impl<'c> Target<'c> {
@@ -82,11 +85,13 @@ impl<'c> Target<'c> {
                 tracked: None,
                 key: Param::int8(*id),
                 row_id: id.to_string(),
+                numeric_key: true,
             }),
             Named::Tracked(relid, id) => {
                 let tracked = catalog::get(client, *relid)?;
                 let (key, row_id) = tracked_table::key(client, &tracked, id)?;
-                Ok(Target { statements: tracked.clone(), tracked: Some(tracked), key, row_id })
+                let numeric_key = tracked.numeric_key();
+                Ok(Target { statements: tracked.clone(), tracked: Some(tracked), key, row_id, numeric_key })
             }
         }
     }
@@ -166,6 +171,33 @@ fn check_base(base: Option<Jsonb>) -> Result<Option<Jsonb>, SyncError> {
     }
 }
 
+impl Write<'_> {
+    /// The row's key as answers show it: a number for an integer key, else a string.
+    pub fn key_json(&self) -> Scalar<'_> {
+        match self.row_id.parse::<i64>() {
+            Ok(n) if self.numeric_key => Scalar::Int(n),
+            _ => Scalar::Text(&self.row_id),
+        }
+    }
+}
+
+/// The `applied` answer of a write to the row `id`, now stamped `updated_at`: with `created` for
+/// an upsert, `"deleted": true` for a delete (None). Built here rather than by the statements'
+/// `RETURNING`, so that a statement returns plain columns (as Citus requires of a statement it
+/// routes to another node).
+pub fn applied(id: Scalar<'_>, updated_at: TimestampWithTimeZone, created: Option<bool>) -> Jsonb {
+    let last = match created {
+        Some(created) => ("created", Scalar::Bool(created)),
+        None => ("deleted", Scalar::Bool(true)),
+    };
+    Jsonb::object(&[
+        ("status", Scalar::Text("applied")),
+        ("id", id),
+        ("updated_at", Scalar::Timestamptz(updated_at)),
+        last,
+    ])
+}
+
 /// Upsert one row: last-write-wins, or merged field by field where the table has policies.
 pub fn upsert(
     named: Named,
@@ -186,7 +218,7 @@ pub fn upsert(
     }
     let base = check_base(base)?;
     Spi::connect_mut(|client| {
-        let Target { statements, tracked, key, row_id } = Target::resolve(client, &named)?;
+        let Target { statements, tracked, key, row_id, numeric_key } = Target::resolve(client, &named)?;
         let values = match (&named, &tracked) {
             (Named::Default(id), _) => Values::Payload { reserved_keys, id: *id },
             (Named::Tracked(_, id), Some(tracked)) => {
@@ -196,7 +228,7 @@ pub fn upsert(
         };
         let table = statements.table();
         let policies = catalog::policies(client, table.oid);
-        let write = Write { op: Op::Upsert, key, row_id, payload, client_ts, client_id, mutation_id };
+        let write = Write { op: Op::Upsert, key, row_id, numeric_key, payload, client_ts, client_id, mutation_id };
         let merges =
             !policies.is_empty() && statements.written_fields(&write, &values).iter().any(|f| policies.contains_key(f));
         if merges {
@@ -221,8 +253,8 @@ pub fn delete(
     let client_ts = check_common(client_ts, &client_id, &mutation_id)?;
     let payload = Jsonb::empty_object();
     Spi::connect_mut(|client| {
-        let Target { statements, key, row_id, .. } = Target::resolve(client, &named)?;
-        let write = Write { op: Op::Delete, key, row_id, payload, client_ts, client_id, mutation_id };
+        let Target { statements, key, row_id, numeric_key, .. } = Target::resolve(client, &named)?;
+        let write = Write { op: Op::Delete, key, row_id, numeric_key, payload, client_ts, client_id, mutation_id };
         decide::decide(client, statements.table(), &write, |client| statements.delete(client, &write))
     })
 }

@@ -8,7 +8,7 @@ use pgrx::pg_sys;
 use pgrx::spi::SpiClient;
 
 use super::merging::{clock_micros, clock_of, timestamp, Fields};
-use super::{Statements, Values, Write};
+use super::{applied, Statements, Values, Write};
 use crate::catalog::{self, positions, Table, Tracked};
 use crate::pg::jsonb::Jsonb;
 use crate::pg::kept::Row;
@@ -96,14 +96,14 @@ impl Tracked {
         // record already, which the plain update moves forward.
         catalog::as_owner_of(c"changes", || {
             if self.record_update.run::<bool>(client, &args).is_none() {
-                self.record.run::<Jsonb>(client, &args).expect("inventory_sync: recording a change answered no row");
+                self.record.run::<bool>(client, &args).expect("inventory_sync: recording a change answered no row");
             }
         });
         Ok(())
     }
 
     /// Record the row's latest change, stamped `ts` by `by` (the row's timestamp and writer),
-    /// with `clocks` as its field clocks. Answers the `applied` answer of a delete.
+    /// with `clocks` as its field clocks.
     fn record_by(
         &self,
         client: &mut SpiClient<'_>,
@@ -111,10 +111,30 @@ impl Tracked {
         ts: TimestampWithTimeZone,
         by: Option<&str>,
         clocks: Jsonb,
-    ) -> Result<Jsonb, SyncError> {
+    ) -> Result<(), SyncError> {
         let args = record_args(client, write, ts, by, clocks)?;
-        Ok(catalog::as_owner_of(c"changes", || self.record_with_clocks.run::<Jsonb>(client, &args))
-            .expect("inventory_sync: recording a change answered no row"))
+        catalog::as_owner_of(c"changes", || self.record_with_clocks.run::<bool>(client, &args))
+            .expect("inventory_sync: recording a change answered no row");
+        Ok(())
+    }
+
+    /// Lock the row: None if there is none (or the caller cannot see it), else whether the write
+    /// may replace it. A row stamped exactly `client_ts` is decided by the tie rule, against the
+    /// client_id of its change record (read now that the row is locked).
+    fn lock_and_look(&self, client: &mut SpiClient<'_>, write: &Write<'_>) -> Option<bool> {
+        let (_, stored_ts) = self
+            .lock
+            .run_all(client, &[write.key.bind()])
+            .next()
+            .map(|row| (row.value::<bool>(1), row.value::<TimestampWithTimeZone>(2)))?;
+        // A row without a timestamp was written outside sync: any write replaces it.
+        let Some(stored_ts) = stored_ts else { return Some(true) };
+        let mine = clock_of(write);
+        if stored_ts.into_inner() != mine.ts || mine.by.is_none() {
+            return Some(mine.beats(&merge::Clock { ts: stored_ts.into_inner(), by: None }));
+        }
+        let by = self.record_clock.run_all(client, &[write.key.bind()]).next().and_then(|row| row.value::<String>(1));
+        Some(mine.beats(&merge::Clock { ts: stored_ts.into_inner(), by }))
     }
 }
 
@@ -177,26 +197,26 @@ impl Statements for Tracked {
         args.extend(values.iter().map(|(_, p)| p.bind()));
         // Every sync write of the row holds the advisory lock to its end, so each statement here
         // starts after the previous writer committed, and the change record the tie rule reads
-        // (a subquery, which a concurrent writer's newer row version would not refresh) is the
-        // current one.
+        // is the current one.
         self.lock_row(write);
+        let answer = |created| Some(applied(write.key_json(), write.client_ts, Some(created)));
         // The common case first: the row exists and is older.
-        if let Some(answer) = writes.update_older.run::<Jsonb>(client, &args) {
+        if writes.update_older.run::<bool>(client, &args).is_some() {
             self.record_upsert(client, write, &columns)?;
-            return Ok(Some(answer));
+            return Ok(answer(false));
         }
         let mut unseen = 0;
         for _ in 0..MAX_ROUNDS {
-            match self.lock.run::<bool>(client, &args[..3]) {
+            match self.lock_and_look(client, write) {
                 // Newer: a conflict, decided against the version we now hold locked.
                 Some(false) => return Ok(None),
                 // Not newer (a row stamped exactly client_ts, or one written outside the sync
                 // functions since the first try), and locked now, so the update applies; it
                 // misses only a row that row-level security lets the caller lock but not update.
                 Some(true) => {
-                    if let Some(answer) = writes.update.run::<Jsonb>(client, &args) {
+                    if writes.merge_update.run::<bool>(client, &args).is_some() {
                         self.record_upsert(client, write, &columns)?;
-                        return Ok(Some(answer));
+                        return Ok(answer(false));
                     }
                     continue;
                 }
@@ -205,9 +225,9 @@ impl Statements for Tracked {
             if catalog::as_owner_of(c"changes", || self.tombstone.run::<bool>(client, &args[..3])) == Some(false) {
                 return Ok(None);
             }
-            if let Some(answer) = writes.insert.run::<Jsonb>(client, &args) {
+            if writes.insert.run::<bool>(client, &args).is_some() {
                 self.record_upsert(client, write, &columns)?;
-                return Ok(Some(answer));
+                return Ok(answer(true));
             }
             // The insert met a row the lock did not see: inserted outside sync functions since
             // (the next round sees it), or hidden from the caller by row-level security (every
@@ -228,24 +248,25 @@ impl Statements for Tracked {
     fn delete(&self, client: &mut SpiClient<'_>, write: &Write<'_>) -> Result<Option<Jsonb>, SyncError> {
         self.lock_row(write);
         let args = [write.key.bind(), write.client_ts.into(), write.client_id.as_deref().into()];
+        let answer = || Some(applied(write.key_json(), write.client_ts, None));
+        // The tombstone keeps its own clock as the floor of the fields' clocks, so a row brought
+        // back by a write that merges nothing still knows which fields are older.
+        let tombstone = || Jsonb::from_object(&merge::floor_only(&self.columns[self.ts].name, &clock_of(write)));
+        // The common case first: the row exists and is older.
+        if self.delete_older.run::<bool>(client, &args[..2]).is_some() {
+            self.record_by(client, write, write.client_ts, write.client_id.as_deref(), tombstone())?;
+            return Ok(answer());
+        }
         for _ in 0..MAX_ROUNDS {
-            if let Some(answer) = self.delete.run::<Jsonb>(client, &args) {
-                // The tombstone keeps its own clock as the floor of the fields' clocks, so a row
-                // brought back by a write that merges nothing still knows which fields are older.
-                let floor = clock_of(write);
-                let clocks = merge::floor_only(&self.columns[self.ts].name, &floor);
-                self.record_by(
-                    client,
-                    write,
-                    write.client_ts,
-                    write.client_id.as_deref(),
-                    Jsonb::from_object(&clocks),
-                )?;
-                return Ok(Some(answer));
-            }
-            match self.lock.run::<bool>(client, &args) {
+            match self.lock_and_look(client, write) {
                 Some(false) => return Ok(None),
-                Some(true) => continue,
+                Some(true) => {
+                    if self.delete_locked.run::<bool>(client, &args[..1]).is_some() {
+                        self.record_by(client, write, write.client_ts, write.client_id.as_deref(), tombstone())?;
+                        return Ok(answer());
+                    }
+                    continue;
+                }
                 None => {}
             }
             if security::rls_enabled(self.table.oid)
@@ -253,9 +274,8 @@ impl Statements for Tracked {
             {
                 return Ok(None);
             }
-            return self
-                .record_by(client, write, write.client_ts, write.client_id.as_deref(), Jsonb::empty_object())
-                .map(Some);
+            self.record_by(client, write, write.client_ts, write.client_id.as_deref(), Jsonb::empty_object())?;
+            return Ok(answer());
         }
         Err(SyncError::Unsettled { table: self.table.name.clone(), rounds: MAX_ROUNDS })
     }
@@ -268,7 +288,7 @@ impl Statements for Tracked {
     ) -> Result<Option<merge::Stored>, SyncError> {
         let (key_name, ts_name) = (&self.columns[self.key].name, &self.columns[self.ts].name);
         let mut stored = None;
-        for row in self.lock_for_merge.run_all(client, &[write.key.bind()]) {
+        if let Some(row) = self.lock_for_merge.run_all(client, &[write.key.bind()]).next() {
             // Only the columns this write sets are read: the others are not rewritten, and may
             // hold values nested deeper than a JSON parser in Rust reads.
             let entries = row.value::<Jsonb>(1).and_then(Jsonb::entries).unwrap_or_default();
@@ -280,33 +300,41 @@ impl Statements for Tracked {
                 }
             }
             let ts = clock_micros(row.value::<TimestampWithTimeZone>(2));
-            // The floor is kept under the timestamp column's name, which no payload key is.
-            let mut clocks = Jsonb::object_or_empty(row.value::<Jsonb>(4));
-            let floor = merge::take_floor(&mut clocks, ts_name);
-            stored = Some(merge::Stored {
-                fields: row_fields,
-                row: merge::Clock { ts, by: row.value::<String>(3) },
-                clocks,
-                deleted: false,
-                implicit_clocks: false,
-                floor,
-            });
+            stored = Some((row_fields, ts));
         }
-        if stored.is_none() {
-            for row in self.tombstone_clock.run_all(client, &[write.key.bind()]) {
-                stored = Some(merge::Stored {
-                    fields: serde_json::Map::new(),
-                    row: merge::Clock {
-                        ts: clock_micros(row.value::<TimestampWithTimeZone>(1)),
-                        by: row.value::<String>(2),
-                    },
-                    clocks: serde_json::Map::new(),
-                    deleted: true,
+        let stored = match stored {
+            Some((row_fields, ts)) => {
+                // The row is locked: its change record is the latest writer's.
+                let (by, clocks) = self
+                    .record_clock
+                    .run_all(client, &[write.key.bind()])
+                    .next()
+                    .map(|row| (row.value::<String>(1), row.value::<Jsonb>(2)))
+                    .unwrap_or_default();
+                // The floor is kept under the timestamp column's name, which no payload key is.
+                let mut clocks = Jsonb::object_or_empty(clocks);
+                let floor = merge::take_floor(&mut clocks, ts_name);
+                Some(merge::Stored {
+                    fields: row_fields,
+                    row: merge::Clock { ts, by },
+                    clocks,
+                    deleted: false,
                     implicit_clocks: false,
-                    floor: None,
-                });
+                    floor,
+                })
             }
-        }
+            None => self.tombstone_clock.run_all(client, &[write.key.bind()]).next().map(|row| merge::Stored {
+                fields: serde_json::Map::new(),
+                row: merge::Clock {
+                    ts: clock_micros(row.value::<TimestampWithTimeZone>(1)),
+                    by: row.value::<String>(2),
+                },
+                clocks: serde_json::Map::new(),
+                deleted: true,
+                implicit_clocks: false,
+                floor: None,
+            }),
+        };
         Ok(stored)
     }
 
@@ -333,9 +361,11 @@ impl Statements for Tracked {
         args.extend(values.iter().map(|(_, p)| p.bind()));
         let existing = stored.is_some_and(|s| !s.deleted);
         let statement = if existing { &writes.merge_update } else { &writes.insert };
-        let Some(written) = statement.run::<Jsonb>(client, &args) else { return Ok(None) };
+        if statement.run::<bool>(client, &args).is_none() {
+            return Ok(None);
+        }
         let clocks = merge::clocks_with_floor(m, &self.columns[self.ts].name);
         self.record_by(client, write, row_ts, m.row.by.as_deref(), Jsonb::from_object(&clocks))?;
-        Ok(Some(written))
+        Ok(Some(applied(write.key_json(), row_ts, Some(!existing))))
     }
 }

@@ -20,9 +20,12 @@ PG_BIN = Path(os.environ.get("INVENTORY_SYNC_PG_BIN", "/usr/lib/postgresql/15/bi
 
 
 class Cluster:
-    def __init__(self, name, port):
+    def __init__(self, name, port, listen=""):
         self.name = name
         self.port = int(port)
+        # listen_addresses: none (the socket only) unless given, e.g. "localhost" for a cluster
+        # other servers connect to.
+        self.listen = listen
         self.dir = WORK / name
         self.data = self.dir / "data"
         self.log = self.dir / "server.log"
@@ -41,12 +44,12 @@ class Cluster:
 
     def create(self):
         """A fresh cluster: removes any earlier one of this name, then starts it."""
-        self._common(f"remove_cluster {self.name}; start_cluster {self.name} {self.port}")
+        self._common(f"remove_cluster {self.name}; start_cluster {self.name} {self.port} '{self.listen}'")
 
     def start(self, env=None):
         """Start the (stopped or crashed) cluster, or restart the running one; returns once
         recovery is done. `env`: extra environment variables for the server."""
-        self._common(f"start_cluster {self.name} {self.port}", env)
+        self._common(f"start_cluster {self.name} {self.port} '{self.listen}'", env)
 
     def start_with(self, env):
         """Restart the cluster with `env` (name -> value) in the server's environment, which
@@ -63,6 +66,12 @@ class Cluster:
             stdout=subprocess.DEVNULL,
             timeout=180,
         )
+
+    def configure(self, **settings):
+        """Add settings to postgresql.conf (they take effect at the next start)."""
+        lines = "".join(f"{name} = '{value}'\n" for name, value in settings.items())
+        with open(self.data / "postgresql.conf", "a") as conf:
+            conf.write(lines)
 
     def server_environment(self):
         """The postmaster's environment (name -> value), as the kernel holds it."""

@@ -41,15 +41,6 @@ pub fn tracked_server_row(table: &str, table_id: i32, key: &str, key_name: &str,
     )
 }
 
-/// The `applied` answer, from the row version the statement wrote; `created` is an SQL boolean
-/// expression.
-fn returning_applied(key: &str, ts: &str, created: &str) -> String {
-    format!(
-        "RETURNING pg_catalog.jsonb_build_object(\
-         'status', 'applied', 'id', stored.{key}, 'updated_at', stored.{ts}, 'created', {created})"
-    )
-}
-
 /// Whether a write stamped `ts` by `by` (SQL expressions) may replace state stamped `stored_ts`
 /// by `stored_by`: later wins; at equal timestamps the greater client_id (bytewise) wins when
 /// both writes carry one; otherwise equal is not newer, so the write applies.
@@ -79,6 +70,10 @@ pub const DEFAULT_FLOOR_KEY: &str = "updated_at";
 /// update: the updated row version carries the lock `ON CONFLICT` took. A write newer than a
 /// tombstone brings the item back with just the payload's fields; it keeps the tombstone's field
 /// clocks, which hold the delete's clock as their floor (see `default_delete`).
+///
+/// Written so that Citus can route it to the node holding the row: `DO UPDATE SET` uses only
+/// `excluded` columns and immutable operators (`changed_at` comes from the column's default in
+/// the proposed row), and `RETURNING` only columns; the answer is built by the caller.
 pub fn default_upsert(strip: bool) -> String {
     let data = if strip { "$2 OPERATOR(pg_catalog.-) '{id,updated_at}'::pg_catalog.text[]" } else { "$2" };
     format!(
@@ -88,7 +83,7 @@ pub fn default_upsert(strip: bool) -> String {
             SET data = CASE WHEN stored.deleted THEN excluded.data \
                             ELSE stored.data OPERATOR(pg_catalog.||) excluded.data END, \
                 updated_at = excluded.updated_at, updated_by = excluded.updated_by, deleted = false, \
-                position = excluded.position, changed_at = pg_catalog.now() \
+                position = excluded.position, changed_at = excluded.changed_at \
           WHERE {} \
          RETURNING stored.xmax OPERATOR(pg_catalog.=) 0, \
                    stored.field_clocks OPERATOR(pg_catalog.<>) '{{}}'::pg_catalog.jsonb",
@@ -108,7 +103,7 @@ pub const DEFAULT_DROP_CLOCKS: &str = "UPDATE inventory_sync.inventory AS stored
 /// write arriving later still loses). Its field clocks are the delete's clock as their floor
 /// (`$4`, see `merge::floor_only`), so an item brought back by a later write still knows which
 /// of its fields are older than the delete. Parameters: `$1` id, `$2` client_ts, `$3`
-/// client_id, `$4` the field clocks, `$5` the feed position.
+/// client_id, `$4` the field clocks, `$5` the feed position. Answers true when it applied.
 pub fn default_delete() -> String {
     format!(
         "INSERT INTO {DEFAULT_TABLE} AS stored (id, data, updated_at, deleted, updated_by, field_clocks, position) \
@@ -116,10 +111,9 @@ pub fn default_delete() -> String {
          ON CONFLICT (id) DO UPDATE \
             SET data = '{{}}'::pg_catalog.jsonb, updated_at = excluded.updated_at, deleted = true, \
                 updated_by = excluded.updated_by, field_clocks = excluded.field_clocks, \
-                position = excluded.position, changed_at = pg_catalog.now() \
+                position = excluded.position, changed_at = excluded.changed_at \
           WHERE {} \
-         RETURNING pg_catalog.jsonb_build_object(\
-           'status', 'applied', 'id', stored.id, 'updated_at', stored.updated_at, 'deleted', true)",
+         RETURNING true",
         beats("stored.updated_at", "stored.updated_by", "excluded.updated_at", "excluded.updated_by")
     )
 }
@@ -130,14 +124,14 @@ pub const DEFAULT_LOCK_FOR_MERGE: &str = "SELECT i.data, i.updated_at, i.updated
        FROM inventory_sync.inventory i WHERE i.id OPERATOR(pg_catalog.=) $1 FOR UPDATE";
 
 /// Write a merge's result over the default table's (locked) row. Parameters: `$1` id, `$2`
-/// data, `$3` updated_at, `$4` updated_by, `$5` field_clocks, `$6` the feed position.
+/// data, `$3` updated_at, `$4` updated_by, `$5` field_clocks, `$6` the feed position. Answers
+/// true.
 pub fn default_merge_update() -> String {
     format!(
         "UPDATE {DEFAULT_TABLE} AS stored \
             SET data = $2, updated_at = $3, updated_by = $4, field_clocks = $5, deleted = false, \
                 position = $6, changed_at = pg_catalog.now() \
-          WHERE stored.id OPERATOR(pg_catalog.=) $1 {}",
-        returning_applied("id", "updated_at", "false")
+          WHERE stored.id OPERATOR(pg_catalog.=) $1 RETURNING true"
     )
 }
 
@@ -146,8 +140,7 @@ pub fn default_merge_update() -> String {
 pub fn default_merge_insert() -> String {
     format!(
         "INSERT INTO {DEFAULT_TABLE} AS stored (id, data, updated_at, updated_by, field_clocks, position) \
-         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING {}",
-        returning_applied("id", "updated_at", "true")
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING RETURNING true"
     )
 }
 
@@ -178,43 +171,29 @@ pub const CLEAR_POLICY: &str = "DELETE FROM inventory_sync.field_policies p \
 // else insert (see `catalog::Tracked`), all under a per-key advisory lock. Parameters: `$1` key,
 // `$2` client_ts, `$3` client_id, `$4…` the written columns' values in order.
 
-/// The client_id of the write that last set a tracked row (kept with its change record).
-fn last_writer(table_id: i32) -> String {
+/// The client_id and field clocks of a tracked row's change record (`$1` key): read after the
+/// row is locked, rather than as a subquery of the statement on the row, so that every statement
+/// names one table (Citus routes such a statement to the node that holds the row, and the change
+/// record is kept beside the row).
+pub fn tracked_record_clock(table_id: i32) -> String {
     format!(
-        "(SELECT c.client_id FROM inventory_sync.changes c \
-           WHERE c.row_id OPERATOR(pg_catalog.=) ($1::pg_catalog.text COLLATE {C}) \
-             AND c.table_id OPERATOR(pg_catalog.=) {table_id})"
+        "SELECT c.client_id, c.field_clocks FROM inventory_sync.changes c \
+          WHERE c.row_id OPERATOR(pg_catalog.=) ($1::pg_catalog.text COLLATE {C}) \
+            AND c.table_id OPERATOR(pg_catalog.=) {table_id}"
     )
 }
 
-/// A stored row that a write stamped `$2` by `$3` may replace. A row whose timestamp is NULL
-/// (written outside sync) counts as older than any write.
-fn writable(ts: &str, table_id: i32) -> String {
-    format!("(stored.{ts} IS NULL OR {})", beats(&format!("stored.{ts}"), &last_writer(table_id), "$2", "$3"))
-}
-
-/// Apply the write to an existing row that is not newer. At READ COMMITTED, UPDATE re-checks its
-/// WHERE against the latest version of a row a concurrent transaction changed.
-pub fn tracked_update(table: &str, table_id: i32, key: &str, ts: &str, columns: &[&str]) -> String {
-    format!(
-        "UPDATE {table} AS stored SET {}{ts} = $2 \
-          WHERE stored.{key} OPERATOR(pg_catalog.=) $1 AND {} {}",
-        assignments(columns),
-        writable(ts, table_id),
-        returning_applied(key, ts, "false")
-    )
-}
-
-/// The same for the common case, a row stamped strictly earlier (or never stamped): without the
-/// tie rule's subquery, which a kept plan sets up again on every execution, taken or not. A row
-/// stamped exactly `$2` is left to `tracked_update`, once the row is locked. (`$3` is unused.)
+/// Apply the write to an existing row stamped strictly earlier (or never stamped): the common
+/// case, decided by the statement itself. A row stamped exactly `$2` is decided by the tie rule
+/// once the row is locked (`tracked_lock`), then written by `tracked_merge_update`. At READ
+/// COMMITTED, UPDATE re-checks its WHERE against the latest version of a row a concurrent
+/// transaction changed. (`$3` is unused.) Answers true.
 pub fn tracked_update_older(table: &str, key: &str, ts: &str, columns: &[&str]) -> String {
     format!(
         "UPDATE {table} AS stored SET {}{ts} = $2 \
           WHERE stored.{key} OPERATOR(pg_catalog.=) $1 \
-            AND (stored.{ts} IS NULL OR stored.{ts} OPERATOR(pg_catalog.<) $2) {}",
+            AND (stored.{ts} IS NULL OR stored.{ts} OPERATOR(pg_catalog.<) $2) RETURNING true",
         assignments(columns),
-        returning_applied(key, ts, "false")
     )
 }
 
@@ -222,17 +201,18 @@ fn assignments(columns: &[&str]) -> String {
     columns.iter().enumerate().map(|(i, col)| format!("{col} = ${}, ", i + 4)).collect()
 }
 
-/// Write a merge's result into an existing (locked) row: the applied columns, and the row's
-/// timestamp (`$2`, the later of the stored one and the write's).
+/// Write into an existing row the caller has locked and decided to replace: the written
+/// columns and the row's timestamp (`$2`: the write's, or for a merge the later of the stored one
+/// and the write's). Answers true; nothing when row-level security lets the caller lock the row
+/// but not update it.
 pub fn tracked_merge_update(table: &str, key: &str, ts: &str, columns: &[&str]) -> String {
     format!(
-        "UPDATE {table} AS stored SET {}{ts} = $2 WHERE stored.{key} OPERATOR(pg_catalog.=) $1 {}",
+        "UPDATE {table} AS stored SET {}{ts} = $2 WHERE stored.{key} OPERATOR(pg_catalog.=) $1 RETURNING true",
         assignments(columns),
-        returning_applied(key, ts, "false")
     )
 }
 
-/// Insert the row if there is none; columns not written get their defaults.
+/// Insert the row if there is none; columns not written get their defaults. Answers true.
 pub fn tracked_insert(table: &str, key: &str, ts: &str, columns: &[&str]) -> String {
     let mut names = format!("{key}, {ts}");
     let mut values = String::from("$1, $2");
@@ -242,40 +222,37 @@ pub fn tracked_insert(table: &str, key: &str, ts: &str, columns: &[&str]) -> Str
     }
     format!(
         "INSERT INTO {table} AS stored ({names}) VALUES ({values}) \
-         ON CONFLICT ({key}) DO NOTHING {}",
-        returning_applied(key, ts, "true")
+         ON CONFLICT ({key}) DO NOTHING RETURNING true"
     )
 }
 
-/// Delete the row if it is not newer. Parameters: `$1` key, `$2` client_ts, `$3` client_id.
-pub fn tracked_delete(table: &str, table_id: i32, key: &str, ts: &str) -> String {
+/// Delete the row if it is stamped strictly earlier than `$2` (or never stamped), the common
+/// case; ties are decided once the row is locked. Parameters: `$1` key, `$2` client_ts. Answers
+/// true.
+pub fn tracked_delete_older(table: &str, key: &str, ts: &str) -> String {
     format!(
-        "DELETE FROM {table} AS stored WHERE stored.{key} OPERATOR(pg_catalog.=) $1 AND {} \
-         RETURNING pg_catalog.jsonb_build_object(\
-           'status', 'applied', 'id', stored.{key}, 'updated_at', $2, 'deleted', true)",
-        writable(ts, table_id)
+        "DELETE FROM {table} AS stored WHERE stored.{key} OPERATOR(pg_catalog.=) $1 \
+            AND (stored.{ts} IS NULL OR stored.{ts} OPERATOR(pg_catalog.<) $2) RETURNING true"
     )
 }
 
-/// Lock the existing row (its latest version) and say whether the write may replace it.
-/// Parameters: `$1` key, `$2` client_ts, `$3` client_id.
-pub fn tracked_lock(table: &str, table_id: i32, key: &str, ts: &str) -> String {
-    format!(
-        "SELECT {} FROM {table} AS stored WHERE stored.{key} OPERATOR(pg_catalog.=) $1 FOR UPDATE",
-        writable(ts, table_id)
-    )
+/// Delete a row the caller has locked and decided to replace (`$1` key). Answers true.
+pub fn tracked_delete_locked(table: &str, key: &str) -> String {
+    format!("DELETE FROM {table} AS stored WHERE stored.{key} OPERATOR(pg_catalog.=) $1 RETURNING true")
 }
 
-/// The row, locked, for a merging write (`$1` key): the row as JSON, its timestamp, and the
-/// client_id and field clocks of its change record.
-pub fn tracked_lock_for_merge(table: &str, table_id: i32, key: &str, ts: &str) -> String {
+/// Lock the existing row (its latest version): answers true and its timestamp, or no row.
+/// Parameters: `$1` key.
+pub fn tracked_lock(table: &str, key: &str, ts: &str) -> String {
+    format!("SELECT true, stored.{ts} FROM {table} AS stored WHERE stored.{key} OPERATOR(pg_catalog.=) $1 FOR UPDATE")
+}
+
+/// The row, locked, for a merging write (`$1` key): the row as JSON and its timestamp (its
+/// change record is read next, by `tracked_record_clock`).
+pub fn tracked_lock_for_merge(table: &str, key: &str, ts: &str) -> String {
     format!(
-        "SELECT pg_catalog.to_jsonb(stored.*), stored.{ts}, {}, \
-                (SELECT c.field_clocks FROM inventory_sync.changes c \
-                  WHERE c.row_id OPERATOR(pg_catalog.=) ($1::pg_catalog.text COLLATE {C}) \
-                    AND c.table_id OPERATOR(pg_catalog.=) {table_id}) \
-           FROM {table} AS stored WHERE stored.{key} OPERATOR(pg_catalog.=) $1 FOR UPDATE OF stored",
-        last_writer(table_id)
+        "SELECT pg_catalog.to_jsonb(stored.*), stored.{ts} \
+           FROM {table} AS stored WHERE stored.{key} OPERATOR(pg_catalog.=) $1 FOR UPDATE"
     )
 }
 
@@ -298,7 +275,7 @@ pub fn tracked_tombstone(table_id: i32) -> String {
 /// Two statements rather than one `CASE`: a parameter the planner could fold would make
 /// PostgreSQL's plan cache plan the statement anew on every call instead of keeping one generic
 /// plan. A tracked column without a clock was never written through the sync functions. Answers
-/// the `applied` answer of a delete (of a row that was not there); an upsert ignores it. In a
+/// true. In a
 /// transaction that cannot see a concurrent writer's record of the same row (REPEATABLE READ),
 /// this fails with 40001, as it should.
 pub fn tracked_record(table_id: i32, given_clocks: bool) -> String {
@@ -312,8 +289,7 @@ pub fn tracked_record(table_id: i32, given_clocks: bool) -> String {
             SET id = excluded.id, op = excluded.op, ts = excluded.ts, client_id = excluded.client_id, \
                 field_clocks = {clocks}, \
                 position = excluded.position, changed_at = excluded.changed_at \
-         RETURNING pg_catalog.jsonb_build_object(\
-           'status', 'applied', 'id', c.id, 'updated_at', c.ts, 'deleted', true)"
+         RETURNING true"
     )
 }
 
@@ -337,14 +313,8 @@ pub fn tracked_record_update(table_id: i32) -> String {
 pub const PURGE_HORIZON: &str = "SELECT p.position, p.table_id, p.row_id, p.purged_at \
      FROM inventory_sync.purge_horizon p";
 
-/// Whether the caller may read the default table.
-pub const FEED_READABLE: &str = "SELECT pg_catalog.has_table_privilege('inventory_sync.inventory', 'SELECT')";
-
-/// The table's name as messages and the journal show it.
-const QUALIFIED_NAME: &str = "(SELECT pg_catalog.quote_ident(n.nspname) OPERATOR(pg_catalog.||) '.' \
-     OPERATOR(pg_catalog.||) pg_catalog.quote_ident(r.relname) \
-     FROM pg_catalog.pg_class r JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) r.relnamespace \
-     WHERE r.oid OPERATOR(pg_catalog.=) t.tbl::pg_catalog.oid)";
+/// The tracked tables: table id and OID in this database (the caller checks which it may read).
+pub const FEED_TABLES: &str = "SELECT t.table_id, t.tbl::pg_catalog.oid FROM inventory_sync.tracked t";
 
 /// The latest era (number, cluster, database; NULLs when there is none yet) and the horizon of
 /// the statement's snapshot (the oldest transaction still running).
@@ -369,14 +339,18 @@ pub const ERA_START: &str = "INSERT INTO inventory_sync.eras (era, system_identi
 
 /// The change feed's first pass (see `feed`): the next changes after position `$1`, table id
 /// `$2`, row id `$3` and below position `$4` (the horizon), at most `$5`, in position order; from
-/// the default table when `with_default`, and from tracked tables the caller may read. The
+/// the default table when `with_default`, and from the tracked tables `$8` (table ids: those the
+/// caller may read; a filter rather than a join with `tracked`, whose OIDs Citus would compare
+/// on other nodes, where they name other tables). The
 /// default table's part starts after `$6`, `$7`: the position and id where it continues (its
 /// table id, 0, comes first at every position, and its rows are in id order, so that its index
 /// is on the plain columns: an expression in an index is set up and computed on every write).
 /// Each part is one range of its index.
 /// Columns: position, table id, row id, the entry (JSON text, built by concatenation: the answer is
 /// parsed as jsonb once, as a whole, and building each entry as jsonb first would cost as much
-/// again), whether it still needs the row, the tracked table's OID in this database.
+/// again; a tracked table's entry without its opening `{"table": name`, which the caller adds
+/// from the system cache rather than a join with `pg_class`, a table Citus keeps on each node),
+/// whether it still needs the row.
 pub fn feed(with_default: bool) -> String {
     let default_part = format!(
         "(SELECT i.position, 0 AS table_id, i.id::pg_catalog.text AS row_id, i.id AS num, \
@@ -384,25 +358,23 @@ pub fn feed(with_default: bool) -> String {
                  CASE WHEN i.deleted THEN ',\"op\":\"delete\",\"data\":null' \
                       ELSE ',\"op\":\"upsert\",\"data\":' {CAT} i.data::pg_catalog.text END {CAT} \
                  ',\"updated_at\":' {CAT} pg_catalog.to_json(i.updated_at)::pg_catalog.text {CAT} '}}' AS entry, \
-                 false AS needs_row, 0::pg_catalog.oid AS relid \
+                 false AS needs_row \
             FROM inventory_sync.inventory i \
            WHERE (i.position, i.id) OPERATOR(pg_catalog.>) ($6, $7) \
              AND i.position OPERATOR(pg_catalog.<) $4 \
            ORDER BY i.position, i.id LIMIT $5) UNION ALL "
     );
     format!(
-        "SELECT f.position, f.table_id, f.row_id, f.entry, f.needs_row, f.relid FROM ( \
+        "SELECT f.position, f.table_id, f.row_id, f.entry, f.needs_row FROM ( \
            {} \
            (SELECT c.position, c.table_id, c.row_id, 0::pg_catalog.int8 AS num, \
-                   '{{\"table\":' {CAT} pg_catalog.to_json({QUALIFIED_NAME})::pg_catalog.text {CAT} \
                    ',\"id\":' {CAT} c.id::pg_catalog.text {CAT} ',\"op\":\"' {CAT} c.op {CAT} \
                    '\",\"data\":null,\"updated_at\":' {CAT} pg_catalog.to_json(c.ts)::pg_catalog.text {CAT} '}}' AS entry, \
-                   c.op OPERATOR(pg_catalog.=) 'upsert' AS needs_row, t.tbl::pg_catalog.oid AS relid \
-              FROM inventory_sync.changes c JOIN inventory_sync.tracked t \
-                ON t.table_id OPERATOR(pg_catalog.=) c.table_id \
+                   c.op OPERATOR(pg_catalog.=) 'upsert' AS needs_row \
+              FROM inventory_sync.changes c \
              WHERE (c.position, c.table_id, c.row_id) OPERATOR(pg_catalog.>) ($1, $2, $3 COLLATE {C}) \
                AND c.position OPERATOR(pg_catalog.<) $4 \
-               AND pg_catalog.has_table_privilege(t.tbl, 'SELECT') \
+               AND c.table_id OPERATOR(pg_catalog.=) ANY ($8) \
              ORDER BY c.position, c.table_id, c.row_id LIMIT $5) \
          ) f ORDER BY f.position, f.table_id, f.num, f.row_id LIMIT $5",
         if with_default { default_part.as_str() } else { "" },
@@ -475,38 +447,23 @@ pub const MUTATION_FORGET: &str = "DELETE FROM inventory_sync.mutations m \
         AND m.client_id OPERATOR(pg_catalog.=) $3 AND m.mutation_id OPERATOR(pg_catalog.=) $4 \
      RETURNING true";
 
-/// A journal row for the write, with the server row (if any) and `reason`.
-fn journal_cte(reason: &str) -> String {
+/// Journal a write that was not applied, with the stored row as a client stores it, and answer
+/// that row (for the answer, built by the caller). The row is read in a fresh snapshot while we
+/// hold the lock the write path took, so it is the very row version the decision was made
+/// against; under row-level security it is what the caller may see (an invisible row gives NULL).
+/// Parameters: `$1` the key, `$2` the payload as sent, `$3` client_ts, `$4` the table's qualified
+/// name, `$5` the operation, `$6` client_id, `$7` mutation_id, `$8` the reason (`stale`,
+/// `clock_skew`). The journal row is an `INSERT … SELECT` joined with the row, not a subquery in
+/// `VALUES` (which Citus does not run), and it returns nothing: `RETURNING` would need the right
+/// to read the journal, which writers do not have.
+pub fn journal(server_row: &str) -> String {
     format!(
-        "journal AS (INSERT INTO inventory_sync.conflicts \
+        "WITH server AS ({server_row}), \
+         journal AS (INSERT INTO inventory_sync.conflicts \
            (row_id, table_name, reason, op, client_payload, client_ts, client_id, mutation_id, server_data) \
-         VALUES ($1::pg_catalog.text, $4, '{reason}', $5, $2, $3, $6, $7, (SELECT server.data FROM server)))"
-    )
-}
-
-/// The losing write goes to the journal; the answer carries the row that won. The stored row is
-/// read in a fresh snapshot while we hold the lock the write path took, so it is the very row
-/// version the decision was made against; under row-level security it is what the caller may
-/// see (an invisible row gives NULL).
-pub fn conflict(server_row: &str) -> String {
-    format!(
-        "WITH server AS ({server_row}), {} SELECT pg_catalog.jsonb_build_object('status', 'conflict', \
-           'id', pg_catalog.to_jsonb($1), 'server_data', (SELECT server.data FROM server))",
-        journal_cte("stale")
-    )
-}
-
-/// A write from a clock running ahead: journaled, not applied. Extra parameters: `$8` the
-/// allowed skew in seconds, `$9` how far ahead the client was, in seconds.
-pub fn reject(server_row: &str) -> String {
-    format!(
-        "WITH server AS ({server_row}), {} SELECT pg_catalog.jsonb_build_object(\
-           'status', 'rejected', 'id', pg_catalog.to_jsonb($1), 'reason', 'clock_skew', \
-           'client_ts', $3, 'server_time', pg_catalog.now(), \
-           'ahead_by_seconds', $9, 'max_clock_skew_seconds', $8, \
-           'message', 'client_ts is ahead of the server clock by more than \
-inventory_sync.max_clock_skew; correct the device clock and send the change again')",
-        journal_cte("clock_skew")
+           SELECT $1::pg_catalog.text, $4, $8, $5, $2, $3, $6, $7, server.data \
+             FROM (SELECT) AS one LEFT JOIN server ON true) \
+         SELECT server.data FROM (SELECT) AS one LEFT JOIN server ON true"
     )
 }
 

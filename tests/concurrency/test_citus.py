@@ -1,0 +1,188 @@
+"""inventory_sync on a Citus cluster: a coordinator and two workers on loopback, scratch clusters
+of their own with Citus preloaded. Citus is not packaged for this system, so CI has none: these
+tests report themselves skipped unless Citus is installed into the PostgreSQL under test.
+
+What they show today (the Citus work is in progress, docs/DEVELOPMENT.md "Citus"): with the
+extension's tables distributed by hand, every write statement routes through the coordinator
+and the answers, the journal, the stored rows and a device's pull are the same as on one server."""
+
+import json
+import re
+import subprocess
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from harness import connect, drop_databases, fresh_database, pull_all
+from harness.cluster import PG_BIN, Cluster
+
+PKGLIBDIR = Path(subprocess.run([str(PG_BIN / "pg_config"), "--pkglibdir"], capture_output=True, text=True,
+                                check=True).stdout.strip())
+pytestmark = pytest.mark.skipif(not (PKGLIBDIR / "citus.so").exists(),
+                                reason=f"Citus is not installed ({PKGLIBDIR / 'citus.so'} is missing)")
+
+TWIN = "isync_citus_twin"
+
+# The extension's tables distributed by hand: the default table by id, the journal, the mutation
+# log and the change feed by row id (the journal's row id has another collation, so it is a
+# colocation group of its own), the eras and the purge horizon replicated to every node. The
+# catalogs (tracked, field_policies) stay on the coordinator, where every call runs.
+DISTRIBUTE = [
+    "SELECT create_distributed_table('inventory_sync.inventory', 'id')",
+    "SELECT create_distributed_table('inventory_sync.conflicts', 'row_id', colocate_with => 'none')",
+    "SELECT create_distributed_table('inventory_sync.mutations', 'row_id', colocate_with => 'none')",
+    "SELECT create_distributed_table('inventory_sync.changes', 'row_id', colocate_with => 'inventory_sync.mutations')",
+    "SELECT create_reference_table('inventory_sync.eras')",
+    "SELECT create_reference_table('inventory_sync.purge_horizon')",
+]
+
+TABLES = [
+    "CREATE TABLE products (id bigint PRIMARY KEY, name text NOT NULL, stock integer NOT NULL, updated_at timestamptz)",
+    "CREATE TABLE notes (id uuid PRIMARY KEY, body text, likes integer NOT NULL DEFAULT 0, updated_at timestamptz)",
+]
+
+N1 = "'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'"
+
+# The same calls on both, one transaction each; every answer is compared.
+SCRIPT = [
+    # The Laptops story on the default table: a stale write is journaled and answered with the row.
+    "SELECT inventory_sync.sync_upsert(1, '{\"name\": \"Laptop\", \"stock\": 10}', '2024-03-01 09:00+00')",
+    "SELECT inventory_sync.sync_upsert(1, '{\"stock\": 15}', '2024-03-01 10:05+00')",
+    "SELECT inventory_sync.sync_upsert(1, '{\"stock\": 8}', '2024-03-01 10:00+00')",
+    # Ties: the greater client_id wins.
+    "SELECT inventory_sync.sync_upsert(1, '{\"stock\": 16}', '2024-03-01 10:05+00', 'b')",
+    "SELECT inventory_sync.sync_upsert(1, '{\"stock\": 17}', '2024-03-01 10:05+00', 'a')",
+    # Deletes leave tombstones that older writes lose to.
+    "SELECT inventory_sync.sync_delete(2, '2024-03-01 11:00+00')",
+    "SELECT inventory_sync.sync_upsert(2, '{\"stock\": 1}', '2024-03-01 10:00+00')",
+    # A retried mutation is answered, not applied again.
+    "SELECT inventory_sync.sync_upsert(3, '{\"stock\": 5}', '2024-03-01 10:00+00', 'dev', 'm-1')",
+    "SELECT inventory_sync.sync_upsert(3, '{\"stock\": 5}', '2024-03-01 10:00+00', 'dev', 'm-1')",
+    # A clock far ahead is rejected and journaled.
+    "SELECT inventory_sync.sync_upsert(4, '{\"stock\": 5}', '2999-01-01 00:00+00') - 'server_time' - 'ahead_by_seconds'",
+    # Merges: stock as a delta.
+    "SELECT inventory_sync.set_policy('inventory_sync.inventory', 'stock', 'delta')",
+    "SELECT inventory_sync.sync_upsert(1, '{\"stock\": 14}', '2024-03-01 09:30+00', 'c', null, '{\"stock\": 15}')",
+    # A tracked bigint table.
+    "SELECT inventory_sync.sync_upsert_in('products', '1', '{\"name\": \"Laptop\", \"stock\": 10}', '2024-03-01 09:00+00')",
+    "SELECT inventory_sync.sync_upsert_in('products', '1', '{\"stock\": 15}', '2024-03-01 10:05+00', 'a')",
+    "SELECT inventory_sync.sync_upsert_in('products', '1', '{\"stock\": 8}', '2024-03-01 10:00+00')",
+    "SELECT inventory_sync.sync_upsert_in('products', '1', '{\"stock\": 9}', '2024-03-01 10:05+00', 'b')",
+    "SELECT inventory_sync.sync_upsert_in('products', '1', '{\"stock\": 7}', '2024-03-01 10:05+00', 'a')",
+    "SELECT inventory_sync.sync_delete_in('products', '2', '2024-03-01 10:05+00')",
+    "SELECT inventory_sync.sync_upsert_in('products', '2', '{\"name\": \"x\", \"stock\": 7}', '2024-03-01 10:00+00')",
+    "SELECT inventory_sync.sync_delete_in('products', '1', '2024-03-01 10:05+00', 'a')",
+    "SELECT inventory_sync.sync_upsert_in('products', '1', '{\"name\": \"Back\", \"stock\": 1}', '2024-03-01 12:00+00')",
+    # A tracked uuid table with a delta field.
+    "SELECT inventory_sync.set_policy('notes', 'likes', 'delta')",
+    f"SELECT inventory_sync.sync_upsert_in('notes', {N1}, '{{\"body\": \"hi\", \"likes\": 1}}', '2024-03-01 09:00+00')",
+    f"SELECT inventory_sync.sync_upsert_in('notes', {N1}, '{{\"likes\": 3}}', '2024-03-01 09:10+00', 'p', null, '{{\"likes\": 1}}')",
+    f"SELECT inventory_sync.sync_upsert_in('notes', {N1}, '{{\"likes\": 2}}', '2024-03-01 09:05+00', 'q', null, '{{\"likes\": 1}}')",
+    f"SELECT inventory_sync.sync_upsert_in('notes', {N1}, '{{\"body\": \"old\"}}', '2024-03-01 08:00+00')",
+    # A push across tables and rows, sent twice: the second time every change is a duplicate.
+    """SELECT inventory_sync.sync_push('[
+        {"id": 5, "payload": {"name": "Mouse"}, "client_ts": "2024-03-01T10:00:00Z", "client_id": "d", "mutation_id": "p1"},
+        {"id": 1, "payload": {"name": "Old"}, "client_ts": "2024-03-01T08:00:00Z", "client_id": "d", "mutation_id": "p2"},
+        {"table": "products", "id": 6, "payload": {"name": "Pad", "stock": 2}, "client_ts": "2024-03-01T10:00:00Z", "client_id": "d", "mutation_id": "p3"},
+        {"table": "products", "id": 2, "op": "delete", "client_ts": "2024-03-01T09:00:00Z", "client_id": "d", "mutation_id": "p4"},
+        {"table": "products", "id": 7, "payload": {"stock": 1}, "client_ts": "2024-03-01T10:00:00Z"}
+    ]')""",
+    """SELECT inventory_sync.sync_push('[
+        {"id": 5, "payload": {"name": "Mouse"}, "client_ts": "2024-03-01T10:00:00Z", "client_id": "d", "mutation_id": "p1"},
+        {"id": 1, "payload": {"name": "Old"}, "client_ts": "2024-03-01T08:00:00Z", "client_id": "d", "mutation_id": "p2"},
+        {"table": "products", "id": 6, "payload": {"name": "Pad", "stock": 2}, "client_ts": "2024-03-01T10:00:00Z", "client_id": "d", "mutation_id": "p3"},
+        {"table": "products", "id": 2, "op": "delete", "client_ts": "2024-03-01T09:00:00Z", "client_id": "d", "mutation_id": "p4"}
+    ]')""",
+    # The atomic form: one invalid change aborts the call.
+    """SELECT inventory_sync.sync_push('[{"id": 8, "payload": {"a": 1}, "client_ts": "2024-03-01T10:00:00Z"},
+        {"id": 9, "payload": [], "client_ts": "2024-03-01T10:00:00Z"}]', atomic => false)""",
+]
+
+# What is left, compared too.
+STATE = [
+    "SELECT id, data, updated_at, deleted, updated_by, field_clocks FROM inventory_sync.inventory ORDER BY id",
+    "SELECT row_id, table_name, reason, op, client_payload, client_ts, client_id, mutation_id, server_data "
+    "FROM inventory_sync.conflicts ORDER BY detected_at, row_id",
+    "SELECT table_id, row_id, id, op, ts, client_id, field_clocks FROM inventory_sync.changes ORDER BY table_id, row_id",
+    "SELECT row_id, table_id, client_id, mutation_id, answer FROM inventory_sync.mutations "
+    "ORDER BY row_id, table_id, client_id, mutation_id",
+    "SELECT * FROM products ORDER BY id",
+    "SELECT * FROM notes ORDER BY id",
+]
+
+
+@pytest.fixture(scope="module")
+def citus():
+    """The coordinator's connection, the extension's tables and two tracked tables distributed."""
+    nodes = [Cluster(name, port, "localhost") for name, port in
+             (("citus-coordinator", 54371), ("citus-worker-1", 54372), ("citus-worker-2", 54373))]
+    for node in nodes:
+        node.create()
+        node.configure(shared_preload_libraries="citus", max_prepared_transactions=100)
+        node.start()
+        with node.connect("postgres") as conn:
+            conn.execute("CREATE EXTENSION citus")
+    coordinator = nodes[0]
+    with coordinator.connect("postgres") as conn:
+        conn.execute("SELECT citus_set_coordinator_host('localhost', %s)", (coordinator.port,))
+        for worker in nodes[1:]:
+            conn.execute("SELECT citus_add_node('localhost', %s)", (worker.port,))
+        conn.execute("CREATE EXTENSION inventory_sync")
+        for statement in DISTRIBUTE:
+            conn.execute(statement)
+        for statement in TABLES:
+            conn.execute(statement)
+        conn.execute("SELECT create_distributed_table('products', 'id', colocate_with => 'inventory_sync.inventory')")
+        conn.execute("SELECT create_distributed_table('notes', 'id')")
+        conn.execute("SELECT inventory_sync.track('products')")
+        conn.execute("SELECT inventory_sync.track('notes')")
+    try:
+        yield coordinator
+    finally:
+        for node in nodes:
+            node.remove()
+
+
+@pytest.fixture(scope="module")
+def twin():
+    """The same tables on one PostgreSQL (the test cluster)."""
+    fresh_database(TWIN)
+    with connect(TWIN) as conn:
+        for statement in TABLES:
+            conn.execute(statement)
+        conn.execute("SELECT inventory_sync.track('products')")
+        conn.execute("SELECT inventory_sync.track('notes')")
+    yield TWIN
+    drop_databases(TWIN)
+
+
+def answers(conn, statements):
+    """Each statement's rows (or its error), as JSON text. A message of a worker names the
+    shard (`products_102146`): the shard's number is left out."""
+    out = []
+    for statement in statements:
+        try:
+            result = conn.execute(statement).fetchall()
+        except psycopg.Error as e:  # the error itself is the answer to compare
+            result = ("error", e.sqlstate, str(e).splitlines()[0])
+        out.append(re.sub(r'_\d{6,}\\"', '\\\\"', json.dumps(result, default=str)))
+    return out
+
+
+def test_writes_answer_and_store_as_on_one_server(citus, twin):
+    with citus.connect("postgres") as c, connect(twin) as t:
+        got, expected = answers(c, SCRIPT), answers(t, SCRIPT)
+        for statement, g, e in zip(SCRIPT, got, expected):
+            assert g == e, f"{statement}\nCitus: {g}\none server: {e}"
+        assert not any(e.startswith('["error"') for e in expected), "the script itself fails"
+        for statement in STATE:
+            assert answers(c, [statement]) == answers(t, [statement]), statement
+        # A device's pull from the beginning, page by page: the same changes in the same order.
+        pulled = pull_all(c)[0]
+        assert pulled == pull_all(t)[0]
+        assert {(change["table"], str(change["id"])) for change in pulled} == {
+            *(("inventory_sync.inventory", str(i)) for i in (1, 2, 3, 5, 8)),
+            *(("public.products", str(i)) for i in (1, 2, 6)),
+            ("public.notes", N1.strip("'")),
+        }
