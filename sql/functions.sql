@@ -8,6 +8,14 @@ COMMENT ON FUNCTION inventory_sync.sync_upsert_in(regclass, text, jsonb, timesta
     'Write one row of a tracked table with last-write-wins, atomically: payload keys are column names. Answers as sync_upsert does, with server_data the row as JSON.';
 COMMENT ON FUNCTION inventory_sync.sync_delete_in(regclass, text, timestamptz, text, text) IS
     'Delete one row of a tracked table with last-write-wins; its tombstone is kept in inventory_sync.changes.';
+COMMENT ON FUNCTION inventory_sync.sync_upsert_in(regclass, bigint, jsonb, timestamptz, text, text, jsonb) IS
+    'sync_upsert_in with a bigint or integer key given as a number.';
+COMMENT ON FUNCTION inventory_sync.sync_upsert_in(regclass, uuid, jsonb, timestamptz, text, text, jsonb) IS
+    'sync_upsert_in with a uuid key given as a uuid.';
+COMMENT ON FUNCTION inventory_sync.sync_delete_in(regclass, bigint, timestamptz, text, text) IS
+    'sync_delete_in with a bigint or integer key given as a number.';
+COMMENT ON FUNCTION inventory_sync.sync_delete_in(regclass, uuid, timestamptz, text, text) IS
+    'sync_delete_in with a uuid key given as a uuid.';
 COMMENT ON FUNCTION inventory_sync.track(regclass, name) IS
     'Put an existing table under sync: single-column primary key (bigint, integer, uuid or text) and a timestamptz write-timestamp column (default updated_at). Owner only.';
 COMMENT ON FUNCTION inventory_sync.untrack(regclass) IS

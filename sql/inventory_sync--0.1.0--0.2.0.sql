@@ -182,6 +182,36 @@ AS 'MODULE_PATHNAME', 'sync_push_json_wrapper';
 COMMENT ON FUNCTION inventory_sync.sync_push_json(json, boolean) IS
     'sync_push for large uploads: the changes and the outcomes as json text, never built whole as jsonb, so memory stays near the size of the text.';
 
+-- The tracked-table calls with the key typed: a number (bigint and integer keys) or a uuid.
+CREATE FUNCTION inventory_sync."sync_upsert_in"("tbl" regclass, "id" bigint, "payload" jsonb, "client_ts" timestamptz,
+    "client_id" TEXT DEFAULT NULL, "mutation_id" TEXT DEFAULT NULL, "base" jsonb DEFAULT NULL) RETURNS jsonb
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'sync_upsert_in_bigint_wrapper';
+CREATE FUNCTION inventory_sync."sync_upsert_in"("tbl" regclass, "id" uuid, "payload" jsonb, "client_ts" timestamptz,
+    "client_id" TEXT DEFAULT NULL, "mutation_id" TEXT DEFAULT NULL, "base" jsonb DEFAULT NULL) RETURNS jsonb
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'sync_upsert_in_uuid_wrapper';
+CREATE FUNCTION inventory_sync."sync_delete_in"("tbl" regclass, "id" bigint, "client_ts" timestamptz,
+    "client_id" TEXT DEFAULT NULL, "mutation_id" TEXT DEFAULT NULL) RETURNS jsonb
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'sync_delete_in_bigint_wrapper';
+CREATE FUNCTION inventory_sync."sync_delete_in"("tbl" regclass, "id" uuid, "client_ts" timestamptz,
+    "client_id" TEXT DEFAULT NULL, "mutation_id" TEXT DEFAULT NULL) RETURNS jsonb
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'sync_delete_in_uuid_wrapper';
+COMMENT ON FUNCTION inventory_sync.sync_upsert_in(regclass, bigint, jsonb, timestamptz, text, text, jsonb) IS
+    'sync_upsert_in with a bigint or integer key given as a number.';
+COMMENT ON FUNCTION inventory_sync.sync_upsert_in(regclass, uuid, jsonb, timestamptz, text, text, jsonb) IS
+    'sync_upsert_in with a uuid key given as a uuid.';
+COMMENT ON FUNCTION inventory_sync.sync_delete_in(regclass, bigint, timestamptz, text, text) IS
+    'sync_delete_in with a bigint or integer key given as a number.';
+COMMENT ON FUNCTION inventory_sync.sync_delete_in(regclass, uuid, timestamptz, text, text) IS
+    'sync_delete_in with a uuid key given as a uuid.';
+
 -- 0.1.0 ran the tracked-table functions with plan_cache_mode = force_generic_plan, for statements
 -- whose plan depended on whether the write had a client_id. No statement does now, and Citus
 -- cannot plan its statements generically: the functions run with the caller's setting.

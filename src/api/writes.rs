@@ -1,6 +1,6 @@
 //! The write functions: one row at a time (default table and tracked tables), or a whole upload.
 
-use pgrx::datum::TimestampWithTimeZone;
+use pgrx::datum::{TimestampWithTimeZone, Uuid};
 use pgrx::prelude::*;
 
 use super::respond;
@@ -92,6 +92,63 @@ fn sync_delete_in(
 ) -> Jsonb {
     check_writable(c"sync_delete_in()");
     respond(|| write::delete(named(tbl, id)?, client_ts, client_id, mutation_id))
+}
+
+/// `sync_upsert_in` with a bigint (or integer) key given as a number: what a driver sends for an
+/// integer id, and what Citus needs to run the call on the node that holds the row.
+#[pg_extern(volatile, parallel_unsafe, name = "sync_upsert_in")]
+fn sync_upsert_in_bigint(
+    tbl: Option<RegClass>,
+    id: Option<i64>,
+    payload: Option<Jsonb>,
+    client_ts: Option<TimestampWithTimeZone>,
+    client_id: default!(Option<String>, "NULL"),
+    mutation_id: default!(Option<String>, "NULL"),
+    base: default!(Option<Jsonb>, "NULL"),
+) -> Jsonb {
+    check_writable(c"sync_upsert_in()");
+    respond(|| write::upsert(named(tbl, id.map(|i| i.to_string()))?, payload, client_ts, client_id, mutation_id, base))
+}
+
+/// `sync_upsert_in` with a uuid key given as a uuid.
+#[pg_extern(volatile, parallel_unsafe, name = "sync_upsert_in")]
+fn sync_upsert_in_uuid(
+    tbl: Option<RegClass>,
+    id: Option<Uuid>,
+    payload: Option<Jsonb>,
+    client_ts: Option<TimestampWithTimeZone>,
+    client_id: default!(Option<String>, "NULL"),
+    mutation_id: default!(Option<String>, "NULL"),
+    base: default!(Option<Jsonb>, "NULL"),
+) -> Jsonb {
+    check_writable(c"sync_upsert_in()");
+    respond(|| write::upsert(named(tbl, id.map(|u| u.to_string()))?, payload, client_ts, client_id, mutation_id, base))
+}
+
+/// `sync_delete_in` with a bigint (or integer) key given as a number.
+#[pg_extern(volatile, parallel_unsafe, name = "sync_delete_in")]
+fn sync_delete_in_bigint(
+    tbl: Option<RegClass>,
+    id: Option<i64>,
+    client_ts: Option<TimestampWithTimeZone>,
+    client_id: default!(Option<String>, "NULL"),
+    mutation_id: default!(Option<String>, "NULL"),
+) -> Jsonb {
+    check_writable(c"sync_delete_in()");
+    respond(|| write::delete(named(tbl, id.map(|i| i.to_string()))?, client_ts, client_id, mutation_id))
+}
+
+/// `sync_delete_in` with a uuid key given as a uuid.
+#[pg_extern(volatile, parallel_unsafe, name = "sync_delete_in")]
+fn sync_delete_in_uuid(
+    tbl: Option<RegClass>,
+    id: Option<Uuid>,
+    client_ts: Option<TimestampWithTimeZone>,
+    client_id: default!(Option<String>, "NULL"),
+    mutation_id: default!(Option<String>, "NULL"),
+) -> Jsonb {
+    check_writable(c"sync_delete_in()");
+    respond(|| write::delete(named(tbl, id.map(|u| u.to_string()))?, client_ts, client_id, mutation_id))
 }
 
 /// Apply a device's whole upload: a JSON array of changes, answered with one outcome per change,

@@ -186,3 +186,19 @@ def test_writes_answer_and_store_as_on_one_server(citus, twin):
             *(("public.products", str(i)) for i in (1, 2, 6)),
             ("public.notes", N1.strip("'")),
         }
+
+
+def test_a_pull_waits_for_a_writer_still_open(citus):
+    """A device pulls from the coordinator while another backend's write to a worker's shard is
+    still open: neither that change nor one committed after it is handed out until it commits,
+    and then the next pull from the cursor has both."""
+    with citus.connect("postgres") as device, citus.connect("postgres", autocommit=False) as open_writer, \
+            citus.connect("postgres") as other:
+        _, start = pull_all(device)
+        open_writer.execute("SELECT inventory_sync.sync_upsert(100, '{\"stock\": 1}', '2024-03-02 09:00+00')")
+        other.execute("SELECT inventory_sync.sync_upsert(101, '{\"stock\": 2}', '2024-03-02 09:00+00')")
+        held, cursor = pull_all(device, start)
+        assert held == [], held
+        open_writer.commit()
+        after, _ = pull_all(device, cursor)
+        assert [change["id"] for change in after] == [100, 101]
