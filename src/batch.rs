@@ -19,6 +19,8 @@
 //! answer as jsonb (which takes many times the text's size), and each change is read as jsonb
 //! only while it runs.
 
+use std::cell::Cell;
+
 use serde_json::Value;
 
 use crate::pg::jsonb::{answers_in, Jsonb};
@@ -108,7 +110,11 @@ fn apply(parsed: Parsed) -> Result<Jsonb, SyncError> {
             Named::Default(id)
         }
         Some(table) => {
-            let relid = regclass_in(&cstr(&table)?).ok_or(SyncError::NullArgument("tbl"))?;
+            let name = cstr(&table)?;
+            NAMING.set(true);
+            let relid = regclass_in(&name);
+            NAMING.set(false);
+            let relid = relid.ok_or(SyncError::NullArgument("tbl"))?;
             let id = match &change.id {
                 Value::String(s) => s.clone(),
                 other => other.to_string(),
@@ -133,10 +139,25 @@ fn error_outcome(id: &Value, sqlstate: SqlState, message: &str) -> String {
     .to_string()
 }
 
+thread_local! {
+    /// Set while a change's table name is read: a name in another database fails there with
+    /// 0A000, which is the change's fault, though 0A elsewhere means the server refused a
+    /// statement (see `SqlState::belongs_to_change`).
+    static NAMING: Cell<bool> = const { Cell::new(false) };
+}
+
 /// A change's own error (see `SqlState::belongs_to_change`) comes back, to become its outcome;
 /// any other aborts the whole call, as it would a PL/pgSQL exception block that does not name it.
 fn own_errors<R>(result: Result<R, Failure>) -> Result<R, (SqlState, String)> {
-    result.map_err(|f| if f.sqlstate.belongs_to_change() { (f.sqlstate, f.message) } else { f.raise_again() })
+    let naming = NAMING.replace(false);
+    result.map_err(|f| {
+        let from_the_name = naming && f.sqlstate.text().starts_with("0A");
+        if f.sqlstate.belongs_to_change() || from_the_name {
+            (f.sqlstate, f.message)
+        } else {
+            f.raise_again()
+        }
+    })
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -157,6 +178,8 @@ fn row_order(item: Jsonb) -> (Option<String>, RowKey) {
 /// The batch: a JSON array of outcomes, one per change, in order, as text.
 pub fn push(changes: &Batch<'_>, atomic: bool) -> Result<String, SyncError> {
     let count = changes.len();
+    // An earlier call that failed while reading a name (atomic) left the flag set.
+    NAMING.set(false);
     let mut per_change = Scratch::new("inventory_sync push change");
 
     // First pass: where each change's row sorts (a few bytes per change).

@@ -53,12 +53,15 @@ impl SqlState {
     /// rights), and so becomes that change's `error` outcome. The others are about the
     /// transaction or the server, not the change: a serialization failure or deadlock (the
     /// caller retries the whole call), a cancel or statement timeout, a lock timeout, running out
-    /// of resources, an internal error. Those abort the whole call, as they would a PL/pgSQL
-    /// exception block that does not name them.
+    /// of resources, an internal error, a feature the server does not support (class 0A: a
+    /// statement Citus cannot run would fail every change alike). Those abort the whole call, as
+    /// they would a PL/pgSQL exception block that does not name them. (The batch makes one
+    /// exception: a change naming a table in another database, 0A000 from reading the name.)
     pub fn belongs_to_change(self) -> bool {
         let state = self.text();
         let class = &state[..2];
-        !(["08", "25", "40", "53", "57", "58", "XX"].contains(&class) || ["55P03", "55006"].contains(&state.as_str()))
+        !(["08", "0A", "25", "40", "53", "57", "58", "XX"].contains(&class)
+            || ["55P03", "55006"].contains(&state.as_str()))
     }
 }
 
@@ -82,7 +85,7 @@ mod unit {
             let bytes: [u8; 5] = own.as_bytes().try_into().unwrap();
             assert!(SqlState::new(&bytes).belongs_to_change(), "{own}");
         }
-        for other in ["40001", "40P01", "57014", "55P03", "53200", "XX000", "25006", "57P01", "55006"] {
+        for other in ["40001", "40P01", "57014", "55P03", "53200", "XX000", "25006", "57P01", "55006", "0A000"] {
             let bytes: [u8; 5] = other.as_bytes().try_into().unwrap();
             assert!(!SqlState::new(&bytes).belongs_to_change(), "{other}");
         }

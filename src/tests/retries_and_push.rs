@@ -77,6 +77,7 @@ fn push_answers_each_change_in_order() {
             {"table": "public.products", "id": P1, "payload": {"name": "x", "stock": "many"}, "client_ts": "2024-03-01 10:00+00"},
             {"table": "public.products", "id": P1, "payload": {"name": "x"}, "client_ts": "2024-03-01 10:00+00"},
             {"table": "no_such", "id": "1", "payload": {}, "client_ts": "2024-03-01 10:00+00"},
+            {"table": "elsewhere.public.products", "id": "1", "payload": {}, "client_ts": "2024-03-01 10:00+00"},
             {"id": 3, "payload": {}, "client_ts": "not a time"},
             {"id": 3, "payload": [], "client_ts": "2024-03-01 10:00+00"},
             {"id": 3, "client_ts": "2024-03-01 10:00+00"},
@@ -93,14 +94,17 @@ fn push_answers_each_change_in_order() {
         status,
         [
             "applied", "applied", "applied", "conflict", "applied", "error", "applied", "error", "error", "error",
-            "error", "error", "error", "error", "error", "error"
+            "error", "error", "error", "error", "error", "error", "error"
         ]
     );
     let states: Vec<&str> = outcomes.as_array().unwrap().iter().filter_map(|o| o["sqlstate"].as_str()).collect();
-    assert_eq!(states, ["22P02", "42P01", "22007", "22023", "22023", "22023", "22023", "22023", "22023", "22023"]);
+    assert_eq!(
+        states,
+        ["22P02", "42P01", "0A000", "22007", "22023", "22023", "22023", "22023", "22023", "22023", "22023"]
+    );
     assert_eq!(outcomes[5]["id"], P1);
-    assert_eq!(outcomes[13]["message"], "id \"three\" is not a bigint, as the default table's ids are");
-    assert_eq!(outcomes[14]["message"], "unknown key \"extra\" in change");
+    assert_eq!(outcomes[14]["message"], "id \"three\" is not a bigint, as the default table's ids are");
+    assert_eq!(outcomes[15]["message"], "unknown key \"extra\" in change");
     // Changes to one row applied in the order given; the failed change wrote nothing.
     assert_eq!(json("SELECT data FROM inventory_sync.inventory WHERE id = 1"), json!({"n": 2}));
     assert_eq!(
@@ -109,6 +113,36 @@ fn push_answers_each_change_in_order() {
     );
     assert_eq!(count("SELECT count(*) FROM inventory_sync.inventory WHERE id = 2 AND deleted"), 1);
     assert_eq!(count("SELECT count(*) FROM inventory_sync.inventory WHERE id = 3"), 0);
+}
+
+/// A feature the server does not support (class 0A, as Citus answers a statement it cannot run)
+/// is not one change's fault: the whole call aborts, whatever `atomic` says, and the next call
+/// (without the refusal) answers each change as usual.
+#[pg_test]
+fn a_server_refusal_aborts_the_whole_push() {
+    tracked_products();
+    exec(
+        "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+         RAISE EXCEPTION 'not on this server' USING ERRCODE = 'feature_not_supported'; END $$",
+    );
+    exec("CREATE TRIGGER refuse BEFORE INSERT ON products FOR EACH ROW EXECUTE FUNCTION refuse()");
+    let batch = format!(
+        "SELECT inventory_sync.sync_push('[{{\"id\": 1, \"payload\": {{}}, \"client_ts\": \"2024-03-01\"}}, \
+         {{\"table\": \"products\", \"id\": \"{P1}\", \"payload\": {{\"name\": \"x\"}}, \"client_ts\": \"2024-03-01\"}}]')"
+    );
+    let (state, msg) = sqlstate_of(&batch);
+    assert_eq!((state.as_str(), msg.as_str()), ("0A000", "not on this server"));
+    exec("DROP TRIGGER refuse ON products");
+    let statuses: Vec<String> = Spi::get_one::<pgrx::JsonB>(&batch)
+        .unwrap()
+        .unwrap()
+        .0
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["status"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(statuses, ["applied", "applied"]);
 }
 
 #[pg_test]
