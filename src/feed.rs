@@ -97,13 +97,12 @@ pub fn pull(client: &mut SpiClient<'_>, since: Option<&str>, lim: i32) -> Result
     }
 
     let readable = security::may_read(lookup::default_table_oid());
-    // The tracked tables the caller may read, by table id: their OIDs and names as JSON.
-    let mut tables: HashMap<i32, (pg_sys::Oid, String)> = HashMap::new();
+    // The tracked tables the caller may read, by table id.
+    let mut tables: HashMap<i32, pg_sys::Oid> = HashMap::new();
     for row in client.select(sql::FEED_TABLES, None, &[]).expect("inventory_sync: reading the tracked tables failed") {
         let (Some(id), Some(relid)) = (row.value::<i32>(1), row.value::<pg_sys::Oid>(2)) else { continue };
         if security::may_read(relid) {
-            let name = serde_json::to_string(&lookup::qualified_name(relid)).expect("a name serializes");
-            tables.insert(id, (relid, name));
+            tables.insert(id, relid);
         }
     }
     let table_ids: Vec<i32> = tables.keys().copied().collect();
@@ -128,12 +127,17 @@ pub fn pull(client: &mut SpiClient<'_>, since: Option<&str>, lim: i32) -> Result
     let feed = if readable { &FEED_WITH_DEFAULT } else { &FEED_TRACKED_ONLY };
     let rows = feed.with(|kept| kept.select_all(client, &args));
     let mut found = Vec::with_capacity(rows.len());
+    // The names (as JSON) of the tracked tables this page has changes of, looked up once each.
+    let mut names: HashMap<pg_sys::Oid, String> = HashMap::new();
     for row in rows {
         let mut entry: String = row.value(4).expect("feed entry is NULL");
         let table_id: i32 = row.value(2).expect("a change has a table id");
         let mut relid = pg_sys::InvalidOid;
-        if let Some((oid, name)) = tables.get(&table_id) {
-            relid = *oid;
+        if let Some(&oid) = tables.get(&table_id) {
+            relid = oid;
+            let name = names
+                .entry(oid)
+                .or_insert_with(|| serde_json::to_string(&lookup::qualified_name(oid)).expect("a name serializes"));
             entry.insert_str(0, &format!("{{\"table\":{name}"));
         }
         found.push(Found {

@@ -64,6 +64,32 @@ fn named(tbl: Option<RegClass>, id: Option<String>) -> Result<Named, SyncError> 
     Named::table(tbl.0, id)
 }
 
+/// `sync_upsert_in` in each of its forms, with the key as text.
+fn upsert_in(
+    tbl: Option<RegClass>,
+    id: Option<String>,
+    payload: Option<Jsonb>,
+    client_ts: Option<TimestampWithTimeZone>,
+    client_id: Option<String>,
+    mutation_id: Option<String>,
+    base: Option<Jsonb>,
+) -> Jsonb {
+    check_writable(c"sync_upsert_in()");
+    respond(|| write::upsert(named(tbl, id)?, payload, client_ts, client_id, mutation_id, base))
+}
+
+/// `sync_delete_in` in each of its forms, with the key as text.
+fn delete_in(
+    tbl: Option<RegClass>,
+    id: Option<String>,
+    client_ts: Option<TimestampWithTimeZone>,
+    client_id: Option<String>,
+    mutation_id: Option<String>,
+) -> Jsonb {
+    check_writable(c"sync_delete_in()");
+    respond(|| write::delete(named(tbl, id)?, client_ts, client_id, mutation_id))
+}
+
 /// `sync_upsert` for the application's own tables: `id` is the primary key as text; `payload`
 /// keys are column names, their values converted to the column types.
 #[pg_extern(volatile, parallel_unsafe)]
@@ -76,8 +102,7 @@ fn sync_upsert_in(
     mutation_id: default!(Option<String>, "NULL"),
     base: default!(Option<Jsonb>, "NULL"),
 ) -> Jsonb {
-    check_writable(c"sync_upsert_in()");
-    respond(|| write::upsert(named(tbl, id)?, payload, client_ts, client_id, mutation_id, base))
+    upsert_in(tbl, id, payload, client_ts, client_id, mutation_id, base)
 }
 
 /// `sync_delete` for the application's own tables: the row is deleted and its tombstone kept in
@@ -90,8 +115,7 @@ fn sync_delete_in(
     client_id: default!(Option<String>, "NULL"),
     mutation_id: default!(Option<String>, "NULL"),
 ) -> Jsonb {
-    check_writable(c"sync_delete_in()");
-    respond(|| write::delete(named(tbl, id)?, client_ts, client_id, mutation_id))
+    delete_in(tbl, id, client_ts, client_id, mutation_id)
 }
 
 /// `sync_upsert_in` with a bigint (or integer) key given as a number: what a driver sends for an
@@ -106,8 +130,7 @@ fn sync_upsert_in_bigint(
     mutation_id: default!(Option<String>, "NULL"),
     base: default!(Option<Jsonb>, "NULL"),
 ) -> Jsonb {
-    check_writable(c"sync_upsert_in()");
-    respond(|| write::upsert(named(tbl, id.map(|i| i.to_string()))?, payload, client_ts, client_id, mutation_id, base))
+    upsert_in(tbl, id.map(|i| i.to_string()), payload, client_ts, client_id, mutation_id, base)
 }
 
 /// `sync_upsert_in` with a uuid key given as a uuid.
@@ -121,8 +144,7 @@ fn sync_upsert_in_uuid(
     mutation_id: default!(Option<String>, "NULL"),
     base: default!(Option<Jsonb>, "NULL"),
 ) -> Jsonb {
-    check_writable(c"sync_upsert_in()");
-    respond(|| write::upsert(named(tbl, id.map(|u| u.to_string()))?, payload, client_ts, client_id, mutation_id, base))
+    upsert_in(tbl, id.map(|u| u.to_string()), payload, client_ts, client_id, mutation_id, base)
 }
 
 /// `sync_delete_in` with a bigint (or integer) key given as a number.
@@ -134,8 +156,7 @@ fn sync_delete_in_bigint(
     client_id: default!(Option<String>, "NULL"),
     mutation_id: default!(Option<String>, "NULL"),
 ) -> Jsonb {
-    check_writable(c"sync_delete_in()");
-    respond(|| write::delete(named(tbl, id.map(|i| i.to_string()))?, client_ts, client_id, mutation_id))
+    delete_in(tbl, id.map(|i| i.to_string()), client_ts, client_id, mutation_id)
 }
 
 /// `sync_delete_in` with a uuid key given as a uuid.
@@ -147,8 +168,7 @@ fn sync_delete_in_uuid(
     client_id: default!(Option<String>, "NULL"),
     mutation_id: default!(Option<String>, "NULL"),
 ) -> Jsonb {
-    check_writable(c"sync_delete_in()");
-    respond(|| write::delete(named(tbl, id.map(|u| u.to_string()))?, client_ts, client_id, mutation_id))
+    delete_in(tbl, id.map(|u| u.to_string()), client_ts, client_id, mutation_id)
 }
 
 /// Apply a device's whole upload: a JSON array of changes, answered with one outcome per change,
