@@ -32,6 +32,8 @@ COMMENT ON FUNCTION inventory_sync.purge_mutations(interval) IS
     'Forget mutation ids applied longer ago than the interval; answers how many.';
 COMMENT ON FUNCTION inventory_sync.set_policy(regclass, text, text) IS
     'Set how a field merges: lww (default), field_lww, delta (numbers, with a base) or server_wins. Owner only.';
+COMMENT ON FUNCTION inventory_sync.distribute() IS
+    'On a Citus coordinator: distribute the extension''s tables (once) and give every node an era of its own to write in. Run again after adding a node. Answers the cohort and each node''s era.';
 
 COMMENT ON FUNCTION inventory_sync.change_position() IS
     'The feed position of a change the current transaction makes now (see inventory_sync.eras).';

@@ -119,6 +119,7 @@ $$;
 -- Eras.
 CREATE TABLE inventory_sync.eras (
     era               integer     NOT NULL CHECK (era OPERATOR(pg_catalog.>) 0 AND era OPERATOR(pg_catalog.<) 32768),
+    cohort            integer     NOT NULL,
     system_identifier bigint      NOT NULL,
     database_oid      oid         NOT NULL,
     previous_end      bigint      NOT NULL,
@@ -130,6 +131,8 @@ COMMENT ON TABLE inventory_sync.eras IS
     'Stretches of feed history, one per cluster and database that wrote: written only by the sync functions.';
 COMMENT ON COLUMN inventory_sync.eras.era IS
     'The era''s number: its positions are era * 2^48 + transaction id.';
+COMMENT ON COLUMN inventory_sync.eras.cohort IS
+    'The eras started together: one era alone on a single server; one per node of a Citus cluster, given by inventory_sync.distribute(). Only the latest cohort''s eras are written in.';
 COMMENT ON COLUMN inventory_sync.eras.system_identifier IS
     'The cluster that writes in this era (pg_control_system().system_identifier): another cluster starts a new era.';
 COMMENT ON COLUMN inventory_sync.eras.database_oid IS
@@ -173,6 +176,14 @@ AS 'MODULE_PATHNAME', 'change_position_wrapper';
 COMMENT ON FUNCTION inventory_sync.change_position() IS
     'The feed position of a change the current transaction makes now (see inventory_sync.eras).';
 ALTER TABLE inventory_sync.inventory ALTER COLUMN position SET DEFAULT inventory_sync.change_position();
+
+-- Spreading the extension over a Citus cluster.
+CREATE FUNCTION inventory_sync."distribute"() RETURNS jsonb
+STRICT VOLATILE PARALLEL UNSAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'distribute_wrapper';
+COMMENT ON FUNCTION inventory_sync.distribute() IS
+    'On a Citus coordinator: distribute the extension''s tables (once) and give every node an era of its own to write in. Run again after adding a node. Answers the cohort and each node''s era.';
 
 -- sync_push for large uploads, json in and out.
 CREATE FUNCTION inventory_sync."sync_push_json"("changes" json, "atomic" bool DEFAULT false) RETURNS json

@@ -147,6 +147,7 @@ COMMENT ON FUNCTION inventory_sync.table_of(integer) IS
 -- cluster and database): no writer waits for another to start one.
 CREATE TABLE inventory_sync.eras (
     era               integer     NOT NULL CHECK (era OPERATOR(pg_catalog.>) 0 AND era OPERATOR(pg_catalog.<) 32768),
+    cohort            integer     NOT NULL,
     system_identifier bigint      NOT NULL,
     database_oid      oid         NOT NULL,
     previous_end      bigint      NOT NULL,
@@ -158,6 +159,8 @@ COMMENT ON TABLE inventory_sync.eras IS
     'Stretches of feed history, one per cluster and database that wrote: written only by the sync functions.';
 COMMENT ON COLUMN inventory_sync.eras.era IS
     'The era''s number: its positions are era * 2^48 + transaction id.';
+COMMENT ON COLUMN inventory_sync.eras.cohort IS
+    'The eras started together: one era alone on a single server; one per node of a Citus cluster, given by inventory_sync.distribute(). Only the latest cohort''s eras are written in.';
 COMMENT ON COLUMN inventory_sync.eras.system_identifier IS
     'The cluster that writes in this era (pg_control_system().system_identifier): another cluster starts a new era.';
 COMMENT ON COLUMN inventory_sync.eras.database_oid IS

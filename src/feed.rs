@@ -26,7 +26,7 @@ use crate::catalog::{self, positions};
 use crate::pg::jsonb::Jsonb;
 use crate::pg::kept::{Kept, Row};
 use crate::pg::{lookup, security};
-use inventory_sync_core::cursor::Position;
+use inventory_sync_core::cursor::{era_of, Cursor, Position, Range};
 use inventory_sync_core::sql;
 use inventory_sync_core::SyncError;
 
@@ -52,6 +52,30 @@ thread_local! {
     static FEED_TRACKED_ONLY: Kept = Kept::new(sql::feed(false), feed_types());
 }
 
+/// The feed statement's arguments for one range: after its position, below its end, at most
+/// `limit` rows of the tables `table_ids` (and of the default table, when the caller may read it).
+fn range_args(range: &Range, limit: i32, table_ids: &[i32]) -> Vec<pgrx::datum::DatumWithOid<'static>> {
+    let after = &range.after;
+    // The default table (table id 0) comes first at every position, its rows in id order: after
+    // a change of a tracked table at position p, or before the first row of position p + 1, its
+    // part goes on after every id of position p.
+    let (default_position, default_id) = match after.default_id() {
+        Some(id) => (after.position, id),
+        None if after.table_id == 0 => (after.position.saturating_sub(1), i64::MAX),
+        None => (after.position, i64::MAX),
+    };
+    vec![
+        after.position.into(),
+        after.table_id.into(),
+        after.row_id.clone().into(),
+        range.below.into(),
+        limit.into(),
+        default_position.into(),
+        default_id.into(),
+        table_ids.to_vec().into(),
+    ]
+}
+
 /// One change from the feed's first pass: where it is, the tracked table it belongs to (its OID
 /// in this database), and its entry as JSON text (complete, or missing the row's data when it
 /// comes from a tracked table). Entries are never parsed whole here: the answer is assembled as
@@ -69,29 +93,29 @@ pub fn pull(client: &mut SpiClient<'_>, since: Option<&str>, lim: i32) -> Result
     if !(1..=MAX_LIMIT).contains(&lim) {
         return Err(SyncError::OutOfRange { name: "lim", range: "between 1 and 100000" });
     }
-    let (after, epoch) = match since {
-        Some(cursor) => Position::decode_with_epoch(cursor)?,
-        None => (Position::default(), None),
+    let (cursor, epoch) = match since {
+        Some(text) => Cursor::decode_with_epoch(text)?,
+        None => (Cursor::start(), None),
     };
-    let range = positions::pull_range(client, after, since.is_some())?;
-    let after = range.after;
+    let eras = positions::pull_eras(client, &cursor, since.is_some())?;
     // The purge epoch (when the last purge ran, 0: never) goes into every cursor handed out. A
     // cursor from the current epoch is good whatever its position: no tombstone was purged since
     // it was handed out, and its walk (perhaps begun after the purge, from the beginning) has
     // missed nothing. A cursor from before the last purge may have missed a purged tombstone if
-    // it lies before it.
+    // it has not passed it.
     let mut current_epoch = 0;
     let purged =
         client.select(sql::PURGE_HORIZON, None, &[]).expect("inventory_sync: reading the purge horizon failed");
     if let Some(row) = purged.into_iter().next() {
+        let position = row.value::<i64>(1).unwrap_or(0);
         let newest_purged = Position {
-            era: 0,
-            position: row.value::<i64>(1).unwrap_or(0),
+            era: era_of(position),
+            position,
             table_id: row.value::<i32>(2).unwrap_or(0),
             row_id: row.value::<String>(3).unwrap_or_default(),
         };
         current_epoch = row.value::<pgrx::datum::TimestampWithTimeZone>(4).map_or(0, |t| t.into_inner());
-        if since.is_some() && epoch != Some(current_epoch) && after.key() < newest_purged.key() {
+        if since.is_some() && epoch != Some(current_epoch) && !cursor.passed(&newest_purged) {
             return Err(SyncError::CursorExpired);
         }
     }
@@ -106,55 +130,50 @@ pub fn pull(client: &mut SpiClient<'_>, since: Option<&str>, lim: i32) -> Result
         }
     }
     let table_ids: Vec<i32> = tables.keys().copied().collect();
-    // The default table (table id 0) comes first at every position, its rows in id order: after
-    // a change of a tracked table at position p, or before the first row of position p + 1, its
-    // part goes on after every id of position p.
-    let (default_position, default_id) = match after.default_id() {
-        Some(id) => (after.position, id),
-        None if after.table_id == 0 => (after.position.saturating_sub(1), i64::MAX),
-        None => (after.position, i64::MAX),
-    };
-    let args = [
-        after.position.into(),
-        after.table_id.into(),
-        after.row_id.as_str().into(),
-        range.below.into(),
-        (lim + 1).into(),
-        default_position.into(),
-        default_id.into(),
-        table_ids.into(),
-    ];
     let feed = if readable { &FEED_WITH_DEFAULT } else { &FEED_TRACKED_ONLY };
-    let rows = feed.with(|kept| kept.select_all(client, &args));
-    let mut found = Vec::with_capacity(rows.len());
+    // The ranges in feed order (one on a single server), each to its end while the page has room;
+    // one row more than the page holds says whether there is more.
+    let ranges = cursor.ranges(&eras);
+    let mut found: Vec<Found> = Vec::new();
+    let mut ended = 0;
+    let mut has_more = false;
     // The names (as JSON) of the tracked tables this page has changes of, looked up once each.
     let mut names: HashMap<pg_sys::Oid, String> = HashMap::new();
-    for row in rows {
-        let mut entry: String = row.value(4).expect("feed entry is NULL");
-        let table_id: i32 = row.value(2).expect("a change has a table id");
-        let mut relid = pg_sys::InvalidOid;
-        if let Some(&oid) = tables.get(&table_id) {
-            relid = oid;
-            let name = names
-                .entry(oid)
-                .or_insert_with(|| serde_json::to_string(&lookup::qualified_name(oid)).expect("a name serializes"));
-            entry.insert_str(0, &format!("{{\"table\":{name}"));
+    for range in &ranges {
+        let room = lim as usize - found.len();
+        let rows = feed.with(|kept| kept.select_all(client, &range_args(range, room as i32 + 1, &table_ids)));
+        has_more = rows.len() > room;
+        for row in rows.into_iter().take(room) {
+            let mut entry: String = row.value(4).expect("feed entry is NULL");
+            let table_id: i32 = row.value(2).expect("a change has a table id");
+            let mut relid = pg_sys::InvalidOid;
+            if let Some(&oid) = tables.get(&table_id) {
+                relid = oid;
+                let name = names
+                    .entry(oid)
+                    .or_insert_with(|| serde_json::to_string(&lookup::qualified_name(oid)).expect("a name serializes"));
+                entry.insert_str(0, &format!("{{\"table\":{name}"));
+            }
+            let position: i64 = row.value(1).expect("a change has a position");
+            found.push(Found {
+                position: Position {
+                    era: era_of(position),
+                    position,
+                    table_id,
+                    row_id: row.value(3).unwrap_or_default(),
+                },
+                relid,
+                entry,
+                needs_row: row.value(5).unwrap_or(false),
+            });
         }
-        found.push(Found {
-            position: Position {
-                era: range.era,
-                position: row.value(1).expect("a change has a position"),
-                table_id,
-                row_id: row.value(3).unwrap_or_default(),
-            },
-            relid,
-            entry,
-            needs_row: row.value(5).unwrap_or(false),
-        });
+        if has_more {
+            break;
+        }
+        ended += 1;
     }
-    let has_more = found.len() > lim as usize;
-    found.truncate(lim as usize);
-    let cursor = found.last().map(|f| f.position.clone()).unwrap_or(Position { era: range.era, ..after });
+    let taken: Vec<Position> = found.iter().map(|f| f.position.clone()).collect();
+    let cursor = cursor.advance(&eras, &ranges, &taken, ended);
 
     fill_tracked_rows(client, &mut found)?;
     // The answer's text, from the entries' (valid JSON, each built by the feed statement).

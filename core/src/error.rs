@@ -106,6 +106,19 @@ pub enum SyncError {
     #[error("cursor is from a history this database does not have")]
     CursorFromOtherHistory,
 
+    /// A write on a node of a cluster whose nodes write in eras of their own
+    /// (`inventory_sync.distribute()`), on a node that was not given one.
+    #[error("this node has no era to write in")]
+    NodeWithoutEra,
+
+    /// `distribute()` where it cannot run: without Citus, or not on the coordinator.
+    #[error("{0}")]
+    NotACluster(&'static str),
+
+    /// A node of the cluster did not answer for its horizon.
+    #[error("node {node} did not answer: {message}")]
+    NodeUnreachable { node: i32, message: String },
+
     /// An argument out of its range.
     #[error("{name} must be {range}")]
     OutOfRange { name: &'static str, range: &'static str },
@@ -165,7 +178,11 @@ impl SyncError {
             | SyncError::TimestampKey { .. } => SqlState::INVALID_PARAMETER_VALUE,
             SyncError::InfiniteTimestamp { .. } => SqlState::DATETIME_FIELD_OVERFLOW,
             SyncError::BadValue { sqlstate, .. } | SyncError::InChange { sqlstate, .. } => *sqlstate,
-            SyncError::CursorExpired | SyncError::CursorFromOtherHistory => SqlState::OBJECT_NOT_IN_PREREQUISITE_STATE,
+            SyncError::CursorExpired
+            | SyncError::CursorFromOtherHistory
+            | SyncError::NodeWithoutEra
+            | SyncError::NotACluster(_) => SqlState::OBJECT_NOT_IN_PREREQUISITE_STATE,
+            SyncError::NodeUnreachable { .. } => SqlState::CONNECTION_FAILURE,
             SyncError::NestedTooDeep => SqlState::STATEMENT_TOO_COMPLEX,
             SyncError::Unsettled { .. } => SqlState::SERIALIZATION_FAILURE,
             SyncError::NotTracked { .. } | SyncError::TrackingBroken { .. } => {
@@ -254,6 +271,12 @@ impl SyncError {
             SyncError::MutationWithoutClient => {
                 Some("Mutation ids are unique per device: send the device's client_id too.")
             }
+            SyncError::NotACluster(_) => Some(
+                "On a Citus coordinator: CREATE EXTENSION citus, add the worker nodes, then call inventory_sync.distribute()."
+            ),
+            SyncError::NodeWithoutEra => Some(
+                "A node added to the cluster after inventory_sync.distribute() gets its era when distribute() runs again."
+            ),
             _ => None,
         }
     }
@@ -298,6 +321,9 @@ mod unit {
             SyncError::BadCursor,
             SyncError::CursorExpired,
             SyncError::CursorFromOtherHistory,
+            SyncError::NodeWithoutEra,
+            SyncError::NotACluster("extension \"citus\" is not installed in this database"),
+            SyncError::NodeUnreachable { node: 2, message: "connection refused".into() },
             SyncError::OutOfRange { name: "lim", range: "between 1 and 100000" },
             SyncError::MutationOfOtherUser { client_id: "c".into(), mutation_id: "m".into() },
             SyncError::Unsettled { table: "public.t".into(), rounds: 10 },

@@ -1,12 +1,13 @@
-//! The pull cursor (`Position`, core/src/cursor.rs), every form (the first release's `1:xid:oid:row`
-//! and `2:epoch:1:…`, and `3:epoch:era:position:table_id:row` that pulls hand out): decoding any
-//! text never panics and fails only with `BadCursor` (also for a default-table row id that is not
-//! a bigint); a decoded cursor re-encodes to one that decodes the same; every position (and
-//! epoch) survives encode/decode; cursors are URL-safe.
+//! The pull cursor (`Cursor`, core/src/cursor.rs), every form (the first release's `1:xid:oid:row`
+//! and `2:epoch:1:…`, `3:epoch:era:position:table_id:row` that pulls on one server hand out, and
+//! `4:epoch:floor:[…]`, a position per era): decoding any text never panics and fails only with
+//! `BadCursor` (also for a default-table row id that is not a bigint); a decoded cursor
+//! re-encodes to one that decodes the same; every position (and epoch) survives encode/decode;
+//! cursors are URL-safe.
 #![no_main]
 
 use arbitrary::{Arbitrary, Unstructured};
-use inventory_sync_fuzz::cursor::Position;
+use inventory_sync_fuzz::cursor::{era_of, Cursor, Position};
 use inventory_sync_fuzz::error::SyncError;
 use libfuzzer_sys::fuzz_target;
 
@@ -14,7 +15,7 @@ use libfuzzer_sys::fuzz_target;
 struct Case {
     /// Any text, as sync_pull gets it from a client.
     text: String,
-    position: Position,
+    cursor: Cursor,
     epoch: i64,
 }
 
@@ -22,33 +23,36 @@ impl<'a> Arbitrary<'a> for Case {
     fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
         let len = u.arbitrary_len::<u8>()?;
         let text = String::from_utf8_lossy(u.bytes(len)?).into_owned();
-        let table_id = u.int_in_range(0..=i32::MAX)?;
-        // The default table's (0) row ids are its bigint ids, or empty (before its first row).
-        let row_id = match table_id {
-            0 if u.arbitrary()? => String::new(),
-            0 => u.arbitrary::<i64>()?.to_string(),
-            _ => u.arbitrary()?,
-        };
-        let position = Position {
-            era: u.int_in_range(0..=i32::MAX)?,
-            position: u.int_in_range(0..=i64::MAX)?,
-            table_id,
-            row_id,
-        };
-        Ok(Case { text, position, epoch: u.arbitrary()? })
+        // A floor, then one part per era at or above it, in era order, each past its era's start.
+        let floor = u.int_in_range(0..=32_767)?;
+        let mut parts: Vec<Position> = Vec::new();
+        for _ in 0..u.int_in_range(0..=3)? {
+            let lowest = parts.last().map_or(i64::from(floor) << 48, |p| (i64::from(p.era) + 1) << 48);
+            let Some(position) = lowest.checked_add(u.int_in_range(1..=(1i64 << 48) - 1)?) else { break };
+            let table_id = u.int_in_range(0..=i32::MAX)?;
+            // The default table's (0) row ids are its bigint ids, or empty (before its first row).
+            let row_id = match table_id {
+                0 if u.arbitrary()? => String::new(),
+                0 => u.arbitrary::<i64>()?.to_string(),
+                _ => u.arbitrary()?,
+            };
+            parts.push(Position { era: era_of(position), position, table_id, row_id });
+        }
+        let cursor = Cursor { floor, parts };
+        Ok(Case { text, cursor, epoch: u.arbitrary()? })
     }
 }
 
-fn round_trip(p: &Position, epoch: i64) {
-    let text = p.encode_in_epoch(epoch);
+fn round_trip(c: &Cursor, epoch: i64) {
+    let text = c.encode_in_epoch(epoch);
     assert!(text.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'), "{text:?}");
-    assert_eq!(Position::decode_with_epoch(&text), Ok((p.clone(), Some(epoch))), "round trip");
+    assert_eq!(Cursor::decode_with_epoch(&text), Ok((c.clone(), Some(epoch))), "round trip");
 }
 
 fuzz_target!(|c: Case| {
-    match Position::decode_with_epoch(&c.text) {
-        Ok((p, epoch)) => round_trip(&p, epoch.unwrap_or(0)),
+    match Cursor::decode_with_epoch(&c.text) {
+        Ok((cursor, epoch)) => round_trip(&cursor, epoch.unwrap_or(0)),
         Err(e) => assert_eq!(e, SyncError::BadCursor),
     }
-    round_trip(&c.position, c.epoch);
+    round_trip(&c.cursor, c.epoch);
 });

@@ -47,6 +47,15 @@ fn set_policy(tbl: Option<RegClass>, field: Option<String>, policy: Option<Strin
     })
 }
 
+/// Spread the extension over a Citus cluster, on its coordinator: its tables distributed (once),
+/// and an era of its own for every node, which writes there need (docs/SCALING.md). Run it again
+/// after adding a node. Answers the cohort of eras it gave and each node's era.
+#[pg_extern(volatile, parallel_unsafe)]
+fn distribute() -> crate::pg::jsonb::Jsonb {
+    check_writable(c"distribute()");
+    respond(|| Spi::connect_mut(crate::catalog::cluster::distribute))
+}
+
 /// Run a purge statement (`$1` the age) and answer how many rows it removed.
 fn purge(older_than: Option<Interval>, statement: &str) -> i64 {
     respond(|| {

@@ -4,7 +4,7 @@
 //!
 //! - `writes`: sync_upsert, sync_delete, sync_upsert_in, sync_delete_in, sync_push;
 //! - `reads`: sync_pull;
-//! - `admin`: track, untrack, set_policy, purge_tombstones, purge_mutations.
+//! - `admin`: track, untrack, set_policy, purge_tombstones, purge_mutations, distribute.
 
 mod admin;
 mod reads;

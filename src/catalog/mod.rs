@@ -9,9 +9,11 @@
 //!
 //! - `describe`: a tracked table's description and statements, from the system catalogs;
 //! - `admin`: `track`, `untrack`, `set_policy`;
-//! - `positions`: feed positions and the eras they are counted in.
+//! - `positions`: feed positions and the eras they are counted in;
+//! - `cluster`: `distribute()`, the extension spread over a Citus cluster.
 
 pub mod admin;
+pub mod cluster;
 mod describe;
 pub mod positions;
 

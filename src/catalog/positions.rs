@@ -11,34 +11,34 @@
 //!
 //! Starting an era takes no lock: concurrent first writers each record the same era (the next
 //! number, for the same cluster and database), and each uses it at once.
+//!
+//! On a Citus cluster every node writes (the calls are delegated to the node that holds the row),
+//! each with its own transaction ids: `inventory_sync.distribute()` gives each node an era of its
+//! own, all of one cohort, started together. A pull walks each era of the latest cohort up to the
+//! horizon of the node that writes in it, which each node answers for (docs/DEVELOPMENT.md,
+//! "Citus").
 
 use std::cell::Cell;
+use std::collections::HashMap;
 
 use pgrx::pg_sys;
 use pgrx::spi::SpiClient;
 
 use crate::pg::kept::Row;
-use crate::pg::{lookup, xact};
-use inventory_sync_core::cursor::Position;
+use crate::pg::{lookup, relcache, xact};
+use inventory_sync_core::cursor::{era_start, Cursor, Era};
 use inventory_sync_core::sql;
 use inventory_sync_core::SyncError;
 
-/// Positions of era `e` are `e * ERA_SPAN + xid`: room for 2^48 transactions per era (89 years at
-/// 100,000 transactions a second), and for 32,767 eras in a bigint.
-pub const ERA_SPAN: i64 = 1 << 48;
-const MAX_ERA: i32 = 32_767;
+pub const MAX_ERA: i32 = 32_767;
 
-/// The first position of era `era`.
-fn era_start(era: i32) -> i64 {
-    i64::from(era) * ERA_SPAN
-}
-
-/// The era this backend writes in, keyed by the eras table's OID (a re-created extension starts
-/// over), and, while the transaction that recorded it has not ended (the record may still roll
-/// back), that transaction.
+/// The era this backend writes in, while no invalidation of the eras table arrived (a re-created
+/// extension has another eras table; `distribute()` sends one when it gives the nodes their eras),
+/// and, while the transaction that recorded it has not ended (the record may still roll back),
+/// that transaction.
 #[derive(Clone, Copy)]
 struct Writing {
-    eras_table: pg_sys::Oid,
+    generation: u64,
     era: i32,
     only_in: Option<i64>,
 }
@@ -47,44 +47,71 @@ thread_local! {
     static WRITING: Cell<Option<Writing>> = const { Cell::new(None) };
 }
 
-/// The latest era, and whether this cluster and database write in it; and the horizon (the
-/// oldest transaction still running) of the current snapshot.
-struct Latest {
-    era: Option<(i32, bool)>,
-    snapshot_xmin: i64,
+/// One era as recorded: its number, cohort, the cluster and database that write in it, and the
+/// highest position stored when it began.
+struct Recorded {
+    era: i32,
+    cohort: i32,
+    system: i64,
+    database: pg_sys::Oid,
+    previous_end: i64,
 }
 
-fn latest(client: &SpiClient<'_>) -> Latest {
-    let rows = client.select(sql::ERA_LATEST, None, &[]).expect("inventory_sync: reading inventory_sync.eras failed");
-    let row = rows.first();
-    let snapshot_xmin = row.value::<i64>(4).expect("a snapshot has a horizon");
-    let era = row.value::<i32>(1).map(|era| {
-        let system: i64 = row.value(2).expect("an era has a cluster");
-        let database: pg_sys::Oid = row.value(3).expect("an era has a database");
-        (era, system == xact::system_identifier() && database == xact::database_id())
-    });
-    Latest { era, snapshot_xmin }
+impl Recorded {
+    fn is_mine(&self) -> bool {
+        self.system == xact::system_identifier() && self.database == xact::database_id()
+    }
+}
+
+fn recorded(client: &SpiClient<'_>) -> Vec<Recorded> {
+    client
+        .select(sql::ERAS, None, &[])
+        .expect("inventory_sync: reading inventory_sync.eras failed")
+        .map(|row| Recorded {
+            era: row.value(1).expect("an era has a number"),
+            cohort: row.value(2).expect("an era has a cohort"),
+            system: row.value(3).expect("an era has a cluster"),
+            database: row.value(4).expect("an era has a database"),
+            previous_end: row.value(5).expect("an era has a previous end"),
+        })
+        .collect()
+}
+
+/// The latest cohort's eras (several on a cluster; one on a single server).
+fn latest_cohort(eras: &[Recorded]) -> &[Recorded] {
+    let Some(cohort) = eras.iter().map(|e| e.cohort).max() else { return &[] };
+    let first = eras.iter().position(|e| e.cohort == cohort).expect("the latest cohort has an era");
+    &eras[first..]
+}
+
+/// Whether the eras (of one cohort) are written by several nodes.
+fn several(eras: &[Recorded]) -> bool {
+    eras.windows(2).any(|w| w[0].era != w[1].era)
 }
 
 /// The feed position of a change the current transaction writes now; records this cluster's
 /// and database's era first if the latest era is another's (or there is none).
 pub fn for_write(client: &mut SpiClient<'_>) -> Result<i64, SyncError> {
     let xid = xact::top_full_xid() as i64;
-    let eras_table = lookup::own_table_oid(c"eras");
+    let generation = relcache::generation(lookup::own_table_oid(c"eras"));
     if let Some(w) = WRITING.get() {
-        if w.eras_table == eras_table && w.only_in.is_none_or(|x| x == xid) {
+        if w.generation == generation && w.only_in.is_none_or(|x| x == xid) {
             return Ok(era_start(w.era) + xid);
         }
     }
-    let era = match latest(client).era {
+    let eras = recorded(client);
+    let latest = latest_cohort(&eras);
+    let era = match latest.iter().find(|e| e.is_mine()) {
         // Recorded by another transaction (so committed), or by this one earlier.
-        Some((era, true)) => {
+        Some(mine) => {
             let only_in = WRITING.get().and_then(|w| w.only_in).filter(|x| *x == xid);
-            WRITING.set(Some(Writing { eras_table, era, only_in }));
-            era
+            WRITING.set(Some(Writing { generation, era: mine.era, only_in }));
+            mine.era
         }
-        other => {
-            let era = other.map_or(1, |(latest, _)| latest + 1);
+        // The nodes of a cluster write in the eras distribute() gave them, and only there.
+        None if several(latest) => return Err(SyncError::NodeWithoutEra),
+        None => {
+            let era = eras.last().map_or(1, |latest| latest.era + 1);
             if era > MAX_ERA {
                 return Err(SyncError::OutOfRange { name: "the number of eras", range: "at most 32767" });
             }
@@ -93,58 +120,126 @@ pub fn for_write(client: &mut SpiClient<'_>) -> Result<i64, SyncError> {
             super::as_owner_of(c"eras", || {
                 client.update(sql::ERA_START, None, &args).expect("inventory_sync: recording an era failed");
             });
-            WRITING.set(Some(Writing { eras_table, era, only_in: Some(xid) }));
+            WRITING.set(Some(Writing { generation, era, only_in: Some(xid) }));
             era
         }
     };
     Ok(era_start(era) + xid)
 }
 
-/// Where a pull stands: the cursor checked against the history, the position below which it
-/// may hand out changes, and the era its new cursor names.
-pub struct PullRange {
-    pub after: Position,
-    pub below: i64,
-    pub era: i32,
+fn snapshot_xmin(client: &SpiClient<'_>) -> i64 {
+    client
+        .select(sql::SNAPSHOT_XMIN, None, &[])
+        .expect("inventory_sync: reading the snapshot's horizon failed")
+        .first()
+        .get_one::<i64>()
+        .expect("inventory_sync: a horizon is a bigint")
+        .expect("a snapshot has a horizon")
 }
 
-/// Check a decoded cursor (`after`; `from_cursor` false: the start) against this database's
-/// history and find the horizon.
-pub fn pull_range(client: &SpiClient<'_>, after: Position, from_cursor: bool) -> Result<PullRange, SyncError> {
-    let latest = latest(client);
-    let (era, below) = match latest.era {
-        // This cluster and database write in the latest era: changes below the snapshot's
-        // horizon are all committed or rolled back, and every later commit lands above it.
-        Some((era, true)) => (era, era_start(era) + latest.snapshot_xmin),
-        // No write here since the database was restored (or created), as this snapshot sees it:
-        // the next writes land in the next era. Everything before it is committed; the next era
-        // is not handed out yet, not even what the pull's own (later) snapshot may see of it.
-        Some((era, false)) => (era, era_start(era + 1)),
-        None => (0, era_start(1)),
-    };
-    if from_cursor {
-        if after.era > era || after.position >= era_start(after.era.saturating_add(1)) {
-            return Err(SyncError::BadCursor);
+fn has_citus(client: &SpiClient<'_>) -> bool {
+    client
+        .select(sql::HAS_CITUS, None, &[])
+        .expect("inventory_sync: looking for Citus failed")
+        .first()
+        .get_one::<bool>()
+        .expect("inventory_sync: a yes or no")
+        .unwrap_or(false)
+}
+
+/// A node of the cluster as it answers: its node id, (cluster, database), and its horizon (the
+/// oldest transaction still running there).
+pub struct Node {
+    pub id: i32,
+    pub writer: (i64, u32),
+    pub xmin: i64,
+}
+
+/// Every node of the cluster, as each answers now.
+pub fn nodes(client: &SpiClient<'_>) -> Result<Vec<Node>, SyncError> {
+    let mut nodes = Vec::new();
+    for row in client.select(sql::NODE_HORIZONS, None, &[]).expect("inventory_sync: asking the nodes failed") {
+        let node: i32 = row.value(1).expect("a node has an id");
+        let result: String = row.value(3).unwrap_or_default();
+        if row.value::<bool>(2) != Some(true) {
+            return Err(SyncError::NodeUnreachable { node, message: result });
         }
-        if after.era < era && after.era > 0 {
-            // The history of the cursor's era ended where the next era began: a cursor beyond it
-            // was handed out by a copy of the database that went on after the backup this one
-            // was restored from, and holds changes this database does not have. (Cursors of the
-            // first release, era 0, name no cluster: they are honoured as they are.)
-            let end = client
-                .select(sql::ERA_PREVIOUS_END, None, &[(after.era + 1).into()])
-                .expect("inventory_sync: reading inventory_sync.eras failed")
-                .first()
-                .get_one::<i64>()
-                .expect("inventory_sync: an era's previous end is a bigint");
-            if end.is_some_and(|end| after.position > end) {
-                return Err(SyncError::CursorFromOtherHistory);
-            }
-        } else if after.position > below.saturating_add(1 << 31) {
+        let unexpected = || SyncError::NodeUnreachable { node, message: format!("unexpected answer {result:?}") };
+        let [system, database, xmin] = result.split(' ').collect::<Vec<_>>()[..] else { return Err(unexpected()) };
+        let (Ok(system), Ok(database), Ok(xmin)) = (system.parse(), database.parse(), xmin.parse()) else {
+            return Err(unexpected());
+        };
+        nodes.push(Node { id: node, writer: (system, database), xmin });
+    }
+    Ok(nodes)
+}
+
+/// The database's eras as a pull walks them (see [`Era`]), and the cursor checked against them
+/// (`from_cursor` false: the start, nothing to check).
+pub fn pull_eras(client: &SpiClient<'_>, cursor: &Cursor, from_cursor: bool) -> Result<Vec<Era>, SyncError> {
+    let recorded = recorded(client);
+    let latest = latest_cohort(&recorded);
+    let cluster = several(latest);
+    // The nodes' horizons are asked after this pull's snapshot of the eras, and before its feed
+    // statements take theirs: whatever lies below a horizon has ended before the feed is read.
+    let horizons: Option<HashMap<(i64, u32), i64>> = if cluster && has_citus(client) {
+        Some(nodes(client)?.into_iter().map(|n| (n.writer, n.xmin)).collect())
+    } else {
+        None
+    };
+    let local_xmin = snapshot_xmin(client);
+    let mut eras = vec![Era::finished(0)];
+    for r in &recorded {
+        if eras.last().is_some_and(|e| e.era == r.era) {
+            continue;
+        }
+        let below = if r.is_mine() {
+            // This cluster and database write in it: changes below the snapshot's horizon are
+            // all committed or rolled back, and every later commit lands above it.
+            Some(local_xmin)
+        } else {
+            // Another node's era: up to its horizon while it is part of the cluster, also when a
+            // later cohort has begun (a transaction that began before may still write in it).
+            // A database restored here, or a node that left: nothing more comes.
+            horizons.as_ref().and_then(|h| h.get(&(r.system, r.database.to_u32()))).copied()
+        };
+        eras.push(match below {
+            Some(xmin) => Era { era: r.era, below: era_start(r.era) + xmin },
+            None => Era::finished(r.era),
+        });
+    }
+    if from_cursor {
+        check(cursor, &recorded, &eras)?;
+    }
+    Ok(eras)
+}
+
+/// A cursor this database may have handed out, of its own history.
+fn check(cursor: &Cursor, recorded: &[Recorded], eras: &[Era]) -> Result<(), SyncError> {
+    let last = eras.last().expect("era 0 is always there").era;
+    if cursor.floor > last.saturating_add(1) {
+        return Err(SyncError::BadCursor);
+    }
+    for part in &cursor.parts {
+        let era = eras.iter().find(|e| e.era == part.era).ok_or(SyncError::BadCursor)?;
+        if !era.is_finished() && part.position > era.below.saturating_add(1 << 31) {
             // A standby may lag its primary a little, never by 2^31 transactions (the wraparound
             // limit): a cursor that far ahead was made up, and would silently hold back every change.
             return Err(SyncError::BadCursor);
         }
+        // The history of a finished era ended where the next cohort began: a part beyond it was
+        // handed out by a copy of the database that went on after the backup this one was
+        // restored from, and holds changes this database does not have. (Cursors of the first
+        // release, era 0, name no cluster: they are honoured as they are.)
+        if !era.is_finished() {
+            continue;
+        }
+        let Some(cohort) = recorded.iter().find(|r| r.era == part.era).map(|r| r.cohort) else { continue };
+        let next = recorded.iter().filter(|r| r.cohort > cohort).map(|r| r.cohort).min();
+        let end = recorded.iter().filter(|r| Some(r.cohort) == next).map(|r| r.previous_end).max();
+        if end.is_some_and(|end| part.position > end) {
+            return Err(SyncError::CursorFromOtherHistory);
+        }
     }
-    Ok(PullRange { after, below, era })
+    Ok(())
 }

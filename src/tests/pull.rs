@@ -15,9 +15,9 @@ fn pull_refuses_bad_arguments() {
     // writing transaction (as every #[pg_test] is) sees none of them; the feed itself is
     // tested with committed transactions in pg_regress and the concurrency tests.
     upsert(1, "{}", "2024-03-01 10:00+00");
-    // The cursor: the start position ("3:0:1:0:0:": purge epoch 0, never purged; era 1, which
-    // the write started; position 0, table 0, no row).
-    assert_eq!(pull(None, 10), json!({"changes": [], "cursor": "MzowOjE6MDowOg", "has_more": false}));
+    // The cursor: the start of era 1 ("3:0:1:2^48:0:": purge epoch 0, never purged; era 1, which
+    // the write started; its first position, table 0, no row).
+    assert_eq!(pull(None, 10), json!({"changes": [], "cursor": "MzowOjE6MjgxNDc0OTc2NzEwNjU2OjA6", "has_more": false}));
     for (stmt, want) in [
         ("SELECT inventory_sync.sync_pull('not a cursor')", "22023"),
         ("SELECT inventory_sync.sync_pull(NULL, 0)", "22023"),
@@ -32,3 +32,90 @@ fn pull_refuses_bad_arguments() {
 }
 
 // ---- beyond last-write-wins ----
+
+// ---- eras written together (a Citus cluster's nodes; here made up, one server) ----
+
+/// Made-up eras of a cluster, as `distribute()` records them: one per node, all of one cohort.
+/// The nodes other than this one are made up (other system identifiers), so they answer for no
+/// horizon: their eras are read as finished. Dropping the eras table's cached era is what
+/// distribute() does too.
+fn record_cohort(eras: &[(i32, bool)]) {
+    for &(era, mine) in eras {
+        let system = if mine { "(SELECT system_identifier FROM pg_control_system())" } else { "4242" };
+        exec(&format!(
+            "INSERT INTO inventory_sync.eras (era, cohort, system_identifier, database_oid, previous_end)
+             SELECT {era}, {cohort}, {system}, (SELECT oid FROM pg_database WHERE datname = current_database()), 0",
+            cohort = eras[0].0
+        ));
+    }
+    exec("ALTER TABLE inventory_sync.eras SET (fillfactor = 100)");
+}
+
+/// A change stored in era `era` by a node that is not this one.
+fn store_in_era(id: i64, era: i64, xid: i64) {
+    exec(&format!(
+        "INSERT INTO inventory_sync.inventory (id, data, updated_at, position)
+         VALUES ({id}, '{{}}', '2024-03-01 10:00+00', ({era}::bigint << 48) + {xid})"
+    ));
+}
+
+fn pulled_ids(page: &Value) -> Vec<i64> {
+    page["changes"].as_array().unwrap().iter().map(|c| c["id"].as_i64().unwrap()).collect()
+}
+
+#[pg_test]
+fn a_node_without_an_era_in_a_cluster_cohort_refuses_to_write() {
+    setup();
+    upsert(1, "{}", "2024-03-01 10:00+00");
+    record_cohort(&[(2, false), (3, false)]);
+    let (state, message) = sqlstate_of("SELECT inventory_sync.sync_upsert(2, '{}', '2024-03-01 10:00+00')");
+    assert_eq!((state.as_str(), message.as_str()), ("55000", "this node has no era to write in"));
+    assert_eq!(count("SELECT count(*) FROM inventory_sync.inventory WHERE id = 2"), 0);
+    // Given an era of the cohort, it writes there.
+    record_cohort(&[(4, true)]);
+    exec("UPDATE inventory_sync.eras SET cohort = 2 WHERE era = 4");
+    exec("ALTER TABLE inventory_sync.eras SET (fillfactor = 100)");
+    upsert(2, "{}", "2024-03-01 10:00+00");
+    assert_eq!(count("SELECT position >> 48 FROM inventory_sync.inventory WHERE id = 2"), 4);
+}
+
+#[pg_test]
+fn a_pull_walks_each_era_of_a_cohort_and_its_cursor_keeps_a_position_in_each() {
+    setup();
+    store_in_era(10, 1, 500);
+    // This server writes in era 2; the made-up node in era 3 (finished: it answers for no
+    // horizon), so the walk is two ranges: eras 0 to 2 up to this server's horizon, and era 3.
+    record_cohort(&[(2, true), (3, false)]);
+    store_in_era(30, 3, 700);
+    store_in_era(31, 3, 700);
+    store_in_era(32, 3, 900);
+    // This transaction's own write (era 2) is above its snapshot's horizon: not handed out here.
+    upsert(20, "{}", "2024-03-01 10:00+00");
+    assert_eq!(count("SELECT position >> 48 FROM inventory_sync.inventory WHERE id = 20"), 2);
+    let mut cursor: Option<String> = None;
+    let mut pages = Vec::new();
+    loop {
+        let page = pull(cursor.as_deref(), 2);
+        pages.push((pulled_ids(&page), page["cursor"].clone()));
+        cursor = Some(page["cursor"].as_str().unwrap().to_string());
+        if page["has_more"] == json!(false) {
+            break;
+        }
+    }
+    assert_eq!(pages.iter().map(|p| p.0.clone()).collect::<Vec<_>>(), vec![vec![10, 30], vec![31, 32]], "{pages:?}");
+    // The cursor keeps a position in era 3 while era 2 goes on: form 4, floor 2.
+    let text = String::from_utf8(
+        base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, cursor.as_deref().unwrap()).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(text, format!("4:0:2:[[{},0,\"32\"]]", (3i64 << 48) + 900), "{pages:?}");
+    // A later change of era 3 is found after it; nothing before it comes again.
+    store_in_era(33, 3, 950);
+    assert_eq!(pulled_ids(&pull(cursor.as_deref(), 10)), vec![33]);
+    // A part in an era this database does not have, or beyond the eras, is not a cursor.
+    for bad in [format!("4:0:2:[[{},0,\"1\"]]", (9i64 << 48) + 1), format!("3:0:9:{}:0:", 9i64 << 48)] {
+        let bad = base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, bad);
+        let (state, _) = sqlstate_of(&format!("SELECT inventory_sync.sync_pull('{bad}')"));
+        assert_eq!(state, "22023", "{bad}");
+    }
+}

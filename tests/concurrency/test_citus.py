@@ -2,9 +2,12 @@
 of their own with Citus preloaded. Citus is not packaged for this system, so CI has none: these
 tests report themselves skipped unless Citus is installed into the PostgreSQL under test.
 
-What they show today (the Citus work is in progress, docs/DEVELOPMENT.md "Citus"): with the
-extension's tables distributed by hand, every write statement routes through the coordinator
-and the answers, the journal, the stored rows and a device's pull are the same as on one server."""
+What they show today (the Citus work is in progress, docs/DEVELOPMENT.md "Citus"): after
+`inventory_sync.distribute()`, every write statement routes through the coordinator and the
+answers, the journal, the stored rows and a device's pull are the same as on one server; writes
+made on the workers themselves land in each worker's era, and a pull from the coordinator walks
+every node's era up to that node's horizon, so a writer held open on one worker holds back only
+its own change."""
 
 import json
 import re
@@ -23,19 +26,6 @@ pytestmark = pytest.mark.skipif(not (PKGLIBDIR / "citus.so").exists(),
                                 reason=f"Citus is not installed ({PKGLIBDIR / 'citus.so'} is missing)")
 
 TWIN = "isync_citus_twin"
-
-# The extension's tables distributed by hand: the default table by id, the journal, the mutation
-# log and the change feed by row id (the journal's row id has another collation, so it is a
-# colocation group of its own), the eras and the purge horizon replicated to every node. The
-# catalogs (tracked, field_policies) stay on the coordinator, where every call runs.
-DISTRIBUTE = [
-    "SELECT create_distributed_table('inventory_sync.inventory', 'id')",
-    "SELECT create_distributed_table('inventory_sync.conflicts', 'row_id', colocate_with => 'none')",
-    "SELECT create_distributed_table('inventory_sync.mutations', 'row_id', colocate_with => 'none')",
-    "SELECT create_distributed_table('inventory_sync.changes', 'row_id', colocate_with => 'inventory_sync.mutations')",
-    "SELECT create_reference_table('inventory_sync.eras')",
-    "SELECT create_reference_table('inventory_sync.purge_horizon')",
-]
 
 TABLES = [
     "CREATE TABLE products (id bigint PRIMARY KEY, name text NOT NULL, stock integer NOT NULL, updated_at timestamptz)",
@@ -129,8 +119,9 @@ def citus():
         for worker in nodes[1:]:
             conn.execute("SELECT citus_add_node('localhost', %s)", (worker.port,))
         conn.execute("CREATE EXTENSION inventory_sync")
-        for statement in DISTRIBUTE:
-            conn.execute(statement)
+        given = conn.execute("SELECT inventory_sync.distribute()").fetchone()[0]
+        # An era for each node, of one cohort (none was written in before: era 1 on).
+        assert given["cohort"] == 1 and [e["era"] for e in given["eras"]] == [1, 2, 3], given
         for statement in TABLES:
             conn.execute(statement)
         conn.execute("SELECT create_distributed_table('products', 'id', colocate_with => 'inventory_sync.inventory')")
@@ -138,7 +129,7 @@ def citus():
         conn.execute("SELECT inventory_sync.track('products')")
         conn.execute("SELECT inventory_sync.track('notes')")
     try:
-        yield coordinator
+        yield nodes
     finally:
         for node in nodes:
             node.remove()
@@ -171,7 +162,7 @@ def answers(conn, statements):
 
 
 def test_writes_answer_and_store_as_on_one_server(citus, twin):
-    with citus.connect("postgres") as c, connect(twin) as t:
+    with citus[0].connect("postgres") as c, connect(twin) as t:
         got, expected = answers(c, SCRIPT), answers(t, SCRIPT)
         for statement, g, e in zip(SCRIPT, got, expected):
             assert g == e, f"{statement}\nCitus: {g}\none server: {e}"
@@ -192,8 +183,9 @@ def test_a_pull_waits_for_a_writer_still_open(citus):
     """A device pulls from the coordinator while another backend's write to a worker's shard is
     still open: neither that change nor one committed after it is handed out until it commits,
     and then the next pull from the cursor has both."""
-    with citus.connect("postgres") as device, citus.connect("postgres", autocommit=False) as open_writer, \
-            citus.connect("postgres") as other:
+    coordinator = citus[0]
+    with coordinator.connect("postgres") as device, coordinator.connect("postgres", autocommit=False) as open_writer, \
+            coordinator.connect("postgres") as other:
         _, start = pull_all(device)
         open_writer.execute("SELECT inventory_sync.sync_upsert(100, '{\"stock\": 1}', '2024-03-02 09:00+00')")
         other.execute("SELECT inventory_sync.sync_upsert(101, '{\"stock\": 2}', '2024-03-02 09:00+00')")
@@ -202,3 +194,60 @@ def test_a_pull_waits_for_a_writer_still_open(citus):
         open_writer.commit()
         after, _ = pull_all(device, cursor)
         assert [change["id"] for change in after] == [100, 101]
+
+
+def era_of(conn, item):
+    return conn.execute("SELECT position >> 48 FROM inventory_sync.inventory WHERE id = %s", (item,)).fetchone()[0]
+
+
+def held_on(conn, node, start):
+    """The first item id from `start` on whose shard `node` holds: a write of it on that node is
+    local, one transaction of that node only."""
+    return conn.execute(
+        "SELECT i FROM generate_series(%s, %s + 100) i WHERE (SELECT p.nodeport FROM pg_dist_shard_placement p"
+        " WHERE p.shardid = get_shard_id_for_distribution_column('inventory_sync.inventory', i)) = %s"
+        " ORDER BY i LIMIT 1", (start, start, node.port)).fetchone()[0]
+
+
+def test_a_pull_from_the_coordinator_waits_for_a_writer_open_on_a_worker(citus):
+    """Writes made on each worker land in that worker's era. A device pulling from the coordinator
+    gets the changes committed on the other nodes while one worker's writer is still open; once
+    it commits, the next pull from the cursor has its change. (A cursor of one position, the
+    last handed out, would be past it: the held change is in a lower era than one handed out.)
+    Each worker writes an item it holds: a write that reached another node would hold that
+    node's horizon back too, as it should."""
+    coordinator, worker_1, worker_2 = citus
+    with coordinator.connect("postgres") as device, worker_1.connect("postgres", autocommit=False) as held, \
+            worker_2.connect("postgres") as w2, coordinator.connect("postgres") as c:
+        mine_1, mine_2 = held_on(c, worker_1, 300), held_on(c, worker_2, 300)
+        _, start = pull_all(device)
+        held.execute("SELECT inventory_sync.sync_upsert(%s, '{\"stock\": 1}', '2024-03-03 09:00+00')", (mine_1,))
+        w2.execute("SELECT inventory_sync.sync_upsert(%s, '{\"stock\": 2}', '2024-03-03 09:00+00')", (mine_2,))
+        c.execute("SELECT inventory_sync.sync_upsert(500, '{\"stock\": 3}', '2024-03-03 09:00+00')")
+        got, cursor = pull_all(device, start)
+        assert sorted(change["id"] for change in got) == sorted([mine_2, 500]), got
+        held.commit()
+        assert (era_of(c, mine_1), era_of(c, mine_2), era_of(c, 500)) == (2, 3, 1)
+        after, cursor = pull_all(device, cursor)
+        assert [change["id"] for change in after] == [mine_1], after
+        # Nothing comes twice.
+        assert pull_all(device, cursor)[0] == []
+
+
+def test_distribute_again_gives_every_node_a_new_era(citus):
+    """After distribute() runs again (as after adding a node), a connection that wrote before
+    writes in its node's new era, and a device's cursor from before goes on."""
+    coordinator, worker_1, _ = citus
+    with coordinator.connect("postgres") as c, worker_1.connect("postgres") as w1, \
+            coordinator.connect("postgres") as device:
+        mine_1 = held_on(c, worker_1, 600)
+        w1.execute("SELECT inventory_sync.sync_upsert(%s, '{}', '2024-03-03 09:00+00')", (mine_1,))
+        _, cursor = pull_all(device)
+        given = c.execute("SELECT inventory_sync.distribute()").fetchone()[0]
+        eras = [e["era"] for e in given["eras"]]
+        assert len(eras) == 3 and given["cohort"] == eras[0] > 3, given
+        w1.execute("SELECT inventory_sync.sync_upsert(%s, '{}', '2024-03-03 09:01+00')", (mine_1,))
+        c.execute("SELECT inventory_sync.sync_upsert(700, '{}', '2024-03-03 09:00+00')")
+        assert (era_of(c, mine_1), era_of(c, 700)) == (eras[1], eras[0])
+        got, _ = pull_all(device, cursor)
+        assert sorted(change["id"] for change in got) == sorted([mine_1, 700]), got

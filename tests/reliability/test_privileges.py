@@ -747,7 +747,7 @@ def test_bookkeeping_tables_refuse_direct_writes_by_non_owners(tenants):
         ("UPDATE inventory_sync.changes SET op = 'delete' WHERE inventory_sync.table_of(table_id) = 'app.secret'::regclass",
          "permission denied"),
         ("INSERT INTO inventory_sync.purge_horizon VALUES (true, 1, 0, '', now())", "permission denied"),
-        ("INSERT INTO inventory_sync.eras (era, system_identifier, database_oid, previous_end) VALUES (9, 1, 1, 0)",
+        ("INSERT INTO inventory_sync.eras (era, cohort, system_identifier, database_oid, previous_end) VALUES (9, 9, 1, 1, 0)",
          "permission denied"),
         ("UPDATE inventory_sync.purge_horizon SET row_id = ''", "permission denied"),
         ("DELETE FROM inventory_sync.changes", "permission denied"),

@@ -316,22 +316,71 @@ pub const PURGE_HORIZON: &str = "SELECT p.position, p.table_id, p.row_id, p.purg
 /// The tracked tables: table id and OID in this database (the caller checks which it may read).
 pub const FEED_TABLES: &str = "SELECT t.table_id, t.tbl::pg_catalog.oid FROM inventory_sync.tracked t";
 
-/// The latest era (number, cluster, database; NULLs when there is none yet) and the horizon of
-/// the statement's snapshot (the oldest transaction still running).
-pub const ERA_LATEST: &str = "SELECT e.era, e.system_identifier, e.database_oid, \
-       pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())::pg_catalog.text::pg_catalog.int8 \
-     FROM (SELECT) AS one LEFT JOIN LATERAL \
-          (SELECT x.* FROM inventory_sync.eras x ORDER BY x.era DESC LIMIT 1) e ON true";
+/// The eras (number, cohort, cluster, database, and the highest previous end recorded for it:
+/// several first writers may have recorded the same era), in era order.
+pub const ERAS: &str = "SELECT e.era, e.cohort, e.system_identifier, e.database_oid, pg_catalog.max(e.previous_end) \
+     FROM inventory_sync.eras e GROUP BY e.era, e.cohort, e.system_identifier, e.database_oid ORDER BY e.era";
 
-/// Where the history before era `$1` ended, as that era's first writers found it (several may
-/// have recorded the era, each after its own look; the highest saw everything).
-pub const ERA_PREVIOUS_END: &str = "SELECT pg_catalog.max(e.previous_end) FROM inventory_sync.eras e \
-     WHERE e.era OPERATOR(pg_catalog.=) $1";
+/// The horizon of the statement's snapshot: the oldest transaction still running.
+pub const SNAPSHOT_XMIN: &str =
+    "SELECT pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())::pg_catalog.text::pg_catalog.int8";
 
-/// Record era `$1` for this cluster (`$2`) and database (`$3`), with the highest position stored
-/// before it (below `$4`, the era's first position).
-pub const ERA_START: &str = "INSERT INTO inventory_sync.eras (era, system_identifier, database_oid, previous_end) \
-     SELECT $1, $2, $3, GREATEST( \
+/// Whether this database has Citus (whose nodes each answer for their horizon).
+pub const HAS_CITUS: &str = "SELECT pg_catalog.to_regprocedure( \
+     'pg_catalog.run_command_on_all_nodes(pg_catalog.text, pg_catalog.bool, pg_catalog.bool)') IS NOT NULL";
+
+/// Every node's horizon, as each node answers: its cluster, database and the oldest transaction
+/// still running there (`cluster database xmin`), or why it did not answer.
+pub const NODE_HORIZONS: &str = "SELECT r.nodeid, r.success, r.result FROM pg_catalog.run_command_on_all_nodes( \
+     $$SELECT (SELECT s.system_identifier FROM pg_catalog.pg_control_system() s)::pg_catalog.text \
+       OPERATOR(pg_catalog.||) ' ' OPERATOR(pg_catalog.||) (SELECT d.oid FROM pg_catalog.pg_database d \
+         WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database())::pg_catalog.text \
+       OPERATOR(pg_catalog.||) ' ' OPERATOR(pg_catalog.||) \
+       pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())::pg_catalog.text$$) r";
+
+/// Whether this node is the Citus cluster's coordinator.
+pub const IS_COORDINATOR: &str = "SELECT pg_catalog.citus_is_coordinator()";
+
+/// Whether `distribute()` has spread the extension's tables over the cluster.
+pub const IS_DISTRIBUTED: &str = "SELECT EXISTS (SELECT FROM pg_catalog.pg_dist_partition p \
+     WHERE p.logicalrelid OPERATOR(pg_catalog.=) 'inventory_sync.inventory'::pg_catalog.regclass)";
+
+/// The extension's tables spread over a Citus cluster: the default table by id, the journal, the
+/// mutation log and the change feed by row id (the journal's row id has another collation, so it
+/// is a colocation group of its own), the eras and the purge horizon on every node.
+pub const DISTRIBUTE: [&str; 6] = [
+    "SELECT pg_catalog.create_distributed_table('inventory_sync.inventory', 'id')",
+    "SELECT pg_catalog.create_distributed_table('inventory_sync.conflicts', 'row_id', colocate_with => 'none')",
+    "SELECT pg_catalog.create_distributed_table('inventory_sync.mutations', 'row_id', colocate_with => 'none')",
+    "SELECT pg_catalog.create_distributed_table('inventory_sync.changes', 'row_id', \
+       colocate_with => 'inventory_sync.mutations')",
+    "SELECT pg_catalog.create_reference_table('inventory_sync.eras')",
+    "SELECT pg_catalog.create_reference_table('inventory_sync.purge_horizon')",
+];
+
+/// Serialises the givers of eras (`distribute()` against itself).
+pub const ERAS_LOCK: &str = "LOCK TABLE inventory_sync.eras IN SHARE ROW EXCLUSIVE MODE";
+
+/// The highest position stored, and the next era number.
+pub const COHORT_START: &str = "SELECT GREATEST( \
+       (SELECT pg_catalog.max(i.position) FROM inventory_sync.inventory i), \
+       (SELECT pg_catalog.max(c.position) FROM inventory_sync.changes c), \
+       (SELECT pg_catalog.max(p.position) FROM inventory_sync.purge_horizon p), 0), \
+     (SELECT COALESCE(pg_catalog.max(e.era), 0) OPERATOR(pg_catalog.+) 1 FROM inventory_sync.eras e)";
+
+/// Record era `$1` of cohort `$2` for cluster `$3` and database `$4`, after position `$5`.
+pub const ERA_GIVE: &str =
+    "INSERT INTO inventory_sync.eras (era, cohort, system_identifier, database_oid, previous_end) \
+     VALUES ($1, $2, $3, $4, $5)";
+
+/// Every backend on every node drops the era it cached (a relcache invalidation of the eras table,
+/// which Citus runs on every node).
+pub const ERAS_CHANGED: &str = "ALTER TABLE inventory_sync.eras SET (fillfactor = 100)";
+
+/// Record era `$1` (a cohort of its own) for this cluster (`$2`) and database (`$3`), with the
+/// highest position stored before it (below `$4`, the era's first position).
+pub const ERA_START: &str = "INSERT INTO inventory_sync.eras (era, cohort, system_identifier, database_oid, previous_end) \
+     SELECT $1, $1, $2, $3, GREATEST( \
        (SELECT pg_catalog.max(i.position) FROM inventory_sync.inventory i WHERE i.position OPERATOR(pg_catalog.<) $4), \
        (SELECT pg_catalog.max(c.position) FROM inventory_sync.changes c WHERE c.position OPERATOR(pg_catalog.<) $4), \
        (SELECT pg_catalog.max(p.position) FROM inventory_sync.purge_horizon p WHERE p.position OPERATOR(pg_catalog.<) $4), \

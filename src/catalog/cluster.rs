@@ -1,0 +1,70 @@
+//! `distribute()`: the extension spread over a Citus cluster (docs/SCALING.md). The extension's
+//! script runs on every node and cannot do this itself: Citus distributes tables from the
+//! coordinator, once the nodes are there.
+//!
+//! Each node writes with its own transaction ids, so each gets an era of its own, all of one
+//! cohort (`catalog::positions`). Running it again (after adding a node) gives every node a new
+//! era of a new cohort: the old eras are finished from then on, as a restored database's are.
+
+use pgrx::spi::SpiClient;
+
+use super::positions;
+use crate::pg::jsonb::Jsonb;
+use crate::pg::kept::Row;
+use crate::pg::{lookup, xact};
+use inventory_sync_core::sql;
+use inventory_sync_core::SyncError;
+
+fn yes(client: &SpiClient<'_>, statement: &str) -> bool {
+    client
+        .select(statement, None, &[])
+        .unwrap_or_else(|e| panic!("inventory_sync: {statement} failed: {e}"))
+        .first()
+        .get_one::<bool>()
+        .expect("inventory_sync: a yes or no")
+        .unwrap_or(false)
+}
+
+/// Spread the tables (once) and give every node an era; answers the cohort and each node's era.
+pub fn distribute(client: &mut SpiClient<'_>) -> Result<Jsonb, SyncError> {
+    if !yes(client, sql::HAS_CITUS) {
+        return Err(SyncError::NotACluster("extension \"citus\" is not installed in this database"));
+    }
+    if !yes(client, sql::IS_COORDINATOR) {
+        return Err(SyncError::NotACluster("inventory_sync.distribute() runs on the Citus coordinator"));
+    }
+    let default_table = lookup::default_table_oid();
+    if !lookup::is_owner(default_table) {
+        return Err(SyncError::NotOwner { table: "inventory_sync.inventory".into() });
+    }
+    if !yes(client, sql::IS_DISTRIBUTED) {
+        for statement in sql::DISTRIBUTE {
+            client.update(statement, None, &[]).unwrap_or_else(|e| panic!("inventory_sync: {statement} failed: {e}"));
+        }
+    }
+    client.update(sql::ERAS_LOCK, None, &[]).expect("inventory_sync: locking the eras failed");
+    let row = client.select(sql::COHORT_START, None, &[]).expect("inventory_sync: reading the positions failed");
+    let row = row.first();
+    let previous_end: i64 = row.value(1).expect("a highest position");
+    let cohort: i32 = row.value(2).expect("a next era");
+    let mut nodes: Vec<(i32, (i64, u32))> = positions::nodes(client)?.into_iter().map(|n| (n.id, n.writer)).collect();
+    // This node too, also when the coordinator is not among the nodes Citus runs commands on.
+    let me = (xact::system_identifier(), xact::database_id().to_u32());
+    if !nodes.iter().any(|(_, node)| *node == me) {
+        nodes.push((0, me));
+    }
+    nodes.sort();
+    let mut eras = Vec::with_capacity(nodes.len());
+    for (i, (id, (system, database))) in nodes.into_iter().enumerate() {
+        let era = cohort + i as i32;
+        if era > positions::MAX_ERA {
+            return Err(SyncError::OutOfRange { name: "the number of eras", range: "at most 32767" });
+        }
+        let args =
+            [era.into(), cohort.into(), system.into(), pgrx::pg_sys::Oid::from(database).into(), previous_end.into()];
+        client.update(sql::ERA_GIVE, None, &args).expect("inventory_sync: recording an era failed");
+        eras.push(serde_json::json!({"node": id, "era": era}));
+    }
+    client.update(sql::ERAS_CHANGED, None, &[]).expect("inventory_sync: announcing the eras failed");
+    Ok(Jsonb::from_text(&serde_json::json!({"cohort": cohort, "eras": eras}).to_string()))
+}
