@@ -21,7 +21,9 @@ fn value(u: &mut Unstructured<'_>, depth: u32) -> arbitrary::Result<Value> {
         2 => Value::from(u.arbitrary::<i64>()?),
         3 => Value::from(u.choose(&["upsert", "delete", "merge", "", "2024-03-01 10:00+00"])?.to_string()),
         4 => Value::from(u.arbitrary::<String>()?),
-        5 if depth < 4 => Value::Array((0..u.int_in_range(0..=3u8)?).map(|_| value(u, depth + 1)).collect::<Result<_, _>>()?),
+        5 if depth < 4 => {
+            Value::Array((0..u.int_in_range(0..=3u8)?).map(|_| value(u, depth + 1)).collect::<Result<_, _>>()?)
+        }
         6 if depth < 4 => {
             let mut m = Map::new();
             for _ in 0..u.int_in_range(0..=3u8)? {
@@ -55,7 +57,10 @@ fuzz_target!(|case: Case| {
         Ok(change) => {
             assert!(entries.keys().all(|k| KEYS[..8].contains(&k.as_str())), "{}: unknown key accepted", case.0);
             assert!(matches!(change.id, Value::Number(_) | Value::String(_)), "{}", case.0);
-            assert_eq!(entries.get("client_ts").map(|r| r.get().to_string()), Some(Value::from(change.client_ts.clone()).to_string()));
+            assert_eq!(
+                entries.get("client_ts").map(|r| r.get().to_string()),
+                Some(Value::from(change.client_ts.clone()).to_string())
+            );
             match change.op {
                 Op::Upsert => assert!(change.payload, "{}: an upsert without payload", case.0),
                 Op::Delete => assert!(!change.payload && !change.base, "{}: a delete with payload or base", case.0),

@@ -27,8 +27,10 @@ impl<'a> Arbitrary<'a> for Case {
         let floor = u.int_in_range(0..=32_767)?;
         let mut parts: Vec<Position> = Vec::new();
         for _ in 0..u.int_in_range(0..=3)? {
-            let lowest = parts.last().map_or(i64::from(floor) << 48, |p| (i64::from(p.era) + 1) << 48);
-            let Some(position) = lowest.checked_add(u.int_in_range(1..=(1i64 << 48) - 1)?) else { break };
+            let era = parts.last().map_or(i64::from(floor), |p| i64::from(p.era) + 1);
+            let offset = u.int_in_range(1..=(1i64 << 48) - 1)?;
+            // Past the last era a bigint holds: no more parts.
+            let Some(position) = era.checked_mul(1 << 48).and_then(|start| start.checked_add(offset)) else { break };
             let table_id = u.int_in_range(0..=i32::MAX)?;
             // The default table's (0) row ids are its bigint ids, or empty (before its first row).
             let row_id = match table_id {
