@@ -92,6 +92,12 @@ ALTER TABLE inventory_sync.purge_horizon RENAME COLUMN change_xid TO position;
 ALTER TABLE inventory_sync.purge_horizon
     ALTER COLUMN tbl TYPE integer USING COALESCE(inventory_sync.update_0_2_0_table_id(tbl), 0);
 ALTER TABLE inventory_sync.purge_horizon RENAME COLUMN tbl TO table_id;
+-- One row per era (the positions 0.1.0 stored are of era 0): the key column becomes the era.
+ALTER TABLE inventory_sync.purge_horizon DROP CONSTRAINT purge_horizon_single_check;
+ALTER TABLE inventory_sync.purge_horizon ALTER COLUMN single DROP DEFAULT;
+ALTER TABLE inventory_sync.purge_horizon
+    ALTER COLUMN single TYPE integer USING (position OPERATOR(pg_catalog.>>) 48)::integer;
+ALTER TABLE inventory_sync.purge_horizon RENAME COLUMN single TO era;
 
 DROP FUNCTION inventory_sync.update_0_2_0_table_id(oid);
 

@@ -221,10 +221,10 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON inventory_sync.mutations TO PUBLIC;
 COMMENT ON TABLE inventory_sync.mutations IS
     'Answers of writes that carried client_id and mutation_id, kept until purge_mutations() removes them.';
 
--- The feed position of the newest tombstone a purge removed: a pull cursor before it may have
--- missed it.
+-- The feed position of the newest tombstone a purge removed, per era (on a Citus cluster each
+-- node writes in an era of its own): a pull cursor before it may have missed it.
 CREATE TABLE inventory_sync.purge_horizon (
-    single     boolean     PRIMARY KEY DEFAULT true CHECK (single),
+    era        integer     PRIMARY KEY,
     position   bigint      NOT NULL,
     table_id   integer     NOT NULL,
     row_id     text        COLLATE "C" NOT NULL,

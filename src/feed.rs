@@ -102,22 +102,24 @@ pub fn pull(client: &mut SpiClient<'_>, since: Option<&str>, lim: i32) -> Result
     // cursor from the current epoch is good whatever its position: no tombstone was purged since
     // it was handed out, and its walk (perhaps begun after the purge, from the beginning) has
     // missed nothing. A cursor from before the last purge may have missed a purged tombstone if
-    // it has not passed it.
-    let mut current_epoch = 0;
-    let purged =
-        client.select(sql::PURGE_HORIZON, None, &[]).expect("inventory_sync: reading the purge horizon failed");
-    if let Some(row) = purged.into_iter().next() {
-        let position = row.value::<i64>(1).unwrap_or(0);
-        let newest_purged = Position {
-            era: era_of(position),
-            position,
-            table_id: row.value::<i32>(2).unwrap_or(0),
-            row_id: row.value::<String>(3).unwrap_or_default(),
-        };
-        current_epoch = row.value::<pgrx::datum::TimestampWithTimeZone>(4).map_or(0, |t| t.into_inner());
-        if since.is_some() && epoch != Some(current_epoch) && !cursor.passed(&newest_purged) {
-            return Err(SyncError::CursorExpired);
-        }
+    // it has not passed the newest one purged in some era.
+    let purged: Vec<(Position, i64)> = client
+        .select(sql::PURGE_HORIZON, None, &[])
+        .expect("inventory_sync: reading the purge horizon failed")
+        .map(|row| {
+            let position = row.value::<i64>(1).unwrap_or(0);
+            let newest = Position {
+                era: era_of(position),
+                position,
+                table_id: row.value::<i32>(2).unwrap_or(0),
+                row_id: row.value::<String>(3).unwrap_or_default(),
+            };
+            (newest, row.value::<pgrx::datum::TimestampWithTimeZone>(4).map_or(0, |t| t.into_inner()))
+        })
+        .collect();
+    let current_epoch = purged.iter().map(|(_, at)| *at).max().unwrap_or(0);
+    if since.is_some() && epoch != Some(current_epoch) && purged.iter().any(|(newest, _)| !cursor.passed(newest)) {
+        return Err(SyncError::CursorExpired);
     }
 
     let readable = security::may_read(lookup::default_table_oid());

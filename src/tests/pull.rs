@@ -119,3 +119,28 @@ fn a_pull_walks_each_era_of_a_cohort_and_its_cursor_keeps_a_position_in_each() {
         assert_eq!(state, "22023", "{bad}");
     }
 }
+
+#[pg_test]
+fn a_purge_keeps_a_horizon_per_era_and_a_cursor_must_have_passed_each() {
+    setup();
+    record_cohort(&[(2, true), (3, false)]);
+    // Old tombstones in both eras (as two nodes of a cluster would hold them).
+    for (id, era, xid) in [(40, 3, 800), (41, 2, 50)] {
+        store_in_era(id, era, xid);
+        exec(&format!("UPDATE inventory_sync.inventory SET deleted = true, changed_at = '2020-01-01' WHERE id = {id}"));
+    }
+    assert_eq!(count("SELECT inventory_sync.purge_tombstones('1 day')"), 2);
+    assert_eq!(count("SELECT count(*) FROM inventory_sync.purge_horizon"), 2);
+    let cursor = |parts: &[(i64, i64)]| {
+        let list: Vec<String> = parts.iter().map(|(era, xid)| format!("[{},0,\"99\"]", (era << 48) + xid)).collect();
+        base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, format!("4:0:2:[{}]", list.join(",")))
+    };
+    // Past both tombstones: goes on.
+    let (state, _) = sqlstate_of(&format!("SELECT inventory_sync.sync_pull('{}')", cursor(&[(2, 60), (3, 900)])));
+    assert_eq!(state, "00000");
+    // Past the newest of era 3 but not of era 2, or the other way round: it may have missed one.
+    for parts in [&[(3, 900)][..], &[(2, 60)][..]] {
+        let (state, message) = sqlstate_of(&format!("SELECT inventory_sync.sync_pull('{}')", cursor(parts)));
+        assert_eq!((state.as_str(), message.as_str()), ("55000", "cursor is older than the last tombstone purge"));
+    }
+}

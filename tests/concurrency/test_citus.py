@@ -251,3 +251,34 @@ def test_distribute_again_gives_every_node_a_new_era(citus):
         assert (era_of(c, mine_1), era_of(c, 700)) == (eras[1], eras[0])
         got, _ = pull_all(device, cursor)
         assert sorted(change["id"] for change in got) == sorted([mine_1, 700]), got
+
+
+def test_untrack_and_drop_of_a_distributed_tracked_table(citus):
+    """untrack() and DROP TABLE of a tracked table that Citus distributed: its feed entries go, its
+    tracking row goes, and other DROPs in the database still work (the sql_drop event trigger
+    runs plain statements on the extension's distributed tables)."""
+    with citus[0].connect("postgres") as c:
+        def feed_rows(table_id):
+            return c.execute("SELECT count(*) FROM inventory_sync.changes WHERE table_id = %s", (table_id,)).fetchone()[0]
+
+        c.execute("CREATE TABLE scratch (id bigint PRIMARY KEY, v text, updated_at timestamptz)")
+        c.execute("SELECT create_distributed_table('scratch', 'id', colocate_with => 'inventory_sync.inventory')")
+        c.execute("SELECT inventory_sync.track('scratch')")
+        first = c.execute("SELECT table_id FROM inventory_sync.tracked WHERE tbl = 'scratch'::regclass").fetchone()[0]
+        for i in range(1, 5):
+            c.execute("SELECT inventory_sync.sync_upsert_in('scratch', %s::bigint, '{\"v\": \"a\"}', '2024-03-01 10:00+00')",
+                      (i,))
+        c.execute("SELECT inventory_sync.sync_delete_in('scratch', 2::bigint, '2024-03-01 11:00+00')")
+        assert feed_rows(first) == 4
+        c.execute("SELECT inventory_sync.untrack('scratch')")
+        assert feed_rows(first) == 0
+        c.execute("SELECT inventory_sync.track('scratch')")
+        again = c.execute("SELECT table_id FROM inventory_sync.tracked WHERE tbl = 'scratch'::regclass").fetchone()[0]
+        c.execute("SELECT inventory_sync.sync_upsert_in('scratch', 9::bigint, '{\"v\": \"b\"}', '2024-03-01 10:00+00')")
+        assert feed_rows(again) == 1
+        c.execute("DROP TABLE scratch")
+        assert feed_rows(again) == 0
+        assert c.execute("SELECT count(*) FROM inventory_sync.tracked WHERE table_id = %s", (again,)).fetchone()[0] == 0
+        c.execute("CREATE TABLE other (id bigint PRIMARY KEY)")
+        c.execute("SELECT create_distributed_table('other', 'id')")
+        c.execute("DROP TABLE other")

@@ -746,7 +746,7 @@ def test_bookkeeping_tables_refuse_direct_writes_by_non_owners(tenants):
          "now(), 1, now())", "permission denied"),
         ("UPDATE inventory_sync.changes SET op = 'delete' WHERE inventory_sync.table_of(table_id) = 'app.secret'::regclass",
          "permission denied"),
-        ("INSERT INTO inventory_sync.purge_horizon VALUES (true, 1, 0, '', now())", "permission denied"),
+        ("INSERT INTO inventory_sync.purge_horizon VALUES (1, 1, 0, '', now())", "permission denied"),
         ("INSERT INTO inventory_sync.eras (era, cohort, system_identifier, database_oid, previous_end) VALUES (9, 9, 1, 1, 0)",
          "permission denied"),
         ("UPDATE inventory_sync.purge_horizon SET row_id = ''", "permission denied"),

@@ -308,8 +308,8 @@ pub fn tracked_record_update(table_id: i32) -> String {
     )
 }
 
-/// The feed position of the newest tombstone a purge removed: position, table id, row id, and
-/// when that purge ran (the cursors' purge epoch); no row: never purged.
+/// The feed position of the newest tombstone a purge removed, one per era: position, table id, row
+/// id, and when that purge ran (the latest is the cursors' purge epoch); no row: never purged.
 pub const PURGE_HORIZON: &str = "SELECT p.position, p.table_id, p.row_id, p.purged_at \
      FROM inventory_sync.purge_horizon p";
 
@@ -452,10 +452,12 @@ pub fn purge_tombstones() -> String {
              AND c.changed_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) $1) \
            RETURNING c.position, c.table_id, c.row_id), \
          purged AS (SELECT * FROM d1 UNION ALL SELECT * FROM d2), \
-         newest AS (SELECT * FROM purged ORDER BY position DESC, table_id DESC, row_id DESC LIMIT 1), \
-         horizon AS (INSERT INTO inventory_sync.purge_horizon AS p (position, table_id, row_id, purged_at) \
-           SELECT newest.position, newest.table_id, newest.row_id, pg_catalog.now() FROM newest \
-           ON CONFLICT (single) DO UPDATE \
+         newest AS (SELECT DISTINCT ON (era) (p.position OPERATOR(pg_catalog.>>) 48)::pg_catalog.int4 AS era, \
+             p.position, p.table_id, p.row_id FROM purged p \
+           ORDER BY era, p.position DESC, p.table_id DESC, p.row_id DESC), \
+         horizon AS (INSERT INTO inventory_sync.purge_horizon AS p (era, position, table_id, row_id, purged_at) \
+           SELECT newest.era, newest.position, newest.table_id, newest.row_id, pg_catalog.now() FROM newest \
+           ON CONFLICT (era) DO UPDATE \
              SET position = excluded.position, table_id = excluded.table_id, row_id = excluded.row_id, \
                  purged_at = excluded.purged_at \
            WHERE (excluded.position, excluded.table_id, excluded.row_id) OPERATOR(pg_catalog.>) \
