@@ -153,6 +153,7 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     dropped oid[];
     ids integer[];
+    coordinator boolean;
 BEGIN
     -- The dropped tables first, then plain statements on the extension's tables: on Citus those
     -- run on other nodes too, where there is no dropped-objects list to join with.
@@ -162,6 +163,15 @@ BEGIN
        AND d.objsubid OPERATOR(pg_catalog.=) 0;
     IF dropped IS NULL THEN
         RETURN;
+    END IF;
+    -- On a Citus worker a table is dropped as the coordinator drops it, and the coordinator's
+    -- own trigger removes its sync state from every node (the catalogs are on every node, the
+    -- feed is distributed).
+    IF pg_catalog.to_regprocedure('pg_catalog.citus_is_coordinator()') IS NOT NULL THEN
+        EXECUTE 'SELECT pg_catalog.citus_is_coordinator()' INTO coordinator;
+        IF NOT coordinator THEN
+            RETURN;
+        END IF;
     END IF;
     SELECT pg_catalog.array_agg(t.table_id) INTO ids FROM inventory_sync.tracked t
      WHERE t.tbl::pg_catalog.oid OPERATOR(pg_catalog.=) ANY (dropped);
@@ -182,6 +192,22 @@ AS 'MODULE_PATHNAME', 'change_position_wrapper';
 COMMENT ON FUNCTION inventory_sync.change_position() IS
     'The feed position of a change the current transaction makes now (see inventory_sync.eras).';
 ALTER TABLE inventory_sync.inventory ALTER COLUMN position SET DEFAULT inventory_sync.change_position();
+
+-- The catalogs' policies call a function instead of holding a subquery, so Citus can replicate
+-- the catalogs to every node.
+CREATE FUNCTION inventory_sync.manages(tbl regclass) RETURNS boolean
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT pg_catalog.pg_has_role(
+        (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) $1), 'USAGE')
+$$;
+COMMENT ON FUNCTION inventory_sync.manages(regclass) IS
+    'Whether the current user may manage the sync of the table: a member of its owner role.';
+
+ALTER POLICY owner_only ON inventory_sync.tracked WITH CHECK (inventory_sync.manages(tbl));
+ALTER POLICY owner_updates ON inventory_sync.tracked USING (inventory_sync.manages(tbl));
+ALTER POLICY owner_deletes ON inventory_sync.tracked USING (inventory_sync.manages(tbl));
+ALTER POLICY field_policies_by_owner ON inventory_sync.field_policies
+    USING (inventory_sync.manages(tbl)) WITH CHECK (inventory_sync.manages(tbl));
 
 -- Spreading the extension over a Citus cluster.
 CREATE FUNCTION inventory_sync."distribute"() RETURNS jsonb

@@ -84,6 +84,18 @@ COMMENT ON COLUMN inventory_sync.conflicts.server_data IS
 COMMENT ON COLUMN inventory_sync.conflicts.detected_at IS 'When the conflict was decided (clock_timestamp()).';
 COMMENT ON COLUMN inventory_sync.conflicts.db_user IS 'The database user that sent the write.';
 
+-- Whether the current user may manage the sync of table tbl (track it, set its policies): a
+-- member of the role that owns it. A function rather than a subquery in the policies below:
+-- Citus replicates a table to every node (inventory_sync.distribute()) only if its policies have
+-- no subquery.
+CREATE FUNCTION inventory_sync.manages(tbl regclass) RETURNS boolean
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT pg_catalog.pg_has_role(
+        (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) $1), 'USAGE')
+$$;
+COMMENT ON FUNCTION inventory_sync.manages(regclass) IS
+    'Whether the current user may manage the sync of the table: a member of its owner role.';
+
 -- Tracked tables: the application's own tables under sync. Key and timestamp columns are kept by
 -- number, so renaming them does not break tracking. Readable by everyone (like pg_class); rows can
 -- be added or removed only for tables the current user owns (the policy below), which is also
@@ -99,16 +111,13 @@ CREATE TABLE inventory_sync.tracked (
 ALTER TABLE inventory_sync.tracked ENABLE ROW LEVEL SECURITY;
 CREATE POLICY owner_only ON inventory_sync.tracked
     USING (true)
-    WITH CHECK (pg_catalog.pg_has_role(
-        (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) tbl), 'USAGE'));
+    WITH CHECK (inventory_sync.manages(tbl));
 -- An UPDATE must own the table named before (USING) as well as after (WITH CHECK): otherwise
 -- anyone could point another owner's tracking row at a table of their own, untracking it.
 CREATE POLICY owner_updates ON inventory_sync.tracked AS RESTRICTIVE FOR UPDATE
-    USING (pg_catalog.pg_has_role(
-        (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) tbl), 'USAGE'));
+    USING (inventory_sync.manages(tbl));
 CREATE POLICY owner_deletes ON inventory_sync.tracked AS RESTRICTIVE FOR DELETE
-    USING (pg_catalog.pg_has_role(
-        (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) tbl), 'USAGE'));
+    USING (inventory_sync.manages(tbl));
 GRANT SELECT, INSERT, UPDATE, DELETE ON inventory_sync.tracked TO PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('inventory_sync.tracked', '');
 
@@ -243,10 +252,8 @@ CREATE TABLE inventory_sync.field_policies (
 ALTER TABLE inventory_sync.field_policies ENABLE ROW LEVEL SECURITY;
 CREATE POLICY field_policies_readable ON inventory_sync.field_policies FOR SELECT USING (true);
 CREATE POLICY field_policies_by_owner ON inventory_sync.field_policies FOR ALL
-    USING (pg_catalog.pg_has_role(
-        (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) tbl), 'USAGE'))
-    WITH CHECK (pg_catalog.pg_has_role(
-        (SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) tbl), 'USAGE'));
+    USING (inventory_sync.manages(tbl))
+    WITH CHECK (inventory_sync.manages(tbl));
 GRANT SELECT, INSERT, UPDATE, DELETE ON inventory_sync.field_policies TO PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('inventory_sync.field_policies', '');
 
@@ -264,6 +271,7 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     dropped oid[];
     ids integer[];
+    coordinator boolean;
 BEGIN
     -- The dropped tables first, then plain statements on the extension's tables: on Citus those
     -- run on other nodes too, where there is no dropped-objects list to join with.
@@ -273,6 +281,15 @@ BEGIN
        AND d.objsubid OPERATOR(pg_catalog.=) 0;
     IF dropped IS NULL THEN
         RETURN;
+    END IF;
+    -- On a Citus worker a table is dropped as the coordinator drops it, and the coordinator's
+    -- own trigger removes its sync state from every node (the catalogs are on every node, the
+    -- feed is distributed).
+    IF pg_catalog.to_regprocedure('pg_catalog.citus_is_coordinator()') IS NOT NULL THEN
+        EXECUTE 'SELECT pg_catalog.citus_is_coordinator()' INTO coordinator;
+        IF NOT coordinator THEN
+            RETURN;
+        END IF;
     END IF;
     SELECT pg_catalog.array_agg(t.table_id) INTO ids FROM inventory_sync.tracked t
      WHERE t.tbl::pg_catalog.oid OPERATOR(pg_catalog.=) ANY (dropped);

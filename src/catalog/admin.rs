@@ -50,6 +50,7 @@ pub fn track(client: &mut SpiClient<'_>, relid: pg_sys::Oid, ts_column: &str) ->
         .expect("inventory_sync: writing inventory_sync.tracked failed");
     // Every backend's cached description of the table is dropped when this commits.
     xact::invalidate(relid);
+    super::cluster::announce(client, c"tracked");
     Ok(())
 }
 
@@ -78,6 +79,7 @@ pub fn untrack(client: &mut SpiClient<'_>, relid: pg_sys::Oid) -> Result<(), Syn
             .expect("inventory_sync: forgetting the feed of an untracked table failed");
     });
     xact::invalidate(relid);
+    super::cluster::announce(client, c"tracked");
     Ok(())
 }
 
@@ -121,5 +123,6 @@ pub fn set_policy(
     result.expect("inventory_sync: writing field policies failed");
     // Every backend reloads the policies when this commits.
     xact::invalidate(relid);
+    super::cluster::announce(client, c"field_policies");
     Ok(())
 }

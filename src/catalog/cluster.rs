@@ -6,6 +6,8 @@
 //! cohort (`catalog::positions`). Running it again (after adding a node) gives every node a new
 //! era of a new cohort: the old eras are finished from then on, as a restored database's are.
 
+use std::ffi::CStr;
+
 use pgrx::spi::SpiClient;
 
 use super::positions;
@@ -65,6 +67,42 @@ pub fn distribute(client: &mut SpiClient<'_>) -> Result<Jsonb, SyncError> {
         client.update(sql::ERA_GIVE, None, &args).expect("inventory_sync: recording an era failed");
         eras.push(serde_json::json!({"node": id, "era": era}));
     }
-    client.update(sql::ERAS_CHANGED, None, &[]).expect("inventory_sync: announcing the eras failed");
+    for row in client.select(sql::JOURNAL_ID_RANGES, None, &[]).expect("inventory_sync: asking the nodes failed") {
+        if row.value::<bool>(2) != Some(true) {
+            let node = row.value::<i32>(1).expect("a node has an id");
+            return Err(SyncError::NodeUnreachable { node, message: row.value(3).unwrap_or_default() });
+        }
+    }
+    announce(client, c"eras");
+    announce(client, c"tracked");
+    announce(client, c"field_policies");
+    for statement in sql::DELEGATE {
+        client.update(statement, None, &[]).unwrap_or_else(|e| panic!("inventory_sync: {statement} failed: {e}"));
+    }
     Ok(Jsonb::from_text(&serde_json::json!({"cohort": cohort, "eras": eras}).to_string()))
+}
+
+/// On a Citus coordinator, after a change of one of the extension's replicated tables (`table`:
+/// the eras or a catalog): an `ALTER TABLE` of it, which Citus runs on every node in this
+/// transaction, so every backend on every node drops what it derived from the table when the
+/// change commits (`pg::relcache::generation`). Elsewhere (one server, where the change's own
+/// invalidations suffice, or a worker) nothing.
+pub fn announce(client: &mut SpiClient<'_>, table: &CStr) {
+    let relid = lookup::own_table_oid(table);
+    if !yes(client, sql::HAS_CITUS)
+        || !client
+            .select(sql::IS_REPLICATED, None, &[relid.into()])
+            .expect("inventory_sync: reading Citus's tables failed")
+            .first()
+            .get_one::<bool>()
+            .expect("inventory_sync: a yes or no")
+            .unwrap_or(false)
+        || !yes(client, sql::IS_COORDINATOR)
+    {
+        return;
+    }
+    let statement = format!("ALTER TABLE inventory_sync.{} SET (fillfactor = 100)", table.to_str().expect("a name"));
+    super::as_owner_of(table, || {
+        client.update(&statement, None, &[]).unwrap_or_else(|e| panic!("inventory_sync: {statement} failed: {e}"))
+    });
 }

@@ -17,7 +17,7 @@ pub mod cluster;
 mod describe;
 pub mod positions;
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 
@@ -170,10 +170,21 @@ pub type Policies = HashMap<String, Policy>;
 thread_local! {
     static TABLES: RefCell<HashMap<pg_sys::Oid, Rc<Tracked>>> = RefCell::new(HashMap::new());
     static POLICIES: RefCell<HashMap<pg_sys::Oid, Rc<Policies>>> = RefCell::new(HashMap::new());
+    static CATALOGS_SEEN: Cell<Option<u64>> = const { Cell::new(None) };
 }
 
-/// Drop what changed since the last look (see `pg::relcache`).
+/// Drop what changed since the last look (see `pg::relcache`): what was derived from a table that
+/// changed, and everything when the catalogs themselves were changed by DDL (on a Citus cluster,
+/// track, untrack and set_policy change the catalogs of every node, and announce it so, see
+/// `cluster::announce`).
 fn drop_changed() {
+    if CATALOGS_SEEN.get() != Some(relcache::current_generation()) {
+        relcache::generation(lookup::own_table_oid(c"tracked"));
+        relcache::generation(lookup::own_table_oid(c"field_policies"));
+        TABLES.with(|t| t.borrow_mut().clear());
+        POLICIES.with(|p| p.borrow_mut().clear());
+        CATALOGS_SEEN.set(Some(relcache::current_generation()));
+    }
     match relcache::take_changed() {
         Changed::All => {
             TABLES.with(|t| t.borrow_mut().clear());

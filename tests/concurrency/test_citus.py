@@ -169,9 +169,11 @@ def test_writes_answer_and_store_as_on_one_server(citus, twin):
         assert not any(e.startswith('["error"') for e in expected), "the script itself fails"
         for statement in STATE:
             assert answers(c, [statement]) == answers(t, [statement]), statement
-        # A device's pull from the beginning, page by page: the same changes in the same order.
+        # A device's pull from the beginning, page by page: the same changes, each once. (Their
+        # order differs: on Citus each node's changes come in that node's order.)
+        key = lambda change: (change["table"], str(change["id"]))  # noqa: E731
         pulled = pull_all(c)[0]
-        assert pulled == pull_all(t)[0]
+        assert sorted(pulled, key=key) == sorted(pull_all(t)[0], key=key)
         assert {(change["table"], str(change["id"])) for change in pulled} == {
             *(("inventory_sync.inventory", str(i)) for i in (1, 2, 3, 5, 8)),
             *(("public.products", str(i)) for i in (1, 2, 6)),
@@ -180,20 +182,24 @@ def test_writes_answer_and_store_as_on_one_server(citus, twin):
 
 
 def test_a_pull_waits_for_a_writer_still_open(citus):
-    """A device pulls from the coordinator while another backend's write to a worker's shard is
-    still open: neither that change nor one committed after it is handed out until it commits,
-    and then the next pull from the cursor has both."""
-    coordinator = citus[0]
+    """A device pulls from the coordinator while another session's write, delegated to the worker
+    that holds its item, is still open: neither that change nor one committed after it on the same
+    worker is handed out until it commits (the worker's horizon holds them back), while a change
+    committed on the other worker is; then the next pull from the cursor has both."""
+    coordinator, worker_1, worker_2 = citus
     with coordinator.connect("postgres") as device, coordinator.connect("postgres", autocommit=False) as open_writer, \
             coordinator.connect("postgres") as other:
+        held, after_held = held_on(other, worker_1, 100), held_on(other, worker_1, 150)
+        elsewhere = held_on(other, worker_2, 100)
         _, start = pull_all(device)
-        open_writer.execute("SELECT inventory_sync.sync_upsert(100, '{\"stock\": 1}', '2024-03-02 09:00+00')")
-        other.execute("SELECT inventory_sync.sync_upsert(101, '{\"stock\": 2}', '2024-03-02 09:00+00')")
-        held, cursor = pull_all(device, start)
-        assert held == [], held
+        open_writer.execute("SELECT inventory_sync.sync_upsert(%s, '{\"stock\": 1}', '2024-03-02 09:00+00')", (held,))
+        for item in (after_held, elsewhere):
+            other.execute("SELECT inventory_sync.sync_upsert(%s, '{\"stock\": 2}', '2024-03-02 09:00+00')", (item,))
+        got, cursor = pull_all(device, start)
+        assert [change["id"] for change in got] == [elsewhere], got
         open_writer.commit()
         after, _ = pull_all(device, cursor)
-        assert [change["id"] for change in after] == [100, 101]
+        assert [change["id"] for change in after] == [held, after_held], after
 
 
 def era_of(conn, item):
@@ -219,15 +225,16 @@ def test_a_pull_from_the_coordinator_waits_for_a_writer_open_on_a_worker(citus):
     coordinator, worker_1, worker_2 = citus
     with coordinator.connect("postgres") as device, worker_1.connect("postgres", autocommit=False) as held, \
             worker_2.connect("postgres") as w2, coordinator.connect("postgres") as c:
-        mine_1, mine_2 = held_on(c, worker_1, 300), held_on(c, worker_2, 300)
+        mine_1, mine_2, routed = held_on(c, worker_1, 300), held_on(c, worker_2, 300), held_on(c, worker_2, 500)
         _, start = pull_all(device)
         held.execute("SELECT inventory_sync.sync_upsert(%s, '{\"stock\": 1}', '2024-03-03 09:00+00')", (mine_1,))
         w2.execute("SELECT inventory_sync.sync_upsert(%s, '{\"stock\": 2}', '2024-03-03 09:00+00')", (mine_2,))
-        c.execute("SELECT inventory_sync.sync_upsert(500, '{\"stock\": 3}', '2024-03-03 09:00+00')")
+        # Through the coordinator: delegated to worker 2, which holds the item.
+        c.execute("SELECT inventory_sync.sync_upsert(%s, '{\"stock\": 3}', '2024-03-03 09:00+00')", (routed,))
         got, cursor = pull_all(device, start)
-        assert sorted(change["id"] for change in got) == sorted([mine_2, 500]), got
+        assert sorted(change["id"] for change in got) == sorted([mine_2, routed]), got
         held.commit()
-        assert (era_of(c, mine_1), era_of(c, mine_2), era_of(c, 500)) == (2, 3, 1)
+        assert (era_of(c, mine_1), era_of(c, mine_2), era_of(c, routed)) == (2, 3, 3)
         after, cursor = pull_all(device, cursor)
         assert [change["id"] for change in after] == [mine_1], after
         # Nothing comes twice.
@@ -237,7 +244,7 @@ def test_a_pull_from_the_coordinator_waits_for_a_writer_open_on_a_worker(citus):
 def test_distribute_again_gives_every_node_a_new_era(citus):
     """After distribute() runs again (as after adding a node), a connection that wrote before
     writes in its node's new era, and a device's cursor from before goes on."""
-    coordinator, worker_1, _ = citus
+    coordinator, worker_1, worker_2 = citus
     with coordinator.connect("postgres") as c, worker_1.connect("postgres") as w1, \
             coordinator.connect("postgres") as device:
         mine_1 = held_on(c, worker_1, 600)
@@ -247,10 +254,11 @@ def test_distribute_again_gives_every_node_a_new_era(citus):
         eras = [e["era"] for e in given["eras"]]
         assert len(eras) == 3 and given["cohort"] == eras[0] > 3, given
         w1.execute("SELECT inventory_sync.sync_upsert(%s, '{}', '2024-03-03 09:01+00')", (mine_1,))
-        c.execute("SELECT inventory_sync.sync_upsert(700, '{}', '2024-03-03 09:00+00')")
-        assert (era_of(c, mine_1), era_of(c, 700)) == (eras[1], eras[0])
+        routed = held_on(c, worker_2, 700)
+        c.execute("SELECT inventory_sync.sync_upsert(%s, '{}', '2024-03-03 09:00+00')", (routed,))
+        assert (era_of(c, mine_1), era_of(c, routed)) == (eras[1], eras[2])
         got, _ = pull_all(device, cursor)
-        assert sorted(change["id"] for change in got) == sorted([mine_1, 700]), got
+        assert sorted(change["id"] for change in got) == sorted([mine_1, routed]), got
 
 
 def test_untrack_and_drop_of_a_distributed_tracked_table(citus):
@@ -282,3 +290,25 @@ def test_untrack_and_drop_of_a_distributed_tracked_table(citus):
         c.execute("CREATE TABLE other (id bigint PRIMARY KEY)")
         c.execute("SELECT create_distributed_table('other', 'id')")
         c.execute("DROP TABLE other")
+
+
+def test_the_default_tables_calls_run_on_the_node_that_holds_the_item(citus):
+    """distribute() delegates sync_upsert and sync_delete by their id: the coordinator sends the
+    whole call to the worker that holds the item (citus.log_remote_commands shows it), and a merge
+    policy set on the coordinator applies there."""
+    with citus[0].connect("postgres") as c:
+        issued = []
+        c.add_notice_handler(lambda notice: issued.append(notice.message_primary))
+        c.execute("SET citus.log_remote_commands = on")
+        c.execute("SELECT inventory_sync.sync_upsert(800, '{\"stock\": 10}', '2024-03-04 09:00+00')")
+        merged = c.execute("SELECT inventory_sync.sync_upsert(800, '{\"stock\": 12}', '2024-03-04 08:00+00', 'x', null,"
+                           " '{\"stock\": 10}')").fetchone()[0]
+        c.execute("SELECT inventory_sync.sync_delete(801, '2024-03-04 09:00+00')")
+        c.execute("RESET citus.log_remote_commands")
+        calls = [m for m in issued if m.startswith("issuing SELECT inventory_sync.sync_")]
+        assert [m.split("(")[0] for m in calls] == ["issuing SELECT inventory_sync.sync_upsert"] * 2 + [
+            "issuing SELECT inventory_sync.sync_delete"], issued
+        # The delta policy on stock (set in the first test, on the coordinator) applied on the
+        # worker: an older write's delta is added (last-write-wins would answer conflict).
+        assert merged["status"] == "applied", merged
+        assert c.execute("SELECT data->'stock' FROM inventory_sync.inventory WHERE id = 800").fetchone()[0] == 12

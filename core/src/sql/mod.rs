@@ -347,8 +347,10 @@ pub const IS_DISTRIBUTED: &str = "SELECT EXISTS (SELECT FROM pg_catalog.pg_dist_
 
 /// The extension's tables spread over a Citus cluster: the default table by id, the journal, the
 /// mutation log and the change feed by row id (the journal's row id has another collation, so it
-/// is a colocation group of its own), the eras and the purge horizon on every node.
-pub const DISTRIBUTE: [&str; 6] = [
+/// is a colocation group of its own), the eras, the purge horizon and the catalogs on every node
+/// (the catalogs name tables as `regclass`, which Citus sends by name, so each node reads its own
+/// OIDs).
+pub const DISTRIBUTE: [&str; 8] = [
     "SELECT pg_catalog.create_distributed_table('inventory_sync.inventory', 'id')",
     "SELECT pg_catalog.create_distributed_table('inventory_sync.conflicts', 'row_id', colocate_with => 'none')",
     "SELECT pg_catalog.create_distributed_table('inventory_sync.mutations', 'row_id', colocate_with => 'none')",
@@ -356,7 +358,31 @@ pub const DISTRIBUTE: [&str; 6] = [
        colocate_with => 'inventory_sync.mutations')",
     "SELECT pg_catalog.create_reference_table('inventory_sync.eras')",
     "SELECT pg_catalog.create_reference_table('inventory_sync.purge_horizon')",
+    "SELECT pg_catalog.create_reference_table('inventory_sync.tracked')",
+    "SELECT pg_catalog.create_reference_table('inventory_sync.field_policies')",
 ];
+
+/// The default table's calls run on the node that holds the item (Citus delegates a call by its id).
+pub const DELEGATE: [&str; 2] = [
+    "SELECT pg_catalog.create_distributed_function( \
+       'inventory_sync.sync_upsert(bigint, jsonb, timestamptz, text, text, jsonb)', '$1', \
+       colocate_with => 'inventory_sync.inventory')",
+    "SELECT pg_catalog.create_distributed_function('inventory_sync.sync_delete(bigint, timestamptz, text, text)', \
+       '$1', colocate_with => 'inventory_sync.inventory')",
+];
+
+/// Each node's journal ids from a range of its own (its Citus group id × 2^48 on): a delegated call
+/// journals on the node it runs on, from that node's sequence.
+pub const JOURNAL_ID_RANGES: &str = "SELECT r.nodeid, r.success, r.result FROM pg_catalog.run_command_on_all_nodes( \
+     $$SELECT pg_catalog.setval(pg_catalog.pg_get_serial_sequence('inventory_sync.conflicts', 'conflict_id'), \
+         GREATEST((SELECT g.groupid FROM pg_catalog.pg_dist_local_group g)::pg_catalog.int8 OPERATOR(pg_catalog.<<) 48, \
+                  pg_catalog.pg_sequence_last_value( \
+                    pg_catalog.pg_get_serial_sequence('inventory_sync.conflicts', 'conflict_id')::pg_catalog.regclass), \
+                  1))$$) r";
+
+/// Whether Citus keeps table `$1` (an OID) on every node or spreads it.
+pub const IS_REPLICATED: &str = "SELECT EXISTS (SELECT FROM pg_catalog.pg_dist_partition p \
+     WHERE p.logicalrelid OPERATOR(pg_catalog.=) $1::pg_catalog.regclass)";
 
 /// Serialises the givers of eras (`distribute()` against itself).
 pub const ERAS_LOCK: &str = "LOCK TABLE inventory_sync.eras IN SHARE ROW EXCLUSIVE MODE";
@@ -372,10 +398,6 @@ pub const COHORT_START: &str = "SELECT GREATEST( \
 pub const ERA_GIVE: &str =
     "INSERT INTO inventory_sync.eras (era, cohort, system_identifier, database_oid, previous_end) \
      VALUES ($1, $2, $3, $4, $5)";
-
-/// Every backend on every node drops the era it cached (a relcache invalidation of the eras table,
-/// which Citus runs on every node).
-pub const ERAS_CHANGED: &str = "ALTER TABLE inventory_sync.eras SET (fillfactor = 100)";
 
 /// Record era `$1` (a cohort of its own) for this cluster (`$2`) and database (`$3`), with the
 /// highest position stored before it (below `$4`, the era's first position).

@@ -126,6 +126,8 @@ fn nothing_resolves_through_search_path() {
         HAS_CITUS.to_string(),
         NODE_HORIZONS.to_string(),
         IS_DISTRIBUTED.to_string(),
+        IS_REPLICATED.to_string(),
+        JOURNAL_ID_RANGES.to_string(),
         COHORT_START.to_string(),
         ERA_GIVE.to_string(),
         ERA_START.to_string(),
