@@ -4,7 +4,12 @@
 //!
 //! Each node writes with its own transaction ids, so each gets an era of its own, all of one
 //! cohort (`catalog::positions`). Running it again (after adding a node) gives every node a new
-//! era of a new cohort: the old eras are finished from then on, as a restored database's are.
+//! era of a new cohort: only transactions that began before still write in a node's old era, and
+//! pulls walk it up to that node's horizon while the node is there.
+//!
+//! It also replicates the catalogs and delegates the default table's calls to the node that holds
+//! the item (`sql::DISTRIBUTE`, `sql::DELEGATE`); `announce` tells every node of a change of a
+//! replicated table.
 
 use std::ffi::CStr;
 
@@ -12,19 +17,13 @@ use pgrx::spi::SpiClient;
 
 use super::positions;
 use crate::pg::jsonb::Jsonb;
-use crate::pg::kept::Row;
+use crate::pg::kept::{select_one, Row};
 use crate::pg::{lookup, xact};
 use inventory_sync_core::sql;
 use inventory_sync_core::SyncError;
 
 fn yes(client: &SpiClient<'_>, statement: &str) -> bool {
-    client
-        .select(statement, None, &[])
-        .unwrap_or_else(|e| panic!("inventory_sync: {statement} failed: {e}"))
-        .first()
-        .get_one::<bool>()
-        .expect("inventory_sync: a yes or no")
-        .unwrap_or(false)
+    select_one(client, statement) == Some(true)
 }
 
 /// Spread the tables (once) and give every node an era; answers the cohort and each node's era.
@@ -89,16 +88,16 @@ pub fn distribute(client: &mut SpiClient<'_>) -> Result<Jsonb, SyncError> {
 /// invalidations suffice, or a worker) nothing.
 pub fn announce(client: &mut SpiClient<'_>, table: &CStr) {
     let relid = lookup::own_table_oid(table);
-    if !yes(client, sql::HAS_CITUS)
-        || !client
+    let replicated = || {
+        client
             .select(sql::IS_REPLICATED, None, &[relid.into()])
             .expect("inventory_sync: reading Citus's tables failed")
             .first()
             .get_one::<bool>()
             .expect("inventory_sync: a yes or no")
-            .unwrap_or(false)
-        || !yes(client, sql::IS_COORDINATOR)
-    {
+            == Some(true)
+    };
+    if !yes(client, sql::HAS_CITUS) || !replicated() || !yes(client, sql::IS_COORDINATOR) {
         return;
     }
     let statement = format!("ALTER TABLE inventory_sync.{} SET (fillfactor = 100)", table.to_str().expect("a name"));

@@ -24,7 +24,7 @@ use std::collections::HashMap;
 use pgrx::pg_sys;
 use pgrx::spi::SpiClient;
 
-use crate::pg::kept::Row;
+use crate::pg::kept::{select_one, Row};
 use crate::pg::{lookup, relcache, xact};
 use inventory_sync_core::cursor::{era_start, Cursor, Era};
 use inventory_sync_core::sql;
@@ -127,26 +127,6 @@ pub fn for_write(client: &mut SpiClient<'_>) -> Result<i64, SyncError> {
     Ok(era_start(era) + xid)
 }
 
-fn snapshot_xmin(client: &SpiClient<'_>) -> i64 {
-    client
-        .select(sql::SNAPSHOT_XMIN, None, &[])
-        .expect("inventory_sync: reading the snapshot's horizon failed")
-        .first()
-        .get_one::<i64>()
-        .expect("inventory_sync: a horizon is a bigint")
-        .expect("a snapshot has a horizon")
-}
-
-fn has_citus(client: &SpiClient<'_>) -> bool {
-    client
-        .select(sql::HAS_CITUS, None, &[])
-        .expect("inventory_sync: looking for Citus failed")
-        .first()
-        .get_one::<bool>()
-        .expect("inventory_sync: a yes or no")
-        .unwrap_or(false)
-}
-
 /// A node of the cluster as it answers: its node id, (cluster, database), and its horizon (the
 /// oldest transaction still running there).
 pub struct Node {
@@ -182,12 +162,12 @@ pub fn pull_eras(client: &SpiClient<'_>, cursor: &Cursor, from_cursor: bool) -> 
     let cluster = several(latest);
     // The nodes' horizons are asked after this pull's snapshot of the eras, and before its feed
     // statements take theirs: whatever lies below a horizon has ended before the feed is read.
-    let horizons: Option<HashMap<(i64, u32), i64>> = if cluster && has_citus(client) {
+    let horizons: Option<HashMap<(i64, u32), i64>> = if cluster && select_one(client, sql::HAS_CITUS) == Some(true) {
         Some(nodes(client)?.into_iter().map(|n| (n.writer, n.xmin)).collect())
     } else {
         None
     };
-    let local_xmin = snapshot_xmin(client);
+    let local_xmin: i64 = select_one(client, sql::SNAPSHOT_XMIN).expect("a snapshot has a horizon");
     let mut eras = vec![Era::finished(0)];
     for r in &recorded {
         if eras.last().is_some_and(|e| e.era == r.era) {

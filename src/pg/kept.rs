@@ -80,3 +80,15 @@ impl Row for SpiTupleTable<'_> {
             .unwrap_or_else(|e| panic!("inventory_sync: column {ordinal} of a built-in statement: {e}"))
     }
 }
+
+/// The first column of the first row of a built-in statement run once (not kept: for statements
+/// of administration and of a pull's set-up); None when it answers no row or NULL.
+pub fn select_one<T: FromDatum + IntoDatum>(client: &SpiClient<'_>, statement: &str) -> Option<T> {
+    let rows = client
+        .select(statement, None, &[])
+        .unwrap_or_else(|e| panic!("inventory_sync: a built-in statement failed: {e}: {statement}"));
+    if rows.is_empty() {
+        return None;
+    }
+    rows.first().value(1)
+}
