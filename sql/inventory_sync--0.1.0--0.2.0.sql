@@ -209,6 +209,30 @@ ALTER POLICY owner_deletes ON inventory_sync.tracked USING (inventory_sync.manag
 ALTER POLICY field_policies_by_owner ON inventory_sync.field_policies
     USING (inventory_sync.manages(tbl)) WITH CHECK (inventory_sync.manages(tbl));
 
+-- On a Citus cluster, one row on every shard of the default table's group (distribute() fills it),
+-- so that one statement over it reaches every node that holds shards: a pull asks the nodes for
+-- their horizons with it, over Citus's cached connections. Empty on a single server.
+CREATE TABLE inventory_sync.node_probe (
+    k bigint PRIMARY KEY
+);
+GRANT SELECT ON inventory_sync.node_probe TO PUBLIC;
+COMMENT ON TABLE inventory_sync.node_probe IS
+    'A row on every shard (Citus, filled by distribute()): what a pull reaches every node through. Empty on a single server.';
+
+-- This node's cluster, database and horizon (the oldest transaction still running), as a pull
+-- reads them from every node: "system_identifier database_oid xmin".
+CREATE FUNCTION inventory_sync.node_horizon() RETURNS text
+LANGUAGE sql VOLATILE PARALLEL SAFE AS $$
+    SELECT (SELECT s.system_identifier FROM pg_catalog.pg_control_system() s)::pg_catalog.text
+        OPERATOR(pg_catalog.||) ' ' OPERATOR(pg_catalog.||)
+        (SELECT d.oid FROM pg_catalog.pg_database d
+          WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database())::pg_catalog.text
+        OPERATOR(pg_catalog.||) ' ' OPERATOR(pg_catalog.||)
+        pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())::pg_catalog.text
+$$;
+COMMENT ON FUNCTION inventory_sync.node_horizon() IS
+    'This node''s system identifier, database OID and snapshot horizon, as a pull asks every node of a Citus cluster.';
+
 -- Spreading the extension over a Citus cluster.
 CREATE FUNCTION inventory_sync."distribute"() RETURNS jsonb
 STRICT VOLATILE PARALLEL UNSAFE

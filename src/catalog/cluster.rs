@@ -43,6 +43,8 @@ pub fn distribute(client: &mut SpiClient<'_>) -> Result<Jsonb, SyncError> {
             client.update(statement, None, &[]).unwrap_or_else(|e| panic!("inventory_sync: {statement} failed: {e}"));
         }
     }
+    // A row on every shard of the probe, through which pulls ask the nodes for their horizons.
+    client.update(sql::PROBE_FILL, None, &[]).expect("inventory_sync: filling the node probe failed");
     client.update(sql::ERAS_LOCK, None, &[]).expect("inventory_sync: locking the eras failed");
     let row = client.select(sql::COHORT_START, None, &[]).expect("inventory_sync: reading the positions failed");
     let row = row.first();

@@ -18,8 +18,8 @@
 //! horizon of the node that writes in it, which each node answers for (docs/DEVELOPMENT.md,
 //! "Citus").
 
-use std::cell::Cell;
-use std::collections::HashMap;
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, HashSet};
 
 use pgrx::pg_sys;
 use pgrx::spi::SpiClient;
@@ -58,6 +58,10 @@ struct Recorded {
 }
 
 impl Recorded {
+    fn writer(&self) -> (i64, u32) {
+        (self.system, self.database.to_u32())
+    }
+
     fn is_mine(&self) -> bool {
         self.system == xact::system_identifier() && self.database == xact::database_id()
     }
@@ -135,7 +139,13 @@ pub struct Node {
     pub xmin: i64,
 }
 
-/// Every node of the cluster, as each answers now.
+/// A node's answer of `inventory_sync.node_horizon()`: its (cluster, database) and horizon.
+fn parse_horizon(text: &str) -> Option<((i64, u32), i64)> {
+    let [system, database, xmin] = text.split(' ').collect::<Vec<_>>()[..] else { return None };
+    Some(((system.parse().ok()?, database.parse().ok()?), xmin.parse().ok()?))
+}
+
+/// Every node of the cluster, as each answers now, over a new connection to each.
 pub fn nodes(client: &SpiClient<'_>) -> Result<Vec<Node>, SyncError> {
     let mut nodes = Vec::new();
     for row in client.select(sql::NODE_HORIZONS, None, &[]).expect("inventory_sync: asking the nodes failed") {
@@ -144,14 +154,47 @@ pub fn nodes(client: &SpiClient<'_>) -> Result<Vec<Node>, SyncError> {
         if row.value::<bool>(2) != Some(true) {
             return Err(SyncError::NodeUnreachable { node, message: result });
         }
-        let unexpected = || SyncError::NodeUnreachable { node, message: format!("unexpected answer {result:?}") };
-        let [system, database, xmin] = result.split(' ').collect::<Vec<_>>()[..] else { return Err(unexpected()) };
-        let (Ok(system), Ok(database), Ok(xmin)) = (system.parse(), database.parse(), xmin.parse()) else {
-            return Err(unexpected());
-        };
-        nodes.push(Node { id: node, writer: (system, database), xmin });
+        let (writer, xmin) = parse_horizon(&result)
+            .ok_or_else(|| SyncError::NodeUnreachable { node, message: format!("unexpected answer {result:?}") })?;
+        nodes.push(Node { id: node, writer, xmin });
     }
     Ok(nodes)
+}
+
+thread_local! {
+    /// Writers (cluster, database) that a complete answer of the cluster's nodes did not include:
+    /// nodes that left, or databases restored from elsewhere. Nothing more is written in their eras.
+    static GONE: RefCell<HashSet<(i64, u32)>> = RefCell::new(HashSet::new());
+}
+
+/// The horizon of every node that writes in one of `recorded`'s eras. First through the probe: one
+/// statement reaching every node that holds shards, over Citus's cached connections (a node's
+/// lowest answer, if several shards' tasks answered). If an era's writer did not answer there (the
+/// coordinator, which holds no shards; a node that left), every node is asked over new
+/// connections, and the writers missing from that complete answer are remembered as gone.
+fn horizons(client: &SpiClient<'_>, recorded: &[Recorded]) -> Result<HashMap<(i64, u32), i64>, SyncError> {
+    let mut horizons: HashMap<(i64, u32), i64> = HashMap::new();
+    for row in client.select(sql::PROBE_HORIZONS, None, &[]).expect("inventory_sync: asking the nodes failed") {
+        let answer: String = row.value(1).unwrap_or_default();
+        let (writer, xmin) = parse_horizon(&answer).expect("inventory_sync: node_horizon() answers three numbers");
+        horizons.entry(writer).and_modify(|h| *h = (*h).min(xmin)).or_insert(xmin);
+    }
+    let unanswered = |h: &HashMap<(i64, u32), i64>| {
+        recorded
+            .iter()
+            .filter(|r| !r.is_mine())
+            .map(Recorded::writer)
+            .any(|w| !h.contains_key(&w) && !GONE.with(|gone| gone.borrow().contains(&w)))
+    };
+    if unanswered(&horizons) {
+        horizons = nodes(client)?.into_iter().map(|n| (n.writer, n.xmin)).collect();
+        for writer in recorded.iter().filter(|r| !r.is_mine()).map(Recorded::writer) {
+            if !horizons.contains_key(&writer) {
+                GONE.with(|gone| gone.borrow_mut().insert(writer));
+            }
+        }
+    }
+    Ok(horizons)
 }
 
 /// The database's eras as a pull walks them (see [`Era`]), and the cursor checked against them
@@ -162,8 +205,8 @@ pub fn pull_eras(client: &SpiClient<'_>, cursor: &Cursor, from_cursor: bool) -> 
     let cluster = several(latest);
     // The nodes' horizons are asked after this pull's snapshot of the eras, and before its feed
     // statements take theirs: whatever lies below a horizon has ended before the feed is read.
-    let horizons: Option<HashMap<(i64, u32), i64>> = if cluster && select_one(client, sql::HAS_CITUS) == Some(true) {
-        Some(nodes(client)?.into_iter().map(|n| (n.writer, n.xmin)).collect())
+    let horizons = if cluster && select_one(client, sql::HAS_CITUS) == Some(true) {
+        Some(horizons(client, &recorded)?)
     } else {
         None
     };
@@ -181,7 +224,7 @@ pub fn pull_eras(client: &SpiClient<'_>, cursor: &Cursor, from_cursor: bool) -> 
             // Another node's era: up to its horizon while it is part of the cluster, also when a
             // later cohort has begun (a transaction that began before may still write in it).
             // A database restored here, or a node that left: nothing more comes.
-            horizons.as_ref().and_then(|h| h.get(&(r.system, r.database.to_u32()))).copied()
+            horizons.as_ref().and_then(|h| h.get(&r.writer())).copied()
         };
         eras.push(match below {
             Some(xmin) => Era { era: r.era, below: era_start(r.era) + xmin },

@@ -181,7 +181,7 @@ def test_writes_answer_and_store_as_on_one_server(citus, twin):
         }
 
 
-def test_a_pull_waits_for_a_writer_still_open(citus):
+def held_back_by_an_open_writer(citus, base):
     """A device pulls from the coordinator while another session's write, delegated to the worker
     that holds its item, is still open: neither that change nor one committed after it on the same
     worker is handed out until it commits (the worker's horizon holds them back), while a change
@@ -189,8 +189,8 @@ def test_a_pull_waits_for_a_writer_still_open(citus):
     coordinator, worker_1, worker_2 = citus
     with coordinator.connect("postgres") as device, coordinator.connect("postgres", autocommit=False) as open_writer, \
             coordinator.connect("postgres") as other:
-        held, after_held = held_on(other, worker_1, 100), held_on(other, worker_1, 150)
-        elsewhere = held_on(other, worker_2, 100)
+        held, after_held = held_on(other, worker_1, base), held_on(other, worker_1, base + 50)
+        elsewhere = held_on(other, worker_2, base)
         _, start = pull_all(device)
         open_writer.execute("SELECT inventory_sync.sync_upsert(%s, '{\"stock\": 1}', '2024-03-02 09:00+00')", (held,))
         for item in (after_held, elsewhere):
@@ -200,6 +200,25 @@ def test_a_pull_waits_for_a_writer_still_open(citus):
         open_writer.commit()
         after, _ = pull_all(device, cursor)
         assert [change["id"] for change in after] == [held, after_held], after
+
+
+def test_a_pull_waits_for_a_writer_still_open(citus):
+    held_back_by_an_open_writer(citus, 100)
+
+
+def test_a_pull_without_the_probe_asks_every_node(citus):
+    """The nodes answer a pull for their horizons through inventory_sync.node_probe (a row on every
+    shard, over Citus's cached connections); a node that holds no row of it is asked over a new
+    connection, with the same result. Emptied here, and filled again as it was."""
+    with citus[0].connect("postgres") as c:
+        probe = [row[0] for row in c.execute("SELECT k FROM inventory_sync.node_probe ORDER BY k")]
+        assert len(probe) == 32, probe
+        c.execute("DELETE FROM inventory_sync.node_probe")
+    try:
+        held_back_by_an_open_writer(citus, 1000)
+    finally:
+        with citus[0].connect("postgres") as c:
+            c.execute("INSERT INTO inventory_sync.node_probe SELECT unnest(%s::bigint[])", (probe,))
 
 
 def era_of(conn, item):

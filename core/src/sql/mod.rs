@@ -329,14 +329,22 @@ pub const SNAPSHOT_XMIN: &str =
 pub const HAS_CITUS: &str = "SELECT pg_catalog.to_regprocedure( \
      'pg_catalog.run_command_on_all_nodes(pg_catalog.text, pg_catalog.bool, pg_catalog.bool)') IS NOT NULL";
 
-/// Every node's horizon, as each node answers: its cluster, database and the oldest transaction
-/// still running there (`cluster database xmin`), or why it did not answer.
+/// Every node's horizon, as each node answers now (`node_horizon()`: its cluster, database and the
+/// oldest transaction still running there), or why it did not answer. Over new connections: the
+/// slow, complete way (see `PROBE_HORIZONS`).
 pub const NODE_HORIZONS: &str = "SELECT r.nodeid, r.success, r.result FROM pg_catalog.run_command_on_all_nodes( \
-     $$SELECT (SELECT s.system_identifier FROM pg_catalog.pg_control_system() s)::pg_catalog.text \
-       OPERATOR(pg_catalog.||) ' ' OPERATOR(pg_catalog.||) (SELECT d.oid FROM pg_catalog.pg_database d \
-         WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database())::pg_catalog.text \
-       OPERATOR(pg_catalog.||) ' ' OPERATOR(pg_catalog.||) \
-       pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())::pg_catalog.text$$) r";
+     'SELECT inventory_sync.node_horizon()') r";
+
+/// The horizons of the nodes that hold shards of the default table's group, one statement over
+/// Citus's cached connections: a row per shard (several per node, each as its shard's task read it).
+pub const PROBE_HORIZONS: &str = "SELECT inventory_sync.node_horizon() FROM inventory_sync.node_probe p";
+
+/// A row on every shard of the probe (keys found by trying, the first of each shard).
+pub const PROBE_FILL: &str = "INSERT INTO inventory_sync.node_probe (k) \
+     SELECT DISTINCT ON (x.shard) x.k FROM (SELECT g.k, \
+       pg_catalog.get_shard_id_for_distribution_column('inventory_sync.node_probe', g.k) AS shard \
+       FROM pg_catalog.generate_series(1::pg_catalog.int8, 100000::pg_catalog.int8) AS g(k)) x \
+     ORDER BY x.shard, x.k ON CONFLICT DO NOTHING";
 
 /// Whether this node is the Citus cluster's coordinator.
 pub const IS_COORDINATOR: &str = "SELECT pg_catalog.citus_is_coordinator()";
@@ -350,7 +358,7 @@ pub const IS_DISTRIBUTED: &str = "SELECT EXISTS (SELECT FROM pg_catalog.pg_dist_
 /// is a colocation group of its own), the eras, the purge horizon and the catalogs on every node
 /// (the catalogs name tables as `regclass`, which Citus sends by name, so each node reads its own
 /// OIDs).
-pub const DISTRIBUTE: [&str; 8] = [
+pub const DISTRIBUTE: [&str; 9] = [
     "SELECT pg_catalog.create_distributed_table('inventory_sync.inventory', 'id')",
     "SELECT pg_catalog.create_distributed_table('inventory_sync.conflicts', 'row_id', colocate_with => 'none')",
     "SELECT pg_catalog.create_distributed_table('inventory_sync.mutations', 'row_id', colocate_with => 'none')",
@@ -360,6 +368,8 @@ pub const DISTRIBUTE: [&str; 8] = [
     "SELECT pg_catalog.create_reference_table('inventory_sync.purge_horizon')",
     "SELECT pg_catalog.create_reference_table('inventory_sync.tracked')",
     "SELECT pg_catalog.create_reference_table('inventory_sync.field_policies')",
+    "SELECT pg_catalog.create_distributed_table('inventory_sync.node_probe', 'k', \
+       colocate_with => 'inventory_sync.inventory')",
 ];
 
 /// The default table's calls run on the node that holds the item (Citus delegates a call by its id).

@@ -125,6 +125,8 @@ fn nothing_resolves_through_search_path() {
         SNAPSHOT_XMIN.to_string(),
         HAS_CITUS.to_string(),
         NODE_HORIZONS.to_string(),
+        PROBE_HORIZONS.to_string(),
+        PROBE_FILL.to_string(),
         IS_DISTRIBUTED.to_string(),
         IS_REPLICATED.to_string(),
         JOURNAL_ID_RANGES.to_string(),
