@@ -165,28 +165,40 @@ thread_local! {
     /// Writers (cluster, database) that a complete answer of the cluster's nodes did not include:
     /// nodes that left, or databases restored from elsewhere. Nothing more is written in their eras.
     static GONE: RefCell<HashSet<(i64, u32)>> = RefCell::new(HashSet::new());
+    /// A row of the probe on each node that holds some (`sql::PROBE_KEYS`), as found last.
+    static PROBE_KEYS: RefCell<Option<Vec<i64>>> = const { RefCell::new(None) };
 }
 
 /// The horizon of every node that writes in one of `recorded`'s eras. First through the probe: one
-/// statement reaching every node that holds shards, over Citus's cached connections (a node's
-/// lowest answer, if several shards' tasks answered). If an era's writer did not answer there (the
-/// coordinator, which holds no shards; a node that left), every node is asked over new
-/// connections, and the writers missing from that complete answer are remembered as gone.
+/// statement reaching each node that holds shards of the default table's group, over Citus's
+/// cached connections. If an era's writer did not answer there (the coordinator, which holds no
+/// shards; a node that left), every node is asked over new connections, and the writers missing
+/// from that complete answer are remembered as gone. If fewer nodes answered the probe than it
+/// asked (a shard moved), its rows are looked up again for the next pull.
 fn horizons(client: &SpiClient<'_>, recorded: &[Recorded]) -> Result<HashMap<(i64, u32), i64>, SyncError> {
+    let keys = PROBE_KEYS.with(|k| k.borrow().clone()).unwrap_or_else(|| {
+        let found: Vec<i64> = select_one(client, sql::PROBE_KEYS).unwrap_or_default();
+        PROBE_KEYS.with(|k| *k.borrow_mut() = Some(found.clone()));
+        found
+    });
     let mut horizons: HashMap<(i64, u32), i64> = HashMap::new();
-    for row in client.select(sql::PROBE_HORIZONS, None, &[]).expect("inventory_sync: asking the nodes failed") {
+    let answers = client
+        .select(sql::PROBE_HORIZONS, None, &[keys.clone().into()])
+        .expect("inventory_sync: asking the nodes failed");
+    for row in answers {
         let answer: String = row.value(1).unwrap_or_default();
         let (writer, xmin) = parse_horizon(&answer).expect("inventory_sync: node_horizon() answers three numbers");
         horizons.entry(writer).and_modify(|h| *h = (*h).min(xmin)).or_insert(xmin);
     }
-    let unanswered = |h: &HashMap<(i64, u32), i64>| {
-        recorded
-            .iter()
-            .filter(|r| !r.is_mine())
-            .map(Recorded::writer)
-            .any(|w| !h.contains_key(&w) && !GONE.with(|gone| gone.borrow().contains(&w)))
-    };
-    if unanswered(&horizons) {
+    if horizons.len() < keys.len() {
+        PROBE_KEYS.with(|k| *k.borrow_mut() = None);
+    }
+    let unanswered = recorded
+        .iter()
+        .filter(|r| !r.is_mine())
+        .map(Recorded::writer)
+        .any(|w| !horizons.contains_key(&w) && !GONE.with(|gone| gone.borrow().contains(&w)));
+    if unanswered {
         horizons = nodes(client)?.into_iter().map(|n| (n.writer, n.xmin)).collect();
         for writer in recorded.iter().filter(|r| !r.is_mine()).map(Recorded::writer) {
             if !horizons.contains_key(&writer) {

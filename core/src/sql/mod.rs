@@ -335,9 +335,18 @@ pub const HAS_CITUS: &str = "SELECT pg_catalog.to_regprocedure( \
 pub const NODE_HORIZONS: &str = "SELECT r.nodeid, r.success, r.result FROM pg_catalog.run_command_on_all_nodes( \
      'SELECT inventory_sync.node_horizon()') r";
 
-/// The horizons of the nodes that hold shards of the default table's group, one statement over
-/// Citus's cached connections: a row per shard (several per node, each as its shard's task read it).
-pub const PROBE_HORIZONS: &str = "SELECT inventory_sync.node_horizon() FROM inventory_sync.node_probe p";
+/// The horizons of the nodes that hold the probe's rows `$1` (one per node, see `PROBE_KEYS`), one
+/// statement over Citus's cached connections.
+pub const PROBE_HORIZONS: &str = "SELECT inventory_sync.node_horizon() FROM inventory_sync.node_probe p \
+     WHERE p.k OPERATOR(pg_catalog.=) ANY ($1)";
+
+/// A row of the probe on each node that holds some: for each node group, the smallest key whose
+/// shard it holds (each shard's smallest key is a row of the probe, `PROBE_FILL`).
+pub const PROBE_KEYS: &str = "SELECT pg_catalog.array_agg(x.k) FROM (SELECT DISTINCT ON (pl.groupid) g.k \
+       FROM pg_catalog.generate_series(1::pg_catalog.int8, 1000::pg_catalog.int8) AS g(k) \
+       JOIN pg_catalog.pg_dist_placement pl ON pl.shardid OPERATOR(pg_catalog.=) \
+         pg_catalog.get_shard_id_for_distribution_column('inventory_sync.node_probe', g.k) \
+       ORDER BY pl.groupid, g.k) x";
 
 /// A row on every shard of the probe (keys found by trying, the first of each shard).
 pub const PROBE_FILL: &str = "INSERT INTO inventory_sync.node_probe (k) \

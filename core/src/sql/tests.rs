@@ -127,6 +127,7 @@ fn nothing_resolves_through_search_path() {
         NODE_HORIZONS.to_string(),
         PROBE_HORIZONS.to_string(),
         PROBE_FILL.to_string(),
+        PROBE_KEYS.to_string(),
         IS_DISTRIBUTED.to_string(),
         IS_REPLICATED.to_string(),
         JOURNAL_ID_RANGES.to_string(),
