@@ -14,7 +14,9 @@
 //! A row appears once per change with its state at pull time (its latest committed version);
 //! a row changed again later appears again. Pull only reads, so it runs on hot standbys too.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
+use std::rc::Rc;
 
 use std::collections::BTreeMap;
 
@@ -26,54 +28,67 @@ use crate::catalog::{self, positions};
 use crate::pg::jsonb::Jsonb;
 use crate::pg::kept::{Kept, Row};
 use crate::pg::{lookup, security};
-use inventory_sync_core::cursor::{era_of, Cursor, Position, Range};
+use inventory_sync_core::cursor::{era_of, era_start, Cursor, Position, Range};
 use inventory_sync_core::sql;
 use inventory_sync_core::SyncError;
 
 pub const MAX_LIMIT: i32 = 100_000;
 
-fn feed_types() -> Vec<PgOid> {
-    [
-        pg_sys::INT8OID,
-        pg_sys::INT4OID,
-        pg_sys::TEXTOID,
-        pg_sys::INT8OID,
-        pg_sys::INT4OID,
-        pg_sys::INT8OID,
-        pg_sys::INT8OID,
-        pg_sys::INT4ARRAYOID,
-    ]
-    .map(PgOid::from_untagged)
-    .to_vec()
+/// The feed statement over `ranges` ranges (see `sql::feed`), kept per backend.
+fn feed_statement(with_default: bool, ranges: usize) -> Rc<Kept> {
+    thread_local! {
+        static FEEDS: RefCell<HashMap<(bool, usize), Rc<Kept>>> = RefCell::new(HashMap::new());
+    }
+    FEEDS.with(|feeds| {
+        feeds
+            .borrow_mut()
+            .entry((with_default, ranges))
+            .or_insert_with(|| {
+                let mut types = vec![pg_sys::INT4OID, pg_sys::INT4ARRAYOID];
+                for _ in 0..ranges {
+                    types.extend([
+                        pg_sys::INT8OID,
+                        pg_sys::INT4OID,
+                        pg_sys::TEXTOID,
+                        pg_sys::INT8OID,
+                        pg_sys::INT8OID,
+                        pg_sys::INT8OID,
+                    ]);
+                }
+                Rc::new(Kept::new(
+                    sql::feed(with_default, ranges),
+                    types.into_iter().map(PgOid::from_untagged).collect(),
+                ))
+            })
+            .clone()
+    })
 }
 
-thread_local! {
-    static FEED_WITH_DEFAULT: Kept = Kept::new(sql::feed(true), feed_types());
-    static FEED_TRACKED_ONLY: Kept = Kept::new(sql::feed(false), feed_types());
-}
-
-/// The feed statement's arguments for one range: after its position, below its end, at most
-/// `limit` rows of the tables `table_ids` (and of the default table, when the caller may read it).
-fn range_args(range: &Range, limit: i32, table_ids: &[i32]) -> Vec<pgrx::datum::DatumWithOid<'static>> {
-    let after = &range.after;
-    // The default table (table id 0) comes first at every position, its rows in id order: after
-    // a change of a tracked table at position p, or before the first row of position p + 1, its
-    // part goes on after every id of position p.
-    let (default_position, default_id) = match after.default_id() {
-        Some(id) => (after.position, id),
-        None if after.table_id == 0 => (after.position.saturating_sub(1), i64::MAX),
-        None => (after.position, i64::MAX),
-    };
-    vec![
-        after.position.into(),
-        after.table_id.into(),
-        after.row_id.clone().into(),
-        range.below.into(),
-        limit.into(),
-        default_position.into(),
-        default_id.into(),
-        table_ids.to_vec().into(),
-    ]
+/// The feed statement's arguments: at most `limit` rows of the tables `table_ids` (and of the
+/// default table, when the caller may read it), then for each range, after its position and below
+/// its end.
+fn feed_args(ranges: &[Range], limit: i32, table_ids: &[i32]) -> Vec<pgrx::datum::DatumWithOid<'static>> {
+    let mut args = vec![limit.into(), table_ids.to_vec().into()];
+    for range in ranges {
+        let after = &range.after;
+        // The default table (table id 0) comes first at every position, its rows in id order:
+        // after a change of a tracked table at position p, or before the first row of position
+        // p + 1, its part goes on after every id of position p.
+        let (default_position, default_id) = match after.default_id() {
+            Some(id) => (after.position, id),
+            None if after.table_id == 0 => (after.position.saturating_sub(1), i64::MAX),
+            None => (after.position, i64::MAX),
+        };
+        args.extend([
+            after.position.into(),
+            after.table_id.into(),
+            after.row_id.clone().into(),
+            range.below.into(),
+            default_position.into(),
+            default_id.into(),
+        ]);
+    }
+    args
 }
 
 /// One change from the feed's first pass: where it is, the tracked table it belongs to (its OID
@@ -132,48 +147,49 @@ pub fn pull(client: &mut SpiClient<'_>, since: Option<&str>, lim: i32) -> Result
         }
     }
     let table_ids: Vec<i32> = tables.keys().copied().collect();
-    let feed = if readable { &FEED_WITH_DEFAULT } else { &FEED_TRACKED_ONLY };
-    // The ranges in feed order (one on a single server), each to its end while the page has room;
-    // one row more than the page holds says whether there is more.
+    // The ranges in feed order (one on a single server), read by one statement in position
+    // order; one row more than the page holds says whether there is more.
     let ranges = cursor.ranges(&eras);
-    let mut found: Vec<Found> = Vec::new();
-    let mut ended = 0;
-    let mut has_more = false;
+    let rows = if ranges.is_empty() {
+        Vec::new()
+    } else {
+        let feed = feed_statement(readable, ranges.len());
+        feed.select_all(client, &feed_args(&ranges, lim + 1, &table_ids)).collect::<Vec<_>>()
+    };
+    let has_more = rows.len() > lim as usize;
+    let mut found: Vec<Found> = Vec::with_capacity(rows.len().min(lim as usize));
     // The names (as JSON) of the tracked tables this page has changes of, looked up once each.
     let mut names: HashMap<pg_sys::Oid, String> = HashMap::new();
-    for range in &ranges {
-        let room = lim as usize - found.len();
-        let rows = feed.with(|kept| kept.select_all(client, &range_args(range, room as i32 + 1, &table_ids)));
-        has_more = rows.len() > room;
-        for row in rows.into_iter().take(room) {
-            let mut entry: String = row.value(4).expect("feed entry is NULL");
-            let table_id: i32 = row.value(2).expect("a change has a table id");
-            let mut relid = pg_sys::InvalidOid;
-            if let Some(&oid) = tables.get(&table_id) {
-                relid = oid;
-                let name = names
-                    .entry(oid)
-                    .or_insert_with(|| serde_json::to_string(&lookup::qualified_name(oid)).expect("a name serializes"));
-                entry.insert_str(0, &format!("{{\"table\":{name}"));
-            }
-            let position: i64 = row.value(1).expect("a change has a position");
-            found.push(Found {
-                position: Position {
-                    era: era_of(position),
-                    position,
-                    table_id,
-                    row_id: row.value(3).unwrap_or_default(),
-                },
-                relid,
-                entry,
-                needs_row: row.value(5).unwrap_or(false),
-            });
+    for row in rows.into_iter().take(lim as usize) {
+        let mut entry: String = row.value(4).expect("feed entry is NULL");
+        let table_id: i32 = row.value(2).expect("a change has a table id");
+        let mut relid = pg_sys::InvalidOid;
+        if let Some(&oid) = tables.get(&table_id) {
+            relid = oid;
+            let name = names
+                .entry(oid)
+                .or_insert_with(|| serde_json::to_string(&lookup::qualified_name(oid)).expect("a name serializes"));
+            entry.insert_str(0, &format!("{{\"table\":{name}"));
         }
-        if has_more {
-            break;
-        }
-        ended += 1;
+        let position: i64 = row.value(1).expect("a change has a position");
+        found.push(Found {
+            position: Position { era: era_of(position), position, table_id, row_id: row.value(3).unwrap_or_default() },
+            relid,
+            entry,
+            needs_row: row.value(5).unwrap_or(false),
+        });
     }
+    // Every range was walked to its end, unless the page is full: then the ranges before the one
+    // its last change is in.
+    let ended = match found.last() {
+        Some(last) if has_more => ranges
+            .iter()
+            .position(|r| {
+                era_start(r.eras.0) <= last.position.position && last.position.position < era_start(r.eras.1 + 1)
+            })
+            .expect("a change lies in a range the pull walked"),
+        _ => ranges.len(),
+    };
     let taken: Vec<Position> = found.iter().map(|f| f.position.clone()).collect();
     let cursor = cursor.advance(&eras, &ranges, &taken, ended);
 

@@ -44,7 +44,8 @@ fn record_cohort(eras: &[(i32, bool)]) {
         let system = if mine { "(SELECT system_identifier FROM pg_control_system())" } else { "4242" };
         exec(&format!(
             "INSERT INTO inventory_sync.eras (era, cohort, system_identifier, database_oid, previous_end)
-             SELECT {era}, {cohort}, {system}, (SELECT oid FROM pg_database WHERE datname = current_database()), 0",
+             SELECT {era}, {cohort}, {system}, (SELECT oid FROM pg_database WHERE datname = current_database()),
+                    (SELECT COALESCE(max(position), 0) FROM inventory_sync.inventory)",
             cohort = eras[0].0
         ));
     }
@@ -82,7 +83,13 @@ fn a_node_without_an_era_in_a_cluster_cohort_refuses_to_write() {
 #[pg_test]
 fn a_pull_walks_each_era_of_a_cohort_and_its_cursor_keeps_a_position_in_each() {
     setup();
+    // Era 1: a history from before (another cluster's, finished), two changes in it.
+    exec(
+        "INSERT INTO inventory_sync.eras (era, cohort, system_identifier, database_oid, previous_end)
+         VALUES (1, 1, 4141, 1, 0)",
+    );
     store_in_era(10, 1, 500);
+    store_in_era(11, 1, 501);
     // This server writes in era 2; the made-up node in era 3 (finished: it answers for no
     // horizon), so the walk is two ranges: eras 0 to 2 up to this server's horizon, and era 3.
     record_cohort(&[(2, true), (3, false)]);
@@ -95,14 +102,16 @@ fn a_pull_walks_each_era_of_a_cohort_and_its_cursor_keeps_a_position_in_each() {
     let mut cursor: Option<String> = None;
     let mut pages = Vec::new();
     loop {
-        let page = pull(cursor.as_deref(), 2);
+        let page = pull(cursor.as_deref(), 1);
         pages.push((pulled_ids(&page), page["cursor"].clone()));
         cursor = Some(page["cursor"].as_str().unwrap().to_string());
         if page["has_more"] == json!(false) {
             break;
         }
     }
-    assert_eq!(pages.iter().map(|p| p.0.clone()).collect::<Vec<_>>(), vec![vec![10, 30], vec![31, 32]], "{pages:?}");
+    // A page of one: the walk stops inside a finished era (1) and goes on there, then in era 3.
+    let want: Vec<Vec<i64>> = [10, 11, 30, 31, 32].iter().map(|id| vec![*id]).collect();
+    assert_eq!(pages.iter().map(|p| p.0.clone()).collect::<Vec<_>>(), want, "{pages:?}");
     // The cursor keeps a position in era 3 while era 2 goes on: form 4, floor 2.
     let text = String::from_utf8(
         base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, cursor.as_deref().unwrap()).unwrap(),

@@ -427,21 +427,47 @@ pub const ERA_START: &str = "INSERT INTO inventory_sync.eras (era, cohort, syste
        (SELECT pg_catalog.max(p.position) FROM inventory_sync.purge_horizon p WHERE p.position OPERATOR(pg_catalog.<) $4), \
        0)";
 
-/// The change feed's first pass (see `feed`): the next changes after position `$1`, table id
-/// `$2`, row id `$3` and below position `$4` (the horizon), at most `$5`, in position order; from
-/// the default table when `with_default`, and from the tracked tables `$8` (table ids: those the
-/// caller may read; a filter rather than a join with `tracked`, whose OIDs Citus would compare
-/// on other nodes, where they name other tables). The
-/// default table's part starts after `$6`, `$7`: the position and id where it continues (its
-/// table id, 0, comes first at every position, and its rows are in id order, so that its index
-/// is on the plain columns: an expression in an index is set up and computed on every write).
-/// Each part is one range of its index.
+/// The change feed's first pass (see `feed`) over `ranges` ranges of positions, at most `$1`
+/// changes in position order, from the default table when `with_default`, and from the tracked
+/// tables `$2` (table ids: those the caller may read; a filter rather than a join with `tracked`,
+/// whose OIDs Citus would compare on other nodes, where they name other tables). Range `r` (from
+/// 0) takes six arguments from `$(3 + 6r)`: the position, table id and row id it continues after,
+/// the position it stays below (the horizon), and the position and id where the default table's
+/// part continues (its table id, 0, comes first at every position, and its rows are in id order,
+/// so that its index is on the plain columns: an expression in an index is set up and computed on
+/// every write). The ranges lie one after another in position order (`Cursor::ranges`), so one
+/// scan in position order walks them in turn. With one range (always, on a single server), each
+/// part is one range of its index; on a Citus cluster, one statement for all of a pull's ranges
+/// is one task per shard.
 /// Columns: position, table id, row id, the entry (JSON text, built by concatenation: the answer is
 /// parsed as jsonb once, as a whole, and building each entry as jsonb first would cost as much
 /// again; a tracked table's entry without its opening `{"table": name`, which the caller adds
 /// from the system cache rather than a join with `pg_class`, a table Citus keeps on each node),
 /// whether it still needs the row.
-pub fn feed(with_default: bool) -> String {
+pub fn feed(with_default: bool, ranges: usize) -> String {
+    // Range r's arguments: $(3+6r) position, table id and row id it continues after, below which
+    // position, and where the default table's part continues (position, id).
+    let arg = |r: usize, k: usize| format!("${}", 3 + 6 * r + k);
+    let any =
+        |term: &dyn Fn(usize) -> String| (0..ranges).map(|r| format!("({})", term(r))).collect::<Vec<_>>().join(" OR ");
+    let default_ranges = any(&|r| {
+        format!(
+            "(i.position, i.id) OPERATOR(pg_catalog.>) ({}, {}) AND i.position OPERATOR(pg_catalog.<) {}",
+            arg(r, 4),
+            arg(r, 5),
+            arg(r, 3)
+        )
+    });
+    let change_ranges = any(&|r| {
+        format!(
+            "(c.position, c.table_id, c.row_id) OPERATOR(pg_catalog.>) ({}, {}, {} COLLATE {C}) \
+             AND c.position OPERATOR(pg_catalog.<) {}",
+            arg(r, 0),
+            arg(r, 1),
+            arg(r, 2),
+            arg(r, 3)
+        )
+    });
     let default_part = format!(
         "(SELECT i.position, 0 AS table_id, i.id::pg_catalog.text AS row_id, i.id AS num, \
                  '{{\"table\":\"{DEFAULT_TABLE}\",\"id\":' {CAT} i.id {CAT} \
@@ -450,9 +476,8 @@ pub fn feed(with_default: bool) -> String {
                  ',\"updated_at\":' {CAT} pg_catalog.to_json(i.updated_at)::pg_catalog.text {CAT} '}}' AS entry, \
                  false AS needs_row \
             FROM inventory_sync.inventory i \
-           WHERE (i.position, i.id) OPERATOR(pg_catalog.>) ($6, $7) \
-             AND i.position OPERATOR(pg_catalog.<) $4 \
-           ORDER BY i.position, i.id LIMIT $5) UNION ALL "
+           WHERE {default_ranges} \
+           ORDER BY i.position, i.id LIMIT $1) UNION ALL "
     );
     format!(
         "SELECT f.position, f.table_id, f.row_id, f.entry, f.needs_row FROM ( \
@@ -462,11 +487,10 @@ pub fn feed(with_default: bool) -> String {
                    '\",\"data\":null,\"updated_at\":' {CAT} pg_catalog.to_json(c.ts)::pg_catalog.text {CAT} '}}' AS entry, \
                    c.op OPERATOR(pg_catalog.=) 'upsert' AS needs_row \
               FROM inventory_sync.changes c \
-             WHERE (c.position, c.table_id, c.row_id) OPERATOR(pg_catalog.>) ($1, $2, $3 COLLATE {C}) \
-               AND c.position OPERATOR(pg_catalog.<) $4 \
-               AND c.table_id OPERATOR(pg_catalog.=) ANY ($8) \
-             ORDER BY c.position, c.table_id, c.row_id LIMIT $5) \
-         ) f ORDER BY f.position, f.table_id, f.num, f.row_id LIMIT $5",
+             WHERE ({change_ranges}) \
+               AND c.table_id OPERATOR(pg_catalog.=) ANY ($2) \
+             ORDER BY c.position, c.table_id, c.row_id LIMIT $1) \
+         ) f ORDER BY f.position, f.table_id, f.num, f.row_id LIMIT $1",
         if with_default { default_part.as_str() } else { "" },
     )
 }

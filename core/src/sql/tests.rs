@@ -114,7 +114,8 @@ fn nothing_resolves_through_search_path() {
         tracked_record_update(1),
         tracked_update_older("t", "k", "ts", &["a", "b"]),
         tracked_record(1, true),
-        feed(true),
+        feed(true, 1),
+        feed(true, 3),
         tracked_rows("t", "k", "ts", "uuid"),
         purge_tombstones(),
         PURGE_MUTATIONS.to_string(),
@@ -136,7 +137,8 @@ fn nothing_resolves_through_search_path() {
         ERA_START.to_string(),
         PURGE_HORIZON.to_string(),
         FEED_TABLES.to_string(),
-        feed(false),
+        feed(false, 1),
+        feed(false, 2),
     ];
     for sql in all {
         for op in ["||", "<=", "-", "="] {
