@@ -28,7 +28,7 @@ use crate::catalog::{self, positions};
 use crate::pg::jsonb::Jsonb;
 use crate::pg::kept::{Kept, Row};
 use crate::pg::{lookup, security};
-use inventory_sync_core::cursor::{era_of, era_start, Cursor, Position, Range};
+use inventory_sync_core::cursor::{era_of, Cursor, Position, Range};
 use inventory_sync_core::sql;
 use inventory_sync_core::SyncError;
 
@@ -182,12 +182,9 @@ pub fn pull(client: &mut SpiClient<'_>, since: Option<&str>, lim: i32) -> Result
     // Every range was walked to its end, unless the page is full: then the ranges before the one
     // its last change is in.
     let ended = match found.last() {
-        Some(last) if has_more => ranges
-            .iter()
-            .position(|r| {
-                era_start(r.eras.0) <= last.position.position && last.position.position < era_start(r.eras.1 + 1)
-            })
-            .expect("a change lies in a range the pull walked"),
+        Some(last) if has_more => {
+            ranges.iter().position(|r| r.spans(last.position.era)).expect("a change lies in a range the pull walked")
+        }
         _ => ranges.len(),
     };
     let taken: Vec<Position> = found.iter().map(|f| f.position.clone()).collect();

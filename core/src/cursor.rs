@@ -160,6 +160,13 @@ pub struct Cursor {
     pub parts: Vec<Position>,
 }
 
+impl Range {
+    /// Whether the range runs through era `era`.
+    pub fn spans(&self, era: i32) -> bool {
+        (self.eras.0..=self.eras.1).contains(&era)
+    }
+}
+
 impl Cursor {
     /// Where a device that never pulled starts: before everything.
     pub fn start() -> Cursor {
@@ -209,8 +216,7 @@ impl Cursor {
             // Walked to its end: in a range walked to its end, or in the range the walk stopped
             // in, before the era of a change taken from it (the walk is in feed order).
             let walked_to_end = ranges.iter().enumerate().any(|(i, r)| {
-                (r.eras.0..=r.eras.1).contains(&era.era)
-                    && (i < ended || taken.iter().any(|p| p.era > era.era && p.era <= r.eras.1))
+                r.spans(era.era) && (i < ended || taken.iter().any(|p| p.era > era.era && p.era <= r.eras.1))
             });
             if floor.is_none() {
                 if era.is_finished() && walked_to_end {

@@ -18,12 +18,12 @@ use pgrx::spi::SpiClient;
 use super::positions;
 use crate::pg::jsonb::Jsonb;
 use crate::pg::kept::{select_one, Row};
-use crate::pg::{lookup, xact};
+use crate::pg::lookup;
 use inventory_sync_core::sql;
 use inventory_sync_core::SyncError;
 
 fn yes(client: &SpiClient<'_>, statement: &str) -> bool {
-    select_one(client, statement) == Some(true)
+    select_one(client, statement, &[]) == Some(true)
 }
 
 /// Spread the tables (once) and give every node an era; answers the cohort and each node's era.
@@ -52,28 +52,20 @@ pub fn distribute(client: &mut SpiClient<'_>) -> Result<Jsonb, SyncError> {
     let cohort: i32 = row.value(2).expect("a next era");
     let mut nodes: Vec<(i32, (i64, u32))> = positions::nodes(client)?.into_iter().map(|n| (n.id, n.writer)).collect();
     // This node too, also when the coordinator is not among the nodes Citus runs commands on.
-    let me = (xact::system_identifier(), xact::database_id().to_u32());
+    let me = positions::this_writer();
     if !nodes.iter().any(|(_, node)| *node == me) {
         nodes.push((0, me));
     }
     nodes.sort();
     let mut eras = Vec::with_capacity(nodes.len());
     for (i, (id, (system, database))) in nodes.into_iter().enumerate() {
-        let era = cohort + i as i32;
-        if era > positions::MAX_ERA {
-            return Err(SyncError::OutOfRange { name: "the number of eras", range: "at most 32767" });
-        }
+        let era = positions::check_era(cohort + i as i32)?;
         let args =
             [era.into(), cohort.into(), system.into(), pgrx::pg_sys::Oid::from(database).into(), previous_end.into()];
         client.update(sql::ERA_GIVE, None, &args).expect("inventory_sync: recording an era failed");
         eras.push(serde_json::json!({"node": id, "era": era}));
     }
-    for row in client.select(sql::JOURNAL_ID_RANGES, None, &[]).expect("inventory_sync: asking the nodes failed") {
-        if row.value::<bool>(2) != Some(true) {
-            let node = row.value::<i32>(1).expect("a node has an id");
-            return Err(SyncError::NodeUnreachable { node, message: row.value(3).unwrap_or_default() });
-        }
-    }
+    positions::answers_of_all_nodes(client, sql::JOURNAL_ID_RANGES)?;
     announce(client, c"eras");
     announce(client, c"tracked");
     announce(client, c"field_policies");
@@ -90,15 +82,7 @@ pub fn distribute(client: &mut SpiClient<'_>) -> Result<Jsonb, SyncError> {
 /// invalidations suffice, or a worker) nothing.
 pub fn announce(client: &mut SpiClient<'_>, table: &CStr) {
     let relid = lookup::own_table_oid(table);
-    let replicated = || {
-        client
-            .select(sql::IS_REPLICATED, None, &[relid.into()])
-            .expect("inventory_sync: reading Citus's tables failed")
-            .first()
-            .get_one::<bool>()
-            .expect("inventory_sync: a yes or no")
-            == Some(true)
-    };
+    let replicated = || select_one(client, sql::IS_REPLICATED, &[relid.into()]) == Some(true);
     if !yes(client, sql::HAS_CITUS) || !replicated() || !yes(client, sql::IS_COORDINATOR) {
         return;
     }

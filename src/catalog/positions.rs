@@ -30,7 +30,7 @@ use inventory_sync_core::cursor::{era_start, Cursor, Era};
 use inventory_sync_core::sql;
 use inventory_sync_core::SyncError;
 
-pub const MAX_ERA: i32 = 32_767;
+const MAX_ERA: i32 = 32_767;
 
 /// The era this backend writes in, while no invalidation of the eras table arrived (a re-created
 /// extension has another eras table; `distribute()` sends one when it gives the nodes their eras),
@@ -45,6 +45,19 @@ struct Writing {
 
 thread_local! {
     static WRITING: Cell<Option<Writing>> = const { Cell::new(None) };
+}
+
+/// This cluster and database, as the eras name the writer of each.
+pub fn this_writer() -> (i64, u32) {
+    (xact::system_identifier(), xact::database_id().to_u32())
+}
+
+/// Era `era`, if there may be one so high (positions hold 32,767 eras).
+pub fn check_era(era: i32) -> Result<i32, SyncError> {
+    if era > MAX_ERA {
+        return Err(SyncError::OutOfRange { name: "the number of eras", range: "at most 32767" });
+    }
+    Ok(era)
 }
 
 /// One era as recorded: its number, cohort, the cluster and database that write in it, and the
@@ -63,7 +76,7 @@ impl Recorded {
     }
 
     fn is_mine(&self) -> bool {
-        self.system == xact::system_identifier() && self.database == xact::database_id()
+        self.writer() == this_writer()
     }
 }
 
@@ -115,10 +128,7 @@ pub fn for_write(client: &mut SpiClient<'_>) -> Result<i64, SyncError> {
         // The nodes of a cluster write in the eras distribute() gave them, and only there.
         None if several(latest) => return Err(SyncError::NodeWithoutEra),
         None => {
-            let era = eras.last().map_or(1, |latest| latest.era + 1);
-            if era > MAX_ERA {
-                return Err(SyncError::OutOfRange { name: "the number of eras", range: "at most 32767" });
-            }
+            let era = check_era(eras.last().map_or(1, |latest| latest.era + 1))?;
             let args =
                 [era.into(), xact::system_identifier().into(), xact::database_id().into(), era_start(era).into()];
             super::as_owner_of(c"eras", || {
@@ -145,20 +155,31 @@ fn parse_horizon(text: &str) -> Option<((i64, u32), i64)> {
     Some(((system.parse().ok()?, database.parse().ok()?), xmin.parse().ok()?))
 }
 
-/// Every node of the cluster, as each answers now, over a new connection to each.
-pub fn nodes(client: &SpiClient<'_>) -> Result<Vec<Node>, SyncError> {
-    let mut nodes = Vec::new();
-    for row in client.select(sql::NODE_HORIZONS, None, &[]).expect("inventory_sync: asking the nodes failed") {
+/// The answers of a `run_command_on_all_nodes` statement (node id, success, result): each node's
+/// id and result, or the first node that did not answer.
+pub fn answers_of_all_nodes(client: &SpiClient<'_>, statement: &str) -> Result<Vec<(i32, String)>, SyncError> {
+    let mut answers = Vec::new();
+    for row in client.select(statement, None, &[]).expect("inventory_sync: asking the nodes failed") {
         let node: i32 = row.value(1).expect("a node has an id");
         let result: String = row.value(3).unwrap_or_default();
         if row.value::<bool>(2) != Some(true) {
             return Err(SyncError::NodeUnreachable { node, message: result });
         }
-        let (writer, xmin) = parse_horizon(&result)
-            .ok_or_else(|| SyncError::NodeUnreachable { node, message: format!("unexpected answer {result:?}") })?;
-        nodes.push(Node { id: node, writer, xmin });
+        answers.push((node, result));
     }
-    Ok(nodes)
+    Ok(answers)
+}
+
+/// Every node of the cluster, as each answers now, over a new connection to each.
+pub fn nodes(client: &SpiClient<'_>) -> Result<Vec<Node>, SyncError> {
+    answers_of_all_nodes(client, sql::NODE_HORIZONS)?
+        .into_iter()
+        .map(|(node, result)| {
+            let (writer, xmin) = parse_horizon(&result)
+                .ok_or_else(|| SyncError::NodeUnreachable { node, message: format!("unexpected answer {result:?}") })?;
+            Ok(Node { id: node, writer, xmin })
+        })
+        .collect()
 }
 
 thread_local! {
@@ -177,7 +198,7 @@ thread_local! {
 /// asked (a shard moved), its rows are looked up again for the next pull.
 fn horizons(client: &SpiClient<'_>, recorded: &[Recorded]) -> Result<HashMap<(i64, u32), i64>, SyncError> {
     let keys = PROBE_KEYS.with(|k| k.borrow().clone()).unwrap_or_else(|| {
-        let found: Vec<i64> = select_one(client, sql::PROBE_KEYS).unwrap_or_default();
+        let found: Vec<i64> = select_one(client, sql::PROBE_KEYS, &[]).unwrap_or_default();
         PROBE_KEYS.with(|k| *k.borrow_mut() = Some(found.clone()));
         found
     });
@@ -217,12 +238,12 @@ pub fn pull_eras(client: &SpiClient<'_>, cursor: &Cursor, from_cursor: bool) -> 
     let cluster = several(latest);
     // The nodes' horizons are asked after this pull's snapshot of the eras, and before its feed
     // statements take theirs: whatever lies below a horizon has ended before the feed is read.
-    let horizons = if cluster && select_one(client, sql::HAS_CITUS) == Some(true) {
+    let horizons = if cluster && select_one(client, sql::HAS_CITUS, &[]) == Some(true) {
         Some(horizons(client, &recorded)?)
     } else {
         None
     };
-    let local_xmin: i64 = select_one(client, sql::SNAPSHOT_XMIN).expect("a snapshot has a horizon");
+    let local_xmin: i64 = select_one(client, sql::SNAPSHOT_XMIN, &[]).expect("a snapshot has a horizon");
     let mut eras = vec![Era::finished(0)];
     for r in &recorded {
         if eras.last().is_some_and(|e| e.era == r.era) {

@@ -83,9 +83,13 @@ impl Row for SpiTupleTable<'_> {
 
 /// The first column of the first row of a built-in statement run once (not kept: for statements
 /// of administration and of a pull's set-up); None when it answers no row or NULL.
-pub fn select_one<T: FromDatum + IntoDatum>(client: &SpiClient<'_>, statement: &str) -> Option<T> {
+pub fn select_one<T: FromDatum + IntoDatum>(
+    client: &SpiClient<'_>,
+    statement: &str,
+    args: &[DatumWithOid<'_>],
+) -> Option<T> {
     let rows = client
-        .select(statement, None, &[])
+        .select(statement, None, args)
         .unwrap_or_else(|e| panic!("inventory_sync: a built-in statement failed: {e}: {statement}"));
     if rows.is_empty() {
         return None;
