@@ -38,5 +38,8 @@ COMMENT ON FUNCTION inventory_sync.distribute() IS
 COMMENT ON FUNCTION inventory_sync.change_position() IS
     'The feed position of a change the current transaction makes now (see inventory_sync.eras).';
 
+COMMENT ON FUNCTION inventory_sync.stamp_position() IS
+    'On a Citus cluster (distribute() puts it on the default table and the change feed): a row trigger giving the row the feed position of the node that stores it.';
+
 -- A row inserted into the default table directly (a bulk import) enters the feed too.
 ALTER TABLE inventory_sync.inventory ALTER COLUMN position SET DEFAULT inventory_sync.change_position();

@@ -193,6 +193,13 @@ COMMENT ON FUNCTION inventory_sync.change_position() IS
     'The feed position of a change the current transaction makes now (see inventory_sync.eras).';
 ALTER TABLE inventory_sync.inventory ALTER COLUMN position SET DEFAULT inventory_sync.change_position();
 
+-- On a Citus cluster, a row trigger that takes the feed position on the node storing the row.
+CREATE FUNCTION inventory_sync."stamp_position"() RETURNS trigger
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'stamp_position_wrapper';
+COMMENT ON FUNCTION inventory_sync.stamp_position() IS
+    'On a Citus cluster (distribute() puts it on the default table and the change feed): a row trigger giving the row the feed position of the node that stores it.';
+
 -- The catalogs' policies call a function instead of holding a subquery, so Citus can replicate
 -- the catalogs to every node.
 CREATE FUNCTION inventory_sync.manages(tbl regclass) RETURNS boolean

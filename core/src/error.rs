@@ -115,6 +115,13 @@ pub enum SyncError {
     #[error("{0}")]
     NotACluster(&'static str),
 
+    /// `stamp_position()` used otherwise than as a row trigger before an insert or update of a
+    /// table with a bigint `position` column (distribute() puts it on the feed's tables).
+    #[error(
+        "stamp_position() must be a row trigger before insert or update of a table with a bigint column \"position\""
+    )]
+    StampMisused,
+
     /// A node of the cluster did not answer for its horizon.
     #[error("node {node} did not answer: {message}")]
     NodeUnreachable { node: i32, message: String },
@@ -183,6 +190,7 @@ impl SyncError {
             | SyncError::NodeWithoutEra
             | SyncError::NotACluster(_) => SqlState::OBJECT_NOT_IN_PREREQUISITE_STATE,
             SyncError::NodeUnreachable { .. } => SqlState::CONNECTION_FAILURE,
+            SyncError::StampMisused => SqlState::TRIGGER_PROTOCOL_VIOLATED,
             SyncError::NestedTooDeep => SqlState::STATEMENT_TOO_COMPLEX,
             SyncError::Unsettled { .. } => SqlState::SERIALIZATION_FAILURE,
             SyncError::NotTracked { .. } | SyncError::TrackingBroken { .. } => {
@@ -324,6 +332,7 @@ mod unit {
             SyncError::NodeWithoutEra,
             SyncError::NotACluster("extension \"citus\" is not installed in this database"),
             SyncError::NodeUnreachable { node: 2, message: "connection refused".into() },
+            SyncError::StampMisused,
             SyncError::OutOfRange { name: "lim", range: "between 1 and 100000" },
             SyncError::MutationOfOtherUser { client_id: "c".into(), mutation_id: "m".into() },
             SyncError::Unsettled { table: "public.t".into(), rounds: 10 },

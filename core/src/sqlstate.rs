@@ -24,6 +24,7 @@ impl SqlState {
     pub const INVALID_TABLE_DEFINITION: SqlState = SqlState::new(b"42P16");
     pub const DATATYPE_MISMATCH: SqlState = SqlState::new(b"42804");
     pub const CONNECTION_FAILURE: SqlState = SqlState::new(b"08006");
+    pub const TRIGGER_PROTOCOL_VIOLATED: SqlState = SqlState::new(b"39P01");
 
     /// The code of its five characters (digits and upper-case letters).
     pub const fn new(code: &[u8; 5]) -> SqlState {

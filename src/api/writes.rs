@@ -57,6 +57,25 @@ fn change_position() -> i64 {
     respond(|| Spi::connect_mut(positions::for_write))
 }
 
+/// On a Citus cluster, a row trigger (`distribute()` puts it on the default table and the change
+/// feed): the row's feed position is taken on the node that stores it, from that node's era and
+/// transaction, whichever node ran the statement. A write run on the coordinator (a push, a
+/// tracked-table call) commits on the coordinator before the workers' prepared parts; positions of
+/// the coordinator's transaction would be passed by a pull before the rows are visible there.
+#[pg_trigger]
+fn stamp_position<'a>(
+    trigger: &'a PgTrigger<'a>,
+) -> Result<Option<PgHeapTuple<'a, AllocatedByRust>>, std::convert::Infallible> {
+    Ok(Some(respond(|| {
+        let mut row = match (trigger.when(), trigger.level(), trigger.new()) {
+            (Ok(PgTriggerWhen::Before), PgTriggerLevel::Row, Some(row)) => row.into_owned(),
+            _ => return Err(SyncError::StampMisused),
+        };
+        row.set_by_name("position", Spi::connect_mut(positions::for_write)?).map_err(|_| SyncError::StampMisused)?;
+        Ok(row)
+    })))
+}
+
 /// The table and row a tracked-table call names.
 fn named(tbl: Option<RegClass>, id: Option<String>) -> Result<Named, SyncError> {
     let tbl = tbl.ok_or(SyncError::NullArgument("tbl"))?;

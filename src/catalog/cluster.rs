@@ -65,6 +65,7 @@ pub fn distribute(client: &mut SpiClient<'_>) -> Result<Jsonb, SyncError> {
         client.update(sql::ERA_GIVE, None, &args).expect("inventory_sync: recording an era failed");
         eras.push(serde_json::json!({"node": id, "era": era}));
     }
+    stamp_positions(client);
     positions::answers_of_all_nodes(client, sql::JOURNAL_ID_RANGES)?;
     announce(client, c"eras");
     announce(client, c"tracked");
@@ -73,6 +74,18 @@ pub fn distribute(client: &mut SpiClient<'_>) -> Result<Jsonb, SyncError> {
         client.update(statement, None, &[]).unwrap_or_else(|e| panic!("inventory_sync: {statement} failed: {e}"));
     }
     Ok(Jsonb::from_text(&serde_json::json!({"cohort": cohort, "eras": eras}).to_string()))
+}
+
+/// Every node stamps the positions of the feed rows it stores (`stamp_position`), also of writes
+/// run from another node: a write's rows become visible on each node when that node commits its
+/// part, after the node that ran it may have committed (two-phase commit), so only the storing
+/// node's transaction ids order them against its horizon.
+fn stamp_positions(client: &mut SpiClient<'_>) {
+    let before: String = select_one(client, sql::STAMP_ALLOW, &["on".into()]).expect("a setting");
+    for statement in sql::STAMP_POSITIONS {
+        client.update(statement, None, &[]).unwrap_or_else(|e| panic!("inventory_sync: {statement} failed: {e}"));
+    }
+    select_one::<String>(client, sql::STAMP_ALLOW, &[before.as_str().into()]);
 }
 
 /// On a Citus coordinator, after a change of one of the extension's replicated tables (`table`:

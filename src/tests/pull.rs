@@ -153,3 +153,36 @@ fn a_purge_keeps_a_horizon_per_era_and_a_cursor_must_have_passed_each() {
         assert_eq!((state.as_str(), message.as_str()), ("55000", "cursor is older than the last tombstone purge"));
     }
 }
+
+/// `stamp_position` (which distribute() puts on the feed's tables of a Citus cluster) gives a row
+/// the position of the transaction on the server that stores it, whatever position the statement
+/// wrote (a coordinator writes its own); on an update only when the position is written. Anything
+/// but a row trigger before insert or update of a bigint `position` is refused with 39P01.
+#[pg_test]
+fn stamp_position_takes_the_storing_servers_position() {
+    setup();
+    exec("CREATE TABLE pg_temp.feed (id int PRIMARY KEY, position bigint, note text)");
+    exec("CREATE TRIGGER s BEFORE INSERT OR UPDATE OF position ON pg_temp.feed FOR EACH ROW EXECUTE FUNCTION inventory_sync.stamp_position()");
+    exec("INSERT INTO pg_temp.feed VALUES (1, 7, 'a')");
+    let mine = count("SELECT inventory_sync.change_position()");
+    assert_eq!(count("SELECT position FROM pg_temp.feed"), mine);
+    exec("UPDATE pg_temp.feed SET note = 'b', position = 8");
+    assert_eq!(count("SELECT position FROM pg_temp.feed"), mine);
+    exec("ALTER TABLE pg_temp.feed DISABLE TRIGGER s");
+    exec("UPDATE pg_temp.feed SET position = 9");
+    exec("ALTER TABLE pg_temp.feed ENABLE TRIGGER s");
+    exec("UPDATE pg_temp.feed SET note = 'c'");
+    assert_eq!(count("SELECT position FROM pg_temp.feed"), 9, "an update that leaves the position keeps it");
+    for (table, trigger) in [
+        ("(id int, position text)", "BEFORE INSERT ON pg_temp.t FOR EACH ROW"),
+        ("(id int)", "BEFORE INSERT ON pg_temp.t FOR EACH ROW"),
+        ("(id int, position bigint)", "AFTER INSERT ON pg_temp.t FOR EACH ROW"),
+        ("(id int, position bigint)", "BEFORE INSERT ON pg_temp.t FOR EACH STATEMENT"),
+    ] {
+        exec("DROP TABLE IF EXISTS pg_temp.t");
+        exec(&format!("CREATE TABLE pg_temp.t {table}"));
+        exec(&format!("CREATE TRIGGER s {trigger} EXECUTE FUNCTION inventory_sync.stamp_position()"));
+        let (state, message) = sqlstate_of("INSERT INTO pg_temp.t (id) VALUES (1)");
+        assert_eq!(state, "39P01", "{table} {trigger}: {message}");
+    }
+}

@@ -12,6 +12,7 @@ its own change."""
 import json
 import re
 import subprocess
+import threading
 from pathlib import Path
 
 import psycopg
@@ -19,6 +20,7 @@ import pytest
 
 from harness import connect, drop_databases, fresh_database, pull_all
 from harness.cluster import PG_BIN, Cluster
+from harness.proxy import Relay
 
 PKGLIBDIR = Path(subprocess.run([str(PG_BIN / "pg_config"), "--pkglibdir"], capture_output=True, text=True,
                                 check=True).stdout.strip())
@@ -109,15 +111,22 @@ def citus():
              (("citus-coordinator", 54371), ("citus-worker-1", 54372), ("citus-worker-2", 54373))]
     for node in nodes:
         node.create()
-        node.configure(shared_preload_libraries="citus", max_prepared_transactions=100)
+        # The nodes talk in clear (over loopback), so that the relay can read what passes.
+        node.configure(shared_preload_libraries="citus", max_prepared_transactions=100,
+                       **{"citus.node_conninfo": "sslmode=disable"})
         node.start()
         with node.connect("postgres") as conn:
             conn.execute("CREATE EXTENSION citus")
     coordinator = nodes[0]
+    # The second worker is known to the cluster through a relay, which can hold back one message
+    # on its way (a commit's second phase).
+    relay = Relay(nodes[2].port)
+    for node, port in zip(nodes, (nodes[0].port, nodes[1].port, relay.port)):
+        node.citus_port, node.relay = port, relay
     with coordinator.connect("postgres") as conn:
         conn.execute("SELECT citus_set_coordinator_host('localhost', %s)", (coordinator.port,))
         for worker in nodes[1:]:
-            conn.execute("SELECT citus_add_node('localhost', %s)", (worker.port,))
+            conn.execute("SELECT citus_add_node('localhost', %s)", (worker.citus_port,))
         conn.execute("CREATE EXTENSION inventory_sync")
         given = conn.execute("SELECT inventory_sync.distribute()").fetchone()[0]
         # An era for each node, of one cohort (none was written in before: era 1 on).
@@ -131,6 +140,7 @@ def citus():
     try:
         yield nodes
     finally:
+        relay.close()
         for node in nodes:
             node.remove()
 
@@ -231,7 +241,7 @@ def held_on(conn, node, start):
     return conn.execute(
         "SELECT i FROM generate_series(%s, %s + 100) i WHERE (SELECT p.nodeport FROM pg_dist_shard_placement p"
         " WHERE p.shardid = get_shard_id_for_distribution_column('inventory_sync.inventory', i)) = %s"
-        " ORDER BY i LIMIT 1", (start, start, node.port)).fetchone()[0]
+        " ORDER BY i LIMIT 1", (start, start, node.citus_port)).fetchone()[0]
 
 
 def test_a_pull_from_the_coordinator_waits_for_a_writer_open_on_a_worker(citus):
@@ -331,3 +341,39 @@ def test_the_default_tables_calls_run_on_the_node_that_holds_the_item(citus):
         # worker: an older write's delta is added (last-write-wins would answer conflict).
         assert merged["status"] == "applied", merged
         assert c.execute("SELECT data->'stock' FROM inventory_sync.inventory WHERE id = 800").fetchone()[0] == 12
+
+
+def test_a_pull_waits_for_a_write_committing_in_two_phases(citus):
+    """A push run on the coordinator that writes items on both workers commits in two phases: the
+    workers prepare, the coordinator commits, then each worker commits its part. Here the second
+    worker's commit is held back on its way (the relay), so its item is not visible there yet
+    while the coordinator's transaction has ended. A device pulling in between must not be handed
+    a cursor past that item: each row's position is taken on the node that stores it (the
+    `stamp_position` trigger), whose horizon holds it back until it commits there. (With the
+    coordinator's positions, the pull would pass it and no later pull would hand it out.)"""
+    coordinator, worker_1, worker_2 = citus
+    relay = worker_2.relay
+    with coordinator.connect("postgres") as device, coordinator.connect("postgres") as pusher, \
+            coordinator.connect("postgres") as c:
+        first, second = held_on(c, worker_1, 1200), held_on(c, worker_2, 1200)
+        _, start = pull_all(device)
+        push = json.dumps([{"id": item, "payload": {"stock": 4}, "client_ts": "2024-03-05T09:00:00Z"}
+                           for item in (first, second)])
+        relay.hold(b"COMMIT PREPARED")
+        pushing = threading.Thread(target=lambda: pusher.execute("SELECT inventory_sync.sync_push(%s)", (push,)))
+        pushing.start()
+        try:
+            assert relay.held.wait(30), "the push never reached its second phase"
+            assert c.execute("SELECT count(*) FROM inventory_sync.inventory WHERE id = %s", (second,)).fetchone()[0] == 0
+            got, cursor = pull_all(device, start)
+            assert second not in [change["id"] for change in got], got
+        finally:
+            relay.release()
+            pushing.join(30)
+        assert not pushing.is_alive()
+        after, _ = pull_all(device, cursor)
+        assert sorted(change["id"] for change in got + after) == sorted([first, second]), (got, after)
+        # Each row's era is its node's (the latest cohort's eras: the coordinator's, then the workers').
+        eras = c.execute("SELECT array_agg(era ORDER BY era) FROM inventory_sync.eras"
+                         " WHERE cohort = (SELECT max(cohort) FROM inventory_sync.eras)").fetchone()[0]
+        assert [era_of(c, first), era_of(c, second)] == eras[1:], eras

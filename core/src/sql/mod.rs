@@ -390,6 +390,18 @@ pub const DELEGATE: [&str; 2] = [
        '$1', colocate_with => 'inventory_sync.inventory')",
 ];
 
+/// The feed's rows take their positions on the node that stores them (`stamp_position`); Citus
+/// creates a trigger on a distributed table, and on each of its shards, only while
+/// `citus.enable_unsafe_triggers` is on (`STAMP_ALLOW`, `$1`: on, then the setting before).
+pub const STAMP_POSITIONS: [&str; 2] = [
+    "CREATE OR REPLACE TRIGGER stamp_position BEFORE INSERT OR UPDATE OF position ON inventory_sync.inventory \
+       FOR EACH ROW EXECUTE FUNCTION inventory_sync.stamp_position()",
+    "CREATE OR REPLACE TRIGGER stamp_position BEFORE INSERT OR UPDATE OF position ON inventory_sync.changes \
+       FOR EACH ROW EXECUTE FUNCTION inventory_sync.stamp_position()",
+];
+pub const STAMP_ALLOW: &str = "SELECT pg_catalog.current_setting('citus.enable_unsafe_triggers'), \
+       pg_catalog.set_config('citus.enable_unsafe_triggers', $1, true)";
+
 /// Each node's journal ids from a range of its own (its Citus group id × 2^48 on): a delegated call
 /// journals on the node it runs on, from that node's sequence.
 pub const JOURNAL_ID_RANGES: &str = "SELECT r.nodeid, r.success, r.result FROM pg_catalog.run_command_on_all_nodes( \
