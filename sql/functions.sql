@@ -35,6 +35,9 @@ COMMENT ON FUNCTION inventory_sync.set_policy(regclass, text, text) IS
 COMMENT ON FUNCTION inventory_sync.distribute() IS
     'On a Citus coordinator: distribute the extension''s tables (once) and give every node an era of its own to write in. Run again after adding a node. Answers the cohort and each node''s era.';
 
+COMMENT ON FUNCTION inventory_sync.undistribute() IS
+    'On a Citus coordinator: take the extension''s tables back from the workers, rows and all (before DROP EXTENSION, or to leave Citus). Answers the tables taken back and the coordinator''s new era.';
+
 COMMENT ON FUNCTION inventory_sync.change_position() IS
     'The feed position of a change the current transaction makes now (see inventory_sync.eras).';
 

@@ -56,6 +56,15 @@ fn distribute() -> crate::pg::jsonb::Jsonb {
     respond(|| Spi::connect_mut(crate::catalog::cluster::distribute))
 }
 
+/// Take the extension's tables back from a Citus cluster's workers onto its coordinator, rows
+/// and all (before `DROP EXTENSION`, or to leave Citus): from then on it runs there as on a single
+/// server. Answers the tables taken back and the coordinator's new era.
+#[pg_extern(volatile, parallel_unsafe)]
+fn undistribute() -> crate::pg::jsonb::Jsonb {
+    check_writable(c"undistribute()");
+    respond(|| Spi::connect_mut(crate::catalog::cluster::undistribute))
+}
+
 /// Run a purge statement (`$1` the age) and answer how many rows it removed.
 fn purge(older_than: Option<Interval>, statement: &str) -> i64 {
     respond(|| {

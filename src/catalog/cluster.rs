@@ -18,7 +18,7 @@ use pgrx::spi::SpiClient;
 use super::positions;
 use crate::pg::jsonb::Jsonb;
 use crate::pg::kept::{select_one, Row};
-use crate::pg::lookup;
+use crate::pg::{extension, lookup};
 use inventory_sync_core::sql;
 use inventory_sync_core::SyncError;
 
@@ -26,18 +26,23 @@ fn yes(client: &SpiClient<'_>, statement: &str) -> bool {
     select_one(client, statement, &[]) == Some(true)
 }
 
-/// Spread the tables (once) and give every node an era; answers the cohort and each node's era.
-pub fn distribute(client: &mut SpiClient<'_>) -> Result<Jsonb, SyncError> {
+/// That this is a Citus coordinator, where the current user owns the extension's tables.
+fn check_coordinator(client: &SpiClient<'_>, function: &'static str) -> Result<(), SyncError> {
     if !yes(client, sql::HAS_CITUS) {
         return Err(SyncError::NotACluster("extension \"citus\" is not installed in this database"));
     }
     if !yes(client, sql::IS_COORDINATOR) {
-        return Err(SyncError::NotACluster("inventory_sync.distribute() runs on the Citus coordinator"));
+        return Err(SyncError::NotACluster(function));
     }
-    let default_table = lookup::default_table_oid();
-    if !lookup::is_owner(default_table) {
+    if !lookup::is_owner(lookup::default_table_oid()) {
         return Err(SyncError::NotOwner { table: "inventory_sync.inventory".into() });
     }
+    Ok(())
+}
+
+/// Spread the tables (once) and give every node an era; answers the cohort and each node's era.
+pub fn distribute(client: &mut SpiClient<'_>) -> Result<Jsonb, SyncError> {
+    check_coordinator(client, "inventory_sync.distribute() runs on the Citus coordinator")?;
     if !yes(client, sql::IS_DISTRIBUTED) {
         for statement in sql::DISTRIBUTE {
             client.update(statement, None, &[]).unwrap_or_else(|e| panic!("inventory_sync: {statement} failed: {e}"));
@@ -45,11 +50,7 @@ pub fn distribute(client: &mut SpiClient<'_>) -> Result<Jsonb, SyncError> {
     }
     // A row on every shard of the probe, through which pulls ask the nodes for their horizons.
     client.update(sql::PROBE_FILL, None, &[]).expect("inventory_sync: filling the node probe failed");
-    client.update(sql::ERAS_LOCK, None, &[]).expect("inventory_sync: locking the eras failed");
-    let row = client.select(sql::COHORT_START, None, &[]).expect("inventory_sync: reading the positions failed");
-    let row = row.first();
-    let previous_end: i64 = row.value(1).expect("a highest position");
-    let cohort: i32 = row.value(2).expect("a next era");
+    let (cohort, previous_end) = cohort_start(client);
     let mut nodes: Vec<(i32, (i64, u32))> = positions::nodes(client)?.into_iter().map(|n| (n.id, n.writer)).collect();
     // This node too, also when the coordinator is not among the nodes Citus runs commands on.
     let me = positions::this_writer();
@@ -74,6 +75,102 @@ pub fn distribute(client: &mut SpiClient<'_>) -> Result<Jsonb, SyncError> {
         client.update(statement, None, &[]).unwrap_or_else(|e| panic!("inventory_sync: {statement} failed: {e}"));
     }
     Ok(Jsonb::from_text(&serde_json::json!({"cohort": cohort, "eras": eras}).to_string()))
+}
+
+/// The next cohort's number (its first era's) and the highest position stored, with the eras
+/// locked against other givers until the transaction ends.
+fn cohort_start(client: &mut SpiClient<'_>) -> (i32, i64) {
+    client.update(sql::ERAS_LOCK, None, &[]).expect("inventory_sync: locking the eras failed");
+    let row = client.select(sql::COHORT_START, None, &[]).expect("inventory_sync: reading the positions failed");
+    let row = row.first();
+    (row.value(2).expect("a next era"), row.value(1).expect("a highest position"))
+}
+
+/// Take the extension's tables back from the workers onto the coordinator, rows and all, as on a
+/// single server (before `DROP EXTENSION`, or to leave Citus): the delegation and the position
+/// triggers are undone, each table is taken out of the extension, copied back by Citus
+/// (`undistribute_table`, which refuses a table of an extension) and put back, with its pg_dump
+/// mark and its comments (which Citus's copy loses), and the coordinator writes from then on in
+/// an era of a cohort of its own, above every position stored: the nodes' eras are finished (no
+/// transaction can still write in them: Citus waited for every writer of the tables), and pulls
+/// no longer ask the nodes. Answers the tables taken back and the new era, or no tables when
+/// there was nothing to take back.
+pub fn undistribute(client: &mut SpiClient<'_>) -> Result<Jsonb, SyncError> {
+    check_coordinator(client, "inventory_sync.undistribute() runs on the Citus coordinator")?;
+    let tables: Vec<(pgrx::pg_sys::Oid, String)> = client
+        .select(sql::OWN_DISTRIBUTED, None, &[])
+        .expect("inventory_sync: reading the distributed tables failed")
+        .map(|row| (row.value(1).expect("an OID"), row.value(2).expect("a name")))
+        .collect();
+    if tables.is_empty() {
+        return Ok(Jsonb::from_text(r#"{"tables": []}"#));
+    }
+    let quiet: String = select_one(client, sql::QUIET, &["warning".into(), "pg_catalog".into()]).expect("settings");
+    let triggers: String = select_one(client, sql::STAMP_ALLOW, &["on".into()]).expect("a setting");
+    for statement in sql::UNDELEGATE.iter().chain(&sql::FORGETTING[..1]) {
+        client.update(*statement, None, &[]).unwrap_or_else(|e| panic!("inventory_sync: {statement} failed: {e}"));
+    }
+    select_one::<String>(client, sql::STAMP_ALLOW, &[triggers.as_str().into()]);
+    for (table, _) in &tables {
+        let members: Vec<(pgrx::pg_sys::Oid, String, String, Option<String>)> = client
+            .select(sql::MEMBERS_OF_TABLE, None, &[(*table).into()])
+            .expect("inventory_sync: reading the extension's members failed")
+            .map(|row| {
+                (
+                    row.value(1).expect("an OID"),
+                    row.value(2).expect("a name"),
+                    row.value(3).expect("a kind"),
+                    row.value(4),
+                )
+            })
+            .collect();
+        // What Citus's copy loses, as the statements that set it again.
+        let mut again: Vec<String> = Vec::new();
+        for (member, ..) in &members {
+            for statement in [sql::COMMENTS_OF, sql::GRANTS_OF] {
+                let rows = client
+                    .select(statement, None, &[(*member).into()])
+                    .expect("inventory_sync: reading a table failed");
+                again.extend(rows.map(|row| row.value::<String>(1).expect("a statement")));
+            }
+            let rows = client
+                .select(sql::POLICIES_OF, None, &[(*member).into()])
+                .expect("inventory_sync: reading policies failed");
+            for row in rows {
+                again.push(row.value::<String>(1).expect("a statement"));
+                again.push(row.value::<String>(2).expect("a statement"));
+            }
+        }
+        let run = |client: &mut SpiClient<'_>, statement: &str| {
+            client.update(statement, None, &[]).unwrap_or_else(|e| panic!("inventory_sync: {statement} failed: {e}"));
+        };
+        for (_, name, kind, _) in &members {
+            run(client, &format!("ALTER EXTENSION inventory_sync DROP {kind} {name}"));
+        }
+        client
+            .update(sql::UNDISTRIBUTE_TABLE, None, &[(*table).into()])
+            .expect("inventory_sync: taking a table back from the workers failed");
+        for (_, name, kind, dumped) in &members {
+            run(client, &format!("ALTER EXTENSION inventory_sync ADD {kind} {name}"));
+            if let Some(condition) = dumped {
+                extension::config_dump(client, name, condition);
+            }
+        }
+        for statement in &again {
+            run(client, statement);
+        }
+    }
+    client.update(sql::FORGETTING[1], None, &[]).expect("inventory_sync: enabling the event trigger failed");
+    client.update(sql::PROBE_EMPTY, None, &[]).expect("inventory_sync: emptying the probe failed");
+    let (era, previous_end) = cohort_start(client);
+    let era = positions::check_era(era)?;
+    let (system, database) = positions::this_writer();
+    let args = [era.into(), era.into(), system.into(), pgrx::pg_sys::Oid::from(database).into(), previous_end.into()];
+    client.update(sql::ERA_GIVE, None, &args).expect("inventory_sync: recording an era failed");
+    let (messages, search_path) = quiet.split_once(';').expect("two settings");
+    select_one::<String>(client, sql::QUIET, &[messages.into(), search_path.into()]);
+    let names: Vec<&str> = tables.iter().map(|(_, name)| name.as_str()).collect();
+    Ok(Jsonb::from_text(&serde_json::json!({"cohort": era, "era": era, "tables": names}).to_string()))
 }
 
 /// Every node stamps the positions of the feed rows it stores (`stamp_position`), also of writes

@@ -12,9 +12,11 @@
 //! - `subxact`: subtransactions and caught errors;
 //! - `memory`: scratch memory contexts;
 //! - `relcache`: relcache invalidation callbacks;
-//! - `xact`: the transaction's clock, relation locks and invalidations.
+//! - `xact`: the transaction's clock, relation locks and invalidations;
+//! - `extension`: which of the extension's tables pg_dump saves.
 
 pub mod args;
+pub mod extension;
 pub mod json;
 pub mod jsonb;
 pub mod kept;

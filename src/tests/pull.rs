@@ -186,3 +186,17 @@ fn stamp_position_takes_the_storing_servers_position() {
         assert_eq!(state, "39P01", "{table} {trigger}: {message}");
     }
 }
+
+/// Without Citus, `distribute()` and `undistribute()` refuse with 55000 and change nothing.
+#[pg_test]
+fn distribute_and_undistribute_need_citus() {
+    setup();
+    for function in ["distribute", "undistribute"] {
+        let (state, message) = sqlstate_of(&format!("SELECT inventory_sync.{function}()"));
+        assert_eq!(
+            (state.as_str(), message.as_str()),
+            ("55000", "extension \"citus\" is not installed in this database")
+        );
+    }
+    assert_eq!(count("SELECT count(*) FROM inventory_sync.eras"), 0);
+}

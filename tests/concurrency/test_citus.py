@@ -377,3 +377,82 @@ def test_a_pull_waits_for_a_write_committing_in_two_phases(citus):
         eras = c.execute("SELECT array_agg(era ORDER BY era) FROM inventory_sync.eras"
                          " WHERE cohort = (SELECT max(cohort) FROM inventory_sync.eras)").fetchone()[0]
         assert [era_of(c, first), era_of(c, second)] == eras[1:], eras
+
+
+# The extension's own objects as a single server has them: what undistribute() must give back.
+CATALOG = """
+SELECT c.relname, c.relkind, c.relacl::text, pg_catalog.obj_description(c.oid, 'pg_class'),
+       (SELECT array_agg(a.attname || ': ' || d.description ORDER BY a.attnum) FROM pg_attribute a
+          JOIN pg_description d ON d.objoid = c.oid AND d.objsubid = a.attnum WHERE a.attrelid = c.oid),
+       (SELECT array_agg(concat_ws(' ', p.polname, p.polpermissive, p.polcmd, p.polroles::text,
+                                   pg_get_expr(p.polqual, c.oid), pg_get_expr(p.polwithcheck, c.oid)) ORDER BY p.polname)
+          FROM pg_policy p WHERE p.polrelid = c.oid),
+       (SELECT array_agg(a.attname || ' ' || format_type(a.atttypid, a.atttypmod) || ' ' || a.attnotnull
+                         || coalesce(' ' || pg_get_expr(d.adbin, d.adrelid), '') ORDER BY a.attnum)
+          FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = c.oid AND d.adnum = a.attnum
+          WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped),
+       (SELECT array_agg(pg_get_indexdef(i.indexrelid) ORDER BY 1) FROM pg_index i WHERE i.indrelid = c.oid),
+       c.relrowsecurity,
+       EXISTS (SELECT FROM pg_depend d WHERE d.objid = c.oid AND d.deptype = 'e'),
+       (SELECT x.cond FROM pg_extension e, ROWS FROM (unnest(e.extconfig), unnest(e.extcondition)) AS x(oid, cond)
+         WHERE e.extname = 'inventory_sync' AND x.oid = c.oid)
+  FROM pg_class c WHERE c.relnamespace = 'inventory_sync'::regnamespace AND c.relkind IN ('r', 'v', 'S')
+ ORDER BY c.relname"""
+
+# What of the extension is on a node, shards included (Citus hides them unless told).
+LEFT_ON_A_NODE = "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'inventory_sync'"
+
+
+def test_undistribute_takes_everything_back_and_drop_extension_leaves_nothing(citus):
+    """undistribute() takes the extension's tables back from the workers onto the coordinator:
+    every row, and the tables as one server has them (grants, row-level security policies,
+    restrictive ones too, comments, and the marks pg_dump saves their rows by), with nothing left
+    on the workers. Devices go on from their cursors, and writes go on. Then DROP EXTENSION leaves
+    nothing on any node. In a database of its own, so the other tests keep their cluster."""
+    coordinator = citus[0]
+    name = "isync_teardown"
+    for node in citus:
+        with node.connect("postgres") as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            conn.execute(f"CREATE DATABASE {name}")
+        with node.connect(name) as conn:
+            conn.execute("CREATE EXTENSION citus")
+    with coordinator.connect(name) as c:
+        c.execute("SELECT citus_set_coordinator_host('localhost', %s)", (coordinator.port,))
+        for worker in citus[1:]:
+            c.execute("SELECT citus_add_node('localhost', %s)", (worker.citus_port,))
+        c.execute("CREATE EXTENSION inventory_sync")
+        single = c.execute(CATALOG).fetchall()
+        c.execute("SELECT inventory_sync.distribute()")
+        c.execute(TABLES[0])
+        c.execute("SELECT create_distributed_table('products', 'id', colocate_with => 'inventory_sync.inventory')")
+        for statement in ["SELECT inventory_sync.track('products')", *SCRIPT[:10], *SCRIPT[12:21]]:
+            c.execute(statement)
+        pulled, cursor = pull_all(c)
+        kept = answers(c, STATE[:5])
+        taken = c.execute("SELECT inventory_sync.undistribute()").fetchone()[0]
+        assert sorted(taken["tables"]) == ["changes", "conflicts", "eras", "field_policies", "inventory", "mutations",
+                                           "node_probe", "purge_horizon", "tracked"], taken
+        assert c.execute(CATALOG).fetchall() == single
+        assert answers(c, STATE[:5]) == kept
+        assert c.execute("SELECT count(*) FROM pg_dist_partition WHERE logicalrelid::text LIKE 'inventory_sync.%'"
+                         ).fetchone()[0] == 0
+        for worker in citus[1:]:
+            with worker.connect(name, options="-c citus.override_table_visibility=off") as w:
+                shards = w.execute(LEFT_ON_A_NODE.replace("count(*)", "count(*) FILTER (WHERE c.relname ~ '_[0-9]+$')"))
+                assert shards.fetchone()[0] == 0, worker.name
+        # A device goes on from its cursor; writes go on, on the coordinator alone.
+        c.execute("SELECT inventory_sync.sync_upsert(900, '{\"stock\": 1}', '2024-03-06 09:00+00')")
+        c.execute("SELECT inventory_sync.sync_upsert_in('products', 900::bigint, '{\"name\": \"n\", \"stock\": 1}',"
+                  " '2024-03-06 09:00+00')")
+        after, _ = pull_all(c, cursor)
+        assert sorted((change["table"], change["id"]) for change in after) == [
+            ("inventory_sync.inventory", 900), ("public.products", 900)], after
+        assert len(pull_all(c)[0]) == len(pulled) + 2
+        assert c.execute("SELECT inventory_sync.undistribute()").fetchone()[0] == {"tables": []}
+        c.execute("DROP EXTENSION inventory_sync CASCADE")
+    for node in citus:
+        with node.connect(name, options="-c citus.override_table_visibility=off") as conn:
+            assert conn.execute(LEFT_ON_A_NODE).fetchone()[0] == 0, node.name
+    with coordinator.connect("postgres") as conn:
+        conn.execute(f"DROP DATABASE {name} WITH (FORCE)")

@@ -9,6 +9,9 @@
 //! column), `$2` the payload as sent, `$3` client_ts, `$4` the table's qualified name, `$5` the
 //! operation (`upsert` or `delete`), `$6` client_id, `$7` mutation_id.
 
+mod cluster;
+pub use cluster::*;
+
 /// The default table, `inventory_sync.inventory`.
 pub const DEFAULT_TABLE: &str = "inventory_sync.inventory";
 
@@ -324,96 +327,6 @@ pub const ERAS: &str = "SELECT e.era, e.cohort, e.system_identifier, e.database_
 /// The horizon of the statement's snapshot: the oldest transaction still running.
 pub const SNAPSHOT_XMIN: &str =
     "SELECT pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())::pg_catalog.text::pg_catalog.int8";
-
-/// Whether this database has Citus (whose nodes each answer for their horizon).
-pub const HAS_CITUS: &str = "SELECT pg_catalog.to_regprocedure( \
-     'pg_catalog.run_command_on_all_nodes(pg_catalog.text, pg_catalog.bool, pg_catalog.bool)') IS NOT NULL";
-
-/// Every node's horizon, as each node answers now (`node_horizon()`: its cluster, database and the
-/// oldest transaction still running there), or why it did not answer. Over new connections: the
-/// slow, complete way (see `PROBE_HORIZONS`).
-pub const NODE_HORIZONS: &str = "SELECT r.nodeid, r.success, r.result FROM pg_catalog.run_command_on_all_nodes( \
-     'SELECT inventory_sync.node_horizon()') r";
-
-/// The horizons of the nodes that hold the probe's rows `$1` (one per node, see `PROBE_KEYS`), one
-/// statement over Citus's cached connections.
-pub const PROBE_HORIZONS: &str = "SELECT inventory_sync.node_horizon() FROM inventory_sync.node_probe p \
-     WHERE p.k OPERATOR(pg_catalog.=) ANY ($1)";
-
-/// A row of the probe on each node that holds some: for each node group, the smallest key whose
-/// shard it holds (each shard's smallest key is a row of the probe, `PROBE_FILL`).
-pub const PROBE_KEYS: &str = "SELECT pg_catalog.array_agg(x.k) FROM (SELECT DISTINCT ON (pl.groupid) g.k \
-       FROM pg_catalog.generate_series(1::pg_catalog.int8, 1000::pg_catalog.int8) AS g(k) \
-       JOIN pg_catalog.pg_dist_placement pl ON pl.shardid OPERATOR(pg_catalog.=) \
-         pg_catalog.get_shard_id_for_distribution_column('inventory_sync.node_probe', g.k) \
-       ORDER BY pl.groupid, g.k) x";
-
-/// A row on every shard of the probe (keys found by trying, the first of each shard).
-pub const PROBE_FILL: &str = "INSERT INTO inventory_sync.node_probe (k) \
-     SELECT DISTINCT ON (x.shard) x.k FROM (SELECT g.k, \
-       pg_catalog.get_shard_id_for_distribution_column('inventory_sync.node_probe', g.k) AS shard \
-       FROM pg_catalog.generate_series(1::pg_catalog.int8, 100000::pg_catalog.int8) AS g(k)) x \
-     ORDER BY x.shard, x.k ON CONFLICT DO NOTHING";
-
-/// Whether this node is the Citus cluster's coordinator.
-pub const IS_COORDINATOR: &str = "SELECT pg_catalog.citus_is_coordinator()";
-
-/// Whether `distribute()` has spread the extension's tables over the cluster.
-pub const IS_DISTRIBUTED: &str = "SELECT EXISTS (SELECT FROM pg_catalog.pg_dist_partition p \
-     WHERE p.logicalrelid OPERATOR(pg_catalog.=) 'inventory_sync.inventory'::pg_catalog.regclass)";
-
-/// The extension's tables spread over a Citus cluster: the default table by id, the journal, the
-/// mutation log and the change feed by row id (the journal's row id has another collation, so it
-/// is a colocation group of its own), the eras, the purge horizon and the catalogs on every node
-/// (the catalogs name tables as `regclass`, which Citus sends by name, so each node reads its own
-/// OIDs).
-pub const DISTRIBUTE: [&str; 9] = [
-    "SELECT pg_catalog.create_distributed_table('inventory_sync.inventory', 'id')",
-    "SELECT pg_catalog.create_distributed_table('inventory_sync.conflicts', 'row_id', colocate_with => 'none')",
-    "SELECT pg_catalog.create_distributed_table('inventory_sync.mutations', 'row_id', colocate_with => 'none')",
-    "SELECT pg_catalog.create_distributed_table('inventory_sync.changes', 'row_id', \
-       colocate_with => 'inventory_sync.mutations')",
-    "SELECT pg_catalog.create_reference_table('inventory_sync.eras')",
-    "SELECT pg_catalog.create_reference_table('inventory_sync.purge_horizon')",
-    "SELECT pg_catalog.create_reference_table('inventory_sync.tracked')",
-    "SELECT pg_catalog.create_reference_table('inventory_sync.field_policies')",
-    "SELECT pg_catalog.create_distributed_table('inventory_sync.node_probe', 'k', \
-       colocate_with => 'inventory_sync.inventory')",
-];
-
-/// The default table's calls run on the node that holds the item (Citus delegates a call by its id).
-pub const DELEGATE: [&str; 2] = [
-    "SELECT pg_catalog.create_distributed_function( \
-       'inventory_sync.sync_upsert(bigint, jsonb, timestamptz, text, text, jsonb)', '$1', \
-       colocate_with => 'inventory_sync.inventory')",
-    "SELECT pg_catalog.create_distributed_function('inventory_sync.sync_delete(bigint, timestamptz, text, text)', \
-       '$1', colocate_with => 'inventory_sync.inventory')",
-];
-
-/// The feed's rows take their positions on the node that stores them (`stamp_position`); Citus
-/// creates a trigger on a distributed table, and on each of its shards, only while
-/// `citus.enable_unsafe_triggers` is on (`STAMP_ALLOW`, `$1`: on, then the setting before).
-pub const STAMP_POSITIONS: [&str; 2] = [
-    "CREATE OR REPLACE TRIGGER stamp_position BEFORE INSERT OR UPDATE OF position ON inventory_sync.inventory \
-       FOR EACH ROW EXECUTE FUNCTION inventory_sync.stamp_position()",
-    "CREATE OR REPLACE TRIGGER stamp_position BEFORE INSERT OR UPDATE OF position ON inventory_sync.changes \
-       FOR EACH ROW EXECUTE FUNCTION inventory_sync.stamp_position()",
-];
-pub const STAMP_ALLOW: &str = "SELECT pg_catalog.current_setting('citus.enable_unsafe_triggers'), \
-       pg_catalog.set_config('citus.enable_unsafe_triggers', $1, true)";
-
-/// Each node's journal ids from a range of its own (its Citus group id × 2^48 on): a delegated call
-/// journals on the node it runs on, from that node's sequence.
-pub const JOURNAL_ID_RANGES: &str = "SELECT r.nodeid, r.success, r.result FROM pg_catalog.run_command_on_all_nodes( \
-     $$SELECT pg_catalog.setval(pg_catalog.pg_get_serial_sequence('inventory_sync.conflicts', 'conflict_id'), \
-         GREATEST((SELECT g.groupid FROM pg_catalog.pg_dist_local_group g)::pg_catalog.int8 OPERATOR(pg_catalog.<<) 48, \
-                  pg_catalog.pg_sequence_last_value( \
-                    pg_catalog.pg_get_serial_sequence('inventory_sync.conflicts', 'conflict_id')::pg_catalog.regclass), \
-                  1))$$) r";
-
-/// Whether Citus keeps table `$1` (an OID) on every node or spreads it.
-pub const IS_REPLICATED: &str = "SELECT EXISTS (SELECT FROM pg_catalog.pg_dist_partition p \
-     WHERE p.logicalrelid OPERATOR(pg_catalog.=) $1::pg_catalog.regclass)";
 
 /// Serialises the givers of eras (`distribute()` against itself).
 pub const ERAS_LOCK: &str = "LOCK TABLE inventory_sync.eras IN SHARE ROW EXCLUSIVE MODE";

@@ -1,0 +1,186 @@
+//! The statements of a Citus cluster: asking the nodes for their horizons, spreading the
+//! extension's tables over the nodes (`distribute()`) and taking them back (`undistribute()`).
+//! Re-exported by `sql`, like the rest.
+
+/// Whether this database has Citus (whose nodes each answer for their horizon).
+pub const HAS_CITUS: &str = "SELECT pg_catalog.to_regprocedure( \
+     'pg_catalog.run_command_on_all_nodes(pg_catalog.text, pg_catalog.bool, pg_catalog.bool)') IS NOT NULL";
+
+/// Every node's horizon, as each node answers now (`node_horizon()`: its cluster, database and the
+/// oldest transaction still running there), or why it did not answer. Over new connections: the
+/// slow, complete way (see `PROBE_HORIZONS`).
+pub const NODE_HORIZONS: &str = "SELECT r.nodeid, r.success, r.result FROM pg_catalog.run_command_on_all_nodes( \
+     'SELECT inventory_sync.node_horizon()') r";
+
+/// The horizons of the nodes that hold the probe's rows `$1` (one per node, see `PROBE_KEYS`), one
+/// statement over Citus's cached connections.
+pub const PROBE_HORIZONS: &str = "SELECT inventory_sync.node_horizon() FROM inventory_sync.node_probe p \
+     WHERE p.k OPERATOR(pg_catalog.=) ANY ($1)";
+
+/// A row of the probe on each node that holds some: for each node group, the smallest key whose
+/// shard it holds (each shard's smallest key is a row of the probe, `PROBE_FILL`).
+pub const PROBE_KEYS: &str = "SELECT pg_catalog.array_agg(x.k) FROM (SELECT DISTINCT ON (pl.groupid) g.k \
+       FROM pg_catalog.generate_series(1::pg_catalog.int8, 1000::pg_catalog.int8) AS g(k) \
+       JOIN pg_catalog.pg_dist_placement pl ON pl.shardid OPERATOR(pg_catalog.=) \
+         pg_catalog.get_shard_id_for_distribution_column('inventory_sync.node_probe', g.k) \
+       ORDER BY pl.groupid, g.k) x";
+
+/// A row on every shard of the probe (keys found by trying, the first of each shard).
+pub const PROBE_FILL: &str = "INSERT INTO inventory_sync.node_probe (k) \
+     SELECT DISTINCT ON (x.shard) x.k FROM (SELECT g.k, \
+       pg_catalog.get_shard_id_for_distribution_column('inventory_sync.node_probe', g.k) AS shard \
+       FROM pg_catalog.generate_series(1::pg_catalog.int8, 100000::pg_catalog.int8) AS g(k)) x \
+     ORDER BY x.shard, x.k ON CONFLICT DO NOTHING";
+
+/// Whether this node is the Citus cluster's coordinator.
+pub const IS_COORDINATOR: &str = "SELECT pg_catalog.citus_is_coordinator()";
+
+/// Whether `distribute()` has spread the extension's tables over the cluster.
+pub const IS_DISTRIBUTED: &str = "SELECT EXISTS (SELECT FROM pg_catalog.pg_dist_partition p \
+     WHERE p.logicalrelid OPERATOR(pg_catalog.=) 'inventory_sync.inventory'::pg_catalog.regclass)";
+
+/// The extension's tables spread over a Citus cluster: the default table by id, the journal, the
+/// mutation log and the change feed by row id (the journal's row id has another collation, so it
+/// is a colocation group of its own), the eras, the purge horizon and the catalogs on every node
+/// (the catalogs name tables as `regclass`, which Citus sends by name, so each node reads its own
+/// OIDs).
+pub const DISTRIBUTE: [&str; 9] = [
+    "SELECT pg_catalog.create_distributed_table('inventory_sync.inventory', 'id')",
+    "SELECT pg_catalog.create_distributed_table('inventory_sync.conflicts', 'row_id', colocate_with => 'none')",
+    "SELECT pg_catalog.create_distributed_table('inventory_sync.mutations', 'row_id', colocate_with => 'none')",
+    "SELECT pg_catalog.create_distributed_table('inventory_sync.changes', 'row_id', \
+       colocate_with => 'inventory_sync.mutations')",
+    "SELECT pg_catalog.create_reference_table('inventory_sync.eras')",
+    "SELECT pg_catalog.create_reference_table('inventory_sync.purge_horizon')",
+    "SELECT pg_catalog.create_reference_table('inventory_sync.tracked')",
+    "SELECT pg_catalog.create_reference_table('inventory_sync.field_policies')",
+    "SELECT pg_catalog.create_distributed_table('inventory_sync.node_probe', 'k', \
+       colocate_with => 'inventory_sync.inventory')",
+];
+
+/// The default table's calls run on the node that holds the item (Citus delegates a call by its id).
+pub const DELEGATE: [&str; 2] = [
+    "SELECT pg_catalog.create_distributed_function( \
+       'inventory_sync.sync_upsert(bigint, jsonb, timestamptz, text, text, jsonb)', '$1', \
+       colocate_with => 'inventory_sync.inventory')",
+    "SELECT pg_catalog.create_distributed_function('inventory_sync.sync_delete(bigint, timestamptz, text, text)', \
+       '$1', colocate_with => 'inventory_sync.inventory')",
+];
+
+/// The feed's rows take their positions on the node that stores them (`stamp_position`); Citus
+/// creates a trigger on a distributed table, and on each of its shards, only while
+/// `citus.enable_unsafe_triggers` is on, as it drops one (`STAMP_ALLOW`, `$1`: on, then the setting before).
+pub const STAMP_POSITIONS: [&str; 2] = [
+    "CREATE OR REPLACE TRIGGER stamp_position BEFORE INSERT OR UPDATE OF position ON inventory_sync.inventory \
+       FOR EACH ROW EXECUTE FUNCTION inventory_sync.stamp_position()",
+    "CREATE OR REPLACE TRIGGER stamp_position BEFORE INSERT OR UPDATE OF position ON inventory_sync.changes \
+       FOR EACH ROW EXECUTE FUNCTION inventory_sync.stamp_position()",
+];
+pub const STAMP_ALLOW: &str = "SELECT pg_catalog.current_setting('citus.enable_unsafe_triggers'), \
+       pg_catalog.set_config('citus.enable_unsafe_triggers', $1, true)";
+
+/// `undistribute()`: the extension's tables Citus holds (distributed or replicated), by name.
+pub const OWN_DISTRIBUTED: &str = "SELECT c.oid, c.relname::pg_catalog.text FROM pg_catalog.pg_dist_partition p \
+       JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) p.logicalrelid \
+     WHERE c.relnamespace OPERATOR(pg_catalog.=) 'inventory_sync'::pg_catalog.regnamespace ORDER BY c.relname";
+
+/// Table `$1` and what of the extension goes with it (the sequences of its columns, the views on
+/// it): each one's OID, name, kind (as `ALTER EXTENSION` names it) and, when pg_dump saves its
+/// rows, its filter (else NULL).
+pub const MEMBERS_OF_TABLE: &str = "SELECT r.oid, r.oid::pg_catalog.regclass::pg_catalog.text, \
+       CASE r.relkind WHEN 'S' THEN 'SEQUENCE' WHEN 'v' THEN 'VIEW' ELSE 'TABLE' END, cfg.cond \
+     FROM pg_catalog.pg_class r \
+     LEFT JOIN (SELECT x.oid, x.cond FROM pg_catalog.pg_extension e, \
+                  ROWS FROM (pg_catalog.unnest(e.extconfig), pg_catalog.unnest(e.extcondition)) AS x(oid, cond) \
+                WHERE e.extname OPERATOR(pg_catalog.=) 'inventory_sync') cfg ON cfg.oid OPERATOR(pg_catalog.=) r.oid \
+     WHERE r.oid OPERATOR(pg_catalog.=) $1 OR (EXISTS ( \
+         SELECT FROM pg_catalog.pg_depend m WHERE m.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass \
+           AND m.objid OPERATOR(pg_catalog.=) r.oid AND m.deptype OPERATOR(pg_catalog.=) 'e') \
+       AND ((r.relkind OPERATOR(pg_catalog.=) 'S' AND EXISTS ( \
+         SELECT FROM pg_catalog.pg_depend d WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass \
+           AND d.objid OPERATOR(pg_catalog.=) r.oid AND d.refobjid OPERATOR(pg_catalog.=) $1 \
+           AND d.deptype OPERATOR(pg_catalog.=) 'a')) \
+       OR (r.relkind OPERATOR(pg_catalog.=) 'v' AND EXISTS ( \
+         SELECT FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_rewrite w ON w.oid OPERATOR(pg_catalog.=) d.objid \
+           WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_rewrite'::pg_catalog.regclass \
+           AND w.ev_class OPERATOR(pg_catalog.=) r.oid AND d.refobjid OPERATOR(pg_catalog.=) $1)))) \
+     ORDER BY r.relkind DESC, r.relname";
+
+/// The comments on relation `$1` and its columns, as the statements that set them again.
+pub const COMMENTS_OF: &str = "SELECT CASE WHEN d.objsubid OPERATOR(pg_catalog.=) 0 \
+         THEN pg_catalog.format('COMMENT ON %s %s IS %L', \
+           CASE r.relkind WHEN 'v' THEN 'VIEW' WHEN 'S' THEN 'SEQUENCE' ELSE 'TABLE' END, r.oid::pg_catalog.regclass, d.description) \
+         ELSE pg_catalog.format('COMMENT ON COLUMN %s.%I IS %L', r.oid::pg_catalog.regclass, a.attname, d.description) END \
+     FROM pg_catalog.pg_description d \
+     JOIN pg_catalog.pg_class r ON r.oid OPERATOR(pg_catalog.=) d.objoid \
+     LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) d.objoid AND a.attnum OPERATOR(pg_catalog.=) d.objsubid \
+     WHERE d.classoid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass AND d.objoid OPERATOR(pg_catalog.=) $1";
+
+/// The row-level security policies of table `$1`, as the statements that drop and create each one
+/// again (Citus's copy of a table makes every policy permissive).
+pub const POLICIES_OF: &str = "SELECT pg_catalog.format('DROP POLICY IF EXISTS %I ON %s', p.polname, r.oid::pg_catalog.regclass), \
+       pg_catalog.format('CREATE POLICY %I ON %s AS %s FOR %s TO %s', p.polname, r.oid::pg_catalog.regclass, \
+         CASE WHEN p.polpermissive THEN 'PERMISSIVE' ELSE 'RESTRICTIVE' END, \
+         CASE p.polcmd WHEN 'r' THEN 'SELECT' WHEN 'a' THEN 'INSERT' WHEN 'w' THEN 'UPDATE' WHEN 'd' THEN 'DELETE' ELSE 'ALL' END, \
+         (SELECT pg_catalog.string_agg(CASE WHEN g.role OPERATOR(pg_catalog.=) 0 THEN 'PUBLIC' \
+                   ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(g.role)) END, ', ') \
+            FROM pg_catalog.unnest(p.polroles) AS g(role))) \
+       OPERATOR(pg_catalog.||) COALESCE(' USING (' OPERATOR(pg_catalog.||) pg_catalog.pg_get_expr(p.polqual, r.oid) \
+         OPERATOR(pg_catalog.||) ')', '') \
+       OPERATOR(pg_catalog.||) COALESCE(' WITH CHECK (' OPERATOR(pg_catalog.||) pg_catalog.pg_get_expr(p.polwithcheck, r.oid) \
+         OPERATOR(pg_catalog.||) ')', '') \
+     FROM pg_catalog.pg_policy p JOIN pg_catalog.pg_class r ON r.oid OPERATOR(pg_catalog.=) p.polrelid \
+     WHERE r.oid OPERATOR(pg_catalog.=) $1 ORDER BY p.polname";
+
+/// The privileges granted on relation `$1`, as the statements that grant them again (Citus's copy
+/// of a view has none).
+pub const GRANTS_OF: &str =
+    "SELECT pg_catalog.format('GRANT %s ON %s TO %s%s', a.privilege_type, r.oid::pg_catalog.regclass, \
+         CASE WHEN a.grantee OPERATOR(pg_catalog.=) 0 THEN 'PUBLIC' \
+           ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(a.grantee)) END, \
+         CASE WHEN a.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END) \
+     FROM pg_catalog.pg_class r, pg_catalog.aclexplode(r.relacl) a WHERE r.oid OPERATOR(pg_catalog.=) $1";
+
+/// Citus copies table `$1` (an OID) back to this node, whole, and drops its shards.
+pub const UNDISTRIBUTE_TABLE: &str = "SELECT pg_catalog.undistribute_table($1::pg_catalog.regclass)";
+
+/// What `undistribute()` undoes before it takes the tables back: the delegation of the default
+/// table's calls and the triggers that stamp positions on the nodes.
+pub const UNDELEGATE: [&str; 4] = [
+    "SELECT pg_catalog.citus_unmark_object_distributed('pg_catalog.pg_proc'::pg_catalog.regclass, \
+       'inventory_sync.sync_upsert(bigint, jsonb, timestamptz, text, text, jsonb)'::pg_catalog.regprocedure, 0, false)",
+    "SELECT pg_catalog.citus_unmark_object_distributed('pg_catalog.pg_proc'::pg_catalog.regclass, \
+       'inventory_sync.sync_delete(bigint, timestamptz, text, text)'::pg_catalog.regprocedure, 0, false)",
+    "DROP TRIGGER IF EXISTS stamp_position ON inventory_sync.inventory",
+    "DROP TRIGGER IF EXISTS stamp_position ON inventory_sync.changes",
+];
+
+/// The `sql_drop` event trigger rests while `undistribute()` runs (Citus drops the old copies of
+/// the extension's own tables, whose sync state is not to be forgotten), then works again.
+pub const FORGETTING: [&str; 2] = [
+    "ALTER EVENT TRIGGER inventory_sync_forget_dropped_tables DISABLE",
+    "ALTER EVENT TRIGGER inventory_sync_forget_dropped_tables ENABLE",
+];
+
+/// Quiets the notices of `undistribute()`'s statements, and has the statements it writes name
+/// everything with its schema (`$1`: warning, then the setting before; `$2`: pg_catalog, then the
+/// search path before).
+pub const QUIET: &str = "SELECT pg_catalog.current_setting('client_min_messages') OPERATOR(pg_catalog.||) ';' \
+         OPERATOR(pg_catalog.||) pg_catalog.current_setting('search_path'), \
+       pg_catalog.set_config('client_min_messages', $1, true), pg_catalog.set_config('search_path', $2, true)";
+
+/// On a single server the probe is empty.
+pub const PROBE_EMPTY: &str = "DELETE FROM inventory_sync.node_probe";
+
+/// Each node's journal ids from a range of its own (its Citus group id × 2^48 on): a delegated call
+/// journals on the node it runs on, from that node's sequence.
+pub const JOURNAL_ID_RANGES: &str = "SELECT r.nodeid, r.success, r.result FROM pg_catalog.run_command_on_all_nodes( \
+     $$SELECT pg_catalog.setval(pg_catalog.pg_get_serial_sequence('inventory_sync.conflicts', 'conflict_id'), \
+         GREATEST((SELECT g.groupid FROM pg_catalog.pg_dist_local_group g)::pg_catalog.int8 OPERATOR(pg_catalog.<<) 48, \
+                  pg_catalog.pg_sequence_last_value( \
+                    pg_catalog.pg_get_serial_sequence('inventory_sync.conflicts', 'conflict_id')::pg_catalog.regclass), \
+                  1))$$) r";
+
+/// Whether Citus keeps table `$1` (an OID) on every node or spreads it.
+pub const IS_REPLICATED: &str = "SELECT EXISTS (SELECT FROM pg_catalog.pg_dist_partition p \
+     WHERE p.logicalrelid OPERATOR(pg_catalog.=) $1::pg_catalog.regclass)";
