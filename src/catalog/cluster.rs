@@ -74,6 +74,7 @@ pub fn distribute(client: &mut SpiClient<'_>) -> Result<Jsonb, SyncError> {
     for statement in sql::DELEGATE {
         client.update(statement, None, &[]).unwrap_or_else(|e| panic!("inventory_sync: {statement} failed: {e}"));
     }
+    delegate_uuid_calls(client);
     Ok(Jsonb::from_text(&serde_json::json!({"cohort": cohort, "eras": eras}).to_string()))
 }
 
@@ -183,6 +184,22 @@ fn stamp_positions(client: &mut SpiClient<'_>) {
         client.update(statement, None, &[]).unwrap_or_else(|e| panic!("inventory_sync: {statement} failed: {e}"));
     }
     select_one::<String>(client, sql::STAMP_ALLOW, &[before.as_str().into()]);
+}
+
+/// On a Citus coordinator where `distribute()` ran: the calls that take a uuid key delegated by
+/// it, colocated with the first tracked table distributed by a uuid key, once there is one (from
+/// `distribute()` and `track()`). Tracked tables of one key type share a colocation group unless
+/// told otherwise, so each call runs whole on the node that holds its row.
+pub fn delegate_uuid_calls(client: &mut SpiClient<'_>) {
+    if !yes(client, sql::HAS_CITUS) || !yes(client, sql::IS_COORDINATOR) || !yes(client, sql::IS_DISTRIBUTED) {
+        return;
+    }
+    let Some(anchor) = select_one::<String>(client, sql::UUID_ANCHOR, &[]) else { return };
+    for statement in sql::DELEGATE_UUID {
+        client
+            .update(statement, None, &[anchor.as_str().into()])
+            .unwrap_or_else(|e| panic!("inventory_sync: {statement} failed: {e}"));
+    }
 }
 
 /// On a Citus coordinator, after a change of one of the extension's replicated tables (`table`:

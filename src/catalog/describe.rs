@@ -9,7 +9,7 @@ use pgrx::pg_sys::{self, PgOid};
 use pgrx::spi::{quote_identifier, quote_literal, SpiClient};
 
 use super::{Table, Tracked};
-use crate::pg::kept::{Kept, Row};
+use crate::pg::kept::{select_one, Kept, Row};
 use crate::pg::lookup::qualified_name;
 use crate::pg::{param, values};
 use inventory_sync_core::sql;
@@ -102,7 +102,16 @@ pub(super) fn load(client: &SpiClient<'_>, relid: pg_sys::Oid) -> Result<Tracked
     let mut record_types = key_ts.clone();
     record_types.extend([builtin(pg_sys::TEXTOID), builtin(pg_sys::JSONBOID), builtin(pg_sys::INT8OID)]);
     let server_row = sql::tracked_server_row(&name, id, &k.quoted, &quote_literal(&k.name), &quote_literal(&t.name));
+    // On a Citus cluster, a table distributed by its key has its rows' advisory locks taken
+    // where each row is (`sql::tracked_lock_routed`).
+    let distributed = select_one(client, sql::HAS_CITUS, &[]) == Some(true)
+        && select_one(client, sql::DISTRIBUTED_BY, &[relid.into(), k.name.as_str().into()]) == Some(true);
+    let lock_routed = distributed.then(|| {
+        let types = vec![builtin(pg_sys::INT4OID), builtin(pg_sys::INT4OID), typ(k.typid)];
+        Kept::new(sql::tracked_lock_routed(&name, &k.quoted), types)
+    });
     Ok(Tracked {
+        lock_routed,
         lock: Kept::new(sql::tracked_lock(&name, &k.quoted, &t.quoted), vec![typ(k.typid)]),
         lock_for_merge: Kept::new(sql::tracked_lock_for_merge(&name, &k.quoted, &t.quoted), vec![typ(k.typid)]),
         record_clock: Kept::new(sql::tracked_record_clock(id), vec![typ(k.typid)]),

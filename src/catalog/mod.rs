@@ -83,6 +83,9 @@ pub struct Tracked {
     pub columns: Vec<Column>,
     pub key: usize,
     pub ts: usize,
+    /// On a Citus cluster, for a table distributed by its key: the row's advisory lock, taken on
+    /// the node that holds the row.
+    pub lock_routed: Option<Kept>,
     pub lock: Kept,
     pub lock_for_merge: Kept,
     pub record_clock: Kept,

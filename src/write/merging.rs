@@ -29,7 +29,7 @@ pub fn merge_write(
     policies: &Policies,
 ) -> Result<Jsonb, SyncError> {
     let table = statements.table();
-    statements.lock_row(write);
+    statements.lock_row(client, write);
     let mut unseen = 0;
     for _ in 0..MAX_ROUNDS {
         let stored = statements.read_for_merge(client, write, fields)?;

@@ -115,7 +115,7 @@ pub trait Statements {
     /// The fields an upsert sets.
     fn written_fields(&self, write: &Write<'_>, values: &Values<'_>) -> Vec<String>;
     /// Serialize this function's writes to the row, where the statements alone do not.
-    fn lock_row(&self, _write: &Write<'_>) {}
+    fn lock_row(&self, _client: &mut SpiClient<'_>, _write: &Write<'_>) {}
     /// Apply an upsert that merges nothing; None: the stored row (or tombstone) is newer and now
     /// locked, or hidden from the caller.
     fn upsert(

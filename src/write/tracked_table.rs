@@ -166,13 +166,20 @@ impl Statements for Tracked {
     }
 
     /// Serialize the writes of the sync functions to one row: a transaction-level advisory lock
-    /// on (table, key), so that an upsert and a delete of a row that does not exist yet cannot
+    /// on (table id, key), so that an upsert and a delete of a row that does not exist yet cannot
     /// both go ahead, and so that a statement reading the row's change record (the tie rule's
     /// client_id, a merge's field clocks) reads the latest writer's. Taken before any of the
-    /// row's locks. Collisions of the 32-bit key hash only serialize unrelated rows a little.
-    fn lock_row(&self, write: &Write<'_>) {
+    /// row's locks. Collisions of the 32-bit key hash only serialize unrelated rows a little. By
+    /// table id, not OID (each node of a Citus cluster has its own OIDs), and there taken on the
+    /// node that holds the row, whichever node runs the write, so writers of one row meet.
+    fn lock_row(&self, client: &mut SpiClient<'_>, write: &Write<'_>) {
         let hash = write.row_id.bytes().fold(0x811c_9dc5_u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
-        security::advisory_xact_lock(self.table.oid.to_u32() as i32, hash as i32);
+        match &self.lock_routed {
+            Some(routed) => {
+                routed.run_all(client, &[self.table.id.into(), (hash as i32).into(), write.key.bind()]);
+            }
+            None => security::advisory_xact_lock(self.table.id, hash as i32),
+        }
     }
 
     /// Apply an upsert of `columns` (positions, ascending) with `args` (`$1` key, `$2` client_ts,
@@ -198,7 +205,7 @@ impl Statements for Tracked {
         // Every sync write of the row holds the advisory lock to its end, so each statement here
         // starts after the previous writer committed, and the change record the tie rule reads
         // is the current one.
-        self.lock_row(write);
+        self.lock_row(client, write);
         let answer = |created| Some(applied(write.key_json(), write.client_ts, Some(created)));
         // The common case first: the row exists and is older.
         if writes.update_older.run::<bool>(client, &args).is_some() {
@@ -246,7 +253,7 @@ impl Statements for Tracked {
     /// like no row, so there a missing row is a conflict instead: no tombstone is left for a
     /// row that may exist.
     fn delete(&self, client: &mut SpiClient<'_>, write: &Write<'_>) -> Result<Option<Jsonb>, SyncError> {
-        self.lock_row(write);
+        self.lock_row(client, write);
         let args = [write.key.bind(), write.client_ts.into(), write.client_id.as_deref().into()];
         let answer = || Some(applied(write.key_json(), write.client_ts, None));
         // The tombstone keeps its own clock as the floor of the fields' clocks, so a row brought

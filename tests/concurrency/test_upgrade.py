@@ -247,6 +247,13 @@ def test_upgrade_from_the_previous_release_keeps_everything():
             c.execute("SELECT inventory_sync.sync_upsert(6, '{\"name\": \"after the update\"}', '2024-03-02 09:00+00')")
             for cursor, still_to_pull in cursors.values():
                 assert [ch["id"] for ch in pull_all(c, cursor)[0]] == [ch["id"] for ch in still_to_pull] + [6]
+            # The journal's ids go on after the release's (they moved from an identity column to
+            # a sequence default), as do the table ids.
+            last = c.execute("SELECT max(conflict_id) FROM inventory_sync.conflicts").fetchone()[0]
+            c.execute("SELECT inventory_sync.sync_upsert(6, '{}', '2024-03-01 09:00+00')")
+            assert c.execute("SELECT max(conflict_id) FROM inventory_sync.conflicts").fetchone()[0] > last
+            assert c.execute("SELECT nextval('inventory_sync.tracked_table_id_seq')").fetchone()[0] > c.execute(
+                "SELECT max(table_id) FROM inventory_sync.tracked").fetchone()[0]
         fresh = fresh_database("inventory_sync_upgrade_fresh")
         assert catalog("inventory_sync_upgrade") == catalog(fresh), "an updated database differs from a fresh install"
         with connect("inventory_sync_upgrade") as c:

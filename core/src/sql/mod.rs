@@ -244,6 +244,17 @@ pub fn tracked_delete_locked(table: &str, key: &str) -> String {
     format!("DELETE FROM {table} AS stored WHERE stored.{key} OPERATOR(pg_catalog.=) $1 RETURNING true")
 }
 
+/// On a Citus cluster, where the table is distributed by its key: the advisory lock of one row
+/// (`$1` table id, `$2` the key's hash) taken on the node that holds the row's shard (`$3` the
+/// key), whichever node runs the write. Citus sends the statement whole to that shard, and the one
+/// row an aggregate answers takes the lock there even when no row has the key.
+pub fn tracked_lock_routed(table: &str, key: &str) -> String {
+    format!(
+        "SELECT pg_catalog.count(*), pg_catalog.pg_advisory_xact_lock($1, $2) \
+           FROM {table} AS stored WHERE stored.{key} OPERATOR(pg_catalog.=) $3"
+    )
+}
+
 /// Lock the existing row (its latest version): answers true and its timestamp, or no row.
 /// Parameters: `$1` key.
 pub fn tracked_lock(table: &str, key: &str, ts: &str) -> String {
