@@ -122,6 +122,11 @@ pub enum SyncError {
     )]
     StampMisused,
 
+    /// A distributed table whose columns a node numbers otherwise than this one (dropped before
+    /// the table was distributed): the catalogs name its key and timestamp columns by number.
+    #[error("table {table} numbers its columns otherwise on node {node}")]
+    NumberedOtherwise { table: String, node: i32 },
+
     /// A node of the cluster did not answer for its horizon.
     #[error("node {node} did not answer: {message}")]
     NodeUnreachable { node: i32, message: String },
@@ -188,6 +193,7 @@ impl SyncError {
             SyncError::CursorExpired
             | SyncError::CursorFromOtherHistory
             | SyncError::NodeWithoutEra
+            | SyncError::NumberedOtherwise { .. }
             | SyncError::NotACluster(_) => SqlState::OBJECT_NOT_IN_PREREQUISITE_STATE,
             SyncError::NodeUnreachable { .. } => SqlState::CONNECTION_FAILURE,
             SyncError::StampMisused => SqlState::TRIGGER_PROTOCOL_VIOLATED,
@@ -282,6 +288,9 @@ impl SyncError {
             SyncError::NotACluster(_) => Some(
                 "On a Citus coordinator: CREATE EXTENSION citus, add the worker nodes, then call inventory_sync.distribute()."
             ),
+            SyncError::NumberedOtherwise { .. } => Some(
+                "Citus made that node's copy without the columns dropped before the table was distributed: recreate the table without them (CREATE TABLE … (LIKE …), INSERT … SELECT), distribute it, then track it."
+            ),
             SyncError::NodeWithoutEra => Some(
                 "A node added to the cluster after inventory_sync.distribute() gets its era when distribute() runs again."
             ),
@@ -333,6 +342,7 @@ mod unit {
             SyncError::NotACluster("extension \"citus\" is not installed in this database"),
             SyncError::NodeUnreachable { node: 2, message: "connection refused".into() },
             SyncError::StampMisused,
+            SyncError::NumberedOtherwise { table: "public.t".into(), node: 2 },
             SyncError::OutOfRange { name: "lim", range: "between 1 and 100000" },
             SyncError::MutationOfOtherUser { client_id: "c".into(), mutation_id: "m".into() },
             SyncError::Unsettled { table: "public.t".into(), rounds: 10 },

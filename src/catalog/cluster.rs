@@ -50,6 +50,14 @@ pub fn distribute(client: &mut SpiClient<'_>) -> Result<Jsonb, SyncError> {
     }
     // A row on every shard of the probe, through which pulls ask the nodes for their horizons.
     client.update(sql::PROBE_FILL, None, &[]).expect("inventory_sync: filling the node probe failed");
+    let tracked: Vec<pgrx::pg_sys::Oid> = client
+        .select(sql::FEED_TABLES, None, &[])
+        .expect("inventory_sync: reading the tracked tables failed")
+        .map(|row| row.value(2).expect("an OID"))
+        .collect();
+    for relid in tracked {
+        check_numbered_alike(client, relid, &lookup::qualified_name(relid))?;
+    }
     let (cohort, previous_end) = cohort_start(client);
     let mut nodes: Vec<(i32, (i64, u32))> = positions::nodes(client)?.into_iter().map(|n| (n.id, n.writer)).collect();
     // This node too, also when the coordinator is not among the nodes Citus runs commands on.
@@ -67,7 +75,7 @@ pub fn distribute(client: &mut SpiClient<'_>) -> Result<Jsonb, SyncError> {
         eras.push(serde_json::json!({"node": id, "era": era}));
     }
     stamp_positions(client);
-    positions::answers_of_all_nodes(client, sql::JOURNAL_ID_RANGES)?;
+    positions::answers_of_all_nodes(client, sql::JOURNAL_ID_RANGES, &[])?;
     announce(client, c"eras");
     announce(client, c"tracked");
     announce(client, c"field_policies");
@@ -184,6 +192,28 @@ fn stamp_positions(client: &mut SpiClient<'_>) {
         client.update(statement, None, &[]).unwrap_or_else(|e| panic!("inventory_sync: {statement} failed: {e}"));
     }
     select_one::<String>(client, sql::STAMP_ALLOW, &[before.as_str().into()]);
+}
+
+/// On a Citus coordinator, for a distributed table: that every node numbers its columns as this
+/// one does. The catalogs (on every node alike) name a tracked table's key and timestamp columns
+/// by number, and Citus makes the workers' copies of a table without the columns dropped before
+/// it was distributed.
+pub fn check_numbered_alike(client: &SpiClient<'_>, relid: pgrx::pg_sys::Oid, name: &str) -> Result<(), SyncError> {
+    if !yes(client, sql::HAS_CITUS) || !yes(client, sql::IS_COORDINATOR) {
+        return Ok(());
+    }
+    if select_one(client, sql::IS_REPLICATED, &[relid.into()]) != Some(true) {
+        return Ok(());
+    }
+    let here: String = select_one(client, sql::COLUMN_NUMBERS, &[relid.into()]).unwrap_or_default();
+    let regclass = lookup::qualified_name(relid);
+    for (node, there) in positions::answers_of_all_nodes(client, sql::COLUMN_NUMBERS_ON_ALL_NODES, &[regclass.into()])?
+    {
+        if there != here {
+            return Err(SyncError::NumberedOtherwise { table: name.to_string(), node });
+        }
+    }
+    Ok(())
 }
 
 /// On a Citus coordinator where `distribute()` ran: the calls that take a uuid key delegated by

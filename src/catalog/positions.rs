@@ -21,6 +21,7 @@
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
 
+use pgrx::datum::DatumWithOid;
 use pgrx::pg_sys;
 use pgrx::spi::SpiClient;
 
@@ -157,9 +158,13 @@ fn parse_horizon(text: &str) -> Option<((i64, u32), i64)> {
 
 /// The answers of a `run_command_on_all_nodes` statement (node id, success, result): each node's
 /// id and result, or the first node that did not answer.
-pub fn answers_of_all_nodes(client: &SpiClient<'_>, statement: &str) -> Result<Vec<(i32, String)>, SyncError> {
+pub fn answers_of_all_nodes(
+    client: &SpiClient<'_>,
+    statement: &str,
+    args: &[DatumWithOid<'_>],
+) -> Result<Vec<(i32, String)>, SyncError> {
     let mut answers = Vec::new();
-    for row in client.select(statement, None, &[]).expect("inventory_sync: asking the nodes failed") {
+    for row in client.select(statement, None, args).expect("inventory_sync: asking the nodes failed") {
         let node: i32 = row.value(1).expect("a node has an id");
         let result: String = row.value(3).unwrap_or_default();
         if row.value::<bool>(2) != Some(true) {
@@ -172,7 +177,7 @@ pub fn answers_of_all_nodes(client: &SpiClient<'_>, statement: &str) -> Result<V
 
 /// Every node of the cluster, as each answers now, over a new connection to each.
 pub fn nodes(client: &SpiClient<'_>) -> Result<Vec<Node>, SyncError> {
-    answers_of_all_nodes(client, sql::NODE_HORIZONS)?
+    answers_of_all_nodes(client, sql::NODE_HORIZONS, &[])?
         .into_iter()
         .map(|(node, result)| {
             let (writer, xmin) = parse_horizon(&result)

@@ -499,3 +499,21 @@ def test_writers_of_one_row_meet_at_its_lock_whatever_node_runs_them(citus):
         assert c.execute("SELECT op FROM inventory_sync.changes WHERE row_id = %s AND table_id = "
                          "(SELECT table_id FROM inventory_sync.tracked WHERE tbl = 'products'::regclass)",
                          (str(item),)).fetchone()[0] == "delete"
+
+
+def test_track_refuses_a_table_the_workers_number_otherwise(citus):
+    """A column dropped before a table was distributed is not in the workers' copies, which number
+    the columns after it otherwise; the catalogs name the key and timestamp columns by number, so
+    track() refuses such a table (55000, naming a node) rather than have the calls Citus sends to
+    the workers fail."""
+    with citus[0].connect("postgres") as c:
+        c.execute("CREATE TABLE renumbered (junk int, id bigint PRIMARY KEY, v text, updated_at timestamptz)")
+        c.execute("ALTER TABLE renumbered DROP COLUMN junk")
+        c.execute("SELECT create_distributed_table('renumbered', 'id', colocate_with => 'inventory_sync.inventory')")
+        with pytest.raises(psycopg.Error) as refused:
+            c.execute("SELECT inventory_sync.track('renumbered')")
+        assert refused.value.sqlstate == "55000"
+        assert re.fullmatch(r"table public\.renumbered numbers its columns otherwise on node \d+",
+                            refused.value.diag.message_primary), refused.value.diag.message_primary
+        assert c.execute("SELECT count(*) FROM inventory_sync.tracked WHERE tbl = 'renumbered'::regclass").fetchone()[0] == 0
+        c.execute("DROP TABLE renumbered")

@@ -38,6 +38,20 @@ pub const DISTRIBUTED_BY: &str = "SELECT EXISTS (SELECT FROM pg_catalog.pg_dist_
      WHERE p.logicalrelid OPERATOR(pg_catalog.=) $1::pg_catalog.regclass AND p.partmethod OPERATOR(pg_catalog.=) 'h' \
        AND pg_catalog.column_to_column_name(p.logicalrelid, p.partkey) OPERATOR(pg_catalog.=) $2)";
 
+/// How table `$1` (an OID) numbers its columns here: "attnum:name" of each, in order.
+pub const COLUMN_NUMBERS: &str = "SELECT pg_catalog.string_agg(a.attnum::pg_catalog.text OPERATOR(pg_catalog.||) ':' \
+       OPERATOR(pg_catalog.||) a.attname::pg_catalog.text, ',' ORDER BY a.attnum) FROM pg_catalog.pg_attribute a \
+     WHERE a.attrelid OPERATOR(pg_catalog.=) $1::pg_catalog.regclass AND a.attnum OPERATOR(pg_catalog.>) 0 \
+       AND NOT a.attisdropped";
+
+/// The same on every node (`$1`: the table's name), over new connections.
+pub const COLUMN_NUMBERS_ON_ALL_NODES: &str =
+    "SELECT r.nodeid, r.success, r.result FROM pg_catalog.run_command_on_all_nodes( \
+       pg_catalog.format($f$SELECT pg_catalog.string_agg(a.attnum::pg_catalog.text OPERATOR(pg_catalog.||) ':' \
+         OPERATOR(pg_catalog.||) a.attname::pg_catalog.text, ',' ORDER BY a.attnum) FROM pg_catalog.pg_attribute a \
+       WHERE a.attrelid OPERATOR(pg_catalog.=) %L::pg_catalog.regclass AND a.attnum OPERATOR(pg_catalog.>) 0 \
+         AND NOT a.attisdropped$f$, $1)) r";
+
 /// Whether this node is the Citus cluster's coordinator.
 pub const IS_COORDINATOR: &str = "SELECT pg_catalog.citus_is_coordinator()";
 
