@@ -62,7 +62,7 @@ fn distribute() -> crate::pg::jsonb::Jsonb {
 #[pg_extern(volatile, parallel_unsafe)]
 fn undistribute() -> crate::pg::jsonb::Jsonb {
     check_writable(c"undistribute()");
-    respond(|| Spi::connect_mut(crate::catalog::cluster::undistribute))
+    respond(|| Spi::connect_mut(crate::catalog::teardown::undistribute))
 }
 
 /// Run a purge statement (`$1` the age) and answer how many rows it removed.

@@ -52,7 +52,6 @@ pub fn track(client: &mut SpiClient<'_>, relid: pg_sys::Oid, ts_column: &str) ->
     // Every backend's cached description of the table is dropped when this commits.
     xact::invalidate(relid);
     super::cluster::announce(client, c"tracked");
-    super::cluster::delegate_uuid_calls(client);
     Ok(())
 }
 

@@ -7,9 +7,9 @@
 //! era of a new cohort: only transactions that began before still write in a node's old era, and
 //! pulls walk it up to that node's horizon while the node is there.
 //!
-//! It also replicates the catalogs and delegates the default table's calls to the node that holds
-//! the item (`sql::DISTRIBUTE`, `sql::DELEGATE`); `announce` tells every node of a change of a
-//! replicated table.
+//! It also replicates the catalogs, delegates the single-row calls to the node that holds the row
+//! (`sql::DISTRIBUTE`, `sql::DELEGATE`) and has every node stamp the positions of the feed rows it
+//! stores; `announce` tells every node of a change of a replicated table. `teardown` undoes it.
 
 use std::ffi::CStr;
 
@@ -18,16 +18,37 @@ use pgrx::spi::SpiClient;
 use super::positions;
 use crate::pg::jsonb::Jsonb;
 use crate::pg::kept::{select_one, Row};
-use crate::pg::{extension, lookup};
+use crate::pg::lookup;
 use inventory_sync_core::sql;
 use inventory_sync_core::SyncError;
 
-fn yes(client: &SpiClient<'_>, statement: &str) -> bool {
+pub(super) fn yes(client: &SpiClient<'_>, statement: &str) -> bool {
     select_one(client, statement, &[]) == Some(true)
 }
 
+/// Run one of the extension's statements of administration, which fails only with the server.
+pub(super) fn run(client: &mut SpiClient<'_>, statement: &str) {
+    client.update(statement, None, &[]).unwrap_or_else(|e| panic!("inventory_sync: {statement} failed: {e}"));
+}
+
+/// `f` with `citus.enable_unsafe_triggers` on, without which Citus neither creates nor drops a
+/// trigger of a distributed table; the setting as it was after.
+pub(super) fn with_triggers_allowed(client: &mut SpiClient<'_>, f: impl FnOnce(&mut SpiClient<'_>)) {
+    let before: String = select_one(client, sql::STAMP_ALLOW, &["on".into()]).expect("a setting");
+    f(client);
+    select_one::<String>(client, sql::STAMP_ALLOW, &[before.as_str().into()]);
+}
+
+/// Record era `era` of cohort `cohort` for `writer` (cluster, database), after `previous_end`.
+pub(super) fn give_era(client: &mut SpiClient<'_>, era: i32, cohort: i32, writer: (i64, u32), previous_end: i64) {
+    let (system, database) = writer;
+    let args =
+        [era.into(), cohort.into(), system.into(), pgrx::pg_sys::Oid::from(database).into(), previous_end.into()];
+    client.update(sql::ERA_GIVE, None, &args).expect("inventory_sync: recording an era failed");
+}
+
 /// That this is a Citus coordinator, where the current user owns the extension's tables.
-fn check_coordinator(client: &SpiClient<'_>, function: &'static str) -> Result<(), SyncError> {
+pub(super) fn check_coordinator(client: &SpiClient<'_>, function: &'static str) -> Result<(), SyncError> {
     if !yes(client, sql::HAS_CITUS) {
         return Err(SyncError::NotACluster("extension \"citus\" is not installed in this database"));
     }
@@ -44,9 +65,7 @@ fn check_coordinator(client: &SpiClient<'_>, function: &'static str) -> Result<(
 pub fn distribute(client: &mut SpiClient<'_>) -> Result<Jsonb, SyncError> {
     check_coordinator(client, "inventory_sync.distribute() runs on the Citus coordinator")?;
     if !yes(client, sql::IS_DISTRIBUTED) {
-        for statement in sql::DISTRIBUTE {
-            client.update(statement, None, &[]).unwrap_or_else(|e| panic!("inventory_sync: {statement} failed: {e}"));
-        }
+        sql::DISTRIBUTE.iter().for_each(|statement| run(client, statement));
     }
     // A row on every shard of the probe, through which pulls ask the nodes for their horizons.
     client.update(sql::PROBE_FILL, None, &[]).expect("inventory_sync: filling the node probe failed");
@@ -67,11 +86,9 @@ pub fn distribute(client: &mut SpiClient<'_>) -> Result<Jsonb, SyncError> {
     }
     nodes.sort();
     let mut eras = Vec::with_capacity(nodes.len());
-    for (i, (id, (system, database))) in nodes.into_iter().enumerate() {
+    for (i, (id, writer)) in nodes.into_iter().enumerate() {
         let era = positions::check_era(cohort + i as i32)?;
-        let args =
-            [era.into(), cohort.into(), system.into(), pgrx::pg_sys::Oid::from(database).into(), previous_end.into()];
-        client.update(sql::ERA_GIVE, None, &args).expect("inventory_sync: recording an era failed");
+        give_era(client, era, cohort, writer, previous_end);
         eras.push(serde_json::json!({"node": id, "era": era}));
     }
     stamp_positions(client);
@@ -79,107 +96,17 @@ pub fn distribute(client: &mut SpiClient<'_>) -> Result<Jsonb, SyncError> {
     announce(client, c"eras");
     announce(client, c"tracked");
     announce(client, c"field_policies");
-    for statement in sql::DELEGATE {
-        client.update(statement, None, &[]).unwrap_or_else(|e| panic!("inventory_sync: {statement} failed: {e}"));
-    }
-    delegate_uuid_calls(client);
+    sql::DELEGATE.iter().for_each(|statement| run(client, statement));
     Ok(Jsonb::from_text(&serde_json::json!({"cohort": cohort, "eras": eras}).to_string()))
 }
 
 /// The next cohort's number (its first era's) and the highest position stored, with the eras
 /// locked against other givers until the transaction ends.
-fn cohort_start(client: &mut SpiClient<'_>) -> (i32, i64) {
+pub(super) fn cohort_start(client: &mut SpiClient<'_>) -> (i32, i64) {
     client.update(sql::ERAS_LOCK, None, &[]).expect("inventory_sync: locking the eras failed");
     let row = client.select(sql::COHORT_START, None, &[]).expect("inventory_sync: reading the positions failed");
     let row = row.first();
     (row.value(2).expect("a next era"), row.value(1).expect("a highest position"))
-}
-
-/// Take the extension's tables back from the workers onto the coordinator, rows and all, as on a
-/// single server (before `DROP EXTENSION`, or to leave Citus): the delegation and the position
-/// triggers are undone, each table is taken out of the extension, copied back by Citus
-/// (`undistribute_table`, which refuses a table of an extension) and put back, with its pg_dump
-/// mark and its comments (which Citus's copy loses), and the coordinator writes from then on in
-/// an era of a cohort of its own, above every position stored: the nodes' eras are finished (no
-/// transaction can still write in them: Citus waited for every writer of the tables), and pulls
-/// no longer ask the nodes. Answers the tables taken back and the new era, or no tables when
-/// there was nothing to take back.
-pub fn undistribute(client: &mut SpiClient<'_>) -> Result<Jsonb, SyncError> {
-    check_coordinator(client, "inventory_sync.undistribute() runs on the Citus coordinator")?;
-    let tables: Vec<(pgrx::pg_sys::Oid, String)> = client
-        .select(sql::OWN_DISTRIBUTED, None, &[])
-        .expect("inventory_sync: reading the distributed tables failed")
-        .map(|row| (row.value(1).expect("an OID"), row.value(2).expect("a name")))
-        .collect();
-    if tables.is_empty() {
-        return Ok(Jsonb::from_text(r#"{"tables": []}"#));
-    }
-    let quiet: String = select_one(client, sql::QUIET, &["warning".into(), "pg_catalog".into()]).expect("settings");
-    let triggers: String = select_one(client, sql::STAMP_ALLOW, &["on".into()]).expect("a setting");
-    for statement in sql::UNDELEGATE.iter().chain(&sql::FORGETTING[..1]) {
-        client.update(*statement, None, &[]).unwrap_or_else(|e| panic!("inventory_sync: {statement} failed: {e}"));
-    }
-    select_one::<String>(client, sql::STAMP_ALLOW, &[triggers.as_str().into()]);
-    for (table, _) in &tables {
-        let members: Vec<(pgrx::pg_sys::Oid, String, String, Option<String>)> = client
-            .select(sql::MEMBERS_OF_TABLE, None, &[(*table).into()])
-            .expect("inventory_sync: reading the extension's members failed")
-            .map(|row| {
-                (
-                    row.value(1).expect("an OID"),
-                    row.value(2).expect("a name"),
-                    row.value(3).expect("a kind"),
-                    row.value(4),
-                )
-            })
-            .collect();
-        // What Citus's copy loses, as the statements that set it again.
-        let mut again: Vec<String> = Vec::new();
-        for (member, ..) in &members {
-            for statement in [sql::COMMENTS_OF, sql::GRANTS_OF] {
-                let rows = client
-                    .select(statement, None, &[(*member).into()])
-                    .expect("inventory_sync: reading a table failed");
-                again.extend(rows.map(|row| row.value::<String>(1).expect("a statement")));
-            }
-            let rows = client
-                .select(sql::POLICIES_OF, None, &[(*member).into()])
-                .expect("inventory_sync: reading policies failed");
-            for row in rows {
-                again.push(row.value::<String>(1).expect("a statement"));
-                again.push(row.value::<String>(2).expect("a statement"));
-            }
-        }
-        let run = |client: &mut SpiClient<'_>, statement: &str| {
-            client.update(statement, None, &[]).unwrap_or_else(|e| panic!("inventory_sync: {statement} failed: {e}"));
-        };
-        for (_, name, kind, _) in &members {
-            run(client, &format!("ALTER EXTENSION inventory_sync DROP {kind} {name}"));
-        }
-        client
-            .update(sql::UNDISTRIBUTE_TABLE, None, &[(*table).into()])
-            .expect("inventory_sync: taking a table back from the workers failed");
-        for (_, name, kind, dumped) in &members {
-            run(client, &format!("ALTER EXTENSION inventory_sync ADD {kind} {name}"));
-            if let Some(condition) = dumped {
-                extension::config_dump(client, name, condition);
-            }
-        }
-        for statement in &again {
-            run(client, statement);
-        }
-    }
-    client.update(sql::FORGETTING[1], None, &[]).expect("inventory_sync: enabling the event trigger failed");
-    client.update(sql::PROBE_EMPTY, None, &[]).expect("inventory_sync: emptying the probe failed");
-    let (era, previous_end) = cohort_start(client);
-    let era = positions::check_era(era)?;
-    let (system, database) = positions::this_writer();
-    let args = [era.into(), era.into(), system.into(), pgrx::pg_sys::Oid::from(database).into(), previous_end.into()];
-    client.update(sql::ERA_GIVE, None, &args).expect("inventory_sync: recording an era failed");
-    let (messages, search_path) = quiet.split_once(';').expect("two settings");
-    select_one::<String>(client, sql::QUIET, &[messages.into(), search_path.into()]);
-    let names: Vec<&str> = tables.iter().map(|(_, name)| name.as_str()).collect();
-    Ok(Jsonb::from_text(&serde_json::json!({"cohort": era, "era": era, "tables": names}).to_string()))
 }
 
 /// Every node stamps the positions of the feed rows it stores (`stamp_position`), also of writes
@@ -187,11 +114,7 @@ pub fn undistribute(client: &mut SpiClient<'_>) -> Result<Jsonb, SyncError> {
 /// part, after the node that ran it may have committed (two-phase commit), so only the storing
 /// node's transaction ids order them against its horizon.
 fn stamp_positions(client: &mut SpiClient<'_>) {
-    let before: String = select_one(client, sql::STAMP_ALLOW, &["on".into()]).expect("a setting");
-    for statement in sql::STAMP_POSITIONS {
-        client.update(statement, None, &[]).unwrap_or_else(|e| panic!("inventory_sync: {statement} failed: {e}"));
-    }
-    select_one::<String>(client, sql::STAMP_ALLOW, &[before.as_str().into()]);
+    with_triggers_allowed(client, |client| sql::STAMP_POSITIONS.iter().for_each(|statement| run(client, statement)));
 }
 
 /// On a Citus coordinator, for a distributed table: that every node numbers its columns as this
@@ -214,22 +137,6 @@ pub fn check_numbered_alike(client: &SpiClient<'_>, relid: pgrx::pg_sys::Oid, na
         }
     }
     Ok(())
-}
-
-/// On a Citus coordinator where `distribute()` ran: the calls that take a uuid key delegated by
-/// it, colocated with the first tracked table distributed by a uuid key, once there is one (from
-/// `distribute()` and `track()`). Tracked tables of one key type share a colocation group unless
-/// told otherwise, so each call runs whole on the node that holds its row.
-pub fn delegate_uuid_calls(client: &mut SpiClient<'_>) {
-    if !yes(client, sql::HAS_CITUS) || !yes(client, sql::IS_COORDINATOR) || !yes(client, sql::IS_DISTRIBUTED) {
-        return;
-    }
-    let Some(anchor) = select_one::<String>(client, sql::UUID_ANCHOR, &[]) else { return };
-    for statement in sql::DELEGATE_UUID {
-        client
-            .update(statement, None, &[anchor.as_str().into()])
-            .unwrap_or_else(|e| panic!("inventory_sync: {statement} failed: {e}"));
-    }
 }
 
 /// On a Citus coordinator, after a change of one of the extension's replicated tables (`table`:

@@ -10,12 +10,14 @@
 //! - `describe`: a tracked table's description and statements, from the system catalogs;
 //! - `admin`: `track`, `untrack`, `set_policy`;
 //! - `positions`: feed positions and the eras they are counted in;
-//! - `cluster`: `distribute()`, the extension spread over a Citus cluster.
+//! - `cluster`: `distribute()`, the extension spread over a Citus cluster;
+//! - `teardown`: `undistribute()`, its tables taken back onto the coordinator.
 
 pub mod admin;
 pub mod cluster;
 mod describe;
 pub mod positions;
+pub mod teardown;
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;

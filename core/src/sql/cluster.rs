@@ -79,44 +79,14 @@ pub const DISTRIBUTE: [&str; 9] = [
 ];
 
 /// The default table's calls run on the node that holds the item (Citus delegates a call by its
-/// id), and so do the tracked tables' calls with a bigint (or integer) key given as a number, by
-/// that key, colocated with the default table (as a bigint-keyed table is by default).
-pub const DELEGATE: [&str; 4] = [
-    "SELECT pg_catalog.create_distributed_function( \
-       'inventory_sync.sync_upsert_in(regclass, bigint, jsonb, timestamptz, text, text, jsonb)', '$2', \
-       colocate_with => 'inventory_sync.inventory')",
-    "SELECT pg_catalog.create_distributed_function( \
-       'inventory_sync.sync_delete_in(regclass, bigint, timestamptz, text, text)', '$2', \
-       colocate_with => 'inventory_sync.inventory')",
+/// id). (Not yet the tracked tables' calls: their change records are on other nodes, and a
+/// delegated call's connections to other nodes are not kept, docs/DEVELOPMENT.md "Citus".)
+pub const DELEGATE: [&str; 2] = [
     "SELECT pg_catalog.create_distributed_function( \
        'inventory_sync.sync_upsert(bigint, jsonb, timestamptz, text, text, jsonb)', '$1', \
        colocate_with => 'inventory_sync.inventory')",
     "SELECT pg_catalog.create_distributed_function('inventory_sync.sync_delete(bigint, timestamptz, text, text)', \
        '$1', colocate_with => 'inventory_sync.inventory')",
-];
-
-/// The first tracked table distributed by a uuid key (its name), while the calls that take a uuid
-/// key are not yet delegated and the current user owns them (who may delegate them); none
-/// otherwise. The extension has no uuid-keyed table of its own to
-/// colocate them with, so they are colocated with the first such table tracked.
-pub const UUID_ANCHOR: &str = "SELECT t.tbl::pg_catalog.text FROM inventory_sync.tracked t \
-       JOIN pg_catalog.pg_dist_partition p ON p.logicalrelid OPERATOR(pg_catalog.=) t.tbl \
-       JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) t.tbl AND a.attnum OPERATOR(pg_catalog.=) t.key_attnum \
-     WHERE a.atttypid OPERATOR(pg_catalog.=) 'pg_catalog.uuid'::pg_catalog.regtype AND p.partmethod OPERATOR(pg_catalog.=) 'h' \
-       AND pg_catalog.column_to_column_name(p.logicalrelid, p.partkey) OPERATOR(pg_catalog.=) a.attname::pg_catalog.text \
-       AND NOT EXISTS (SELECT FROM pg_catalog.pg_dist_object o WHERE o.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass \
-         AND o.objid OPERATOR(pg_catalog.=) 'inventory_sync.sync_upsert_in(regclass, uuid, jsonb, timestamptz, text, text, jsonb)'::pg_catalog.regprocedure \
-         AND o.colocationid IS NOT NULL) \
-       AND pg_catalog.pg_has_role((SELECT f.proowner FROM pg_catalog.pg_proc f WHERE f.oid OPERATOR(pg_catalog.=) \
-         'inventory_sync.sync_upsert_in(regclass, uuid, jsonb, timestamptz, text, text, jsonb)'::pg_catalog.regprocedure), 'MEMBER') \
-     ORDER BY t.table_id LIMIT 1";
-
-/// The calls that take a uuid key, delegated by it, colocated with table `$1` (`UUID_ANCHOR`).
-pub const DELEGATE_UUID: [&str; 2] = [
-    "SELECT pg_catalog.create_distributed_function( \
-       'inventory_sync.sync_upsert_in(regclass, uuid, jsonb, timestamptz, text, text, jsonb)', '$2', colocate_with => $1)",
-    "SELECT pg_catalog.create_distributed_function( \
-       'inventory_sync.sync_delete_in(regclass, uuid, timestamptz, text, text)', '$2', colocate_with => $1)",
 ];
 
 /// The feed's rows take their positions on the node that stores them (`stamp_position`); Citus
@@ -198,17 +168,7 @@ pub const UNDISTRIBUTE_TABLE: &str = "SELECT pg_catalog.undistribute_table($1::p
 
 /// What `undistribute()` undoes before it takes the tables back: the delegation of the default
 /// table's calls and the triggers that stamp positions on the nodes.
-pub const UNDELEGATE: [&str; 8] = [
-    "SELECT pg_catalog.citus_unmark_object_distributed('pg_catalog.pg_proc'::pg_catalog.regclass, \
-       'inventory_sync.sync_upsert_in(regclass, bigint, jsonb, timestamptz, text, text, jsonb)'::pg_catalog.regprocedure, \
-       0, false)",
-    "SELECT pg_catalog.citus_unmark_object_distributed('pg_catalog.pg_proc'::pg_catalog.regclass, \
-       'inventory_sync.sync_delete_in(regclass, bigint, timestamptz, text, text)'::pg_catalog.regprocedure, 0, false)",
-    "SELECT pg_catalog.citus_unmark_object_distributed('pg_catalog.pg_proc'::pg_catalog.regclass, \
-       'inventory_sync.sync_upsert_in(regclass, uuid, jsonb, timestamptz, text, text, jsonb)'::pg_catalog.regprocedure, \
-       0, false)",
-    "SELECT pg_catalog.citus_unmark_object_distributed('pg_catalog.pg_proc'::pg_catalog.regclass, \
-       'inventory_sync.sync_delete_in(regclass, uuid, timestamptz, text, text)'::pg_catalog.regprocedure, 0, false)",
+pub const UNDELEGATE: [&str; 4] = [
     "SELECT pg_catalog.citus_unmark_object_distributed('pg_catalog.pg_proc'::pg_catalog.regclass, \
        'inventory_sync.sync_upsert(bigint, jsonb, timestamptz, text, text, jsonb)'::pg_catalog.regprocedure, 0, false)",
     "SELECT pg_catalog.citus_unmark_object_distributed('pg_catalog.pg_proc'::pg_catalog.regclass, \
