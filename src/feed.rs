@@ -26,7 +26,7 @@ use serde_json::value::RawValue;
 
 use crate::catalog::{self, positions};
 use crate::pg::jsonb::Jsonb;
-use crate::pg::kept::{Kept, Row};
+use crate::pg::kept::{select_one, Kept, Row};
 use crate::pg::{lookup, security};
 use inventory_sync_core::cursor::{era_of, Cursor, Position, Range};
 use inventory_sync_core::sql;
@@ -35,14 +35,14 @@ use inventory_sync_core::SyncError;
 pub const MAX_LIMIT: i32 = 100_000;
 
 /// The feed statement over `ranges` ranges (see `sql::feed`), kept per backend.
-fn feed_statement(with_default: bool, ranges: usize) -> Rc<Kept> {
+fn feed_statement(with_default: bool, with_tracked: bool, ranges: usize) -> Rc<Kept> {
     thread_local! {
-        static FEEDS: RefCell<HashMap<(bool, usize), Rc<Kept>>> = RefCell::new(HashMap::new());
+        static FEEDS: RefCell<HashMap<(bool, bool, usize), Rc<Kept>>> = RefCell::new(HashMap::new());
     }
     FEEDS.with(|feeds| {
         feeds
             .borrow_mut()
-            .entry((with_default, ranges))
+            .entry((with_default, with_tracked, ranges))
             .or_insert_with(|| {
                 let mut types = vec![pg_sys::INT4OID, pg_sys::INT4ARRAYOID];
                 for _ in 0..ranges {
@@ -56,7 +56,7 @@ fn feed_statement(with_default: bool, ranges: usize) -> Rc<Kept> {
                     ]);
                 }
                 Rc::new(Kept::new(
-                    sql::feed(with_default, ranges),
+                    sql::feed(with_default, with_tracked, ranges),
                     types.into_iter().map(PgOid::from_untagged).collect(),
                 ))
             })
@@ -112,7 +112,12 @@ pub fn pull(client: &mut SpiClient<'_>, since: Option<&str>, lim: i32) -> Result
         Some(text) => Cursor::decode_with_epoch(text)?,
         None => (Cursor::start(), None),
     };
-    let eras = positions::pull_eras(client, &cursor, since.is_some())?;
+    let (eras, on_cluster) = positions::pull_eras(client, &cursor, since.is_some())?;
+    // On a Citus cluster a page reads every shard of the feed, a small index scan each: one
+    // connection per node running them in turn beats Citus's default of opening many
+    // (measured: 42 pulls a second against 11, docs/DEVELOPMENT.md "Citus"). As it was after.
+    let pool = on_cluster
+        .then(|| select_one::<String>(client, sql::ONE_CONNECTION_PER_NODE, &["1".into()]).expect("a setting"));
     // The purge epoch (when the last purge ran, 0: never) goes into every cursor handed out. A
     // cursor from the current epoch is good whatever its position: no tombstone was purged since
     // it was handed out, and its walk (perhaps begun after the purge, from the beginning) has
@@ -150,10 +155,10 @@ pub fn pull(client: &mut SpiClient<'_>, since: Option<&str>, lim: i32) -> Result
     // The ranges in feed order (one on a single server), read by one statement in position
     // order; one row more than the page holds says whether there is more.
     let ranges = cursor.ranges(&eras);
-    let rows = if ranges.is_empty() {
+    let rows = if ranges.is_empty() || (!readable && table_ids.is_empty()) {
         Vec::new()
     } else {
-        let feed = feed_statement(readable, ranges.len());
+        let feed = feed_statement(readable, !table_ids.is_empty(), ranges.len());
         feed.select_all(client, &feed_args(&ranges, lim + 1, &table_ids)).collect::<Vec<_>>()
     };
     let has_more = rows.len() > lim as usize;
@@ -191,6 +196,9 @@ pub fn pull(client: &mut SpiClient<'_>, since: Option<&str>, lim: i32) -> Result
     let cursor = cursor.advance(&eras, &ranges, &taken, ended);
 
     fill_tracked_rows(client, &mut found)?;
+    if let Some(before) = pool {
+        select_one::<String>(client, sql::ONE_CONNECTION_PER_NODE, &[before.as_str().into()]);
+    }
     // The answer's text, from the entries' (valid JSON, each built by the feed statement).
     let size = found.iter().map(|f| f.entry.len() + 1).sum::<usize>() + 128;
     let mut answer = String::with_capacity(size);

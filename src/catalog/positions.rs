@@ -236,8 +236,9 @@ fn horizons(client: &SpiClient<'_>, recorded: &[Recorded]) -> Result<HashMap<(i6
 }
 
 /// The database's eras as a pull walks them (see [`Era`]), and the cursor checked against them
-/// (`from_cursor` false: the start, nothing to check).
-pub fn pull_eras(client: &SpiClient<'_>, cursor: &Cursor, from_cursor: bool) -> Result<Vec<Era>, SyncError> {
+/// (`from_cursor` false: the start, nothing to check); and whether the pull runs on a Citus
+/// cluster whose nodes write (and were asked for their horizons).
+pub fn pull_eras(client: &SpiClient<'_>, cursor: &Cursor, from_cursor: bool) -> Result<(Vec<Era>, bool), SyncError> {
     let recorded = recorded(client);
     let latest = latest_cohort(&recorded);
     let cluster = several(latest);
@@ -272,7 +273,7 @@ pub fn pull_eras(client: &SpiClient<'_>, cursor: &Cursor, from_cursor: bool) -> 
     if from_cursor {
         check(cursor, &recorded, &eras)?;
     }
-    Ok(eras)
+    Ok((eras, horizons.is_some()))
 }
 
 /// A cursor this database may have handed out, of its own history.

@@ -52,6 +52,12 @@ pub const COLUMN_NUMBERS_ON_ALL_NODES: &str =
        WHERE a.attrelid OPERATOR(pg_catalog.=) %L::pg_catalog.regclass AND a.attnum OPERATOR(pg_catalog.>) 0 \
          AND NOT a.attisdropped$f$, $1)) r";
 
+/// How many connections to each node a multi-shard statement may open (`$1`; the setting before is
+/// answered): a pull sets 1 while it reads.
+pub const ONE_CONNECTION_PER_NODE: &str =
+    "SELECT pg_catalog.current_setting('citus.max_adaptive_executor_pool_size'), \
+       pg_catalog.set_config('citus.max_adaptive_executor_pool_size', $1, true)";
+
 /// Whether this node is the Citus cluster's coordinator.
 pub const IS_COORDINATOR: &str = "SELECT pg_catalog.citus_is_coordinator()";
 

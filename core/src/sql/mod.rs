@@ -365,7 +365,8 @@ pub const ERA_START: &str = "INSERT INTO inventory_sync.eras (era, cohort, syste
 
 /// The change feed's first pass (see `feed`) over `ranges` ranges of positions, at most `$1`
 /// changes in position order, from the default table when `with_default`, and from the tracked
-/// tables `$2` (table ids: those the caller may read; a filter rather than a join with `tracked`,
+/// tables `$2` when `with_tracked` (table ids: those the caller may read, at least one; a filter
+/// rather than a join with `tracked`,
 /// whose OIDs Citus would compare on other nodes, where they name other tables). Range `r` (from
 /// 0) takes six arguments from `$(3 + 6r)`: the position, table id and row id it continues after,
 /// the position it stays below (the horizon), and the position and id where the default table's
@@ -374,13 +375,13 @@ pub const ERA_START: &str = "INSERT INTO inventory_sync.eras (era, cohort, syste
 /// every write). The ranges lie one after another in position order (`Cursor::ranges`), so one
 /// scan in position order walks them in turn. With one range (always, on a single server), each
 /// part is one range of its index; on a Citus cluster, one statement for all of a pull's ranges
-/// is one task per shard.
+/// is one task per shard (and a part left out is a task per shard less).
 /// Columns: position, table id, row id, the entry (JSON text, built by concatenation: the answer is
 /// parsed as jsonb once, as a whole, and building each entry as jsonb first would cost as much
 /// again; a tracked table's entry without its opening `{"table": name`, which the caller adds
 /// from the system cache rather than a join with `pg_class`, a table Citus keeps on each node),
 /// whether it still needs the row.
-pub fn feed(with_default: bool, ranges: usize) -> String {
+pub fn feed(with_default: bool, with_tracked: bool, ranges: usize) -> String {
     // Range r's arguments: $(3+6r) position, table id and row id it continues after, below which
     // position, and where the default table's part continues (position, id).
     let arg = |r: usize, k: usize| format!("${}", 3 + 6 * r + k);
@@ -413,21 +414,26 @@ pub fn feed(with_default: bool, ranges: usize) -> String {
                  false AS needs_row \
             FROM inventory_sync.inventory i \
            WHERE {default_ranges} \
-           ORDER BY i.position, i.id LIMIT $1) UNION ALL "
+           ORDER BY i.position, i.id LIMIT $1)"
     );
-    format!(
-        "SELECT f.position, f.table_id, f.row_id, f.entry, f.needs_row FROM ( \
-           {} \
-           (SELECT c.position, c.table_id, c.row_id, 0::pg_catalog.int8 AS num, \
+    let tracked_part = format!(
+        "(SELECT c.position, c.table_id, c.row_id, 0::pg_catalog.int8 AS num, \
                    ',\"id\":' {CAT} c.id::pg_catalog.text {CAT} ',\"op\":\"' {CAT} c.op {CAT} \
                    '\",\"data\":null,\"updated_at\":' {CAT} pg_catalog.to_json(c.ts)::pg_catalog.text {CAT} '}}' AS entry, \
                    c.op OPERATOR(pg_catalog.=) 'upsert' AS needs_row \
               FROM inventory_sync.changes c \
              WHERE ({change_ranges}) \
                AND c.table_id OPERATOR(pg_catalog.=) ANY ($2) \
-             ORDER BY c.position, c.table_id, c.row_id LIMIT $1) \
-         ) f ORDER BY f.position, f.table_id, f.num, f.row_id LIMIT $1",
-        if with_default { default_part.as_str() } else { "" },
+             ORDER BY c.position, c.table_id, c.row_id LIMIT $1)"
+    );
+    let parts: Vec<&str> = [(with_default, default_part.as_str()), (with_tracked, tracked_part.as_str())]
+        .into_iter()
+        .filter_map(|(wanted, part)| wanted.then_some(part))
+        .collect();
+    format!(
+        "SELECT f.position, f.table_id, f.row_id, f.entry, f.needs_row FROM ({}) f \
+         ORDER BY f.position, f.table_id, f.num, f.row_id LIMIT $1",
+        parts.join(" UNION ALL ")
     )
 }
 
