@@ -220,6 +220,9 @@ AS 'MODULE_PATHNAME', 'undistribute_wrapper';
 COMMENT ON FUNCTION inventory_sync.undistribute() IS
     'On a Citus coordinator: take the extension''s tables back from the workers, rows and all (before DROP EXTENSION, or to leave Citus). Answers the tables taken back and the coordinator''s new era.';
 
+-- A pull asks the nodes of a Citus cluster for their horizons, which a parallel worker cannot.
+ALTER FUNCTION inventory_sync.sync_pull(text, integer) PARALLEL RESTRICTED;
+
 -- On a Citus cluster, a row trigger that takes the feed position on the node storing the row.
 CREATE FUNCTION inventory_sync."stamp_position"() RETURNS trigger
 LANGUAGE c
