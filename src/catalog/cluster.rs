@@ -75,7 +75,7 @@ pub fn distribute(client: &mut SpiClient<'_>) -> Result<Jsonb, SyncError> {
         .map(|row| row.value(2).expect("an OID"))
         .collect();
     for relid in tracked {
-        check_numbered_alike(client, relid, &lookup::qualified_name(relid))?;
+        check_numbered_alike(client, relid)?;
     }
     let (cohort, previous_end) = cohort_start(client);
     let mut nodes: Vec<(i32, (i64, u32))> = positions::nodes(client)?.into_iter().map(|n| (n.id, n.writer)).collect();
@@ -121,7 +121,7 @@ fn stamp_positions(client: &mut SpiClient<'_>) {
 /// one does. The catalogs (on every node alike) name a tracked table's key and timestamp columns
 /// by number, and Citus makes the workers' copies of a table without the columns dropped before
 /// it was distributed.
-pub fn check_numbered_alike(client: &SpiClient<'_>, relid: pgrx::pg_sys::Oid, name: &str) -> Result<(), SyncError> {
+pub fn check_numbered_alike(client: &SpiClient<'_>, relid: pgrx::pg_sys::Oid) -> Result<(), SyncError> {
     if !yes(client, sql::HAS_CITUS) || !yes(client, sql::IS_COORDINATOR) {
         return Ok(());
     }
@@ -129,12 +129,10 @@ pub fn check_numbered_alike(client: &SpiClient<'_>, relid: pgrx::pg_sys::Oid, na
         return Ok(());
     }
     let here: String = select_one(client, sql::COLUMN_NUMBERS, &[relid.into()]).unwrap_or_default();
-    let regclass = lookup::qualified_name(relid);
-    for (node, there) in positions::answers_of_all_nodes(client, sql::COLUMN_NUMBERS_ON_ALL_NODES, &[regclass.into()])?
-    {
-        if there != here {
-            return Err(SyncError::NumberedOtherwise { table: name.to_string(), node });
-        }
+    let table = lookup::qualified_name(relid);
+    let answers = positions::answers_of_all_nodes(client, sql::COLUMN_NUMBERS_ON_ALL_NODES, &[table.as_str().into()])?;
+    if let Some((node, _)) = answers.into_iter().find(|(_, there)| *there != here) {
+        return Err(SyncError::NumberedOtherwise { table, node });
     }
     Ok(())
 }

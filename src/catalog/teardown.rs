@@ -14,11 +14,12 @@ use inventory_sync_core::SyncError;
 
 /// Take the extension's tables back from the workers onto the coordinator, rows and all, as on a
 /// single server (before `DROP EXTENSION`, or to leave Citus): the delegation and the position
-/// triggers are undone, each table is taken back (`take_back`), and the coordinator writes from then on in
-/// an era of a cohort of its own, above every position stored: the nodes' eras are finished (no
-/// transaction can still write in them: Citus waited for every writer of the tables), and pulls
-/// no longer ask the nodes. Answers the tables taken back and the new era, or no tables when
-/// there was nothing to take back.
+/// triggers are undone, each table is taken back (`take_back`, with the `sql_drop` event trigger
+/// resting: Citus drops the old copies), and the coordinator writes from then on in an era of a
+/// cohort of its own, above every position stored: the nodes' eras are finished (no transaction
+/// can still write in them: Citus waited for every writer of the tables), and pulls no longer ask
+/// the nodes. Answers the tables taken back and the new era, or no tables when there was nothing
+/// to take back.
 pub fn undistribute(client: &mut SpiClient<'_>) -> Result<Jsonb, SyncError> {
     check_coordinator(client, "inventory_sync.undistribute() runs on the Citus coordinator")?;
     let tables: Vec<(Oid, String)> = client
