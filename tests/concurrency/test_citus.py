@@ -415,8 +415,9 @@ def test_undistribute_takes_everything_back_and_drop_extension_leaves_nothing(ci
     """undistribute() takes the extension's tables back from the workers onto the coordinator:
     every row, and the tables as one server has them (grants, row-level security policies,
     restrictive ones too, comments, and the marks pg_dump saves their rows by), with nothing left
-    on the workers. Devices go on from their cursors, and writes go on. Then DROP EXTENSION leaves
-    nothing on any node. In a database of its own, so the other tests keep their cluster."""
+    on the workers. Devices go on from their cursors, and writes go on; distribute() spreads it
+    again. Then DROP EXTENSION leaves nothing on any node. In a database of its own, so the other
+    tests keep their cluster."""
     coordinator = citus[0]
     name = "isync_teardown"
     for node in citus:
@@ -458,6 +459,13 @@ def test_undistribute_takes_everything_back_and_drop_extension_leaves_nothing(ci
             ("inventory_sync.inventory", 900), ("public.products", 900)], after
         assert len(pull_all(c)[0]) == len(pulled) + 2
         assert c.execute("SELECT inventory_sync.undistribute()").fetchone()[0] == {"tables": []}
+        # Spread again, it goes on from there: a write delegated to a worker reaches the device.
+        _, cursor = pull_all(c)
+        again = c.execute("SELECT inventory_sync.distribute()").fetchone()[0]
+        c.execute("SELECT inventory_sync.sync_upsert(901, '{\"stock\": 1}', '2024-03-06 09:00+00')")
+        assert [change["id"] for change in pull_all(c, cursor)[0]] == [901], again
+        assert len(c.execute("SELECT inventory_sync.undistribute()").fetchone()[0]["tables"]) == 9
+        assert c.execute(CATALOG).fetchall() == single
         c.execute("DROP EXTENSION inventory_sync CASCADE")
     for node in citus:
         with node.connect(name, options="-c citus.override_table_visibility=off") as conn:
