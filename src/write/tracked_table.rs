@@ -171,7 +171,8 @@ impl Statements for Tracked {
     /// client_id, a merge's field clocks) reads the latest writer's. Taken before any of the
     /// row's locks. Collisions of the 32-bit key hash only serialize unrelated rows a little. By
     /// table id, not OID (each node of a Citus cluster has its own OIDs), and there taken on the
-    /// node that holds the row, whichever node runs the write, so writers of one row meet.
+    /// node that holds the row, whichever node runs the write, so writers of one row meet
+    /// (`sql::tracked_lock_routed`, which also locks the row if it exists).
     fn lock_row(&self, client: &mut SpiClient<'_>, write: &Write<'_>) {
         let hash = write.row_id.bytes().fold(0x811c_9dc5_u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
         match &self.lock_routed {

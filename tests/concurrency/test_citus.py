@@ -521,3 +521,45 @@ def test_track_refuses_a_table_the_workers_number_otherwise(citus):
                             refused.value.diag.message_primary), refused.value.diag.message_primary
         assert c.execute("SELECT count(*) FROM inventory_sync.tracked WHERE tbl = 'renumbered'::regclass").fetchone()[0] == 0
         c.execute("DROP TABLE renumbered")
+
+
+def test_a_rows_lock_lasts_until_its_node_commits_a_call_sent_alone(citus):
+    """A call sent alone (not in a transaction block) through the coordinator: Citus runs a plain
+    SELECT on a worker outside the write's transaction there, so the row's lock statement also
+    locks the row (FOR UPDATE), which has Citus run it inside it. Here an upsert creates a row on
+    worker 2 (its change record on worker 1) and its commit on worker 2 is held back on its way
+    (the relay); a newer delete of the row run on worker 2 waits for it, then deletes the row.
+    (With the lock taken outside the transaction, it ended at once: the delete passed the row it
+    could not see yet, and the table kept a row its feed says was deleted.)"""
+    coordinator, worker_1, worker_2 = citus
+    relay = worker_2.relay
+    with coordinator.connect("postgres") as upserting, coordinator.connect("postgres") as c, \
+            worker_2.connect("postgres") as on_worker:
+        item = c.execute(
+            "SELECT i FROM generate_series(9000, 9500) i"
+            " WHERE (SELECT p.nodeport FROM pg_dist_shard_placement p"
+            "        WHERE p.shardid = get_shard_id_for_distribution_column('products', i)) = %s"
+            "   AND (SELECT p.nodeport FROM pg_dist_shard_placement p"
+            "        WHERE p.shardid = get_shard_id_for_distribution_column('inventory_sync.changes', i::text)) = %s"
+            " ORDER BY i LIMIT 1", (worker_2.citus_port, worker_1.citus_port)).fetchone()[0]
+        relay.hold(b"COMMIT PREPARED")
+        upsert = threading.Thread(target=lambda: upserting.execute(
+            "SELECT inventory_sync.sync_upsert_in('products', %s::bigint, '{\"name\": \"n\", \"stock\": 1}',"
+            " '2024-03-08 09:00+00')", (item,)))
+        upsert.start()
+        delete = None
+        try:
+            assert relay.held.wait(30), "the upsert never reached its second phase"
+            delete = threading.Thread(target=lambda: on_worker.execute(
+                "SELECT inventory_sync.sync_delete_in('products', %s::bigint, '2024-03-08 10:00+00')", (item,)))
+            delete.start()
+            delete.join(2)
+        finally:
+            relay.release()
+            upsert.join(30)
+            if delete:
+                delete.join(30)
+        assert c.execute("SELECT count(*) FROM products WHERE id = %s", (item,)).fetchone()[0] == 0
+        assert c.execute("SELECT op FROM inventory_sync.changes WHERE row_id = %s AND table_id = "
+                         "(SELECT table_id FROM inventory_sync.tracked WHERE tbl = 'products'::regclass)",
+                         (str(item),)).fetchone()[0] == "delete"

@@ -247,11 +247,14 @@ pub fn tracked_delete_locked(table: &str, key: &str) -> String {
 /// On a Citus cluster, where the table is distributed by its key: the advisory lock of one row
 /// (`$1` table id, `$2` the key's hash) taken on the node that holds the row's shard (`$3` the
 /// key), whichever node runs the write. Citus sends the statement whole to that shard, and the one
-/// row an aggregate answers takes the lock there even when no row has the key.
+/// row an aggregate answers takes the lock there even when no row has the key. The row itself is
+/// locked too (`FOR UPDATE`): that is what has Citus run the statement inside the write's
+/// transaction on that node (a plain SELECT runs there on its own, and its lock would end with
+/// it), so the lock is held until that node's part of the write commits.
 pub fn tracked_lock_routed(table: &str, key: &str) -> String {
     format!(
         "SELECT pg_catalog.count(*), pg_catalog.pg_advisory_xact_lock($1, $2) \
-           FROM {table} AS stored WHERE stored.{key} OPERATOR(pg_catalog.=) $3"
+           FROM (SELECT FROM {table} AS stored WHERE stored.{key} OPERATOR(pg_catalog.=) $3 FOR UPDATE) AS locked"
     )
 }
 
