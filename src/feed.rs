@@ -24,15 +24,18 @@ use pgrx::pg_sys::{self, PgOid};
 use pgrx::spi::SpiClient;
 use serde_json::value::RawValue;
 
-use crate::catalog::{self, positions};
+use crate::catalog::{self, cluster, positions};
 use crate::pg::jsonb::Jsonb;
-use crate::pg::kept::{select_one, Kept, Row};
+use crate::pg::kept::{Kept, Row};
 use crate::pg::{lookup, security};
 use inventory_sync_core::cursor::{era_of, Cursor, Position, Range};
 use inventory_sync_core::sql;
 use inventory_sync_core::SyncError;
 
 pub const MAX_LIMIT: i32 = 100_000;
+
+/// How many connections to each node a Citus statement over many shards may open.
+const POOL: &str = "citus.max_adaptive_executor_pool_size";
 
 /// The feed statement over `ranges` ranges (see `sql::feed`), kept per backend.
 fn feed_statement(with_default: bool, with_tracked: bool, ranges: usize) -> Rc<Kept> {
@@ -116,8 +119,7 @@ pub fn pull(client: &mut SpiClient<'_>, since: Option<&str>, lim: i32) -> Result
     // On a Citus cluster a page reads every shard of the feed, a small index scan each: one
     // connection per node running them in turn beats Citus's default of opening many
     // (measured: 42 pulls a second against 11, docs/DEVELOPMENT.md "Citus"). As it was after.
-    let pool = on_cluster
-        .then(|| select_one::<String>(client, sql::ONE_CONNECTION_PER_NODE, &["1".into()]).expect("a setting"));
+    let pool = on_cluster.then(|| cluster::set_locally(client, POOL, "1"));
     // The purge epoch (when the last purge ran, 0: never) goes into every cursor handed out. A
     // cursor from the current epoch is good whatever its position: no tombstone was purged since
     // it was handed out, and its walk (perhaps begun after the purge, from the beginning) has
@@ -197,7 +199,7 @@ pub fn pull(client: &mut SpiClient<'_>, since: Option<&str>, lim: i32) -> Result
 
     fill_tracked_rows(client, &mut found)?;
     if let Some(before) = pool {
-        select_one::<String>(client, sql::ONE_CONNECTION_PER_NODE, &[before.as_str().into()]);
+        cluster::set_locally(client, POOL, &before);
     }
     // The answer's text, from the entries' (valid JSON, each built by the feed statement).
     let size = found.iter().map(|f| f.entry.len() + 1).sum::<usize>() + 128;

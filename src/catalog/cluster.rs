@@ -31,12 +31,17 @@ pub(super) fn run(client: &mut SpiClient<'_>, statement: &str) {
     client.update(statement, None, &[]).unwrap_or_else(|e| panic!("inventory_sync: {statement} failed: {e}"));
 }
 
+/// Set `name` to `value` until the transaction ends; answers what it was, to set it back with.
+pub fn set_locally(client: &SpiClient<'_>, name: &str, value: &str) -> String {
+    select_one(client, sql::SET_LOCALLY, &[name.into(), value.into()]).expect("a setting has a value")
+}
+
 /// `f` with `citus.enable_unsafe_triggers` on, without which Citus neither creates nor drops a
 /// trigger of a distributed table; the setting as it was after.
 pub(super) fn with_triggers_allowed(client: &mut SpiClient<'_>, f: impl FnOnce(&mut SpiClient<'_>)) {
-    let before: String = select_one(client, sql::STAMP_ALLOW, &["on".into()]).expect("a setting");
+    let before = set_locally(client, "citus.enable_unsafe_triggers", "on");
     f(client);
-    select_one::<String>(client, sql::STAMP_ALLOW, &[before.as_str().into()]);
+    set_locally(client, "citus.enable_unsafe_triggers", &before);
 }
 
 /// Record era `era` of cohort `cohort` for `writer` (cluster, database), after `previous_end`.

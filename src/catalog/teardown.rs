@@ -4,11 +4,11 @@
 use pgrx::pg_sys::Oid;
 use pgrx::spi::SpiClient;
 
-use super::cluster::{check_coordinator, cohort_start, give_era, run, with_triggers_allowed};
+use super::cluster::{check_coordinator, cohort_start, give_era, run, set_locally, with_triggers_allowed};
 use super::positions;
 use crate::pg::extension;
 use crate::pg::jsonb::Jsonb;
-use crate::pg::kept::{select_one, Row};
+use crate::pg::kept::Row;
 use inventory_sync_core::sql;
 use inventory_sync_core::SyncError;
 
@@ -30,7 +30,10 @@ pub fn undistribute(client: &mut SpiClient<'_>) -> Result<Jsonb, SyncError> {
     if tables.is_empty() {
         return Ok(Jsonb::from_text(r#"{"tables": []}"#));
     }
-    let quiet: String = select_one(client, sql::QUIET, &["warning".into(), "pg_catalog".into()]).expect("settings");
+    // Its statements' notices kept quiet, and the statements it writes naming everything with
+    // its schema; both as they were after.
+    let messages = set_locally(client, "client_min_messages", "warning");
+    let search_path = set_locally(client, "search_path", "pg_catalog");
     with_triggers_allowed(client, |client| sql::UNDELEGATE.iter().for_each(|statement| run(client, statement)));
     run(client, sql::FORGETTING[0]);
     for (table, _) in &tables {
@@ -40,8 +43,8 @@ pub fn undistribute(client: &mut SpiClient<'_>) -> Result<Jsonb, SyncError> {
     run(client, sql::PROBE_EMPTY);
     let (era, previous_end) = cohort_start(client);
     give_era(client, positions::check_era(era)?, era, positions::this_writer(), previous_end);
-    let (messages, search_path) = quiet.split_once(';').expect("two settings");
-    select_one::<String>(client, sql::QUIET, &[messages.into(), search_path.into()]);
+    set_locally(client, "client_min_messages", &messages);
+    set_locally(client, "search_path", &search_path);
     let names: Vec<&str> = tables.iter().map(|(_, name)| name.as_str()).collect();
     Ok(Jsonb::from_text(&serde_json::json!({"cohort": era, "era": era, "tables": names}).to_string()))
 }

@@ -52,11 +52,11 @@ pub const COLUMN_NUMBERS_ON_ALL_NODES: &str =
        WHERE a.attrelid OPERATOR(pg_catalog.=) %L::pg_catalog.regclass AND a.attnum OPERATOR(pg_catalog.>) 0 \
          AND NOT a.attisdropped$f$, $1)) r";
 
-/// How many connections to each node a multi-shard statement may open (`$1`; the setting before is
-/// answered): a pull sets 1 while it reads.
-pub const ONE_CONNECTION_PER_NODE: &str =
-    "SELECT pg_catalog.current_setting('citus.max_adaptive_executor_pool_size'), \
-       pg_catalog.set_config('citus.max_adaptive_executor_pool_size', $1, true)";
+/// Set `$1` to `$2` until the transaction ends, answering what it was (to set back after): the
+/// settings the Citus statements run with (`citus.enable_unsafe_triggers` to create or drop a
+/// trigger of a distributed table, `citus.max_adaptive_executor_pool_size` for a pull,
+/// `client_min_messages` and `search_path` for `undistribute()`).
+pub const SET_LOCALLY: &str = "SELECT pg_catalog.current_setting($1), pg_catalog.set_config($1, $2, true)";
 
 /// Whether this node is the Citus cluster's coordinator.
 pub const IS_COORDINATOR: &str = "SELECT pg_catalog.citus_is_coordinator()";
@@ -97,15 +97,13 @@ pub const DELEGATE: [&str; 2] = [
 
 /// The feed's rows take their positions on the node that stores them (`stamp_position`); Citus
 /// creates a trigger on a distributed table, and on each of its shards, only while
-/// `citus.enable_unsafe_triggers` is on, as it drops one (`STAMP_ALLOW`, `$1`: on, then the setting before).
+/// `citus.enable_unsafe_triggers` is on, as it drops one.
 pub const STAMP_POSITIONS: [&str; 2] = [
     "CREATE OR REPLACE TRIGGER stamp_position BEFORE INSERT OR UPDATE OF position ON inventory_sync.inventory \
        FOR EACH ROW EXECUTE FUNCTION inventory_sync.stamp_position()",
     "CREATE OR REPLACE TRIGGER stamp_position BEFORE INSERT OR UPDATE OF position ON inventory_sync.changes \
        FOR EACH ROW EXECUTE FUNCTION inventory_sync.stamp_position()",
 ];
-pub const STAMP_ALLOW: &str = "SELECT pg_catalog.current_setting('citus.enable_unsafe_triggers'), \
-       pg_catalog.set_config('citus.enable_unsafe_triggers', $1, true)";
 
 /// `undistribute()`: the extension's tables Citus holds (distributed or replicated), by name.
 pub const OWN_DISTRIBUTED: &str = "SELECT c.oid, c.relname::pg_catalog.text FROM pg_catalog.pg_dist_partition p \
@@ -189,13 +187,6 @@ pub const FORGETTING: [&str; 2] = [
     "ALTER EVENT TRIGGER inventory_sync_forget_dropped_tables DISABLE",
     "ALTER EVENT TRIGGER inventory_sync_forget_dropped_tables ENABLE",
 ];
-
-/// Quiets the notices of `undistribute()`'s statements, and has the statements it writes name
-/// everything with its schema (`$1`: warning, then the setting before; `$2`: pg_catalog, then the
-/// search path before).
-pub const QUIET: &str = "SELECT pg_catalog.current_setting('client_min_messages') OPERATOR(pg_catalog.||) ';' \
-         OPERATOR(pg_catalog.||) pg_catalog.current_setting('search_path'), \
-       pg_catalog.set_config('client_min_messages', $1, true), pg_catalog.set_config('search_path', $2, true)";
 
 /// On a single server the probe is empty.
 pub const PROBE_EMPTY: &str = "DELETE FROM inventory_sync.node_probe";

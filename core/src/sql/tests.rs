@@ -144,14 +144,12 @@ fn nothing_resolves_through_search_path() {
         DISTRIBUTED_BY.to_string(),
         COLUMN_NUMBERS.to_string(),
         COLUMN_NUMBERS_ON_ALL_NODES.to_string(),
-        ONE_CONNECTION_PER_NODE.to_string(),
-        STAMP_ALLOW.to_string(),
+        SET_LOCALLY.to_string(),
         OWN_DISTRIBUTED.to_string(),
         MEMBERS_OF_TABLE.to_string(),
         COMMENTS_OF.to_string(),
         POLICIES_OF.to_string(),
         GRANTS_OF.to_string(),
-        QUIET.to_string(),
         UNDISTRIBUTE_TABLE.to_string(),
     ];
     for sql in all {
