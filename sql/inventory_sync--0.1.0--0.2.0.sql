@@ -119,6 +119,48 @@ ALTER TABLE inventory_sync.purge_horizon
     ALTER COLUMN single TYPE integer USING (position OPERATOR(pg_catalog.>>) 48)::integer;
 ALTER TABLE inventory_sync.purge_horizon RENAME COLUMN single TO era;
 
+-- Shard keys: a row's side rows (feed entry, mutation ids, journal entries) carry the key a Citus
+-- cluster distributes them by, with the rows they describe: the key itself for an integer key
+-- (the default table's, a tracked table's bigint or integer key), else hashtextextended(row_id, 0).
+-- Journal entries of tables no longer tracked take the hash.
+CREATE FUNCTION inventory_sync.update_0_2_0_shard_key(table_id integer, row_id text) RETURNS bigint
+LANGUAGE sql STABLE AS $$
+    SELECT CASE WHEN $1 OPERATOR(pg_catalog.=) 0 OR EXISTS (
+                  SELECT FROM inventory_sync.tracked t
+                    JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) t.tbl
+                     AND a.attnum OPERATOR(pg_catalog.=) t.key_attnum
+                   WHERE t.table_id OPERATOR(pg_catalog.=) $1
+                     AND a.atttypid OPERATOR(pg_catalog.=) ANY ('{int4,int8}'::pg_catalog.regtype[]))
+                THEN $2::pg_catalog.int8
+                ELSE pg_catalog.hashtextextended($2, 0) END
+$$;
+ALTER TABLE inventory_sync.changes ADD COLUMN shard_key bigint;
+UPDATE inventory_sync.changes c SET shard_key = inventory_sync.update_0_2_0_shard_key(c.table_id, c.row_id);
+ALTER TABLE inventory_sync.changes ALTER COLUMN shard_key SET NOT NULL;
+ALTER TABLE inventory_sync.changes DROP CONSTRAINT changes_pkey;
+ALTER TABLE inventory_sync.changes ADD PRIMARY KEY (row_id, table_id, shard_key);
+ALTER TABLE inventory_sync.mutations ADD COLUMN shard_key bigint;
+UPDATE inventory_sync.mutations m SET shard_key = inventory_sync.update_0_2_0_shard_key(m.table_id, m.row_id);
+ALTER TABLE inventory_sync.mutations ALTER COLUMN shard_key SET NOT NULL;
+ALTER TABLE inventory_sync.mutations DROP CONSTRAINT mutations_pkey;
+ALTER TABLE inventory_sync.mutations ADD PRIMARY KEY (row_id, table_id, client_id, mutation_id, shard_key);
+ALTER TABLE inventory_sync.conflicts ADD COLUMN shard_key bigint;
+UPDATE inventory_sync.conflicts j SET shard_key = inventory_sync.update_0_2_0_shard_key(
+    CASE WHEN j.table_name OPERATOR(pg_catalog.=) 'inventory_sync.inventory' THEN 0
+         ELSE (SELECT t.table_id FROM inventory_sync.tracked t
+                WHERE t.tbl OPERATOR(pg_catalog.=) pg_catalog.to_regclass(j.table_name)) END,
+    j.row_id);
+ALTER TABLE inventory_sync.conflicts ALTER COLUMN shard_key SET NOT NULL;
+ALTER TABLE inventory_sync.conflicts DROP CONSTRAINT conflicts_pkey;
+ALTER TABLE inventory_sync.conflicts ADD PRIMARY KEY (row_id, conflict_id, shard_key);
+COMMENT ON COLUMN inventory_sync.conflicts.shard_key IS
+    'The row''s shard key, which a Citus cluster distributes the journal by: the key itself for an integer key, else hashtextextended(row_id, 0).';
+COMMENT ON COLUMN inventory_sync.changes.shard_key IS
+    'The row''s shard key, which a Citus cluster distributes the feed by: the key itself for an integer key, else hashtextextended(row_id, 0).';
+COMMENT ON COLUMN inventory_sync.mutations.shard_key IS
+    'The row''s shard key, which a Citus cluster distributes the mutation log by: the key itself for an integer key, else hashtextextended(row_id, 0).';
+DROP FUNCTION inventory_sync.update_0_2_0_shard_key(integer, text);
+
 DROP FUNCTION inventory_sync.update_0_2_0_table_id(oid);
 
 -- From PostgreSQL 18 on, NOT NULL constraints have names, made from the column's at creation:

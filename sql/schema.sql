@@ -1,6 +1,7 @@
 -- The extension's tables. The schema inventory_sync itself comes from the control file.
--- Keys include the row id, so the tables can be distributed by it (Citus) and a write touches
--- only rows of its own id; identity columns are the tables' own, no standalone sequence.
+-- Keys include the row id, and the side tables' keys the row's shard key, so the tables can be
+-- distributed by it (Citus) with the rows they describe, and a write touches only rows of its own
+-- id; sequences are the tables' own columns', no standalone sequence.
 
 -- Value checks are domains rather than table CHECK constraints: PostgreSQL reads a table's CHECK
 -- constraints from their stored text and plans them again for every statement that writes the
@@ -41,7 +42,8 @@ CREATE TABLE inventory_sync.conflicts (
     server_data    jsonb,
     detected_at    timestamptz NOT NULL DEFAULT clock_timestamp(),
     db_user        name        NOT NULL DEFAULT current_user,
-    PRIMARY KEY (row_id, conflict_id)
+    shard_key      bigint      NOT NULL,
+    PRIMARY KEY (row_id, conflict_id, shard_key)
 );
 
 CREATE INDEX conflicts_detected_at_idx ON inventory_sync.conflicts (detected_at);
@@ -86,6 +88,8 @@ COMMENT ON COLUMN inventory_sync.conflicts.server_data IS
     'The row that won, as a client stores it (data plus id and updated_at); null when a rejected write had no row.';
 COMMENT ON COLUMN inventory_sync.conflicts.detected_at IS 'When the conflict was decided (clock_timestamp()).';
 COMMENT ON COLUMN inventory_sync.conflicts.db_user IS 'The database user that sent the write.';
+COMMENT ON COLUMN inventory_sync.conflicts.shard_key IS
+    'The row''s shard key, which a Citus cluster distributes the journal by: the key itself for an integer key, else hashtextextended(row_id, 0).';
 
 -- Whether the current user may manage the sync of table tbl (track it, set its policies): a
 -- member of the role that owns it. A function rather than a subquery in the policies below:
@@ -195,7 +199,8 @@ CREATE TABLE inventory_sync.changes (
     field_clocks jsonb     NOT NULL DEFAULT '{}'::jsonb,
     position   bigint      NOT NULL,
     changed_at timestamptz NOT NULL,
-    PRIMARY KEY (row_id, table_id)
+    shard_key  bigint      NOT NULL,
+    PRIMARY KEY (row_id, table_id, shard_key)
 );
 CREATE INDEX changes_position_idx ON inventory_sync.changes (position, table_id, row_id);
 -- The feed is written only by the sync functions, as the table's owner, after the caller's own
@@ -208,6 +213,8 @@ CREATE POLICY changes_readable ON inventory_sync.changes FOR SELECT
 GRANT SELECT ON inventory_sync.changes TO PUBLIC;
 COMMENT ON TABLE inventory_sync.changes IS
     'The latest change of each row of each tracked table (op delete: a tombstone), in the order the pull feed walks.';
+COMMENT ON COLUMN inventory_sync.changes.shard_key IS
+    'The row''s shard key, which a Citus cluster distributes the feed by: the key itself for an integer key, else hashtextextended(row_id, 0).';
 
 -- Mutations already applied, so a retried write is answered, not applied again. Keyed by the row
 -- first: a retry always names the same row, and the table can be distributed with the rows.
@@ -219,7 +226,8 @@ CREATE TABLE inventory_sync.mutations (
     answer      jsonb,
     applied_at  timestamptz NOT NULL DEFAULT now(),
     db_user     name        NOT NULL DEFAULT current_user,
-    PRIMARY KEY (row_id, table_id, client_id, mutation_id)
+    shard_key   bigint      NOT NULL,
+    PRIMARY KEY (row_id, table_id, client_id, mutation_id, shard_key)
 );
 CREATE INDEX mutations_applied_at_idx ON inventory_sync.mutations (applied_at);
 -- A database user sees and replays only the mutations it applied itself.
@@ -233,6 +241,8 @@ CREATE POLICY mutations_of_oneself ON inventory_sync.mutations
 GRANT SELECT, INSERT, UPDATE, DELETE ON inventory_sync.mutations TO PUBLIC;
 COMMENT ON TABLE inventory_sync.mutations IS
     'Answers of writes that carried client_id and mutation_id, kept until purge_mutations() removes them.';
+COMMENT ON COLUMN inventory_sync.mutations.shard_key IS
+    'The row''s shard key, which a Citus cluster distributes the mutation log by: the key itself for an integer key, else hashtextextended(row_id, 0).';
 
 -- The feed position of the newest tombstone a purge removed, per era (on a Citus cluster each
 -- node writes in an era of its own): a pull cursor before it may have missed it.

@@ -18,6 +18,15 @@ pub mod oid {
 /// Key types a tracked table may have.
 pub const KEY_TYPES: [u32; 4] = [oid::INT8, oid::INT4, oid::UUID, oid::TEXT];
 
+/// Whether a key type is an integer. Answers show such a key as a number, and it is its row's
+/// shard key itself (see `sql`), as a bigint, so that the side rows of a row of the default
+/// table, or of a table Citus colocates with it, are stored on the row's own shard. Any other
+/// key's shard key is the hash of its text, PostgreSQL's `hashtextextended(key, 0)`, which spreads
+/// the side rows evenly.
+pub fn integer_key(key_type: u32) -> bool {
+    matches!(key_type, oid::INT8 | oid::INT4)
+}
+
 #[derive(Debug, Clone)]
 pub struct Column {
     pub attnum: i16,

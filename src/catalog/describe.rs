@@ -99,8 +99,12 @@ pub(super) fn load(client: &SpiClient<'_>, relid: pg_sys::Oid) -> Result<Tracked
     let typ = |oid: u32| PgOid::from_untagged(pg_sys::Oid::from(oid));
     let builtin = PgOid::from_untagged;
     let key_ts = vec![typ(k.typid), builtin(pg_sys::TIMESTAMPTZOID), builtin(pg_sys::TEXTOID)];
+    let int8 = builtin(pg_sys::INT8OID);
     let mut record_types = key_ts.clone();
-    record_types.extend([builtin(pg_sys::TEXTOID), builtin(pg_sys::JSONBOID), builtin(pg_sys::INT8OID)]);
+    record_types.extend([builtin(pg_sys::TEXTOID), builtin(pg_sys::JSONBOID), int8, int8]);
+    let key_shard = vec![typ(k.typid), int8];
+    let mut tombstone_types = key_ts.clone();
+    tombstone_types.push(int8);
     let server_row = sql::tracked_server_row(&name, id, &k.quoted, &quote_literal(&k.name), &quote_literal(&t.name));
     // On a Citus cluster, a table distributed by its key has its rows' advisory locks taken
     // where each row is (`sql::tracked_lock_routed`).
@@ -114,11 +118,11 @@ pub(super) fn load(client: &SpiClient<'_>, relid: pg_sys::Oid) -> Result<Tracked
         lock_routed,
         lock: Kept::new(sql::tracked_lock(&name, &k.quoted, &t.quoted), vec![typ(k.typid)]),
         lock_for_merge: Kept::new(sql::tracked_lock_for_merge(&name, &k.quoted, &t.quoted), vec![typ(k.typid)]),
-        record_clock: Kept::new(sql::tracked_record_clock(id), vec![typ(k.typid)]),
-        tombstone_clock: Kept::new(sql::tracked_tombstone_clock(id), vec![typ(k.typid)]),
+        record_clock: Kept::new(sql::tracked_record_clock(id), key_shard.clone()),
+        tombstone_clock: Kept::new(sql::tracked_tombstone_clock(id), key_shard),
         delete_older: Kept::new(sql::tracked_delete_older(&name, &k.quoted, &t.quoted), key_ts[..2].to_vec()),
         delete_locked: Kept::new(sql::tracked_delete_locked(&name, &k.quoted), vec![typ(k.typid)]),
-        tombstone: Kept::new(sql::tracked_tombstone(id), key_ts),
+        tombstone: Kept::new(sql::tracked_tombstone(id), tombstone_types),
         record: Kept::new(sql::tracked_record(id, false), record_types.clone()),
         record_update: Kept::new(sql::tracked_record_update(id), record_types.clone()),
         record_with_clocks: Kept::new(sql::tracked_record(id, true), record_types),

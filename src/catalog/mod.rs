@@ -60,6 +60,7 @@ impl Table {
             t(pg_sys::TEXTOID),
             t(pg_sys::TEXTOID),
             t(pg_sys::TEXTOID),
+            t(pg_sys::INT8OID),
         ];
         Table { journal: Kept::new(sql::journal(server_row), types), name, oid, id }
     }
@@ -105,8 +106,16 @@ pub struct Tracked {
 impl Tracked {
     /// Whether the key is an integer column.
     pub fn numeric_key(&self) -> bool {
-        use inventory_sync_core::tracking::oid;
-        matches!(self.columns[self.key].typid, oid::INT8 | oid::INT4)
+        inventory_sync_core::tracking::integer_key(self.columns[self.key].typid)
+    }
+
+    /// The shard key of the row whose key's canonical text is `row_id` (see `sql`).
+    pub fn shard_key(&self, row_id: &str) -> i64 {
+        if self.numeric_key() {
+            row_id.parse().expect("an integer key's canonical text is its number")
+        } else {
+            crate::pg::hash::text_hash(row_id)
+        }
     }
 
     pub fn column(&self, name: &str) -> Option<usize> {

@@ -13,10 +13,12 @@
 //! - `memory`: scratch memory contexts;
 //! - `relcache`: relcache invalidation callbacks;
 //! - `xact`: the transaction's clock, relation locks and invalidations;
-//! - `extension`: which of the extension's tables pg_dump saves.
+//! - `extension`: which of the extension's tables pg_dump saves;
+//! - `hash`: PostgreSQL's hash of text.
 
 pub mod args;
 pub mod extension;
+pub mod hash;
 pub mod json;
 pub mod jsonb;
 pub mod kept;

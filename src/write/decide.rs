@@ -20,6 +20,7 @@ use inventory_sync_core::SyncError;
 const JSONB: PgOid = PgOid::BuiltIn(pg_sys::BuiltinOid::JSONBOID);
 const TEXT: PgOid = PgOid::BuiltIn(pg_sys::BuiltinOid::TEXTOID);
 const INT4: PgOid = PgOid::BuiltIn(pg_sys::BuiltinOid::INT4OID);
+const INT8: PgOid = PgOid::BuiltIn(pg_sys::BuiltinOid::INT8OID);
 
 /// The rejection's message.
 const SKEW_MESSAGE: &str = "client_ts is ahead of the server clock by more than inventory_sync.max_clock_skew; \
@@ -43,6 +44,7 @@ fn journal_row(
         write.client_id.as_deref().into(),
         write.mutation_id.as_deref().into(),
         reason.into(),
+        write.shard_key.into(),
     ];
     table.journal.run_all(client, &args).next().and_then(|row| row.value::<Jsonb>(1))
 }
@@ -59,10 +61,10 @@ pub fn journal(client: &mut SpiClient<'_>, table: &Table, write: &Write<'_>, pay
 }
 
 thread_local! {
-    static CLAIM: Kept = Kept::new(sql::MUTATION_CLAIM.into(), vec![TEXT, INT4, TEXT, TEXT]);
-    static REPLAY: Kept = Kept::new(sql::MUTATION_REPLAY.into(), vec![TEXT, INT4, TEXT, TEXT]);
-    static REMEMBER: Kept = Kept::new(sql::MUTATION_REMEMBER.into(), vec![TEXT, INT4, TEXT, TEXT, JSONB]);
-    static FORGET: Kept = Kept::new(sql::MUTATION_FORGET.into(), vec![TEXT, INT4, TEXT, TEXT]);
+    static CLAIM: Kept = Kept::new(sql::MUTATION_CLAIM.into(), vec![TEXT, INT4, TEXT, TEXT, INT8]);
+    static REPLAY: Kept = Kept::new(sql::MUTATION_REPLAY.into(), vec![TEXT, INT4, TEXT, TEXT, INT8]);
+    static REMEMBER: Kept = Kept::new(sql::MUTATION_REMEMBER.into(), vec![TEXT, INT4, TEXT, TEXT, INT8, JSONB]);
+    static FORGET: Kept = Kept::new(sql::MUTATION_FORGET.into(), vec![TEXT, INT4, TEXT, TEXT, INT8]);
 }
 
 /// Decide one checked write: rejected (clock skew), applied (by `apply`, which answers None when
@@ -78,8 +80,14 @@ pub fn decide(
     let (Some(client_id), Some(mutation_id)) = (&write.client_id, &write.mutation_id) else {
         return decide_once(client, table, write, apply).map(|(answer, _)| answer);
     };
-    let ids = || -> [DatumWithOid<'_>; 4] {
-        [write.row_id.as_str().into(), table.id.into(), client_id.as_str().into(), mutation_id.as_str().into()]
+    let ids = || -> [DatumWithOid<'_>; 5] {
+        [
+            write.row_id.as_str().into(),
+            table.id.into(),
+            client_id.as_str().into(),
+            mutation_id.as_str().into(),
+            write.shard_key.into(),
+        ]
     };
     // Only a user who may write the table claims a mutation id in it (the mutation log's policy
     // says so too): this gives the refusal PostgreSQL's own wording.
@@ -98,8 +106,8 @@ pub fn decide(
         // Not applied: the same mutation, sent again once the device's clock is right, is new.
         FORGET.with(|k| k.run::<bool>(client, &ids()));
     } else {
-        let [a, b, c, d] = ids();
-        REMEMBER.with(|k| k.run::<bool>(client, &[a, b, c, d, answer.into()]));
+        let [a, b, c, d, e] = ids();
+        REMEMBER.with(|k| k.run::<bool>(client, &[a, b, c, d, e, answer.into()]));
     }
     Ok(answer)
 }

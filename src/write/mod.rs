@@ -39,6 +39,9 @@ pub struct Write<'a> {
     pub row_id: String,
     /// Whether the key is an integer (answers show it as a number).
     pub numeric_key: bool,
+    /// The row's shard key: what its side rows (change record, mutation ids, journal entries)
+    /// are distributed by (see `sql`).
+    pub shard_key: i64,
     /// The payload as sent (`{}` for a delete).
     pub payload: Jsonb,
     pub client_ts: TimestampWithTimeZone,
@@ -75,6 +78,7 @@ struct Target<'c> {
     key: Param<'c>,
     row_id: String,
     numeric_key: bool,
+    shard_key: i64,
 }
 
 impl<'c> Target<'c> {
@@ -86,12 +90,14 @@ impl<'c> Target<'c> {
                 key: Param::int8(*id),
                 row_id: id.to_string(),
                 numeric_key: true,
+                shard_key: *id,
             }),
             Named::Tracked(relid, id) => {
                 let tracked = catalog::get(client, *relid)?;
                 let (key, row_id) = tracked_table::key(client, &tracked, id)?;
                 let numeric_key = tracked.numeric_key();
-                Ok(Target { statements: tracked.clone(), tracked: Some(tracked), key, row_id, numeric_key })
+                let shard_key = tracked.shard_key(&row_id);
+                Ok(Target { statements: tracked.clone(), tracked: Some(tracked), key, row_id, numeric_key, shard_key })
             }
         }
     }
@@ -218,7 +224,7 @@ pub fn upsert(
     }
     let base = check_base(base)?;
     Spi::connect_mut(|client| {
-        let Target { statements, tracked, key, row_id, numeric_key } = Target::resolve(client, &named)?;
+        let Target { statements, tracked, key, row_id, numeric_key, shard_key } = Target::resolve(client, &named)?;
         let values = match (&named, &tracked) {
             (Named::Default(id), _) => Values::Payload { reserved_keys, id: *id },
             (Named::Tracked(_, id), Some(tracked)) => {
@@ -228,7 +234,8 @@ pub fn upsert(
         };
         let table = statements.table();
         let policies = catalog::policies(client, table.oid);
-        let write = Write { op: Op::Upsert, key, row_id, numeric_key, payload, client_ts, client_id, mutation_id };
+        let write =
+            Write { op: Op::Upsert, key, row_id, numeric_key, shard_key, payload, client_ts, client_id, mutation_id };
         let merges =
             !policies.is_empty() && statements.written_fields(&write, &values).iter().any(|f| policies.contains_key(f));
         if merges {
@@ -253,8 +260,9 @@ pub fn delete(
     let client_ts = check_common(client_ts, &client_id, &mutation_id)?;
     let payload = Jsonb::empty_object();
     Spi::connect_mut(|client| {
-        let Target { statements, key, row_id, numeric_key, .. } = Target::resolve(client, &named)?;
-        let write = Write { op: Op::Delete, key, row_id, numeric_key, payload, client_ts, client_id, mutation_id };
+        let Target { statements, key, row_id, numeric_key, shard_key, .. } = Target::resolve(client, &named)?;
+        let write =
+            Write { op: Op::Delete, key, row_id, numeric_key, shard_key, payload, client_ts, client_id, mutation_id };
         decide::decide(client, statements.table(), &write, |client| statements.delete(client, &write))
     })
 }

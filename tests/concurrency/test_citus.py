@@ -325,7 +325,7 @@ def test_the_default_tables_calls_run_on_the_node_that_holds_the_item(citus):
     """distribute() delegates sync_upsert and sync_delete by their id: the coordinator sends the
     whole call to the worker that holds the item (citus.log_remote_commands shows it), and a merge
     policy set on the coordinator applies there. The tracked tables' calls run on the coordinator
-    (not yet delegated: their change records sit on other nodes) and answer as well."""
+    (not delegated) and answer as well."""
     with citus[0].connect("postgres") as c:
         issued = []
         c.add_notice_handler(lambda notice: issued.append(notice.message_primary))
@@ -349,6 +349,48 @@ def test_the_default_tables_calls_run_on_the_node_that_holds_the_item(citus):
         # worker: an older write's delta is added (last-write-wins would answer conflict).
         assert merged["status"] == "applied", merged
         assert c.execute("SELECT data->'stock' FROM inventory_sync.inventory WHERE id = 800").fetchone()[0] == 12
+
+
+def test_a_rows_side_rows_are_written_on_its_node(citus):
+    """The journal, the mutation log and the change feed are distributed by their rows' shard
+    keys, colocated with the default table: an item's side rows, and those of a row of a tracked
+    bigint table colocated with it, are stored on the row's node. So a delegated call with a
+    mutation id, its retry and a journaled conflict run whole on the item's worker, and the
+    tracked table's calls sent from the coordinator (an upsert with a mutation id, a stale write,
+    a delete's tombstone) reach that worker only. The second worker is reached only through the
+    relay, which counts what is sent to it that names the extension's schema: for rows held by
+    the first worker, nothing. (With side rows distributed by their text row id, about half of
+    them lie on the second worker.)"""
+    coordinator, worker_1, worker_2 = citus
+    relay = worker_2.relay
+    with coordinator.connect("postgres") as c:
+        ids = []
+        while len(ids) < 6:
+            ids.append(held_on(c, worker_1, (ids[-1] if ids else 1400) + 1))
+        call = lambda sql, *args: c.execute(sql, args).fetchone()[0]  # noqa: E731
+        relay.watch(b"inventory_sync")
+        for i in ids:
+            upsert = "SELECT inventory_sync.sync_upsert(%s, '{\"stock\": 3}', '2024-03-06 10:00+00', 'dev', %s)"
+            assert call(upsert, i, f"m-{i}")["status"] == "applied"
+            assert call(upsert, i, f"m-{i}")["duplicate"] is True
+            assert call("SELECT inventory_sync.sync_upsert(%s, '{\"stock\": 1}', '2024-03-06 09:00+00')", i)[
+                "status"] == "conflict"
+            assert call("SELECT inventory_sync.sync_upsert_in('products', %s::bigint, '{\"name\": \"Hub\", \"stock\": 2}',"
+                        " '2024-03-06 10:00+00', 'dev', %s)", i, f"p-{i}")["status"] == "applied"
+            assert call("SELECT inventory_sync.sync_upsert_in('products', %s::bigint, '{\"stock\": 1}',"
+                        " '2024-03-06 09:00+00')", i)["status"] == "conflict"
+            assert call("SELECT inventory_sync.sync_delete_in('products', %s::bigint, '2024-03-06 11:00+00')", i)[
+                "status"] == "applied"
+        assert relay.seen() == 0, "a call for rows on the first worker reached the second"
+        # Every side row is there, as the calls left them.
+        for side, expected in [("mutations", 2), ("conflicts", 2), ("changes", 1)]:
+            assert c.execute(f"SELECT count(*) FROM inventory_sync.{side} WHERE shard_key = ANY(%s)",
+                             (ids,)).fetchone()[0] == expected * len(ids), side
+        # The relay sees a call for an item held by the second worker.
+        other = held_on(c, worker_2, 1400)
+        call("SELECT inventory_sync.sync_upsert(%s, '{\"stock\": 3}', '2024-03-06 10:00+00', 'dev', 'm-x')", other)
+        assert relay.seen() > 0
+        relay.watch(None)
 
 
 def test_a_pull_waits_for_a_write_committing_in_two_phases(citus):
@@ -526,8 +568,10 @@ def test_track_refuses_a_table_the_workers_number_otherwise(citus):
 def test_a_rows_lock_lasts_until_its_node_commits_a_call_sent_alone(citus):
     """A call sent alone (not in a transaction block) through the coordinator: Citus runs a plain
     SELECT on a worker outside the write's transaction there, so the row's lock statement also
-    locks the row (FOR UPDATE), which has Citus run it inside it. Here an upsert creates a row on
-    worker 2 (its change record on worker 1) and its commit on worker 2 is held back on its way
+    locks the row (FOR UPDATE), which has Citus run it inside it. Here an upsert creates a row of
+    the uuid-keyed table on worker 2 (its change record on worker 1: the table is not colocated
+    with the default table, by whose group the side rows are spread) and its commit on worker 2
+    is held back on its way
     (the relay); a newer delete of the row run on worker 2 waits for it, then deletes the row.
     (With the lock taken outside the transaction, it ended at once: the delete passed the row it
     could not see yet, and the table kept a row its feed says was deleted.)"""
@@ -536,22 +580,24 @@ def test_a_rows_lock_lasts_until_its_node_commits_a_call_sent_alone(citus):
     with coordinator.connect("postgres") as upserting, coordinator.connect("postgres") as c, \
             worker_2.connect("postgres") as on_worker:
         item = c.execute(
-            "SELECT i FROM generate_series(9000, 9500) i"
+            "SELECT u FROM generate_series(9000, 9500) i,"
+            " LATERAL (SELECT ('00000000-0000-0000-0000-' || lpad(i::text, 12, '0'))::uuid AS u) x"
             " WHERE (SELECT p.nodeport FROM pg_dist_shard_placement p"
-            "        WHERE p.shardid = get_shard_id_for_distribution_column('products', i)) = %s"
+            "        WHERE p.shardid = get_shard_id_for_distribution_column('notes', u)) = %s"
             "   AND (SELECT p.nodeport FROM pg_dist_shard_placement p"
-            "        WHERE p.shardid = get_shard_id_for_distribution_column('inventory_sync.changes', i::text)) = %s"
+            "        WHERE p.shardid = get_shard_id_for_distribution_column('inventory_sync.changes',"
+            "                                                              hashtextextended(u::text, 0))) = %s"
             " ORDER BY i LIMIT 1", (worker_2.citus_port, worker_1.citus_port)).fetchone()[0]
         relay.hold(b"COMMIT PREPARED")
         upsert = threading.Thread(target=lambda: upserting.execute(
-            "SELECT inventory_sync.sync_upsert_in('products', %s::bigint, '{\"name\": \"n\", \"stock\": 1}',"
+            "SELECT inventory_sync.sync_upsert_in('notes', %s::uuid, '{\"body\": \"n\"}',"
             " '2024-03-08 09:00+00')", (item,)))
         upsert.start()
         delete = None
         try:
             assert relay.held.wait(30), "the upsert never reached its second phase"
             delete = threading.Thread(target=lambda: on_worker.execute(
-                "SELECT inventory_sync.sync_delete_in('products', %s::bigint, '2024-03-08 10:00+00')", (item,)))
+                "SELECT inventory_sync.sync_delete_in('notes', %s::uuid, '2024-03-08 10:00+00')", (item,)))
             delete.start()
             delete.join(2)
         finally:
@@ -559,7 +605,7 @@ def test_a_rows_lock_lasts_until_its_node_commits_a_call_sent_alone(citus):
             upsert.join(30)
             if delete:
                 delete.join(30)
-        assert c.execute("SELECT count(*) FROM products WHERE id = %s", (item,)).fetchone()[0] == 0
+        assert c.execute("SELECT count(*) FROM notes WHERE id = %s", (item,)).fetchone()[0] == 0
         assert c.execute("SELECT op FROM inventory_sync.changes WHERE row_id = %s AND table_id = "
-                         "(SELECT table_id FROM inventory_sync.tracked WHERE tbl = 'products'::regclass)",
+                         "(SELECT table_id FROM inventory_sync.tracked WHERE tbl = 'notes'::regclass)",
                          (str(item),)).fetchone()[0] == "delete"

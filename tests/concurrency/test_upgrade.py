@@ -239,6 +239,19 @@ def test_upgrade_from_the_previous_release_keeps_everything():
             c.execute("ALTER EXTENSION inventory_sync UPDATE")
             assert c.execute("SELECT extversion FROM pg_extension WHERE extname = 'inventory_sync'").fetchone()[0] == version
             assert data(c) == before, "the update changed the data"
+            # Each side row got its row's shard key, as a write stores it now: an integer key
+            # itself (the default table's, a tracked table's bigint or integer key), else the
+            # hash of the key's text.
+            for side, table in [("changes", "inventory_sync.table_of(x.table_id)"),
+                                ("mutations", "inventory_sync.table_of(x.table_id)"),
+                                ("conflicts", "to_regclass(x.table_name)")]:
+                wrong, rows = c.execute(
+                    "SELECT count(*) FILTER (WHERE x.shard_key IS DISTINCT FROM CASE WHEN k.integer"
+                    " THEN x.row_id::bigint ELSE hashtextextended(x.row_id, 0) END), count(*)"
+                    f" FROM inventory_sync.{side} x CROSS JOIN LATERAL (SELECT {table} = 'inventory_sync.inventory'::regclass"
+                    f" OR EXISTS (SELECT FROM inventory_sync.tracked_tables t WHERE t.table_name = {table}"
+                    " AND t.key_type IN ('bigint', 'integer')) AS integer) k").fetchone()
+                assert rows > 0 and wrong == 0, (side, wrong, rows)
             # Devices go on from the cursors the release handed out: the one that had pulled a
             # page gets what it had still to pull, the other nothing; then each gets a new write.
             cursors = {d: (cur, rest) for d, cur, rest in c.execute("SELECT * FROM public.device_cursors")}

@@ -2,7 +2,9 @@
 commit between its two phases with it. Connections through it are relayed byte for byte; once
 `hold(pattern)` is armed, the first chunk a client sends that contains `pattern` (say
 b"COMMIT PREPARED") waits until `release()`, while every other connection, and that connection's
-answers, go on. The relayed protocol must be in clear (the Citus nodes connect to each other with
+answers, go on. `watch(pattern)` counts the chunks sent to the server that contain `pattern` from
+then on (`seen()`): a test shows with it that nothing of a call reached this server. The relayed
+protocol must be in clear (the Citus nodes connect to each other with
 `sslmode=disable` for this)."""
 
 import socket
@@ -17,6 +19,7 @@ class Relay:
         self.pattern = None
         self.held = threading.Event()  # set once a chunk is being held
         self.go = threading.Event()
+        self.watched, self.count = None, 0
         self.lock = threading.Lock()
         threading.Thread(target=self._accept, daemon=True).start()
 
@@ -24,6 +27,16 @@ class Relay:
         """Hold back the next chunk sent to the server that contains `pattern`."""
         with self.lock:
             self.pattern, self.held, self.go = pattern, threading.Event(), threading.Event()
+
+    def watch(self, pattern):
+        """Count, from now on, the chunks sent to the server that contain `pattern`."""
+        with self.lock:
+            self.watched, self.count = pattern, 0
+
+    def seen(self):
+        """How many chunks containing the watched pattern were sent to the server."""
+        with self.lock:
+            return self.count
 
     def release(self):
         """Let the held chunk (if any) through, and hold nothing more."""
@@ -49,6 +62,8 @@ class Relay:
                 if to_server:
                     with self.lock:
                         armed = self.pattern is not None and self.pattern in chunk
+                        if self.watched is not None and self.watched in chunk:
+                            self.count += 1
                         if armed:
                             self.pattern = None
                         held, go = self.held, self.go

@@ -66,16 +66,18 @@ pub const IS_DISTRIBUTED: &str = "SELECT EXISTS (SELECT FROM pg_catalog.pg_dist_
      WHERE p.logicalrelid OPERATOR(pg_catalog.=) 'inventory_sync.inventory'::pg_catalog.regclass)";
 
 /// The extension's tables spread over a Citus cluster: the default table by id, the journal, the
-/// mutation log and the change feed by row id (the journal's row id has another collation, so it
-/// is a colocation group of its own), the eras, the purge horizon and the catalogs on every node
-/// (the catalogs name tables as `regclass`, which Citus sends by name, so each node reads its own
-/// OIDs).
+/// mutation log and the change feed by the rows' shard keys, colocated with it (so the side rows
+/// of an item, and of a row of a table colocated with the default table, are on the row's node;
+/// see `sql`), the eras, the purge horizon and the catalogs on every node (the catalogs name
+/// tables as `regclass`, which Citus sends by name, so each node reads its own OIDs).
 pub const DISTRIBUTE: [&str; 9] = [
     "SELECT pg_catalog.create_distributed_table('inventory_sync.inventory', 'id')",
-    "SELECT pg_catalog.create_distributed_table('inventory_sync.conflicts', 'row_id', colocate_with => 'none')",
-    "SELECT pg_catalog.create_distributed_table('inventory_sync.mutations', 'row_id', colocate_with => 'none')",
-    "SELECT pg_catalog.create_distributed_table('inventory_sync.changes', 'row_id', \
-       colocate_with => 'inventory_sync.mutations')",
+    "SELECT pg_catalog.create_distributed_table('inventory_sync.conflicts', 'shard_key', \
+       colocate_with => 'inventory_sync.inventory')",
+    "SELECT pg_catalog.create_distributed_table('inventory_sync.mutations', 'shard_key', \
+       colocate_with => 'inventory_sync.inventory')",
+    "SELECT pg_catalog.create_distributed_table('inventory_sync.changes', 'shard_key', \
+       colocate_with => 'inventory_sync.inventory')",
     "SELECT pg_catalog.create_reference_table('inventory_sync.eras')",
     "SELECT pg_catalog.create_reference_table('inventory_sync.purge_horizon')",
     "SELECT pg_catalog.create_reference_table('inventory_sync.tracked')",

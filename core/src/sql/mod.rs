@@ -8,6 +8,12 @@
 //! Parameters shared by the conflict and rejection statements: `$1` the key (typed as the key
 //! column), `$2` the payload as sent, `$3` client_ts, `$4` the table's qualified name, `$5` the
 //! operation (`upsert` or `delete`), `$6` client_id, `$7` mutation_id.
+//!
+//! A row's side rows (its change record, its mutation ids, its journal entries) carry the row's
+//! shard key, the column Citus distributes those tables by, colocated with the default table: the
+//! key itself for an integer key, else a hash of its text (`tracking::integer_key`). Every
+//! statement on one row's side rows names it, so that Citus sends the statement to the node that
+//! holds them, which for the default table and a table colocated with it is the row's node.
 
 mod cluster;
 pub use cluster::*;
@@ -31,14 +37,16 @@ pub const DEFAULT_SERVER_ROW: &str = "SELECT CASE WHEN s.deleted \
 
 /// A tracked table's stored row as a client stores it: every column; or, if the row was
 /// deleted, its tombstone: the key and timestamp columns and `"deleted": true`. `key_name` and
-/// `ts_name` are the columns' names as SQL literals.
+/// `ts_name` are the columns' names as SQL literals. Parameters: `$1` the key, `$9` its shard key
+/// (the journal's parameters, see `journal`).
 pub fn tracked_server_row(table: &str, table_id: i32, key: &str, key_name: &str, ts_name: &str) -> String {
     format!(
         "SELECT pg_catalog.to_jsonb(s.*) AS data FROM {table} s WHERE s.{key} OPERATOR(pg_catalog.=) $1 \
          UNION ALL \
          SELECT pg_catalog.jsonb_build_object({key_name}, c.id, {ts_name}, c.ts, 'deleted', true) \
            FROM inventory_sync.changes c \
-          WHERE c.row_id OPERATOR(pg_catalog.=) ($1::pg_catalog.text COLLATE {C}) \
+          WHERE c.shard_key OPERATOR(pg_catalog.=) $9 \
+            AND c.row_id OPERATOR(pg_catalog.=) ($1::pg_catalog.text COLLATE {C}) \
             AND c.table_id OPERATOR(pg_catalog.=) {table_id} \
             AND c.op OPERATOR(pg_catalog.=) 'delete'"
     )
@@ -147,11 +155,12 @@ pub fn default_merge_insert() -> String {
     )
 }
 
-/// A tracked row's tombstone clock, if it has a tombstone (`$1` key): its timestamp and client_id.
+/// A tracked row's tombstone clock, if it has a tombstone (`$1` key, `$2` its shard key): its
+/// timestamp and client_id.
 pub fn tracked_tombstone_clock(table_id: i32) -> String {
     format!(
         "SELECT c.ts, c.client_id FROM inventory_sync.changes c \
-          WHERE c.row_id OPERATOR(pg_catalog.=) ($1::pg_catalog.text COLLATE {C}) \
+          WHERE c.shard_key OPERATOR(pg_catalog.=) $2 AND c.row_id OPERATOR(pg_catalog.=) ($1::pg_catalog.text COLLATE {C}) \
             AND c.table_id OPERATOR(pg_catalog.=) {table_id} \
             AND c.op OPERATOR(pg_catalog.=) 'delete'"
     )
@@ -174,14 +183,15 @@ pub const CLEAR_POLICY: &str = "DELETE FROM inventory_sync.field_policies p \
 // else insert (see `catalog::Tracked`), all under a per-key advisory lock. Parameters: `$1` key,
 // `$2` client_ts, `$3` client_id, `$4…` the written columns' values in order.
 
-/// The client_id and field clocks of a tracked row's change record (`$1` key): read after the
+/// The client_id and field clocks of a tracked row's change record (`$1` key, `$2` its shard
+/// key): read after the
 /// row is locked, rather than as a subquery of the statement on the row, so that every statement
 /// names one table (Citus routes such a statement to the node that holds the row, and the change
 /// record is kept beside the row).
 pub fn tracked_record_clock(table_id: i32) -> String {
     format!(
         "SELECT c.client_id, c.field_clocks FROM inventory_sync.changes c \
-          WHERE c.row_id OPERATOR(pg_catalog.=) ($1::pg_catalog.text COLLATE {C}) \
+          WHERE c.shard_key OPERATOR(pg_catalog.=) $2 AND c.row_id OPERATOR(pg_catalog.=) ($1::pg_catalog.text COLLATE {C}) \
             AND c.table_id OPERATOR(pg_catalog.=) {table_id}"
     )
 }
@@ -274,11 +284,11 @@ pub fn tracked_lock_for_merge(table: &str, key: &str, ts: &str) -> String {
 }
 
 /// The row's tombstone, if it has one: whether a write stamped `$2` by `$3` may replace it.
-/// Parameters: `$1` key, `$2` client_ts, `$3` client_id.
+/// Parameters: `$1` key, `$2` client_ts, `$3` client_id, `$4` the key's shard key.
 pub fn tracked_tombstone(table_id: i32) -> String {
     format!(
         "SELECT {} FROM inventory_sync.changes c \
-          WHERE c.row_id OPERATOR(pg_catalog.=) ($1::pg_catalog.text COLLATE {C}) \
+          WHERE c.shard_key OPERATOR(pg_catalog.=) $4 AND c.row_id OPERATOR(pg_catalog.=) ($1::pg_catalog.text COLLATE {C}) \
             AND c.table_id OPERATOR(pg_catalog.=) {table_id} \
             AND c.op OPERATOR(pg_catalog.=) 'delete' FOR UPDATE",
         beats("c.ts", "c.client_id", "$2", "$3")
@@ -288,7 +298,8 @@ pub fn tracked_tombstone(table_id: i32) -> String {
 /// Record the row's latest change for the pull feed (a delete: its tombstone). Parameters: `$1`
 /// key, `$2` the row's timestamp, `$3` client_id, `$4` op, `$5` field clocks: the row's clocks
 /// (`given_clocks`), or else the written columns' clocks, added to the stored ones (built by the
-/// caller: a subquery here would be set up again on every execution), `$6` the feed position.
+/// caller: a subquery here would be set up again on every execution), `$6` the feed position,
+/// `$7` the key's shard key.
 /// Two statements rather than one `CASE`: a parameter the planner could fold would make
 /// PostgreSQL's plan cache plan the statement anew on every call instead of keeping one generic
 /// plan. A tracked column without a clock was never written through the sync functions. Answers
@@ -299,10 +310,10 @@ pub fn tracked_record(table_id: i32, given_clocks: bool) -> String {
     let clocks = if given_clocks { "$5" } else { "c.field_clocks OPERATOR(pg_catalog.||) $5" };
     format!(
         "INSERT INTO inventory_sync.changes AS c \
-           (table_id, row_id, id, op, ts, client_id, field_clocks, position, changed_at) \
+           (table_id, row_id, id, op, ts, client_id, field_clocks, position, changed_at, shard_key) \
          VALUES ({table_id}, $1::pg_catalog.text, \
-                 pg_catalog.to_jsonb($1), $4, $2, $3, $5, $6, pg_catalog.now()) \
-         ON CONFLICT (row_id, table_id) DO UPDATE \
+                 pg_catalog.to_jsonb($1), $4, $2, $3, $5, $6, pg_catalog.now(), $7) \
+         ON CONFLICT (row_id, table_id, shard_key) DO UPDATE \
             SET id = excluded.id, op = excluded.op, ts = excluded.ts, client_id = excluded.client_id, \
                 field_clocks = {clocks}, \
                 position = excluded.position, changed_at = excluded.changed_at \
@@ -319,7 +330,8 @@ pub fn tracked_record_update(table_id: i32) -> String {
             SET id = pg_catalog.to_jsonb($1), op = $4, ts = $2, client_id = $3, \
                 field_clocks = c.field_clocks OPERATOR(pg_catalog.||) $5, \
                 position = $6, changed_at = pg_catalog.now() \
-          WHERE c.row_id OPERATOR(pg_catalog.=) ($1::pg_catalog.text COLLATE {C}) \
+          WHERE c.shard_key OPERATOR(pg_catalog.=) $7 \
+            AND c.row_id OPERATOR(pg_catalog.=) ($1::pg_catalog.text COLLATE {C}) \
             AND c.table_id OPERATOR(pg_catalog.=) {table_id} \
          RETURNING true"
     )
@@ -481,21 +493,23 @@ pub const PURGE_MUTATIONS: &str = "WITH d AS (DELETE FROM inventory_sync.mutatio
        WHERE m.applied_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) $1) RETURNING 1) \
      SELECT pg_catalog.count(*) FROM d";
 
-/// Claim a mutation (`$1` row id, `$2` table id, `$3` client_id, `$4` mutation_id): true if
-/// this is its first time. A concurrent claim of the same mutation waits for this transaction.
-pub const MUTATION_CLAIM: &str = "INSERT INTO inventory_sync.mutations (row_id, table_id, client_id, mutation_id) \
-     VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING true";
+/// Claim a mutation (`$1` row id, `$2` table id, `$3` client_id, `$4` mutation_id, `$5` the
+/// row's shard key): true if this is its first time. A concurrent claim of the same mutation
+/// waits for this transaction.
+pub const MUTATION_CLAIM: &str =
+    "INSERT INTO inventory_sync.mutations (row_id, table_id, client_id, mutation_id, shard_key) \
+     VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING true";
 
-/// The answer a mutation got the first time, marked as a duplicate.
+/// The answer a mutation got the first time, marked as a duplicate (parameters as the claim's).
 pub const MUTATION_REPLAY: &str = "SELECT m.answer OPERATOR(pg_catalog.||) '{\"duplicate\": true}'::pg_catalog.jsonb \
        FROM inventory_sync.mutations m \
-      WHERE m.row_id OPERATOR(pg_catalog.=) ($1 COLLATE pg_catalog.\"C\") \
+      WHERE m.shard_key OPERATOR(pg_catalog.=) $5 AND m.row_id OPERATOR(pg_catalog.=) ($1 COLLATE pg_catalog.\"C\") \
         AND m.table_id OPERATOR(pg_catalog.=) $2 \
         AND m.client_id OPERATOR(pg_catalog.=) $3 AND m.mutation_id OPERATOR(pg_catalog.=) $4";
 
-/// Remember a mutation's answer (`$5`).
-pub const MUTATION_REMEMBER: &str = "UPDATE inventory_sync.mutations m SET answer = $5 \
-      WHERE m.row_id OPERATOR(pg_catalog.=) ($1 COLLATE pg_catalog.\"C\") \
+/// Remember a mutation's answer (`$6`; the rest as the claim's).
+pub const MUTATION_REMEMBER: &str = "UPDATE inventory_sync.mutations m SET answer = $6 \
+      WHERE m.shard_key OPERATOR(pg_catalog.=) $5 AND m.row_id OPERATOR(pg_catalog.=) ($1 COLLATE pg_catalog.\"C\") \
         AND m.table_id OPERATOR(pg_catalog.=) $2 \
         AND m.client_id OPERATOR(pg_catalog.=) $3 AND m.mutation_id OPERATOR(pg_catalog.=) $4 \
      RETURNING true";
@@ -503,7 +517,7 @@ pub const MUTATION_REMEMBER: &str = "UPDATE inventory_sync.mutations m SET answe
 /// Forget a claimed mutation that was not applied (rejected for clock skew): the device fixes its
 /// clock and sends the same mutation again, which must then be decided afresh.
 pub const MUTATION_FORGET: &str = "DELETE FROM inventory_sync.mutations m \
-      WHERE m.row_id OPERATOR(pg_catalog.=) ($1 COLLATE pg_catalog.\"C\") \
+      WHERE m.shard_key OPERATOR(pg_catalog.=) $5 AND m.row_id OPERATOR(pg_catalog.=) ($1 COLLATE pg_catalog.\"C\") \
         AND m.table_id OPERATOR(pg_catalog.=) $2 \
         AND m.client_id OPERATOR(pg_catalog.=) $3 AND m.mutation_id OPERATOR(pg_catalog.=) $4 \
      RETURNING true";
@@ -514,15 +528,15 @@ pub const MUTATION_FORGET: &str = "DELETE FROM inventory_sync.mutations m \
 /// against; under row-level security it is what the caller may see (an invisible row gives NULL).
 /// Parameters: `$1` the key, `$2` the payload as sent, `$3` client_ts, `$4` the table's qualified
 /// name, `$5` the operation, `$6` client_id, `$7` mutation_id, `$8` the reason (`stale`,
-/// `clock_skew`). The journal row is an `INSERT … SELECT` joined with the row, not a subquery in
+/// `clock_skew`), `$9` the row's shard key. The journal row is an `INSERT … SELECT` joined with the row, not a subquery in
 /// `VALUES` (which Citus does not run), and it returns nothing: `RETURNING` would need the right
 /// to read the journal, which writers do not have.
 pub fn journal(server_row: &str) -> String {
     format!(
         "WITH server AS ({server_row}), \
          journal AS (INSERT INTO inventory_sync.conflicts \
-           (row_id, table_name, reason, op, client_payload, client_ts, client_id, mutation_id, server_data) \
-           SELECT $1::pg_catalog.text, $4, $8, $5, $2, $3, $6, $7, server.data \
+           (row_id, table_name, reason, op, client_payload, client_ts, client_id, mutation_id, server_data, shard_key) \
+           SELECT $1::pg_catalog.text, $4, $8, $5, $2, $3, $6, $7, server.data, $9 \
              FROM (SELECT) AS one LEFT JOIN server ON true) \
          SELECT server.data FROM (SELECT) AS one LEFT JOIN server ON true"
     )

@@ -185,3 +185,33 @@ fn nothing_resolves_through_search_path() {
         }
     }
 }
+
+/// Every statement on one row's side rows names the row's shard key, which Citus routes by (the
+/// writes store it, the reads and updates filter on it); without it a statement would go to every
+/// shard of a distributed side table.
+#[test]
+fn side_rows_are_named_by_their_shard_key() {
+    let filtered = [
+        (tracked_record_clock(1), "$2"),
+        (tracked_tombstone_clock(1), "$2"),
+        (tracked_tombstone(1), "$4"),
+        (tracked_record_update(1), "$7"),
+        (MUTATION_REPLAY.to_string(), "$5"),
+        (MUTATION_REMEMBER.to_string(), "$5"),
+        (MUTATION_FORGET.to_string(), "$5"),
+        (journal(&tracked_server_row("t", 1, "k", "'k'", "'ts'")), "$9"),
+    ];
+    for (sql, param) in filtered {
+        assert!(sql.contains(&format!("shard_key OPERATOR(pg_catalog.=) {param}")), "{sql}");
+    }
+    for (sql, param) in [
+        (tracked_record(1, false), "$7"),
+        (tracked_record(1, true), "$7"),
+        (MUTATION_CLAIM.to_string(), "$5"),
+        (journal(DEFAULT_SERVER_ROW), "$9"),
+    ] {
+        let (columns, values) = sql.split_once(") VALUES").or_else(|| sql.split_once(") SELECT")).expect(&sql);
+        assert!(columns.ends_with("shard_key") || columns.ends_with(", shard_key"), "{sql}");
+        assert!(values.contains(param), "{sql}");
+    }
+}

@@ -14,12 +14,12 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON isync_bug_notes TO isync_bug_app;
 GRANT SELECT ON isync_bug_notes TO isync_bug_nobody;
 -- A role without write rights claims the device's next ids, on both tables.
 SET ROLE isync_bug_nobody;
-INSERT INTO inventory_sync.mutations (row_id, table_id, client_id, mutation_id)
-VALUES ('1', 0, 'phone', 'next-1');
+INSERT INTO inventory_sync.mutations (row_id, table_id, client_id, mutation_id, shard_key)
+VALUES ('1', 0, 'phone', 'next-1', 1);
 \echo :LAST_ERROR_SQLSTATE
-INSERT INTO inventory_sync.mutations (row_id, table_id, client_id, mutation_id, answer)
+INSERT INTO inventory_sync.mutations (row_id, table_id, client_id, mutation_id, answer, shard_key)
 VALUES ('1', (SELECT table_id FROM inventory_sync.tracked WHERE tbl = 'isync_bug_notes'::regclass),
-        'phone', 'next-2', '{"status": "applied"}');
+        'phone', 'next-2', '{"status": "applied"}', 1);
 \echo :LAST_ERROR_SQLSTATE
 RESET ROLE;
 SELECT count(*) AS claimed FROM inventory_sync.mutations;
@@ -28,9 +28,9 @@ SET ROLE isync_bug_app;
 SELECT inventory_sync.sync_upsert(1, '{"stock": 5}', '2024-03-01 10:00+00', 'phone', 'next-1');
 SELECT inventory_sync.sync_upsert_in('isync_bug_notes', '1', '{"body": "hi"}', '2024-03-01 10:00+00', 'phone', 'next-2');
 -- A role with write rights may still record its own (what the functions do for it).
-INSERT INTO inventory_sync.mutations (row_id, table_id, client_id, mutation_id)
+INSERT INTO inventory_sync.mutations (row_id, table_id, client_id, mutation_id, shard_key)
 VALUES ('2', (SELECT table_id FROM inventory_sync.tracked WHERE tbl = 'isync_bug_notes'::regclass),
-        'phone', 'next-3');
+        'phone', 'next-3', 2);
 RESET ROLE;
 SELECT row_id, inventory_sync.table_of(table_id) AS tbl, client_id, mutation_id, answer->>'status' AS status, db_user
   FROM inventory_sync.mutations ORDER BY mutation_id;
