@@ -127,6 +127,16 @@ pub enum SyncError {
     #[error("table {table} numbers its columns otherwise on node {node}")]
     NumberedOtherwise { table: String, node: i32 },
 
+    /// A tracked table for `distribute()` to distribute that has dropped columns: Citus makes the
+    /// workers' copies without them, numbering the columns after them otherwise.
+    #[error("table {table} has dropped columns, which the workers' copies would number otherwise")]
+    DroppedColumns { table: String },
+
+    /// On a Citus cluster the extension is spread over: a table to track that Citus neither
+    /// distributes nor replicates, which the calls run on the nodes could not reach.
+    #[error("table {table} is not distributed over the cluster")]
+    NotOnTheCluster { table: String },
+
     /// A node of the cluster did not answer for its horizon.
     #[error("node {node} did not answer: {message}")]
     NodeUnreachable { node: i32, message: String },
@@ -194,6 +204,8 @@ impl SyncError {
             | SyncError::CursorFromOtherHistory
             | SyncError::NodeWithoutEra
             | SyncError::NumberedOtherwise { .. }
+            | SyncError::NotOnTheCluster { .. }
+            | SyncError::DroppedColumns { .. }
             | SyncError::NotACluster(_) => SqlState::OBJECT_NOT_IN_PREREQUISITE_STATE,
             SyncError::NodeUnreachable { .. } => SqlState::CONNECTION_FAILURE,
             SyncError::StampMisused => SqlState::TRIGGER_PROTOCOL_VIOLATED,
@@ -288,8 +300,11 @@ impl SyncError {
             SyncError::NotACluster(_) => Some(
                 "On a Citus coordinator: CREATE EXTENSION citus, add the worker nodes, then call inventory_sync.distribute()."
             ),
-            SyncError::NumberedOtherwise { .. } => Some(
+            SyncError::NumberedOtherwise { .. } | SyncError::DroppedColumns { .. } => Some(
                 "Citus made that node's copy without the columns dropped before the table was distributed: recreate the table without them (CREATE TABLE … (LIKE …), INSERT … SELECT), distribute it, then track it."
+            ),
+            SyncError::NotOnTheCluster { .. } => Some(
+                "Distribute it by its key first, colocated with the default table for a bigint key (SELECT create_distributed_table('t', 'id', colocate_with => 'inventory_sync.inventory')), or make it a reference table; then track it."
             ),
             SyncError::NodeWithoutEra => Some(
                 "A node added to the cluster after inventory_sync.distribute() gets its era when distribute() runs again."
@@ -343,6 +358,8 @@ mod unit {
             SyncError::NodeUnreachable { node: 2, message: "connection refused".into() },
             SyncError::StampMisused,
             SyncError::NumberedOtherwise { table: "public.t".into(), node: 2 },
+            SyncError::NotOnTheCluster { table: "public.t".into() },
+            SyncError::DroppedColumns { table: "public.t".into() },
             SyncError::OutOfRange { name: "lim", range: "between 1 and 100000" },
             SyncError::MutationOfOtherUser { client_id: "c".into(), mutation_id: "m".into() },
             SyncError::Unsettled { table: "public.t".into(), rounds: 10 },

@@ -13,12 +13,14 @@
 
 use std::ffi::CStr;
 
+use pgrx::datum::TimestampWithTimeZone;
+use pgrx::pg_sys;
 use pgrx::spi::SpiClient;
 
 use super::positions;
 use crate::pg::jsonb::Jsonb;
 use crate::pg::kept::{select_one, Row};
-use crate::pg::lookup;
+use crate::pg::{lookup, param};
 use inventory_sync_core::sql;
 use inventory_sync_core::SyncError;
 
@@ -69,8 +71,14 @@ pub(super) fn check_coordinator(client: &SpiClient<'_>, function: &'static str) 
 /// Spread the tables (once) and give every node an era; answers the cohort and each node's era.
 pub fn distribute(client: &mut SpiClient<'_>) -> Result<Jsonb, SyncError> {
     check_coordinator(client, "inventory_sync.distribute() runs on the Citus coordinator")?;
+    let mut distributed_now = Vec::new();
     if !yes(client, sql::IS_DISTRIBUTED) {
-        sql::DISTRIBUTE.iter().for_each(|statement| run(client, statement));
+        let (default_table, rest) = sql::DISTRIBUTE.split_first().expect("the default table comes first");
+        run(client, default_table);
+        distributed_now = distribute_tracked(client)?;
+        let catalogs = Catalogs::set_aside(client);
+        rest.iter().for_each(|statement| run(client, statement));
+        catalogs.put_back(client);
     }
     // A row on every shard of the probe, through which pulls ask the nodes for their horizons.
     client.update(sql::PROBE_FILL, None, &[]).expect("inventory_sync: filling the node probe failed");
@@ -79,8 +87,10 @@ pub fn distribute(client: &mut SpiClient<'_>) -> Result<Jsonb, SyncError> {
         .expect("inventory_sync: reading the tracked tables failed")
         .map(|row| row.value(2).expect("an OID"))
         .collect();
-    for relid in tracked {
-        check_numbered_alike(client, relid)?;
+    // The tables distributed just now are numbered alike everywhere (and the other nodes, which
+    // are asked over new connections, cannot see them before this transaction commits).
+    for relid in tracked.into_iter().filter(|relid| !distributed_now.contains(relid)) {
+        check_on_every_node(client, relid)?;
     }
     let (cohort, previous_end) = cohort_start(client);
     let mut nodes: Vec<(i32, (i64, u32))> = positions::nodes(client)?.into_iter().map(|n| (n.id, n.writer)).collect();
@@ -105,6 +115,82 @@ pub fn distribute(client: &mut SpiClient<'_>) -> Result<Jsonb, SyncError> {
     Ok(Jsonb::from_text(&serde_json::json!({"cohort": cohort, "eras": eras}).to_string()))
 }
 
+/// The tracked tables Citus does not hold yet, distributed by their key: a bigint key colocated
+/// with the default table (so a row and its side rows are on one node, and its delegated calls
+/// run there whole), any other key in its type's default group. Before the catalogs that name
+/// them are copied to every node, which needs them there. A table with a column dropped before
+/// another is refused: Citus makes the workers' copies without it, numbered otherwise. Answers the
+/// tables distributed.
+fn distribute_tracked(client: &mut SpiClient<'_>) -> Result<Vec<pgrx::pg_sys::Oid>, SyncError> {
+    let tables: Vec<(pgrx::pg_sys::Oid, String, bool)> = client
+        .select(sql::TRACKED_UNDISTRIBUTED, None, &[])
+        .expect("inventory_sync: reading the tracked tables failed")
+        .map(|row| (row.value(1).expect("an OID"), row.value(2).expect("a key"), row.value(3).expect("a type")))
+        .collect();
+    for (relid, _, _) in &tables {
+        if select_one(client, sql::DROPPED_BEFORE_A_COLUMN, &[(*relid).into()]) == Some(true) {
+            return Err(SyncError::DroppedColumns { table: lookup::qualified_name(*relid) });
+        }
+    }
+    let mut distributed = Vec::with_capacity(tables.len());
+    for (relid, key, bigint) in tables {
+        let colocate_with = if bigint { sql::DEFAULT_TABLE } else { "default" };
+        client
+            .update(sql::DISTRIBUTE_TABLE, None, &[relid.into(), key.as_str().into(), colocate_with.into()])
+            .expect("inventory_sync: distributing a tracked table failed");
+        distributed.push(relid);
+    }
+    Ok(distributed)
+}
+
+/// The catalogs' rows (tracked tables, merge policies) while Citus makes the catalogs reference
+/// tables (`sql::CATALOGS_EMPTY` says why).
+struct Catalogs {
+    tracked: Vec<(pg_sys::Oid, i16, i16, TimestampWithTimeZone, String, i32)>,
+    policies: Vec<(pg_sys::Oid, String, String)>,
+}
+
+impl Catalogs {
+    fn set_aside(client: &mut SpiClient<'_>) -> Catalogs {
+        let failed = "inventory_sync: reading the catalogs failed";
+        let tracked = client
+            .select(sql::TRACKED_ROWS, None, &[])
+            .expect(failed)
+            .map(|r| {
+                let v = (r.value(1), r.value(2), r.value(3), r.value(4), r.value(5), r.value(6));
+                (
+                    v.0.expect(failed),
+                    v.1.expect(failed),
+                    v.2.expect(failed),
+                    v.3.expect(failed),
+                    v.4.expect(failed),
+                    v.5.expect(failed),
+                )
+            })
+            .collect();
+        let policies = client
+            .select(sql::POLICY_ROWS, None, &[])
+            .expect(failed)
+            .map(|r| (r.value(1).expect(failed), r.value(2).expect(failed), r.value(3).expect(failed)))
+            .collect();
+        sql::CATALOGS_EMPTY.iter().for_each(|statement| run(client, statement));
+        Catalogs { tracked, policies }
+    }
+
+    fn put_back(self, client: &mut SpiClient<'_>) {
+        let failed = "inventory_sync: writing the catalogs back failed";
+        for (relid, key, ts, at, by, id) in &self.tracked {
+            let args =
+                [param::regclass(*relid), (*key).into(), (*ts).into(), (*at).into(), by.as_str().into(), (*id).into()];
+            client.update(sql::TRACKED_PUT, None, &args).expect(failed);
+        }
+        for (relid, field, policy) in &self.policies {
+            let args = [param::regclass(*relid), field.as_str().into(), policy.as_str().into()];
+            client.update(sql::SET_POLICY, None, &args).expect(failed);
+        }
+    }
+}
+
 /// The next cohort's number (its first era's) and the highest position stored, with the eras
 /// locked against other givers until the transaction ends.
 pub(super) fn cohort_start(client: &mut SpiClient<'_>) -> (i32, i64) {
@@ -122,15 +208,19 @@ fn stamp_positions(client: &mut SpiClient<'_>) {
     with_triggers_allowed(client, |client| sql::STAMP_POSITIONS.iter().for_each(|statement| run(client, statement)));
 }
 
-/// On a Citus coordinator, for a distributed table: that every node numbers its columns as this
-/// one does. The catalogs (on every node alike) name a tracked table's key and timestamp columns
-/// by number, and Citus makes the workers' copies of a table without the columns dropped before
-/// it was distributed.
-pub fn check_numbered_alike(client: &SpiClient<'_>, relid: pgrx::pg_sys::Oid) -> Result<(), SyncError> {
+/// On a Citus coordinator, for a table to track: that it is on every node once the extension is
+/// spread over the cluster (the calls run on the nodes, delegated ones on a worker), and that every
+/// node numbers its columns as this one does. The catalogs (on every node alike) name a tracked
+/// table's key and timestamp columns by number, and Citus makes the workers' copies of a table
+/// without the columns dropped before it was distributed.
+pub fn check_on_every_node(client: &SpiClient<'_>, relid: pgrx::pg_sys::Oid) -> Result<(), SyncError> {
     if !yes(client, sql::HAS_CITUS) || !yes(client, sql::IS_COORDINATOR) {
         return Ok(());
     }
     if select_one(client, sql::IS_REPLICATED, &[relid.into()]) != Some(true) {
+        if yes(client, sql::IS_DISTRIBUTED) {
+            return Err(SyncError::NotOnTheCluster { table: lookup::qualified_name(relid) });
+        }
         return Ok(());
     }
     let here: String = select_one(client, sql::COLUMN_NUMBERS, &[relid.into()]).unwrap_or_default();

@@ -36,6 +36,9 @@ TABLES = [
 
 N1 = "'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'"
 
+# A merge policy set before distribute(), on the cluster and its twin alike.
+POLICY = "SELECT inventory_sync.set_policy('notes', 'likes', 'delta')"
+
 PUSH = [
     {"id": 5, "payload": {"name": "Mouse"}, "client_ts": "2024-03-01T10:00:00Z", "client_id": "d", "mutation_id": "p1"},
     {"id": 1, "payload": {"name": "Old"}, "client_ts": "2024-03-01T08:00:00Z", "client_id": "d", "mutation_id": "p2"},
@@ -106,7 +109,10 @@ STATE = [
 
 @pytest.fixture(scope="module")
 def citus():
-    """The coordinator's connection, the extension's tables and two tracked tables distributed."""
+    """The coordinator's connection, the extension's tables and two tracked tables distributed: the
+    tables are tracked on the coordinator first, as in an installation moving onto Citus, and
+    distribute() distributes them by their keys, the bigint-keyed one colocated with the default
+    table."""
     nodes = [Cluster(name, port, "localhost") for name, port in
              (("citus-coordinator", 54371), ("citus-worker-1", 54372), ("citus-worker-2", 54373))]
     for node in nodes:
@@ -128,15 +134,30 @@ def citus():
         for worker in nodes[1:]:
             conn.execute("SELECT citus_add_node('localhost', %s)", (worker.citus_port,))
         conn.execute("CREATE EXTENSION inventory_sync")
+        for statement in TABLES:
+            conn.execute(statement)
+        conn.execute("SELECT inventory_sync.track('products')")
+        conn.execute("SELECT inventory_sync.track('notes')")
+        conn.execute(POLICY)
         given = conn.execute("SELECT inventory_sync.distribute()").fetchone()[0]
         # An era for each node, of one cohort (none was written in before: era 1 on).
         assert given["cohort"] == 1 and [e["era"] for e in given["eras"]] == [1, 2, 3], given
-        for statement in TABLES:
-            conn.execute(statement)
-        conn.execute("SELECT create_distributed_table('products', 'id', colocate_with => 'inventory_sync.inventory')")
-        conn.execute("SELECT create_distributed_table('notes', 'id')")
-        conn.execute("SELECT inventory_sync.track('products')")
-        conn.execute("SELECT inventory_sync.track('notes')")
+        groups = dict(conn.execute(
+            "SELECT logicalrelid::text, colocationid || ' ' || column_to_column_name(logicalrelid, partkey)"
+            " FROM pg_dist_partition WHERE logicalrelid IN ('products'::regclass, 'notes'::regclass,"
+            " 'inventory_sync.inventory'::regclass, 'inventory_sync.changes'::regclass)").fetchall())
+        group = groups["inventory_sync.inventory"].split()[0]
+        assert groups == {"inventory_sync.inventory": f"{group} id", "products": f"{group} id",
+                          "inventory_sync.changes": f"{group} shard_key", "notes": groups["notes"]}, groups
+        assert groups["notes"].split() != [group, "id"] and groups["notes"].endswith(" id"), groups
+    # Every node has the catalogs' rows, naming its own tables (Citus's copy of a table's rows
+    # would carry the coordinator's OIDs).
+    for node in nodes:
+        with node.connect("postgres") as conn:
+            assert conn.execute("SELECT array_agg(table_name::text ORDER BY table_id) FROM inventory_sync.tracked_tables"
+                                ).fetchone()[0] == ["products", "notes"], node.name
+            assert conn.execute("SELECT table_name::text, field, policy FROM inventory_sync.policies").fetchall() == [
+                ("notes", "likes", "delta")], node.name
     try:
         yield nodes
     finally:
@@ -154,6 +175,7 @@ def twin():
             conn.execute(statement)
         conn.execute("SELECT inventory_sync.track('products')")
         conn.execute("SELECT inventory_sync.track('notes')")
+        conn.execute(POLICY)
     yield TWIN
     drop_databases(TWIN)
 
@@ -321,11 +343,12 @@ def test_untrack_and_drop_of_a_distributed_tracked_table(citus):
         c.execute("DROP TABLE other")
 
 
-def test_the_default_tables_calls_run_on_the_node_that_holds_the_item(citus):
-    """distribute() delegates sync_upsert and sync_delete by their id: the coordinator sends the
-    whole call to the worker that holds the item (citus.log_remote_commands shows it), and a merge
-    policy set on the coordinator applies there. The tracked tables' calls run on the coordinator
-    (not delegated) and answer as well."""
+def test_single_row_calls_run_on_the_node_that_holds_the_row(citus):
+    """distribute() delegates sync_upsert and sync_delete by their id, and the bigint forms of
+    sync_upsert_in and sync_delete_in by their key: the coordinator sends the whole call to the
+    worker that holds the row (citus.log_remote_commands shows it), and a merge policy set on the
+    coordinator applies there. The uuid forms run on the coordinator (not delegated: their side
+    rows are spread by hash) and answer as well."""
     with citus[0].connect("postgres") as c:
         issued = []
         c.add_notice_handler(lambda notice: issued.append(notice.message_primary))
@@ -344,7 +367,12 @@ def test_the_default_tables_calls_run_on_the_node_that_holds_the_item(citus):
         c.execute("RESET citus.log_remote_commands")
         assert [t["status"] for t in tracked] == ["applied"] * 3, tracked
         calls = [m for m in issued if m.startswith("issuing SELECT inventory_sync.sync_")]
-        assert [m.split("(")[0].split(".")[1] for m in calls] == ["sync_upsert", "sync_upsert", "sync_delete"], issued
+        assert [m.split("(")[0].split(".")[1] for m in calls] == [
+            "sync_upsert", "sync_upsert", "sync_delete", "sync_upsert_in", "sync_delete_in"], issued
+        # The delegated delete left its tombstone (on the row's node, like the row it removed).
+        assert c.execute("SELECT op FROM inventory_sync.changes WHERE row_id = '800' AND shard_key = 800").fetchone()[0] \
+            == "delete"
+        assert c.execute("SELECT count(*) FROM products WHERE id = 800").fetchone()[0] == 0
         # The delta policy on stock (set in the first test, on the coordinator) applied on the
         # worker: an older write's delta is added (last-write-wins would answer conflict).
         assert merged["status"] == "applied", merged
@@ -474,6 +502,17 @@ def test_undistribute_takes_everything_back_and_drop_extension_leaves_nothing(ci
             c.execute("SELECT citus_add_node('localhost', %s)", (worker.citus_port,))
         c.execute("CREATE EXTENSION inventory_sync")
         single = c.execute(CATALOG).fetchall()
+        # distribute() refuses to distribute a tracked table with a dropped column, which the
+        # workers' copies would number otherwise, and leaves everything as it was.
+        c.execute("CREATE TABLE gappy (junk int, id bigint PRIMARY KEY, v text, updated_at timestamptz)")
+        c.execute("ALTER TABLE gappy DROP COLUMN junk")
+        c.execute("SELECT inventory_sync.track('gappy')")
+        with pytest.raises(psycopg.Error) as refused:
+            c.execute("SELECT inventory_sync.distribute()")
+        assert (refused.value.sqlstate, refused.value.diag.message_primary) == (
+            "55000", "table public.gappy has dropped columns, which the workers' copies would number otherwise")
+        assert c.execute("SELECT count(*) FROM pg_dist_partition").fetchone()[0] == 0
+        c.execute("DROP TABLE gappy")
         c.execute("SELECT inventory_sync.distribute()")
         c.execute(TABLES[0])
         c.execute("SELECT create_distributed_table('products', 'id', colocate_with => 'inventory_sync.inventory')")
@@ -563,6 +602,24 @@ def test_track_refuses_a_table_the_workers_number_otherwise(citus):
                             refused.value.diag.message_primary), refused.value.diag.message_primary
         assert c.execute("SELECT count(*) FROM inventory_sync.tracked WHERE tbl = 'renumbered'::regclass").fetchone()[0] == 0
         c.execute("DROP TABLE renumbered")
+
+
+def test_track_refuses_a_table_the_cluster_does_not_hold(citus):
+    """Once the extension is spread over the cluster, a table to track must be on every node (a
+    delegated call runs on a worker): track() refuses a table only the coordinator has (55000,
+    with how to distribute it), and takes it once it is distributed."""
+    with citus[0].connect("postgres") as c:
+        c.execute("CREATE TABLE local_only (id bigint PRIMARY KEY, v text, updated_at timestamptz)")
+        with pytest.raises(psycopg.Error) as refused:
+            c.execute("SELECT inventory_sync.track('local_only')")
+        assert refused.value.sqlstate == "55000"
+        assert refused.value.diag.message_primary == "table public.local_only is not distributed over the cluster"
+        assert "create_distributed_table" in refused.value.diag.message_hint
+        c.execute("SELECT create_distributed_table('local_only', 'id', colocate_with => 'inventory_sync.inventory')")
+        c.execute("SELECT inventory_sync.track('local_only')")
+        assert c.execute("SELECT inventory_sync.sync_upsert_in('local_only', 5::bigint, '{\"v\": \"x\"}',"
+                         " '2024-03-08 09:00+00')").fetchone()[0]["status"] == "applied"
+        c.execute("DROP TABLE local_only")
 
 
 def test_a_rows_lock_lasts_until_its_node_commits_a_call_sent_alone(citus):

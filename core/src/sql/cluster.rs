@@ -65,7 +65,9 @@ pub const IS_COORDINATOR: &str = "SELECT pg_catalog.citus_is_coordinator()";
 pub const IS_DISTRIBUTED: &str = "SELECT EXISTS (SELECT FROM pg_catalog.pg_dist_partition p \
      WHERE p.logicalrelid OPERATOR(pg_catalog.=) 'inventory_sync.inventory'::pg_catalog.regclass)";
 
-/// The extension's tables spread over a Citus cluster: the default table by id, the journal, the
+/// The extension's tables spread over a Citus cluster: the default table by id first (then
+/// `distribute()` distributes the tracked tables Citus does not hold yet, which may be colocated
+/// with it, before the catalogs that name them are copied to every node), the journal, the
 /// mutation log and the change feed by the rows' shard keys, colocated with it (so the side rows
 /// of an item, and of a row of a table colocated with the default table, are on the row's node;
 /// see `sql`), the eras, the purge horizon and the catalogs on every node (the catalogs name
@@ -86,16 +88,63 @@ pub const DISTRIBUTE: [&str; 9] = [
        colocate_with => 'inventory_sync.inventory')",
 ];
 
-/// The default table's calls run on the node that holds the item (Citus delegates a call by its
-/// id). (Not yet the tracked tables' calls: their change records are on other nodes, and a
-/// delegated call's connections to other nodes are not kept, docs/DEVELOPMENT.md "Citus".)
-pub const DELEGATE: [&str; 2] = [
+/// The calls of one row run on the node that holds it (Citus delegates a call by its key): the
+/// default table's, and the tracked tables' calls with a bigint key, delegated as if colocated
+/// with the default table (which a bigint-keyed table is when `distribute()` distributed it, and
+/// then the row and its side rows are all on that node; a table distributed otherwise is reached
+/// from there as from the coordinator). Not the `uuid` and text forms: their side rows are spread
+/// by hash, on other nodes than the row, and a delegated call's connections to other nodes are
+/// not kept (docs/DEVELOPMENT.md "Citus").
+pub const DELEGATE: [&str; 4] = [
     "SELECT pg_catalog.create_distributed_function( \
        'inventory_sync.sync_upsert(bigint, jsonb, timestamptz, text, text, jsonb)', '$1', \
        colocate_with => 'inventory_sync.inventory')",
     "SELECT pg_catalog.create_distributed_function('inventory_sync.sync_delete(bigint, timestamptz, text, text)', \
        '$1', colocate_with => 'inventory_sync.inventory')",
+    "SELECT pg_catalog.create_distributed_function( \
+       'inventory_sync.sync_upsert_in(regclass, bigint, jsonb, timestamptz, text, text, jsonb)', '$2', \
+       colocate_with => 'inventory_sync.inventory')",
+    "SELECT pg_catalog.create_distributed_function( \
+       'inventory_sync.sync_delete_in(regclass, bigint, timestamptz, text, text)', '$2', \
+       colocate_with => 'inventory_sync.inventory')",
 ];
+
+/// The tracked tables Citus does not hold yet: OID, key column, whether the key is a bigint.
+pub const TRACKED_UNDISTRIBUTED: &str = "SELECT t.tbl::pg_catalog.oid, a.attname::pg_catalog.text, \
+       a.atttypid OPERATOR(pg_catalog.=) 'pg_catalog.int8'::pg_catalog.regtype::pg_catalog.oid \
+     FROM inventory_sync.tracked t JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) t.tbl \
+      AND a.attnum OPERATOR(pg_catalog.=) t.key_attnum \
+     WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid OPERATOR(pg_catalog.=) t.tbl) \
+     ORDER BY t.table_id";
+
+/// The tracked tables' catalog rows, set aside while `distribute()` makes the catalog a reference
+/// table (see `CATALOGS_EMPTY`): OID, key and timestamp column numbers, when and by whom, table id.
+pub const TRACKED_ROWS: &str = "SELECT t.tbl::pg_catalog.oid, t.key_attnum, t.ts_attnum, t.tracked_at, \
+       t.tracked_by::pg_catalog.text, t.table_id FROM inventory_sync.tracked t ORDER BY t.table_id";
+
+/// A tracked table's catalog row written back (`$1` the table, `$2`… as `TRACKED_ROWS`).
+pub const TRACKED_PUT: &str =
+    "INSERT INTO inventory_sync.tracked (tbl, key_attnum, ts_attnum, tracked_at, tracked_by, table_id) \
+     VALUES ($1, $2, $3, $4, $5, $6)";
+
+/// The merge policies, set aside the same way: table OID, field, policy (written back by `SET_POLICY`).
+pub const POLICY_ROWS: &str = "SELECT p.tbl::pg_catalog.oid, p.field, p.policy FROM inventory_sync.field_policies p";
+
+/// The catalogs emptied before Citus makes them reference tables: Citus copies a table's rows to
+/// the nodes in binary, where a `regclass` is the coordinator's OID, which on a worker names
+/// another table or none; the rows are written back through Citus, whose INSERT names the table.
+pub const CATALOGS_EMPTY: [&str; 2] =
+    ["DELETE FROM inventory_sync.tracked", "DELETE FROM inventory_sync.field_policies"];
+
+/// Whether table `$1` (an OID) has a dropped column before one of its columns.
+pub const DROPPED_BEFORE_A_COLUMN: &str = "SELECT EXISTS (SELECT FROM pg_catalog.pg_attribute d \
+     WHERE d.attrelid OPERATOR(pg_catalog.=) $1::pg_catalog.regclass AND d.attisdropped \
+       AND EXISTS (SELECT FROM pg_catalog.pg_attribute a WHERE a.attrelid OPERATOR(pg_catalog.=) d.attrelid \
+                     AND NOT a.attisdropped AND a.attnum OPERATOR(pg_catalog.>) d.attnum))";
+
+/// Distribute table `$1` (an OID) by its column `$2`, colocated with `$3` (a table, or `default`).
+pub const DISTRIBUTE_TABLE: &str =
+    "SELECT pg_catalog.create_distributed_table($1::pg_catalog.regclass, $2, colocate_with => $3)";
 
 /// The feed's rows take their positions on the node that stores them (`stamp_position`); Citus
 /// creates a trigger on a distributed table, and on each of its shards, only while
@@ -174,11 +223,16 @@ pub const UNDISTRIBUTE_TABLE: &str = "SELECT pg_catalog.undistribute_table($1::p
 
 /// What `undistribute()` undoes before it takes the tables back: the delegation of the default
 /// table's calls and the triggers that stamp positions on the nodes.
-pub const UNDELEGATE: [&str; 4] = [
+pub const UNDELEGATE: [&str; 6] = [
     "SELECT pg_catalog.citus_unmark_object_distributed('pg_catalog.pg_proc'::pg_catalog.regclass, \
        'inventory_sync.sync_upsert(bigint, jsonb, timestamptz, text, text, jsonb)'::pg_catalog.regprocedure, 0, false)",
     "SELECT pg_catalog.citus_unmark_object_distributed('pg_catalog.pg_proc'::pg_catalog.regclass, \
        'inventory_sync.sync_delete(bigint, timestamptz, text, text)'::pg_catalog.regprocedure, 0, false)",
+    "SELECT pg_catalog.citus_unmark_object_distributed('pg_catalog.pg_proc'::pg_catalog.regclass, \
+       'inventory_sync.sync_upsert_in(regclass, bigint, jsonb, timestamptz, text, text, jsonb)'::pg_catalog.regprocedure, \
+       0, false)",
+    "SELECT pg_catalog.citus_unmark_object_distributed('pg_catalog.pg_proc'::pg_catalog.regclass, \
+       'inventory_sync.sync_delete_in(regclass, bigint, timestamptz, text, text)'::pg_catalog.regprocedure, 0, false)",
     "DROP TRIGGER IF EXISTS stamp_position ON inventory_sync.inventory",
     "DROP TRIGGER IF EXISTS stamp_position ON inventory_sync.changes",
 ];
