@@ -21,8 +21,8 @@ SELECT inventory_sync.track('bench.products');
 -- Every product as if written through the sync functions once: each has its change record, as
 -- in a database in use. (Left empty, the record table's statistics say "empty", and the kept
 -- plans made from them scan it whole until autovacuum analyzes it.)
-INSERT INTO inventory_sync.changes (table_id, row_id, id, op, ts, field_clocks, position, changed_at)
-SELECT t.table_id, p.id::text, to_jsonb(p.id), 'upsert', p.updated_at, '{}', inventory_sync.change_position(), now()
+INSERT INTO inventory_sync.changes (table_id, row_id, id, op, ts, field_clocks, position, changed_at, shard_key)
+SELECT t.table_id, p.id::text, to_jsonb(p.id), 'upsert', p.updated_at, '{}', inventory_sync.change_position(), now(), p.id
   FROM bench.products p, inventory_sync.tracked t WHERE t.tbl = 'bench.products'::regclass;
 
 -- 2. What a user would write instead of installing the extension: PL/pgSQL with the same

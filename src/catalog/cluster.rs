@@ -49,8 +49,7 @@ pub(super) fn with_triggers_allowed(client: &mut SpiClient<'_>, f: impl FnOnce(&
 /// Record era `era` of cohort `cohort` for `writer` (cluster, database), after `previous_end`.
 pub(super) fn give_era(client: &mut SpiClient<'_>, era: i32, cohort: i32, writer: (i64, u32), previous_end: i64) {
     let (system, database) = writer;
-    let args =
-        [era.into(), cohort.into(), system.into(), pgrx::pg_sys::Oid::from(database).into(), previous_end.into()];
+    let args = [era.into(), cohort.into(), system.into(), pg_sys::Oid::from(database).into(), previous_end.into()];
     client.update(sql::ERA_GIVE, None, &args).expect("inventory_sync: recording an era failed");
 }
 
@@ -82,7 +81,7 @@ pub fn distribute(client: &mut SpiClient<'_>) -> Result<Jsonb, SyncError> {
     }
     // A row on every shard of the probe, through which pulls ask the nodes for their horizons.
     client.update(sql::PROBE_FILL, None, &[]).expect("inventory_sync: filling the node probe failed");
-    let tracked: Vec<pgrx::pg_sys::Oid> = client
+    let tracked: Vec<pg_sys::Oid> = client
         .select(sql::FEED_TABLES, None, &[])
         .expect("inventory_sync: reading the tracked tables failed")
         .map(|row| row.value(2).expect("an OID"))
@@ -121,8 +120,8 @@ pub fn distribute(client: &mut SpiClient<'_>) -> Result<Jsonb, SyncError> {
 /// them are copied to every node, which needs them there. A table with a column dropped before
 /// another is refused: Citus makes the workers' copies without it, numbered otherwise. Answers the
 /// tables distributed.
-fn distribute_tracked(client: &mut SpiClient<'_>) -> Result<Vec<pgrx::pg_sys::Oid>, SyncError> {
-    let tables: Vec<(pgrx::pg_sys::Oid, String, bool)> = client
+fn distribute_tracked(client: &mut SpiClient<'_>) -> Result<Vec<pg_sys::Oid>, SyncError> {
+    let tables: Vec<(pg_sys::Oid, String, bool)> = client
         .select(sql::TRACKED_UNDISTRIBUTED, None, &[])
         .expect("inventory_sync: reading the tracked tables failed")
         .map(|row| (row.value(1).expect("an OID"), row.value(2).expect("a key"), row.value(3).expect("a type")))
@@ -157,15 +156,9 @@ impl Catalogs {
             .select(sql::TRACKED_ROWS, None, &[])
             .expect(failed)
             .map(|r| {
-                let v = (r.value(1), r.value(2), r.value(3), r.value(4), r.value(5), r.value(6));
-                (
-                    v.0.expect(failed),
-                    v.1.expect(failed),
-                    v.2.expect(failed),
-                    v.3.expect(failed),
-                    v.4.expect(failed),
-                    v.5.expect(failed),
-                )
+                let (relid, key, ts) =
+                    (r.value(1).expect(failed), r.value(2).expect(failed), r.value(3).expect(failed));
+                (relid, key, ts, r.value(4).expect(failed), r.value(5).expect(failed), r.value(6).expect(failed))
             })
             .collect();
         let policies = client
@@ -213,7 +206,7 @@ fn stamp_positions(client: &mut SpiClient<'_>) {
 /// node numbers its columns as this one does. The catalogs (on every node alike) name a tracked
 /// table's key and timestamp columns by number, and Citus makes the workers' copies of a table
 /// without the columns dropped before it was distributed.
-pub fn check_on_every_node(client: &SpiClient<'_>, relid: pgrx::pg_sys::Oid) -> Result<(), SyncError> {
+pub fn check_on_every_node(client: &SpiClient<'_>, relid: pg_sys::Oid) -> Result<(), SyncError> {
     if !yes(client, sql::HAS_CITUS) || !yes(client, sql::IS_COORDINATOR) {
         return Ok(());
     }

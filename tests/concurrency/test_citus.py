@@ -481,15 +481,10 @@ SELECT c.relname, c.relkind, c.relacl::text, pg_catalog.obj_description(c.oid, '
 LEFT_ON_A_NODE = "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'inventory_sync'"
 
 
-def test_undistribute_takes_everything_back_and_drop_extension_leaves_nothing(citus):
-    """undistribute() takes the extension's tables back from the workers onto the coordinator:
-    every row, and the tables as one server has them (grants, row-level security policies,
-    restrictive ones too, comments, and the marks pg_dump saves their rows by), with nothing left
-    on the workers. Devices go on from their cursors, and writes go on; distribute() spreads it
-    again. Then DROP EXTENSION leaves nothing on any node. In a database of its own, so the other
-    tests keep their cluster."""
+def cluster_database(citus, name):
+    """A database of its own on every node, with Citus, the nodes registered on the coordinator and
+    the extension created there (not distributed yet)."""
     coordinator = citus[0]
-    name = "isync_teardown"
     for node in citus:
         with node.connect("postgres") as conn:
             conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
@@ -501,6 +496,59 @@ def test_undistribute_takes_everything_back_and_drop_extension_leaves_nothing(ci
         for worker in citus[1:]:
             c.execute("SELECT citus_add_node('localhost', %s)", (worker.citus_port,))
         c.execute("CREATE EXTENSION inventory_sync")
+
+
+def test_an_installation_moves_onto_the_cluster_with_its_history(citus):
+    """An installation with a history moves onto Citus: tracked tables (bigint and uuid keys) with
+    rows, tombstones, merges, journal entries and mutation ids, written on one server, then
+    distribute() spreads the extension and the tables. Every state reads as it was; retries of
+    mutations made before the move are answered as duplicates, also by a delegated call, which
+    finds the mutation on the row's node; a device goes on from its cursor and gets only what was
+    written since. In a database of its own."""
+    coordinator = citus[0]
+    name = "isync_move"
+    cluster_database(citus, name)
+    try:
+        with coordinator.connect(name) as c:
+            for statement in TABLES:
+                c.execute(statement)
+            for statement in ["SELECT inventory_sync.track('products')", "SELECT inventory_sync.track('notes')",
+                              POLICY, *SCRIPT]:
+                c.execute(statement)
+            pulled, cursor = pull_all(c)
+            kept = answers(c, STATE)
+            c.execute("SELECT inventory_sync.distribute()")
+            assert c.execute("SELECT count(*) FROM pg_dist_partition WHERE logicalrelid IN"
+                             " ('products'::regclass, 'notes'::regclass)").fetchone()[0] == 2
+            assert answers(c, STATE) == kept
+            retried = [
+                c.execute(SCRIPT[7]).fetchone()[0],
+                c.execute("SELECT inventory_sync.sync_upsert_in('products', 6::bigint, '{\"name\": \"Pad\", \"stock\": 2}',"
+                          " '2024-03-01 10:00+00', 'd', 'p3')").fetchone()[0],
+                *c.execute(f"SELECT inventory_sync.sync_push('{json.dumps(PUSH[:4])}')").fetchone()[0],
+            ]
+            assert [r.get("duplicate") for r in retried] == [True] * 6, retried
+            assert answers(c, STATE) == kept
+            c.execute("SELECT inventory_sync.sync_upsert(950, '{\"stock\": 1}', '2024-03-06 09:00+00')")
+            assert [change["id"] for change in pull_all(c, cursor)[0]] == [950]
+            assert len(pull_all(c)[0]) == len(pulled) + 1
+            c.execute("SELECT inventory_sync.undistribute()")
+    finally:
+        with coordinator.connect("postgres") as conn:
+            conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
+
+
+def test_undistribute_takes_everything_back_and_drop_extension_leaves_nothing(citus):
+    """undistribute() takes the extension's tables back from the workers onto the coordinator:
+    every row, and the tables as one server has them (grants, row-level security policies,
+    restrictive ones too, comments, and the marks pg_dump saves their rows by), with nothing left
+    on the workers. Devices go on from their cursors, and writes go on; distribute() spreads it
+    again. Then DROP EXTENSION leaves nothing on any node. In a database of its own, so the other
+    tests keep their cluster."""
+    coordinator = citus[0]
+    name = "isync_teardown"
+    cluster_database(citus, name)
+    with coordinator.connect(name) as c:
         single = c.execute(CATALOG).fetchall()
         # distribute() refuses to distribute a tracked table with a dropped column, which the
         # workers' copies would number otherwise, and leaves everything as it was.
@@ -584,6 +632,47 @@ def test_writers_of_one_row_meet_at_its_lock_whatever_node_runs_them(citus):
         assert c.execute("SELECT op FROM inventory_sync.changes WHERE row_id = %s AND table_id = "
                          "(SELECT table_id FROM inventory_sync.tracked WHERE tbl = 'products'::regclass)",
                          (str(item),)).fetchone()[0] == "delete"
+
+
+def test_writers_of_a_reference_tables_row_meet_where_its_calls_are_delegated(citus):
+    """A tracked reference table with a bigint key: its rows are on every node, and a call sent
+    alone is delegated by its key to a worker, while a call in a transaction block runs on the
+    coordinator, so their advisory locks are taken on two nodes. What serializes them is Citus's
+    own lock on a reference table's modifications, taken on one node for all (seen while the
+    delete waits: `lock_shard_resources` on a worker): an upsert of a new row in a transaction
+    block on the coordinator and a newer delete sent alone (delegated) meet there, and the delete
+    deletes the row once the upsert commits. (Were they not serialized, the delete would pass the
+    row it cannot see yet and the table would keep a row its feed says was deleted.)"""
+    coordinator, worker = citus[0], citus[1]
+    with coordinator.connect("postgres") as c:
+        c.execute("CREATE TABLE shelves (id bigint PRIMARY KEY, label text, updated_at timestamptz)")
+        c.execute("SELECT create_reference_table('shelves')")
+        c.execute("SELECT inventory_sync.track('shelves')")
+    try:
+        with coordinator.connect("postgres", autocommit=False) as upserting, coordinator.connect("postgres") as c, \
+                coordinator.connect("postgres") as deleter:
+            item = held_on(c, worker, 7000)
+            upserting.execute("SELECT inventory_sync.sync_upsert_in('shelves', %s::bigint, '{\"label\": \"n\"}',"
+                              " '2024-03-09 09:00+00')", (item,))
+            issued = []
+            deleter.add_notice_handler(lambda notice: issued.append(notice.message_primary))
+            deleter.execute("SET citus.log_remote_commands = on")
+            deleting = threading.Thread(target=lambda: deleter.execute(
+                "SELECT inventory_sync.sync_delete_in('shelves', %s::bigint, '2024-03-09 10:00+00')", (item,)))
+            deleting.start()
+            deleting.join(2)
+            assert deleting.is_alive(), "the delete did not wait for the upsert"
+            upserting.commit()
+            deleting.join(30)
+            assert not deleting.is_alive()
+            assert [m for m in issued if m.startswith("issuing SELECT inventory_sync.sync_delete_in(")], issued
+            assert c.execute("SELECT count(*) FROM shelves WHERE id = %s", (item,)).fetchone()[0] == 0
+            assert c.execute("SELECT op FROM inventory_sync.changes WHERE row_id = %s AND table_id = "
+                             "(SELECT table_id FROM inventory_sync.tracked WHERE tbl = 'shelves'::regclass)",
+                             (str(item),)).fetchone()[0] == "delete"
+    finally:
+        with coordinator.connect("postgres") as c:
+            c.execute("DROP TABLE shelves")
 
 
 def test_track_refuses_a_table_the_workers_number_otherwise(citus):

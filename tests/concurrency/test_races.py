@@ -41,8 +41,8 @@ BEGIN
     ELSIF stored > p_ts THEN
         SELECT data || jsonb_build_object('id', id, 'updated_at', updated_at) INTO srv
           FROM inventory_sync.inventory WHERE id = p_id;
-        INSERT INTO inventory_sync.conflicts (row_id, table_name, reason, client_payload, client_ts, server_data)
-        VALUES (p_id::text, 'inventory_sync.inventory', 'stale', p_payload, p_ts, srv);
+        INSERT INTO inventory_sync.conflicts (row_id, table_name, reason, client_payload, client_ts, server_data, shard_key)
+        VALUES (p_id::text, 'inventory_sync.inventory', 'stale', p_payload, p_ts, srv, p_id);
         RETURN jsonb_build_object('status', 'conflict', 'id', p_id, 'server_data', srv);
     END IF;
     UPDATE inventory_sync.inventory SET data = data || p_payload, updated_at = p_ts WHERE id = p_id;

@@ -113,8 +113,8 @@ BEGIN
     found_row := FOUND;
     IF found_row AND NOT oracle.newer(s.updated_at, s.updated_by, p_ts, p_by) THEN
         srv := oracle.server_row(s);
-        INSERT INTO inventory_sync.conflicts (row_id, table_name, reason, op, client_payload, client_ts, client_id, server_data)
-        VALUES (p_id::text, 'inventory_sync.inventory', 'stale', p_op, COALESCE(p_payload, '{}'), p_ts, p_by, srv);
+        INSERT INTO inventory_sync.conflicts (row_id, table_name, reason, op, client_payload, client_ts, client_id, server_data, shard_key)
+        VALUES (p_id::text, 'inventory_sync.inventory', 'stale', p_op, COALESCE(p_payload, '{}'), p_ts, p_by, srv, p_id);
         RETURN jsonb_build_object('status', 'conflict', 'id', p_id, 'server_data', srv);
     END IF;
     IF p_op = 'delete' THEN  -- the write: unconditional

@@ -684,8 +684,8 @@ def test_the_journal_is_readable_only_with_a_grant(tenants):
             # Writing journal rows in another's name is refused by the policy.
             with pytest.raises(DENIED, match="row-level security"):
                 conn.execute(
-                    "INSERT INTO inventory_sync.conflicts (row_id, table_name, reason, client_payload, client_ts, db_user) "
-                    "VALUES ('1', 'x', 'stale', '{}', now(), 'postgres')"
+                    "INSERT INTO inventory_sync.conflicts (row_id, table_name, reason, client_payload, client_ts, db_user, shard_key) "
+                    "VALUES ('1', 'x', 'stale', '{}', now(), 'postgres', 1)"
                 )
     with as_role(env, "auditor") as auditor:
         # The grant reads every row, of every user and table.
@@ -700,8 +700,8 @@ def test_anyone_may_journal_in_their_own_name_only(env):
     with as_role(env, "none") as conn:
         conn.execute("BEGIN")
         conn.execute(
-            "INSERT INTO inventory_sync.conflicts (row_id, table_name, reason, client_payload, client_ts) "
-            "VALUES ('1', 'x', 'stale', '{}', now())"
+            "INSERT INTO inventory_sync.conflicts (row_id, table_name, reason, client_payload, client_ts, shard_key) "
+            "VALUES ('1', 'x', 'stale', '{}', now(), 1)"
         )
         conn.execute("ROLLBACK")
 
@@ -726,8 +726,8 @@ def test_mutation_ids_are_visible_only_to_the_user_that_applied_them(tenants):
                 pass
             conn.execute("ROLLBACK")
             with pytest.raises(DENIED, match="row-level security"):
-                conn.execute("INSERT INTO inventory_sync.mutations (row_id, table_id, client_id, mutation_id, db_user) "
-                             "VALUES ('1', 0, 'x', 'y', 'postgres')")
+                conn.execute("INSERT INTO inventory_sync.mutations (row_id, table_id, client_id, mutation_id, db_user, shard_key) "
+                             "VALUES ('1', 0, 'x', 'y', 'postgres', 1)")
     # Replaying another user's mutation id: 42501, and its answer is not shown.
     with as_role(env, "app") as app, writes_nothing(env):
         with pytest.raises(DENIED, match="another database user"):
@@ -741,9 +741,9 @@ def test_bookkeeping_tables_refuse_direct_writes_by_non_owners(tenants):
         ("INSERT INTO inventory_sync.tracked (tbl, key_attnum, ts_attnum) VALUES ('app.untracked', 1, 2)", "row-level security"),
         ("INSERT INTO inventory_sync.field_policies VALUES ('app.items', 'name', 'server_wins')", "row-level security"),
         ("INSERT INTO inventory_sync.field_policies VALUES ('inventory_sync.inventory', 'name', 'server_wins')", "row-level security"),
-        ("INSERT INTO inventory_sync.changes (table_id, row_id, id, op, ts, position, changed_at) "
+        ("INSERT INTO inventory_sync.changes (table_id, row_id, id, op, ts, position, changed_at, shard_key) "
          "VALUES ((SELECT table_id FROM inventory_sync.tracked WHERE tbl = 'app.secret'::regclass), '1', '1', 'delete', "
-         "now(), 1, now())", "permission denied"),
+         "now(), 1, now(), 1)", "permission denied"),
         ("UPDATE inventory_sync.changes SET op = 'delete' WHERE inventory_sync.table_of(table_id) = 'app.secret'::regclass",
          "permission denied"),
         ("INSERT INTO inventory_sync.purge_horizon VALUES (1, 1, 0, '', now())", "permission denied"),
@@ -812,9 +812,9 @@ def test_mutation_ids_cannot_be_claimed_without_rights_on_the_table(env):
         try:
             with pytest.raises(DENIED):
                 conn.execute(
-                    "INSERT INTO inventory_sync.mutations (row_id, table_id, client_id, mutation_id) "
+                    "INSERT INTO inventory_sync.mutations (row_id, table_id, client_id, mutation_id, shard_key) "
                     "VALUES (%s, (SELECT table_id FROM inventory_sync.tracked WHERE tbl = 'app.items'::regclass), "
-                    "'phone', 'next-1')", (U1,)
+                    "'phone', 'next-1', hashtextextended(%s, 0))", (U1, U1)
                 )
         finally:
             conn.execute("ROLLBACK")
