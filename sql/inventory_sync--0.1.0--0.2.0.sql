@@ -123,33 +123,38 @@ ALTER TABLE inventory_sync.purge_horizon RENAME COLUMN single TO era;
 -- cluster distributes them by, with the rows they describe: the key itself for an integer key
 -- (the default table's, a tracked table's bigint or integer key), else hashtextextended(row_id, 0).
 -- Journal entries of tables no longer tracked take the hash.
-CREATE FUNCTION inventory_sync.update_0_2_0_shard_key(table_id integer, row_id text) RETURNS bigint
+
+-- Whether table_id's key is an integer (the default table's is). The key's text is cast in the
+-- statements below, on a column: a cast of a function's parameter could be folded, and fail, when
+-- the server plans the function with the value in place (PostgreSQL 18 does), whichever branch of
+-- a CASE it is in.
+CREATE FUNCTION inventory_sync.update_0_2_0_integer_key(table_id integer) RETURNS boolean
 LANGUAGE sql STABLE AS $$
-    SELECT CASE WHEN $1 OPERATOR(pg_catalog.=) 0 OR EXISTS (
-                  SELECT FROM inventory_sync.tracked t
-                    JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) t.tbl
-                     AND a.attnum OPERATOR(pg_catalog.=) t.key_attnum
-                   WHERE t.table_id OPERATOR(pg_catalog.=) $1
-                     AND a.atttypid OPERATOR(pg_catalog.=) ANY ('{int4,int8}'::pg_catalog.regtype[]))
-                THEN $2::pg_catalog.int8
-                ELSE pg_catalog.hashtextextended($2, 0) END
+    SELECT $1 OPERATOR(pg_catalog.=) 0 OR EXISTS (
+             SELECT FROM inventory_sync.tracked t
+               JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) t.tbl
+                AND a.attnum OPERATOR(pg_catalog.=) t.key_attnum
+              WHERE t.table_id OPERATOR(pg_catalog.=) $1
+                AND a.atttypid OPERATOR(pg_catalog.=) ANY ('{int4,int8}'::pg_catalog.regtype[]))
 $$;
 ALTER TABLE inventory_sync.changes ADD COLUMN shard_key bigint;
-UPDATE inventory_sync.changes c SET shard_key = inventory_sync.update_0_2_0_shard_key(c.table_id, c.row_id);
+UPDATE inventory_sync.changes c SET shard_key = CASE WHEN inventory_sync.update_0_2_0_integer_key(c.table_id)
+    THEN c.row_id::pg_catalog.int8 ELSE pg_catalog.hashtextextended(c.row_id, 0) END;
 ALTER TABLE inventory_sync.changes ALTER COLUMN shard_key SET NOT NULL;
 ALTER TABLE inventory_sync.changes DROP CONSTRAINT changes_pkey;
 ALTER TABLE inventory_sync.changes ADD PRIMARY KEY (row_id, table_id, shard_key);
 ALTER TABLE inventory_sync.mutations ADD COLUMN shard_key bigint;
-UPDATE inventory_sync.mutations m SET shard_key = inventory_sync.update_0_2_0_shard_key(m.table_id, m.row_id);
+UPDATE inventory_sync.mutations m SET shard_key = CASE WHEN inventory_sync.update_0_2_0_integer_key(m.table_id)
+    THEN m.row_id::pg_catalog.int8 ELSE pg_catalog.hashtextextended(m.row_id, 0) END;
 ALTER TABLE inventory_sync.mutations ALTER COLUMN shard_key SET NOT NULL;
 ALTER TABLE inventory_sync.mutations DROP CONSTRAINT mutations_pkey;
 ALTER TABLE inventory_sync.mutations ADD PRIMARY KEY (row_id, table_id, client_id, mutation_id, shard_key);
 ALTER TABLE inventory_sync.conflicts ADD COLUMN shard_key bigint;
-UPDATE inventory_sync.conflicts j SET shard_key = inventory_sync.update_0_2_0_shard_key(
+UPDATE inventory_sync.conflicts j SET shard_key = CASE WHEN inventory_sync.update_0_2_0_integer_key(
     CASE WHEN j.table_name OPERATOR(pg_catalog.=) 'inventory_sync.inventory' THEN 0
          ELSE (SELECT t.table_id FROM inventory_sync.tracked t
-                WHERE t.tbl OPERATOR(pg_catalog.=) pg_catalog.to_regclass(j.table_name)) END,
-    j.row_id);
+                WHERE t.tbl OPERATOR(pg_catalog.=) pg_catalog.to_regclass(j.table_name)) END)
+    THEN j.row_id::pg_catalog.int8 ELSE pg_catalog.hashtextextended(j.row_id, 0) END;
 ALTER TABLE inventory_sync.conflicts ALTER COLUMN shard_key SET NOT NULL;
 ALTER TABLE inventory_sync.conflicts DROP CONSTRAINT conflicts_pkey;
 ALTER TABLE inventory_sync.conflicts ADD PRIMARY KEY (row_id, conflict_id, shard_key);
@@ -159,7 +164,7 @@ COMMENT ON COLUMN inventory_sync.changes.shard_key IS
     'The row''s shard key, which a Citus cluster distributes the feed by: the key itself for an integer key, else hashtextextended(row_id, 0).';
 COMMENT ON COLUMN inventory_sync.mutations.shard_key IS
     'The row''s shard key, which a Citus cluster distributes the mutation log by: the key itself for an integer key, else hashtextextended(row_id, 0).';
-DROP FUNCTION inventory_sync.update_0_2_0_shard_key(integer, text);
+DROP FUNCTION inventory_sync.update_0_2_0_integer_key(integer);
 
 DROP FUNCTION inventory_sync.update_0_2_0_table_id(oid);
 

@@ -603,6 +603,23 @@ def test_undistribute_takes_everything_back_and_drop_extension_leaves_nothing(ci
         conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
 
 
+def delete_waits_then_deletes(upserting, c, table, item, delete):
+    """Run `delete` (a newer delete of `item` in `table`) while an upsert that creates the row is
+    open on `upserting`: it waits for the upsert, and once that commits deletes the row it finds.
+    No row is left, and the feed says deleted."""
+    deleting = threading.Thread(target=delete)
+    deleting.start()
+    deleting.join(2)
+    assert deleting.is_alive(), "the delete did not wait for the upsert"
+    upserting.commit()
+    deleting.join(30)
+    assert not deleting.is_alive()
+    assert c.execute(f"SELECT count(*) FROM {table} WHERE id = %s", (item,)).fetchone()[0] == 0
+    assert c.execute("SELECT op FROM inventory_sync.changes WHERE row_id = %s AND table_id = "
+                     f"(SELECT table_id FROM inventory_sync.tracked WHERE tbl = '{table}'::regclass)",
+                     (str(item),)).fetchone()[0] == "delete"
+
+
 def test_writers_of_one_row_meet_at_its_lock_whatever_node_runs_them(citus):
     """A tracked row's advisory lock is taken on the node that holds the row, whichever node runs
     the write: here an upsert of a new row run on the coordinator (inside a transaction block)
@@ -620,18 +637,8 @@ def test_writers_of_one_row_meet_at_its_lock_whatever_node_runs_them(citus):
         upserting.execute("SELECT inventory_sync.sync_upsert_in('products', %s::bigint, '{\"name\": \"n\", \"stock\": 1}',"
                           " '2024-03-07 09:00+00')", (item,))
         assert not [m for m in issued if "inventory_sync.sync_upsert_in" in m], "the upsert was delegated"
-        deleting = threading.Thread(target=lambda: on_worker.execute(
+        delete_waits_then_deletes(upserting, c, "products", item, lambda: on_worker.execute(
             "SELECT inventory_sync.sync_delete_in('products', %s::bigint, '2024-03-07 10:00+00')", (item,)))
-        deleting.start()
-        deleting.join(2)
-        assert deleting.is_alive(), "the delete did not wait for the upsert"
-        upserting.commit()
-        deleting.join(30)
-        assert not deleting.is_alive()
-        assert c.execute("SELECT count(*) FROM products WHERE id = %s", (item,)).fetchone()[0] == 0
-        assert c.execute("SELECT op FROM inventory_sync.changes WHERE row_id = %s AND table_id = "
-                         "(SELECT table_id FROM inventory_sync.tracked WHERE tbl = 'products'::regclass)",
-                         (str(item),)).fetchone()[0] == "delete"
 
 
 def test_writers_of_a_reference_tables_row_meet_where_its_calls_are_delegated(citus):
@@ -657,19 +664,9 @@ def test_writers_of_a_reference_tables_row_meet_where_its_calls_are_delegated(ci
             issued = []
             deleter.add_notice_handler(lambda notice: issued.append(notice.message_primary))
             deleter.execute("SET citus.log_remote_commands = on")
-            deleting = threading.Thread(target=lambda: deleter.execute(
+            delete_waits_then_deletes(upserting, c, "shelves", item, lambda: deleter.execute(
                 "SELECT inventory_sync.sync_delete_in('shelves', %s::bigint, '2024-03-09 10:00+00')", (item,)))
-            deleting.start()
-            deleting.join(2)
-            assert deleting.is_alive(), "the delete did not wait for the upsert"
-            upserting.commit()
-            deleting.join(30)
-            assert not deleting.is_alive()
             assert [m for m in issued if m.startswith("issuing SELECT inventory_sync.sync_delete_in(")], issued
-            assert c.execute("SELECT count(*) FROM shelves WHERE id = %s", (item,)).fetchone()[0] == 0
-            assert c.execute("SELECT op FROM inventory_sync.changes WHERE row_id = %s AND table_id = "
-                             "(SELECT table_id FROM inventory_sync.tracked WHERE tbl = 'shelves'::regclass)",
-                             (str(item),)).fetchone()[0] == "delete"
     finally:
         with coordinator.connect("postgres") as c:
             c.execute("DROP TABLE shelves")
