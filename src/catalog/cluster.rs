@@ -121,18 +121,19 @@ pub fn distribute(client: &mut SpiClient<'_>) -> Result<Jsonb, SyncError> {
 /// another is refused: Citus makes the workers' copies without it, numbered otherwise. Answers the
 /// tables distributed.
 fn distribute_tracked(client: &mut SpiClient<'_>) -> Result<Vec<pg_sys::Oid>, SyncError> {
-    let tables: Vec<(pg_sys::Oid, String, bool)> = client
+    let failed = "inventory_sync: reading the tracked tables failed";
+    let tables: Vec<(pg_sys::Oid, String, bool, bool)> = client
         .select(sql::TRACKED_UNDISTRIBUTED, None, &[])
-        .expect("inventory_sync: reading the tracked tables failed")
-        .map(|row| (row.value(1).expect("an OID"), row.value(2).expect("a key"), row.value(3).expect("a type")))
+        .expect(failed)
+        .map(|r| {
+            (r.value(1).expect(failed), r.value(2).expect(failed), r.value(3).expect(failed), r.value(4).expect(failed))
+        })
         .collect();
-    for (relid, _, _) in &tables {
-        if select_one(client, sql::DROPPED_BEFORE_A_COLUMN, &[(*relid).into()]) == Some(true) {
-            return Err(SyncError::DroppedColumns { table: lookup::qualified_name(*relid) });
-        }
+    if let Some((relid, ..)) = tables.iter().find(|(.., dropped)| *dropped) {
+        return Err(SyncError::DroppedColumns { table: lookup::qualified_name(*relid) });
     }
     let mut distributed = Vec::with_capacity(tables.len());
-    for (relid, key, bigint) in tables {
+    for (relid, key, bigint, _) in tables {
         let colocate_with = if bigint { sql::DEFAULT_TABLE } else { "default" };
         client
             .update(sql::DISTRIBUTE_TABLE, None, &[relid.into(), key.as_str().into(), colocate_with.into()])

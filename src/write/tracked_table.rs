@@ -133,13 +133,21 @@ impl Tracked {
         if stored_ts.into_inner() != mine.ts || mine.by.is_none() {
             return Some(mine.beats(&merge::Clock { ts: stored_ts.into_inner(), by: None }));
         }
-        let by = self
-            .record_clock
-            .run_all(client, &[write.key.bind(), write.shard_key.into()])
-            .next()
-            .and_then(|row| row.value::<String>(1));
+        let by = self.record_clock.run_all(client, &key_args(write)).next().and_then(|row| row.value::<String>(1));
         Some(mine.beats(&merge::Clock { ts: stored_ts.into_inner(), by }))
     }
+}
+
+/// `$1` the key and `$2` its shard key: the parameters of the statements that read one row's
+/// change record.
+fn key_args<'a>(write: &'a Write<'_>) -> [DatumWithOid<'a>; 2] {
+    [write.key.bind(), write.shard_key.into()]
+}
+
+/// `$1` the key, `$2` client_ts, `$3` client_id, `$4` the shard key: the tombstone check's
+/// parameters (`sql::tracked_tombstone`); a delete's statements on the row take the first ones.
+fn clock_args<'a>(write: &'a Write<'_>) -> [DatumWithOid<'a>; 4] {
+    [write.key.bind(), write.client_ts.into(), write.client_id.as_deref().into(), write.shard_key.into()]
 }
 
 /// The parameters of the change-record statements (see `sql::tracked_record`), with the feed
@@ -242,9 +250,9 @@ impl Statements for Tracked {
                 }
                 None => {}
             }
-            let tombstone_args =
-                [write.key.bind(), write.client_ts.into(), write.client_id.as_deref().into(), write.shard_key.into()];
-            if catalog::as_owner_of(c"changes", || self.tombstone.run::<bool>(client, &tombstone_args)) == Some(false) {
+            if catalog::as_owner_of(c"changes", || self.tombstone.run::<bool>(client, &clock_args(write)))
+                == Some(false)
+            {
                 return Ok(None);
             }
             if writes.insert.run::<bool>(client, &args).is_some() {
@@ -269,8 +277,7 @@ impl Statements for Tracked {
     /// row that may exist.
     fn delete(&self, client: &mut SpiClient<'_>, write: &Write<'_>) -> Result<Option<Jsonb>, SyncError> {
         self.lock_row(client, write);
-        let args =
-            [write.key.bind(), write.client_ts.into(), write.client_id.as_deref().into(), write.shard_key.into()];
+        let args = clock_args(write);
         let answer = || Some(applied(write.key_json(), write.client_ts, None));
         // The tombstone keeps its own clock as the floor of the fields' clocks, so a row brought
         // back by a write that merges nothing still knows which fields are older.
@@ -325,42 +332,39 @@ impl Statements for Tracked {
             let ts = clock_micros(row.value::<TimestampWithTimeZone>(2));
             stored = Some((row_fields, ts));
         }
-        let stored =
-            match stored {
-                Some((row_fields, ts)) => {
-                    // The row is locked: its change record is the latest writer's.
-                    let (by, clocks) = self
-                        .record_clock
-                        .run_all(client, &[write.key.bind(), write.shard_key.into()])
-                        .next()
-                        .map(|row| (row.value::<String>(1), row.value::<Jsonb>(2)))
-                        .unwrap_or_default();
-                    // The floor is kept under the timestamp column's name, which no payload key is.
-                    let mut clocks = Jsonb::object_or_empty(clocks);
-                    let floor = merge::take_floor(&mut clocks, ts_name);
-                    Some(merge::Stored {
-                        fields: row_fields,
-                        row: merge::Clock { ts, by },
-                        clocks,
-                        deleted: false,
-                        implicit_clocks: false,
-                        floor,
-                    })
-                }
-                None => self.tombstone_clock.run_all(client, &[write.key.bind(), write.shard_key.into()]).next().map(
-                    |row| merge::Stored {
-                        fields: serde_json::Map::new(),
-                        row: merge::Clock {
-                            ts: clock_micros(row.value::<TimestampWithTimeZone>(1)),
-                            by: row.value::<String>(2),
-                        },
-                        clocks: serde_json::Map::new(),
-                        deleted: true,
-                        implicit_clocks: false,
-                        floor: None,
-                    },
-                ),
-            };
+        let stored = match stored {
+            Some((row_fields, ts)) => {
+                // The row is locked: its change record is the latest writer's.
+                let (by, clocks) = self
+                    .record_clock
+                    .run_all(client, &key_args(write))
+                    .next()
+                    .map(|row| (row.value::<String>(1), row.value::<Jsonb>(2)))
+                    .unwrap_or_default();
+                // The floor is kept under the timestamp column's name, which no payload key is.
+                let mut clocks = Jsonb::object_or_empty(clocks);
+                let floor = merge::take_floor(&mut clocks, ts_name);
+                Some(merge::Stored {
+                    fields: row_fields,
+                    row: merge::Clock { ts, by },
+                    clocks,
+                    deleted: false,
+                    implicit_clocks: false,
+                    floor,
+                })
+            }
+            None => self.tombstone_clock.run_all(client, &key_args(write)).next().map(|row| merge::Stored {
+                fields: serde_json::Map::new(),
+                row: merge::Clock {
+                    ts: clock_micros(row.value::<TimestampWithTimeZone>(1)),
+                    by: row.value::<String>(2),
+                },
+                clocks: serde_json::Map::new(),
+                deleted: true,
+                implicit_clocks: false,
+                floor: None,
+            }),
+        };
         Ok(stored)
     }
 

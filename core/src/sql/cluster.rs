@@ -109,9 +109,13 @@ pub const DELEGATE: [&str; 4] = [
        colocate_with => 'inventory_sync.inventory')",
 ];
 
-/// The tracked tables Citus does not hold yet: OID, key column, whether the key is a bigint.
+/// The tracked tables Citus does not hold yet: OID, key column, whether the key is a bigint, and
+/// whether the table has a dropped column before one of its columns.
 pub const TRACKED_UNDISTRIBUTED: &str = "SELECT t.tbl::pg_catalog.oid, a.attname::pg_catalog.text, \
-       a.atttypid OPERATOR(pg_catalog.=) 'pg_catalog.int8'::pg_catalog.regtype::pg_catalog.oid \
+       a.atttypid OPERATOR(pg_catalog.=) 'pg_catalog.int8'::pg_catalog.regtype::pg_catalog.oid, \
+       EXISTS (SELECT FROM pg_catalog.pg_attribute d WHERE d.attrelid OPERATOR(pg_catalog.=) t.tbl AND d.attisdropped \
+                 AND EXISTS (SELECT FROM pg_catalog.pg_attribute l WHERE l.attrelid OPERATOR(pg_catalog.=) t.tbl \
+                               AND NOT l.attisdropped AND l.attnum OPERATOR(pg_catalog.>) d.attnum)) \
      FROM inventory_sync.tracked t JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) t.tbl \
       AND a.attnum OPERATOR(pg_catalog.=) t.key_attnum \
      WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid OPERATOR(pg_catalog.=) t.tbl) \
@@ -135,12 +139,6 @@ pub const POLICY_ROWS: &str = "SELECT p.tbl::pg_catalog.oid, p.field, p.policy F
 /// another table or none; the rows are written back through Citus, whose INSERT names the table.
 pub const CATALOGS_EMPTY: [&str; 2] =
     ["DELETE FROM inventory_sync.tracked", "DELETE FROM inventory_sync.field_policies"];
-
-/// Whether table `$1` (an OID) has a dropped column before one of its columns.
-pub const DROPPED_BEFORE_A_COLUMN: &str = "SELECT EXISTS (SELECT FROM pg_catalog.pg_attribute d \
-     WHERE d.attrelid OPERATOR(pg_catalog.=) $1::pg_catalog.regclass AND d.attisdropped \
-       AND EXISTS (SELECT FROM pg_catalog.pg_attribute a WHERE a.attrelid OPERATOR(pg_catalog.=) d.attrelid \
-                     AND NOT a.attisdropped AND a.attnum OPERATOR(pg_catalog.>) d.attnum))";
 
 /// Distribute table `$1` (an OID) by its column `$2`, colocated with `$3` (a table, or `default`).
 pub const DISTRIBUTE_TABLE: &str =
