@@ -3,7 +3,8 @@ CREATE EXTENSION IF NOT EXISTS inventory_sync;
 DROP SCHEMA IF EXISTS bench CASCADE;
 CREATE SCHEMA bench;
 SET client_min_messages = warning;
-TRUNCATE inventory_sync.inventory, inventory_sync.conflicts, inventory_sync.changes, inventory_sync.mutations;
+TRUNCATE inventory_sync.inventory, inventory_sync.conflicts, inventory_sync.changes, inventory_sync.changes_uuid,
+         inventory_sync.mutations, inventory_sync.mutations_uuid;
 
 -- 1. What a PostgreSQL expert writes by hand: one statement, no journal, no JSON answer.
 CREATE TABLE bench.items (id bigint PRIMARY KEY, data jsonb NOT NULL, updated_at timestamptz NOT NULL);

@@ -166,6 +166,83 @@ COMMENT ON COLUMN inventory_sync.mutations.shard_key IS
     'The row''s shard key, which a Citus cluster distributes the mutation log by: the key itself for an integer key, else hashtextextended(row_id, 0).';
 DROP FUNCTION inventory_sync.update_0_2_0_integer_key(integer);
 
+-- The feed and the mutation log of the tracked tables with a uuid key: the same columns, with the
+-- key itself as the shard key. A Citus cluster colocates only tables distributed by one type, so
+-- these are distributed with the uuid tables, and a uuid row's feed record and mutation ids lie
+-- on the node that holds the row, as a bigint row's do with the tables above.
+CREATE TABLE inventory_sync.changes_uuid (
+    table_id   integer     NOT NULL,
+    row_id     text        COLLATE "C" NOT NULL,
+    id         jsonb       NOT NULL,
+    op         inventory_sync.write_op NOT NULL,
+    ts         timestamptz NOT NULL,
+    client_id  text,
+    field_clocks jsonb     NOT NULL DEFAULT '{}'::jsonb,
+    position   bigint      NOT NULL,
+    changed_at timestamptz NOT NULL,
+    shard_key  uuid        NOT NULL,
+    PRIMARY KEY (row_id, table_id, shard_key)
+);
+CREATE INDEX changes_uuid_position_idx ON inventory_sync.changes_uuid (position, table_id, row_id);
+ALTER TABLE inventory_sync.changes_uuid ENABLE ROW LEVEL SECURITY;
+CREATE POLICY changes_uuid_readable ON inventory_sync.changes_uuid FOR SELECT
+    USING (pg_catalog.has_table_privilege(inventory_sync.table_of(table_id), 'SELECT'));
+GRANT SELECT ON inventory_sync.changes_uuid TO PUBLIC;
+COMMENT ON TABLE inventory_sync.changes_uuid IS
+    'inventory_sync.changes for the tracked tables with a uuid key.';
+COMMENT ON COLUMN inventory_sync.changes_uuid.shard_key IS
+    'The row''s key, which a Citus cluster distributes this part of the feed by, with the uuid tables.';
+
+CREATE TABLE inventory_sync.mutations_uuid (
+    row_id      text        COLLATE "C" NOT NULL,
+    table_id    integer     NOT NULL,
+    client_id   text        NOT NULL,
+    mutation_id text        NOT NULL,
+    answer      jsonb,
+    applied_at  timestamptz NOT NULL DEFAULT now(),
+    db_user     name        NOT NULL DEFAULT current_user,
+    shard_key   uuid        NOT NULL,
+    PRIMARY KEY (row_id, table_id, client_id, mutation_id, shard_key)
+);
+CREATE INDEX mutations_uuid_applied_at_idx ON inventory_sync.mutations_uuid (applied_at);
+ALTER TABLE inventory_sync.mutations_uuid ENABLE ROW LEVEL SECURITY;
+CREATE POLICY mutations_uuid_of_oneself ON inventory_sync.mutations_uuid
+    USING (db_user OPERATOR(pg_catalog.=) CURRENT_USER)
+    WITH CHECK (db_user OPERATOR(pg_catalog.=) CURRENT_USER
+                AND pg_catalog.has_table_privilege(inventory_sync.table_of(table_id), 'INSERT, UPDATE, DELETE'));
+GRANT SELECT, INSERT, UPDATE, DELETE ON inventory_sync.mutations_uuid TO PUBLIC;
+COMMENT ON TABLE inventory_sync.mutations_uuid IS
+    'inventory_sync.mutations for the tracked tables with a uuid key.';
+COMMENT ON COLUMN inventory_sync.mutations_uuid.shard_key IS
+    'The row''s key, which a Citus cluster distributes this part of the mutation log by, with the uuid tables.';
+-- The uuid tables' feed records and mutation ids move to their own tables.
+CREATE FUNCTION inventory_sync.update_0_2_0_uuid_key(table_id integer) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+    SELECT EXISTS (
+             SELECT FROM inventory_sync.tracked t
+               JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) t.tbl
+                AND a.attnum OPERATOR(pg_catalog.=) t.key_attnum
+              WHERE t.table_id OPERATOR(pg_catalog.=) $1
+                AND a.atttypid OPERATOR(pg_catalog.=) 'pg_catalog.uuid'::pg_catalog.regtype)
+$$;
+WITH moved AS (DELETE FROM inventory_sync.changes c WHERE inventory_sync.update_0_2_0_uuid_key(c.table_id)
+               RETURNING c.*)
+INSERT INTO inventory_sync.changes_uuid
+       (table_id, row_id, id, op, ts, client_id, field_clocks, position, changed_at, shard_key)
+SELECT m.table_id, m.row_id, m.id, m.op, m.ts, m.client_id, m.field_clocks, m.position, m.changed_at,
+       m.row_id::pg_catalog.uuid
+  FROM moved m;
+WITH moved AS (DELETE FROM inventory_sync.mutations m WHERE inventory_sync.update_0_2_0_uuid_key(m.table_id)
+               RETURNING m.*)
+INSERT INTO inventory_sync.mutations_uuid
+       (row_id, table_id, client_id, mutation_id, answer, applied_at, db_user, shard_key)
+SELECT m.row_id, m.table_id, m.client_id, m.mutation_id, m.answer, m.applied_at, m.db_user,
+       m.row_id::pg_catalog.uuid
+  FROM moved m;
+DROP FUNCTION inventory_sync.update_0_2_0_uuid_key(integer);
+SELECT pg_catalog.pg_extension_config_dump('inventory_sync.changes_uuid', '');
+SELECT pg_catalog.pg_extension_config_dump('inventory_sync.mutations_uuid', '');
+
 DROP FUNCTION inventory_sync.update_0_2_0_table_id(oid);
 
 -- From PostgreSQL 18 on, NOT NULL constraints have names, made from the column's at creation:
@@ -244,6 +321,7 @@ BEGIN
      WHERE t.tbl::pg_catalog.oid OPERATOR(pg_catalog.=) ANY (dropped);
     IF ids IS NOT NULL THEN
         DELETE FROM inventory_sync.changes c WHERE c.table_id OPERATOR(pg_catalog.=) ANY (ids);
+        DELETE FROM inventory_sync.changes_uuid c WHERE c.table_id OPERATOR(pg_catalog.=) ANY (ids);
         DELETE FROM inventory_sync.tracked t WHERE t.table_id OPERATOR(pg_catalog.=) ANY (ids);
     END IF;
     DELETE FROM inventory_sync.field_policies p WHERE p.tbl::pg_catalog.oid OPERATOR(pg_catalog.=) ANY (dropped);

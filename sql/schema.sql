@@ -244,6 +244,56 @@ COMMENT ON TABLE inventory_sync.mutations IS
 COMMENT ON COLUMN inventory_sync.mutations.shard_key IS
     'The row''s shard key, which a Citus cluster distributes the mutation log by: the key itself for an integer key, else hashtextextended(row_id, 0).';
 
+-- The feed and the mutation log of the tracked tables with a uuid key: the same columns, with the
+-- key itself as the shard key. A Citus cluster colocates only tables distributed by one type, so
+-- these are distributed with the uuid tables, and a uuid row's feed record and mutation ids lie
+-- on the node that holds the row, as a bigint row's do with the tables above.
+CREATE TABLE inventory_sync.changes_uuid (
+    table_id   integer     NOT NULL,
+    row_id     text        COLLATE "C" NOT NULL,
+    id         jsonb       NOT NULL,
+    op         inventory_sync.write_op NOT NULL,
+    ts         timestamptz NOT NULL,
+    client_id  text,
+    field_clocks jsonb     NOT NULL DEFAULT '{}'::jsonb,
+    position   bigint      NOT NULL,
+    changed_at timestamptz NOT NULL,
+    shard_key  uuid        NOT NULL,
+    PRIMARY KEY (row_id, table_id, shard_key)
+);
+CREATE INDEX changes_uuid_position_idx ON inventory_sync.changes_uuid (position, table_id, row_id);
+ALTER TABLE inventory_sync.changes_uuid ENABLE ROW LEVEL SECURITY;
+CREATE POLICY changes_uuid_readable ON inventory_sync.changes_uuid FOR SELECT
+    USING (pg_catalog.has_table_privilege(inventory_sync.table_of(table_id), 'SELECT'));
+GRANT SELECT ON inventory_sync.changes_uuid TO PUBLIC;
+COMMENT ON TABLE inventory_sync.changes_uuid IS
+    'inventory_sync.changes for the tracked tables with a uuid key.';
+COMMENT ON COLUMN inventory_sync.changes_uuid.shard_key IS
+    'The row''s key, which a Citus cluster distributes this part of the feed by, with the uuid tables.';
+
+CREATE TABLE inventory_sync.mutations_uuid (
+    row_id      text        COLLATE "C" NOT NULL,
+    table_id    integer     NOT NULL,
+    client_id   text        NOT NULL,
+    mutation_id text        NOT NULL,
+    answer      jsonb,
+    applied_at  timestamptz NOT NULL DEFAULT now(),
+    db_user     name        NOT NULL DEFAULT current_user,
+    shard_key   uuid        NOT NULL,
+    PRIMARY KEY (row_id, table_id, client_id, mutation_id, shard_key)
+);
+CREATE INDEX mutations_uuid_applied_at_idx ON inventory_sync.mutations_uuid (applied_at);
+ALTER TABLE inventory_sync.mutations_uuid ENABLE ROW LEVEL SECURITY;
+CREATE POLICY mutations_uuid_of_oneself ON inventory_sync.mutations_uuid
+    USING (db_user OPERATOR(pg_catalog.=) CURRENT_USER)
+    WITH CHECK (db_user OPERATOR(pg_catalog.=) CURRENT_USER
+                AND pg_catalog.has_table_privilege(inventory_sync.table_of(table_id), 'INSERT, UPDATE, DELETE'));
+GRANT SELECT, INSERT, UPDATE, DELETE ON inventory_sync.mutations_uuid TO PUBLIC;
+COMMENT ON TABLE inventory_sync.mutations_uuid IS
+    'inventory_sync.mutations for the tracked tables with a uuid key.';
+COMMENT ON COLUMN inventory_sync.mutations_uuid.shard_key IS
+    'The row''s key, which a Citus cluster distributes this part of the mutation log by, with the uuid tables.';
+
 -- The feed position of the newest tombstone a purge removed, per era (on a Citus cluster each
 -- node writes in an era of its own): a pull cursor before it may have missed it.
 CREATE TABLE inventory_sync.purge_horizon (
@@ -333,6 +383,7 @@ BEGIN
      WHERE t.tbl::pg_catalog.oid OPERATOR(pg_catalog.=) ANY (dropped);
     IF ids IS NOT NULL THEN
         DELETE FROM inventory_sync.changes c WHERE c.table_id OPERATOR(pg_catalog.=) ANY (ids);
+        DELETE FROM inventory_sync.changes_uuid c WHERE c.table_id OPERATOR(pg_catalog.=) ANY (ids);
         DELETE FROM inventory_sync.tracked t WHERE t.table_id OPERATOR(pg_catalog.=) ANY (ids);
     END IF;
     DELETE FROM inventory_sync.field_policies p WHERE p.tbl::pg_catalog.oid OPERATOR(pg_catalog.=) ANY (dropped);
@@ -356,6 +407,8 @@ SELECT pg_catalog.pg_extension_config_dump(
     pg_catalog.pg_get_serial_sequence('inventory_sync.conflicts', 'conflict_id')::pg_catalog.regclass, '');
 SELECT pg_catalog.pg_extension_config_dump('inventory_sync.changes', '');
 SELECT pg_catalog.pg_extension_config_dump('inventory_sync.mutations', '');
+SELECT pg_catalog.pg_extension_config_dump('inventory_sync.changes_uuid', '');
+SELECT pg_catalog.pg_extension_config_dump('inventory_sync.mutations_uuid', '');
 SELECT pg_catalog.pg_extension_config_dump('inventory_sync.purge_horizon', '');
 SELECT pg_catalog.pg_extension_config_dump('inventory_sync.eras', '');
 SELECT pg_catalog.pg_extension_config_dump(

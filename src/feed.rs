@@ -30,6 +30,7 @@ use crate::pg::kept::{Kept, Row};
 use crate::pg::{lookup, security};
 use inventory_sync_core::cursor::{era_of, Cursor, Position, Range};
 use inventory_sync_core::sql;
+use inventory_sync_core::tracking::Side;
 use inventory_sync_core::SyncError;
 
 pub const MAX_LIMIT: i32 = 100_000;
@@ -38,14 +39,16 @@ pub const MAX_LIMIT: i32 = 100_000;
 const POOL: &str = "citus.max_adaptive_executor_pool_size";
 
 /// The feed statement over `ranges` ranges (see `sql::feed`), kept per backend.
-fn feed_statement(with_default: bool, with_tracked: bool, ranges: usize) -> Rc<Kept> {
+fn feed_statement(with_default: bool, sides: &[Side], ranges: usize) -> Rc<Kept> {
+    /// A feed statement's shape: whether it reads the default table, which sides, how many ranges.
+    type Shape = (bool, Vec<Side>, usize);
     thread_local! {
-        static FEEDS: RefCell<HashMap<(bool, bool, usize), Rc<Kept>>> = RefCell::new(HashMap::new());
+        static FEEDS: RefCell<HashMap<Shape, Rc<Kept>>> = RefCell::new(HashMap::new());
     }
     FEEDS.with(|feeds| {
         feeds
             .borrow_mut()
-            .entry((with_default, with_tracked, ranges))
+            .entry((with_default, sides.to_vec(), ranges))
             .or_insert_with(|| {
                 let mut types = vec![pg_sys::INT4OID, pg_sys::INT4ARRAYOID];
                 for _ in 0..ranges {
@@ -59,7 +62,7 @@ fn feed_statement(with_default: bool, with_tracked: bool, ranges: usize) -> Rc<K
                     ]);
                 }
                 Rc::new(Kept::new(
-                    sql::feed(with_default, with_tracked, ranges),
+                    sql::feed(with_default, sides, ranges),
                     types.into_iter().map(PgOid::from_untagged).collect(),
                 ))
             })
@@ -145,14 +148,20 @@ pub fn pull(client: &mut SpiClient<'_>, since: Option<&str>, lim: i32) -> Result
     }
 
     let readable = security::may_read(lookup::default_table_oid());
-    // The tracked tables the caller may read, by table id.
+    // The tracked tables the caller may read, by table id, and the sides their feed is on.
     let mut tables: HashMap<i32, pg_sys::Oid> = HashMap::new();
+    let mut sides: Vec<Side> = Vec::new();
     for row in client.select(sql::FEED_TABLES, None, &[]).expect("inventory_sync: reading the tracked tables failed") {
         let (Some(id), Some(relid)) = (row.value::<i32>(1), row.value::<pg_sys::Oid>(2)) else { continue };
         if security::may_read(relid) {
             tables.insert(id, relid);
+            let side = Side::of(lookup::column_type(relid, row.value::<i16>(3).unwrap_or(0)).to_u32());
+            if !sides.contains(&side) {
+                sides.push(side);
+            }
         }
     }
+    sides.sort_by_key(|side| Side::ALL.iter().position(|s| s == side));
     let table_ids: Vec<i32> = tables.keys().copied().collect();
     // The ranges in feed order (one on a single server), read by one statement in position
     // order; one row more than the page holds says whether there is more.
@@ -160,7 +169,7 @@ pub fn pull(client: &mut SpiClient<'_>, since: Option<&str>, lim: i32) -> Result
     let rows = if ranges.is_empty() || (!readable && table_ids.is_empty()) {
         Vec::new()
     } else {
-        let feed = feed_statement(readable, !table_ids.is_empty(), ranges.len());
+        let feed = feed_statement(readable, &sides, ranges.len());
         feed.select_all(client, &feed_args(&ranges, lim + 1, &table_ids)).collect::<Vec<_>>()
     };
     let has_more = rows.len() > lim as usize;

@@ -27,6 +27,46 @@ pub fn integer_key(key_type: u32) -> bool {
     matches!(key_type, oid::INT8 | oid::INT4)
 }
 
+/// Where a tracked table's rows keep their feed records and mutation ids. A Citus cluster
+/// colocates only tables distributed by one type, so each group of key types has side tables of
+/// its own, distributed with its tables: the `uuid` tables keep theirs in tables with a `uuid`
+/// shard key (the key itself); every other key (and the default table) in the `bigint` ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Side {
+    Bigint,
+    Uuid,
+}
+
+impl Side {
+    /// Every side, in the order readers take them.
+    pub const ALL: [Side; 2] = [Side::Bigint, Side::Uuid];
+
+    /// The side of a table whose key has type `key_type`.
+    pub fn of(key_type: u32) -> Side {
+        if key_type == oid::UUID {
+            Side::Uuid
+        } else {
+            Side::Bigint
+        }
+    }
+
+    /// The change feed's table of this side.
+    pub fn changes(self) -> &'static str {
+        match self {
+            Side::Bigint => "inventory_sync.changes",
+            Side::Uuid => "inventory_sync.changes_uuid",
+        }
+    }
+
+    /// The mutation log's table of this side.
+    pub fn mutations(self) -> &'static str {
+        match self {
+            Side::Bigint => "inventory_sync.mutations",
+            Side::Uuid => "inventory_sync.mutations_uuid",
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Column {
     pub attnum: i16,

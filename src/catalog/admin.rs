@@ -10,7 +10,7 @@ use crate::pg::lookup::{self, qualified_name};
 use crate::pg::{param, values, xact};
 use inventory_sync_core::merge::Policy;
 use inventory_sync_core::sql;
-use inventory_sync_core::tracking::{validate, TsColumn};
+use inventory_sync_core::tracking::{validate, Side, TsColumn};
 use inventory_sync_core::SyncError;
 
 /// Checks that the current user may track or untrack `relid`: a table, not ours, owned by them.
@@ -71,13 +71,12 @@ pub fn untrack(client: &mut SpiClient<'_>, relid: pg_sys::Oid) -> Result<(), Syn
         return Err(SyncError::NotTracked { table: name });
     };
     super::as_owner_of(c"changes", || {
-        client
-            .update(
-                "DELETE FROM inventory_sync.changes c WHERE c.table_id OPERATOR(pg_catalog.=) $1",
-                None,
-                &[table_id.into()],
-            )
-            .expect("inventory_sync: forgetting the feed of an untracked table failed");
+        for side in Side::ALL {
+            let forget = format!("DELETE FROM {} c WHERE c.table_id OPERATOR(pg_catalog.=) $1", side.changes());
+            client
+                .update(&forget, None, &[table_id.into()])
+                .expect("inventory_sync: forgetting the feed of an untracked table failed");
+        }
     });
     xact::invalidate(relid);
     super::cluster::announce(client, c"tracked");

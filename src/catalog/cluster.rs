@@ -72,11 +72,10 @@ pub fn distribute(client: &mut SpiClient<'_>) -> Result<Jsonb, SyncError> {
     check_coordinator(client, "inventory_sync.distribute() runs on the Citus coordinator")?;
     let mut distributed_now = Vec::new();
     if !yes(client, sql::IS_DISTRIBUTED) {
-        let (default_table, rest) = sql::DISTRIBUTE.split_first().expect("the default table comes first");
-        run(client, default_table);
+        sql::DISTRIBUTE_FIRST.iter().for_each(|statement| run(client, statement));
         distributed_now = distribute_tracked(client)?;
         let catalogs = Catalogs::set_aside(client);
-        rest.iter().for_each(|statement| run(client, statement));
+        sql::DISTRIBUTE.iter().for_each(|statement| run(client, statement));
         catalogs.put_back(client);
     }
     // A row on every shard of the probe, through which pulls ask the nodes for their horizons.
@@ -115,14 +114,15 @@ pub fn distribute(client: &mut SpiClient<'_>) -> Result<Jsonb, SyncError> {
 }
 
 /// The tracked tables Citus does not hold yet, distributed by their key: a bigint key colocated
-/// with the default table (so a row and its side rows are on one node, and its delegated calls
-/// run there whole), any other key in its type's default group. Before the catalogs that name
+/// with the default table, a `uuid` key with the `uuid` side tables (so a row and its side rows
+/// are on one node, and its delegated calls run there whole), any other key in its type's default
+/// group. Before the catalogs that name
 /// them are copied to every node, which needs them there. A table with a column dropped before
 /// another is refused: Citus makes the workers' copies without it, numbered otherwise. Answers the
 /// tables distributed.
 fn distribute_tracked(client: &mut SpiClient<'_>) -> Result<Vec<pg_sys::Oid>, SyncError> {
     let failed = "inventory_sync: reading the tracked tables failed";
-    let tables: Vec<(pg_sys::Oid, String, bool, bool)> = client
+    let tables: Vec<(pg_sys::Oid, String, String, bool)> = client
         .select(sql::TRACKED_UNDISTRIBUTED, None, &[])
         .expect(failed)
         .map(|r| {
@@ -133,10 +133,9 @@ fn distribute_tracked(client: &mut SpiClient<'_>) -> Result<Vec<pg_sys::Oid>, Sy
         return Err(SyncError::DroppedColumns { table: lookup::qualified_name(*relid) });
     }
     let mut distributed = Vec::with_capacity(tables.len());
-    for (relid, key, bigint, _) in tables {
-        let colocate_with = if bigint { sql::DEFAULT_TABLE } else { "default" };
+    for (relid, key, colocate_with, _) in tables {
         client
-            .update(sql::DISTRIBUTE_TABLE, None, &[relid.into(), key.as_str().into(), colocate_with.into()])
+            .update(sql::DISTRIBUTE_TABLE, None, &[relid.into(), key.as_str().into(), colocate_with.as_str().into()])
             .expect("inventory_sync: distributing a tracked table failed");
         distributed.push(relid);
     }

@@ -13,7 +13,7 @@ use crate::pg::kept::{select_one, Kept, Row};
 use crate::pg::lookup::qualified_name;
 use crate::pg::{param, values};
 use inventory_sync_core::sql;
-use inventory_sync_core::tracking::{validate, Column, TsColumn};
+use inventory_sync_core::tracking::{validate, Column, Side, TsColumn};
 use inventory_sync_core::SyncError;
 
 /// The table's live columns and its primary key's columns, from the system catalogs.
@@ -100,12 +100,16 @@ pub(super) fn load(client: &SpiClient<'_>, relid: pg_sys::Oid) -> Result<Tracked
     let builtin = PgOid::from_untagged;
     let key_ts = vec![typ(k.typid), builtin(pg_sys::TIMESTAMPTZOID), builtin(pg_sys::TEXTOID)];
     let int8 = builtin(pg_sys::INT8OID);
+    // The shard key of the row's change record: on the uuid side the key itself (`sql`).
+    let side = Side::of(k.typid);
+    let shard_key = if side == Side::Uuid { typ(k.typid) } else { int8 };
     let mut record_types = key_ts.clone();
-    record_types.extend([builtin(pg_sys::TEXTOID), builtin(pg_sys::JSONBOID), int8, int8]);
-    let key_shard = vec![typ(k.typid), int8];
+    record_types.extend([builtin(pg_sys::TEXTOID), builtin(pg_sys::JSONBOID), int8, shard_key]);
+    let key_shard = vec![typ(k.typid), shard_key];
     let mut tombstone_types = key_ts.clone();
-    tombstone_types.push(int8);
-    let server_row = sql::tracked_server_row(&name, id, &k.quoted, &quote_literal(&k.name), &quote_literal(&t.name));
+    tombstone_types.push(shard_key);
+    let server_row =
+        sql::tracked_server_row(&name, id, &k.quoted, &quote_literal(&k.name), &quote_literal(&t.name), side);
     // On a Citus cluster, a table distributed by its key has its rows' advisory locks taken
     // where each row is (`sql::tracked_lock_routed`).
     let distributed = select_one(client, sql::HAS_CITUS, &[]) == Some(true)
@@ -118,14 +122,14 @@ pub(super) fn load(client: &SpiClient<'_>, relid: pg_sys::Oid) -> Result<Tracked
         lock_routed,
         lock: Kept::new(sql::tracked_lock(&name, &k.quoted, &t.quoted), vec![typ(k.typid)]),
         lock_for_merge: Kept::new(sql::tracked_lock_for_merge(&name, &k.quoted, &t.quoted), vec![typ(k.typid)]),
-        record_clock: Kept::new(sql::tracked_record_clock(id), key_shard.clone()),
-        tombstone_clock: Kept::new(sql::tracked_tombstone_clock(id), key_shard),
+        record_clock: Kept::new(sql::tracked_record_clock(id, side), key_shard.clone()),
+        tombstone_clock: Kept::new(sql::tracked_tombstone_clock(id, side), key_shard),
         delete_older: Kept::new(sql::tracked_delete_older(&name, &k.quoted, &t.quoted), key_ts[..2].to_vec()),
         delete_locked: Kept::new(sql::tracked_delete_locked(&name, &k.quoted), vec![typ(k.typid)]),
-        tombstone: Kept::new(sql::tracked_tombstone(id), tombstone_types),
-        record: Kept::new(sql::tracked_record(id, false), record_types.clone()),
-        record_update: Kept::new(sql::tracked_record_update(id), record_types.clone()),
-        record_with_clocks: Kept::new(sql::tracked_record(id, true), record_types),
+        tombstone: Kept::new(sql::tracked_tombstone(id, side), tombstone_types),
+        record: Kept::new(sql::tracked_record(id, false, side), record_types.clone()),
+        record_update: Kept::new(sql::tracked_record_update(id, side), record_types.clone()),
+        record_with_clocks: Kept::new(sql::tracked_record(id, true, side), record_types),
         rows: Kept::new(
             sql::tracked_rows(&name, &k.quoted, &t.quoted, key_type_name(k.typid)),
             vec![PgOid::from_untagged(pg_sys::TEXTARRAYOID)],

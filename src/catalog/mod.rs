@@ -32,7 +32,7 @@ use crate::pg::relcache::{self, Changed};
 use crate::pg::{lookup, param, security, xact};
 use inventory_sync_core::merge::Policy;
 use inventory_sync_core::sql;
-use inventory_sync_core::tracking::Column;
+use inventory_sync_core::tracking::{Column, Side};
 use inventory_sync_core::SyncError;
 
 /// What the conflict and rejection paths need of a table: its name for the journal, its OID (for
@@ -107,6 +107,11 @@ impl Tracked {
     /// Whether the key is an integer column.
     pub fn numeric_key(&self) -> bool {
         inventory_sync_core::tracking::integer_key(self.columns[self.key].typid)
+    }
+
+    /// Where its rows' change records and mutation ids are kept.
+    pub fn side(&self) -> Side {
+        Side::of(self.columns[self.key].typid)
     }
 
     /// The shard key of the row whose key's canonical text is `row_id` (see `sql`).

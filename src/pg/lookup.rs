@@ -95,3 +95,10 @@ pub fn table_owner(relid: pg_sys::Oid) -> pg_sys::Oid {
         owner
     }
 }
+
+/// The type of a table's column `attnum` (InvalidOid: no such column).
+pub fn column_type(relid: pg_sys::Oid, attnum: i16) -> pg_sys::Oid {
+    // SAFETY: get_atttype reads the attribute's syscache entry and answers InvalidOid when there
+    // is none.
+    unsafe { pg_sys::get_atttype(relid, attnum) }
+}

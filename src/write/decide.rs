@@ -15,12 +15,14 @@ use crate::pg::{security, xact};
 use crate::settings;
 use inventory_sync_core::rules::{self, Skew};
 use inventory_sync_core::sql;
+use inventory_sync_core::tracking::Side;
 use inventory_sync_core::SyncError;
 
 const JSONB: PgOid = PgOid::BuiltIn(pg_sys::BuiltinOid::JSONBOID);
 const TEXT: PgOid = PgOid::BuiltIn(pg_sys::BuiltinOid::TEXTOID);
 const INT4: PgOid = PgOid::BuiltIn(pg_sys::BuiltinOid::INT4OID);
 const INT8: PgOid = PgOid::BuiltIn(pg_sys::BuiltinOid::INT8OID);
+const UUID: PgOid = PgOid::BuiltIn(pg_sys::BuiltinOid::UUIDOID);
 
 /// The rejection's message.
 const SKEW_MESSAGE: &str = "client_ts is ahead of the server clock by more than inventory_sync.max_clock_skew; \
@@ -60,11 +62,43 @@ pub fn journal(client: &mut SpiClient<'_>, table: &Table, write: &Write<'_>, pay
     ])
 }
 
+/// The mutation log's statements of one side (see `sql::mutation_claim`).
+struct MutationLog {
+    claim: Kept,
+    replay: Kept,
+    remember: Kept,
+    forget: Kept,
+}
+
+impl MutationLog {
+    fn new(side: Side) -> MutationLog {
+        let shard_key = match side {
+            Side::Bigint => INT8,
+            Side::Uuid => UUID,
+        };
+        let ids = vec![TEXT, INT4, TEXT, TEXT, shard_key];
+        let mut with_answer = ids.clone();
+        with_answer.push(JSONB);
+        MutationLog {
+            claim: Kept::new(sql::mutation_claim(side), ids.clone()),
+            replay: Kept::new(sql::mutation_replay(side), ids.clone()),
+            remember: Kept::new(sql::mutation_remember(side), with_answer),
+            forget: Kept::new(sql::mutation_forget(side), ids),
+        }
+    }
+}
+
 thread_local! {
-    static CLAIM: Kept = Kept::new(sql::MUTATION_CLAIM.into(), vec![TEXT, INT4, TEXT, TEXT, INT8]);
-    static REPLAY: Kept = Kept::new(sql::MUTATION_REPLAY.into(), vec![TEXT, INT4, TEXT, TEXT, INT8]);
-    static REMEMBER: Kept = Kept::new(sql::MUTATION_REMEMBER.into(), vec![TEXT, INT4, TEXT, TEXT, INT8, JSONB]);
-    static FORGET: Kept = Kept::new(sql::MUTATION_FORGET.into(), vec![TEXT, INT4, TEXT, TEXT, INT8]);
+    static BIGINT_LOG: MutationLog = MutationLog::new(Side::Bigint);
+    static UUID_LOG: MutationLog = MutationLog::new(Side::Uuid);
+}
+
+/// Run `f` with the mutation log's statements of `side`.
+fn with_log<T>(side: Side, f: impl FnOnce(&MutationLog) -> T) -> T {
+    match side {
+        Side::Bigint => BIGINT_LOG.with(f),
+        Side::Uuid => UUID_LOG.with(f),
+    }
 }
 
 /// Decide one checked write: rejected (clock skew), applied (by `apply`, which answers None when
@@ -86,28 +120,27 @@ pub fn decide(
             table.id.into(),
             client_id.as_str().into(),
             mutation_id.as_str().into(),
-            write.shard_key.into(),
+            write.side_key(),
         ]
     };
     // Only a user who may write the table claims a mutation id in it (the mutation log's policy
     // says so too): this gives the refusal PostgreSQL's own wording.
     security::check_may_write(table.oid);
     // Claiming first makes a concurrent retry wait for this one and then see its answer.
-    if CLAIM.with(|k| k.run::<bool>(client, &ids())).is_none() {
+    if with_log(write.side, |log| log.claim.run::<bool>(client, &ids())).is_none() {
         // Claimed before: by this user (its answer is replayed) or by another database user
         // (whose answers this user may not read).
-        return REPLAY.with(|k| k.run::<Jsonb>(client, &ids())).ok_or_else(|| SyncError::MutationOfOtherUser {
-            client_id: client_id.clone(),
-            mutation_id: mutation_id.clone(),
+        return with_log(write.side, |log| log.replay.run::<Jsonb>(client, &ids())).ok_or_else(|| {
+            SyncError::MutationOfOtherUser { client_id: client_id.clone(), mutation_id: mutation_id.clone() }
         });
     }
     let (answer, decided) = decide_once(client, table, write, apply)?;
     if decided == Decided::Rejected {
         // Not applied: the same mutation, sent again once the device's clock is right, is new.
-        FORGET.with(|k| k.run::<bool>(client, &ids()));
+        with_log(write.side, |log| log.forget.run::<bool>(client, &ids()));
     } else {
         let [a, b, c, d, e] = ids();
-        REMEMBER.with(|k| k.run::<bool>(client, &[a, b, c, d, e, answer.into()]));
+        with_log(write.side, |log| log.remember.run::<bool>(client, &[a, b, c, d, e, answer.into()]));
     }
     Ok(answer)
 }

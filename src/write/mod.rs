@@ -14,7 +14,7 @@ mod tracked_table;
 
 use std::rc::Rc;
 
-use pgrx::datum::TimestampWithTimeZone;
+use pgrx::datum::{DatumWithOid, TimestampWithTimeZone};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
@@ -29,6 +29,7 @@ use crate::pg::param::Param;
 use inventory_sync_core::merge;
 pub use inventory_sync_core::rules::Op;
 use inventory_sync_core::rules::{self, IdKey};
+use inventory_sync_core::tracking::Side;
 use inventory_sync_core::SyncError;
 
 /// One client write, checked.
@@ -39,9 +40,11 @@ pub struct Write<'a> {
     pub row_id: String,
     /// Whether the key is an integer (answers show it as a number).
     pub numeric_key: bool,
-    /// The row's shard key: what its side rows (change record, mutation ids, journal entries)
-    /// are distributed by (see `sql`).
+    /// The row's shard key: what its journal entries, and on the `bigint` side its change record
+    /// and mutation ids, are distributed by (see `sql`).
     pub shard_key: i64,
+    /// Where its change record and mutation ids are kept.
+    pub side: Side,
     /// The payload as sent (`{}` for a delete).
     pub payload: Jsonb,
     pub client_ts: TimestampWithTimeZone,
@@ -70,15 +73,36 @@ impl Named {
 }
 
 /// The table and row a write names, resolved (the one place that does): the table's statements,
-/// the row's key as a value of the key column's type and its canonical text, and, for a tracked
-/// table, its description (which converts an upsert's values).
+/// the row, and, for a tracked table, its description (which converts an upsert's values).
 struct Target<'c> {
     statements: Rc<dyn Statements>,
     tracked: Option<Rc<Tracked>>,
+    row: RowKey<'c>,
+}
+
+/// The row a write names: its key as a value of the key column's type and its canonical text,
+/// and where its side rows are.
+struct RowKey<'c> {
     key: Param<'c>,
     row_id: String,
     numeric_key: bool,
     shard_key: i64,
+    side: Side,
+}
+
+impl<'c> RowKey<'c> {
+    /// The write `op` of this row.
+    fn write(
+        self,
+        op: Op,
+        payload: Jsonb,
+        client_ts: TimestampWithTimeZone,
+        client_id: Option<String>,
+        mutation_id: Option<String>,
+    ) -> Write<'c> {
+        let RowKey { key, row_id, numeric_key, shard_key, side } = self;
+        Write { op, key, row_id, numeric_key, shard_key, side, payload, client_ts, client_id, mutation_id }
+    }
 }
 
 impl<'c> Target<'c> {
@@ -87,17 +111,25 @@ impl<'c> Target<'c> {
             Named::Default(id) => Ok(Target {
                 statements: default_table::default_table(),
                 tracked: None,
-                key: Param::int8(*id),
-                row_id: id.to_string(),
-                numeric_key: true,
-                shard_key: *id,
+                row: RowKey {
+                    key: Param::int8(*id),
+                    row_id: id.to_string(),
+                    numeric_key: true,
+                    shard_key: *id,
+                    side: Side::Bigint,
+                },
             }),
             Named::Tracked(relid, id) => {
                 let tracked = catalog::get(client, *relid)?;
                 let (key, row_id) = tracked_table::key(client, &tracked, id)?;
-                let numeric_key = tracked.numeric_key();
-                let shard_key = tracked.shard_key(&row_id);
-                Ok(Target { statements: tracked.clone(), tracked: Some(tracked), key, row_id, numeric_key, shard_key })
+                let row = RowKey {
+                    key,
+                    numeric_key: tracked.numeric_key(),
+                    shard_key: tracked.shard_key(&row_id),
+                    side: tracked.side(),
+                    row_id,
+                };
+                Ok(Target { statements: tracked.clone(), tracked: Some(tracked), row })
             }
         }
     }
@@ -179,6 +211,15 @@ fn check_base(base: Option<Jsonb>) -> Result<Option<Jsonb>, SyncError> {
 
 impl Write<'_> {
     /// The row's key as answers show it: a number for an integer key, else a string.
+    /// The row's shard key as its change record and mutation ids take it (see `sql`): the key
+    /// itself on the `uuid` side, else `shard_key`.
+    pub fn side_key(&self) -> DatumWithOid<'_> {
+        match self.side {
+            Side::Uuid => self.key.bind(),
+            Side::Bigint => self.shard_key.into(),
+        }
+    }
+
     pub fn key_json(&self) -> Scalar<'_> {
         match self.row_id.parse::<i64>() {
             Ok(n) if self.numeric_key => Scalar::Int(n),
@@ -224,18 +265,17 @@ pub fn upsert(
     }
     let base = check_base(base)?;
     Spi::connect_mut(|client| {
-        let Target { statements, tracked, key, row_id, numeric_key, shard_key } = Target::resolve(client, &named)?;
+        let Target { statements, tracked, row } = Target::resolve(client, &named)?;
         let values = match (&named, &tracked) {
             (Named::Default(id), _) => Values::Payload { reserved_keys, id: *id },
             (Named::Tracked(_, id), Some(tracked)) => {
-                Values::Columns(tracked_table::values(client, tracked, id, &key, payload)?)
+                Values::Columns(tracked_table::values(client, tracked, id, &row.key, payload)?)
             }
             (Named::Tracked(..), None) => unreachable!("a tracked table resolves to its description"),
         };
         let table = statements.table();
         let policies = catalog::policies(client, table.oid);
-        let write =
-            Write { op: Op::Upsert, key, row_id, numeric_key, shard_key, payload, client_ts, client_id, mutation_id };
+        let write = row.write(Op::Upsert, payload, client_ts, client_id, mutation_id);
         let merges =
             !policies.is_empty() && statements.written_fields(&write, &values).iter().any(|f| policies.contains_key(f));
         if merges {
@@ -260,9 +300,8 @@ pub fn delete(
     let client_ts = check_common(client_ts, &client_id, &mutation_id)?;
     let payload = Jsonb::empty_object();
     Spi::connect_mut(|client| {
-        let Target { statements, key, row_id, numeric_key, shard_key, .. } = Target::resolve(client, &named)?;
-        let write =
-            Write { op: Op::Delete, key, row_id, numeric_key, shard_key, payload, client_ts, client_id, mutation_id };
+        let Target { statements, row, .. } = Target::resolve(client, &named)?;
+        let write = row.write(Op::Delete, payload, client_ts, client_id, mutation_id);
         decide::decide(client, statements.table(), &write, |client| statements.delete(client, &write))
     })
 }

@@ -141,13 +141,13 @@ impl Tracked {
 /// `$1` the key and `$2` its shard key: the parameters of the statements that read one row's
 /// change record.
 fn key_args<'a>(write: &'a Write<'_>) -> [DatumWithOid<'a>; 2] {
-    [write.key.bind(), write.shard_key.into()]
+    [write.key.bind(), write.side_key()]
 }
 
 /// `$1` the key, `$2` client_ts, `$3` client_id, `$4` the shard key: the tombstone check's
 /// parameters (`sql::tracked_tombstone`); a delete's statements on the row take the first ones.
 fn clock_args<'a>(write: &'a Write<'_>) -> [DatumWithOid<'a>; 4] {
-    [write.key.bind(), write.client_ts.into(), write.client_id.as_deref().into(), write.shard_key.into()]
+    [write.key.bind(), write.client_ts.into(), write.client_id.as_deref().into(), write.side_key()]
 }
 
 /// The parameters of the change-record statements (see `sql::tracked_record`), with the feed
@@ -167,7 +167,7 @@ fn record_args<'a>(
         write.op.as_str().into(),
         clocks.into(),
         position.into(),
-        write.shard_key.into(),
+        write.side_key(),
     ])
 }
 

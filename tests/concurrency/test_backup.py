@@ -98,11 +98,15 @@ def state(c):
         ),
         "changes": q(
             "SELECT inventory_sync.table_of(table_id)::text, table_id, row_id, id, op, ts, client_id, field_clocks,"
-            " position FROM inventory_sync.changes ORDER BY 1, 3"
+            " position FROM (SELECT table_id, row_id, id, op, ts, client_id, field_clocks, position"
+            " FROM inventory_sync.changes UNION ALL SELECT table_id, row_id, id, op, ts, client_id, field_clocks,"
+            " position FROM inventory_sync.changes_uuid) c ORDER BY 1, 3"
         ),
         "mutations": q(
             "SELECT row_id, inventory_sync.table_of(table_id)::text, client_id, mutation_id, answer, db_user"
-            " FROM inventory_sync.mutations ORDER BY 1, 2, 3, 4"
+            " FROM (SELECT row_id, table_id, client_id, mutation_id, answer, db_user FROM inventory_sync.mutations"
+            " UNION ALL SELECT row_id, table_id, client_id, mutation_id, answer, db_user FROM inventory_sync.mutations_uuid) m"
+            " ORDER BY 1, 2, 3, 4"
         ),
         "policies": q("SELECT table_name::text, field, policy FROM inventory_sync.policies ORDER BY 1, 2"),
         "tracked": q(

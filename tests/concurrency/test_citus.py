@@ -35,6 +35,7 @@ TABLES = [
 ]
 
 N1 = "'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'"
+N2 = "'c0eebc99-9c0b-4ef8-bb6d-6bb9bd380a13'"
 
 # A merge policy set before distribute(), on the cluster and its twin alike.
 POLICY = "SELECT inventory_sync.set_policy('notes', 'likes', 'delta')"
@@ -85,6 +86,11 @@ SCRIPT = [
     f"SELECT inventory_sync.sync_upsert_in('notes', {N1}, '{{\"likes\": 3}}', '2024-03-01 09:10+00', 'p', null, '{{\"likes\": 1}}')",
     f"SELECT inventory_sync.sync_upsert_in('notes', {N1}, '{{\"likes\": 2}}', '2024-03-01 09:05+00', 'q', null, '{{\"likes\": 1}}')",
     f"SELECT inventory_sync.sync_upsert_in('notes', {N1}, '{{\"body\": \"old\"}}', '2024-03-01 08:00+00')",
+    # Its typed form with a mutation id, retried; a delete, and an older write that loses to it.
+    f"SELECT inventory_sync.sync_upsert_in('notes', {N2}::uuid, '{{\"body\": \"n\"}}', '2024-03-01 09:00+00', 'dev', 'n-1')",
+    f"SELECT inventory_sync.sync_upsert_in('notes', {N2}::uuid, '{{\"body\": \"n\"}}', '2024-03-01 09:00+00', 'dev', 'n-1')",
+    f"SELECT inventory_sync.sync_delete_in('notes', {N2}::uuid, '2024-03-01 10:00+00', 'dev', 'n-2')",
+    f"SELECT inventory_sync.sync_upsert_in('notes', {N2}::uuid, '{{\"body\": \"late\"}}', '2024-03-01 09:30+00')",
     # A push across tables and rows, sent twice: the second time every change is a duplicate
     # (the last change, without a mutation id, is left out of the second).
     f"SELECT inventory_sync.sync_push('{json.dumps(PUSH)}')",
@@ -102,6 +108,10 @@ STATE = [
     "SELECT table_id, row_id, id, op, ts, client_id, field_clocks FROM inventory_sync.changes ORDER BY table_id, row_id",
     "SELECT row_id, table_id, client_id, mutation_id, answer FROM inventory_sync.mutations "
     "ORDER BY row_id, table_id, client_id, mutation_id",
+    "SELECT table_id, row_id, id, op, ts, client_id, field_clocks, shard_key FROM inventory_sync.changes_uuid "
+    "ORDER BY table_id, row_id",
+    "SELECT row_id, table_id, client_id, mutation_id, answer, shard_key FROM inventory_sync.mutations_uuid "
+    "ORDER BY row_id, table_id, client_id, mutation_id",
     "SELECT * FROM products ORDER BY id",
     "SELECT * FROM notes ORDER BY id",
 ]
@@ -112,7 +122,7 @@ def citus():
     """The coordinator's connection, the extension's tables and two tracked tables distributed: the
     tables are tracked on the coordinator first, as in an installation moving onto Citus, and
     distribute() distributes them by their keys, the bigint-keyed one colocated with the default
-    table."""
+    table, the uuid-keyed one with the uuid side tables."""
     nodes = [Cluster(name, port, "localhost") for name, port in
              (("citus-coordinator", 54371), ("citus-worker-1", 54372), ("citus-worker-2", 54373))]
     for node in nodes:
@@ -145,11 +155,15 @@ def citus():
         groups = dict(conn.execute(
             "SELECT logicalrelid::text, colocationid || ' ' || column_to_column_name(logicalrelid, partkey)"
             " FROM pg_dist_partition WHERE logicalrelid IN ('products'::regclass, 'notes'::regclass,"
-            " 'inventory_sync.inventory'::regclass, 'inventory_sync.changes'::regclass)").fetchall())
+            " 'inventory_sync.inventory'::regclass, 'inventory_sync.changes'::regclass,"
+            " 'inventory_sync.changes_uuid'::regclass, 'inventory_sync.mutations_uuid'::regclass)").fetchall())
         group = groups["inventory_sync.inventory"].split()[0]
+        uuid_group = groups["notes"].split()[0]
+        assert uuid_group != group, groups
         assert groups == {"inventory_sync.inventory": f"{group} id", "products": f"{group} id",
-                          "inventory_sync.changes": f"{group} shard_key", "notes": groups["notes"]}, groups
-        assert groups["notes"].split() != [group, "id"] and groups["notes"].endswith(" id"), groups
+                          "inventory_sync.changes": f"{group} shard_key", "notes": f"{uuid_group} id",
+                          "inventory_sync.changes_uuid": f"{uuid_group} shard_key",
+                          "inventory_sync.mutations_uuid": f"{uuid_group} shard_key"}, groups
     # Every node has the catalogs' rows, naming its own tables (Citus's copy of a table's rows
     # would carry the coordinator's OIDs).
     for node in nodes:
@@ -210,6 +224,7 @@ def test_writes_answer_and_store_as_on_one_server(citus, twin):
             *(("inventory_sync.inventory", str(i)) for i in (1, 2, 3, 5, 8)),
             *(("public.products", str(i)) for i in (1, 2, 6)),
             ("public.notes", N1.strip("'")),
+            ("public.notes", N2.strip("'")),
         }
 
 
@@ -264,6 +279,14 @@ def held_on(conn, node, start):
         "SELECT i FROM generate_series(%s, %s + 100) i WHERE (SELECT p.nodeport FROM pg_dist_shard_placement p"
         " WHERE p.shardid = get_shard_id_for_distribution_column('inventory_sync.inventory', i)) = %s"
         " ORDER BY i LIMIT 1", (start, start, node.citus_port)).fetchone()[0]
+
+
+def uuids_held_on(conn, node, count):
+    """`count` new uuids of notes whose shards `node` holds."""
+    return [r[0] for r in conn.execute(
+        "SELECT u FROM (SELECT gen_random_uuid() u FROM generate_series(1, 200)) g WHERE (SELECT p.nodeport"
+        " FROM pg_dist_shard_placement p WHERE p.shardid = get_shard_id_for_distribution_column('notes', g.u)) = %s"
+        " LIMIT %s", (node.citus_port, count)).fetchall()]
 
 
 def test_a_pull_from_the_coordinator_waits_for_a_writer_open_on_a_worker(citus):
@@ -344,11 +367,10 @@ def test_untrack_and_drop_of_a_distributed_tracked_table(citus):
 
 
 def test_single_row_calls_run_on_the_node_that_holds_the_row(citus):
-    """distribute() delegates sync_upsert and sync_delete by their id, and the bigint forms of
-    sync_upsert_in and sync_delete_in by their key: the coordinator sends the whole call to the
-    worker that holds the row (citus.log_remote_commands shows it), and a merge policy set on the
-    coordinator applies there. The uuid forms run on the coordinator (not delegated: their side
-    rows are spread by hash) and answer as well."""
+    """distribute() delegates sync_upsert and sync_delete by their id, and the bigint and uuid
+    forms of sync_upsert_in and sync_delete_in by their key: the coordinator sends the whole call
+    to the worker that holds the row (citus.log_remote_commands shows it), and a merge policy set
+    on the coordinator applies there."""
     with citus[0].connect("postgres") as c:
         issued = []
         c.add_notice_handler(lambda notice: issued.append(notice.message_primary))
@@ -363,12 +385,16 @@ def test_single_row_calls_run_on_the_node_that_holds_the_row(citus):
             c.execute("SELECT inventory_sync.sync_delete_in('products', 800::bigint, '2024-03-04 10:00+00')").fetchone()[0],
             c.execute("SELECT inventory_sync.sync_upsert_in('notes', 'b0eebc99-9c0b-4ef8-bb6d-6bb9bd380a12'::uuid,"
                       " '{\"body\": \"x\"}', '2024-03-04 09:00+00')").fetchone()[0],
+            c.execute("SELECT inventory_sync.sync_delete_in('notes', 'b0eebc99-9c0b-4ef8-bb6d-6bb9bd380a12'::uuid,"
+                      " '2024-03-04 10:00+00')").fetchone()[0],
         ]
         c.execute("RESET citus.log_remote_commands")
-        assert [t["status"] for t in tracked] == ["applied"] * 3, tracked
+        assert [t["status"] for t in tracked] == ["applied"] * 4, tracked
         calls = [m for m in issued if m.startswith("issuing SELECT inventory_sync.sync_")]
         assert [m.split("(")[0].split(".")[1] for m in calls] == [
-            "sync_upsert", "sync_upsert", "sync_delete", "sync_upsert_in", "sync_delete_in"], issued
+            "sync_upsert", "sync_upsert", "sync_delete", "sync_upsert_in", "sync_delete_in", "sync_upsert_in",
+            "sync_delete_in"], issued
+        assert "'b0eebc99-9c0b-4ef8-bb6d-6bb9bd380a12'::uuid" in calls[-1], calls
         # The delegated delete left its tombstone (on the row's node, like the row it removed).
         assert c.execute("SELECT op FROM inventory_sync.changes WHERE row_id = '800' AND shard_key = 800").fetchone()[0] \
             == "delete"
@@ -382,19 +408,22 @@ def test_single_row_calls_run_on_the_node_that_holds_the_row(citus):
 def test_a_rows_side_rows_are_written_on_its_node(citus):
     """The journal, the mutation log and the change feed are distributed by their rows' shard
     keys, colocated with the default table: an item's side rows, and those of a row of a tracked
-    bigint table colocated with it, are stored on the row's node. So a delegated call with a
-    mutation id, its retry and a journaled conflict run whole on the item's worker, and the
-    tracked table's calls sent from the coordinator (an upsert with a mutation id, a stale write,
-    a delete's tombstone) reach that worker only. The second worker is reached only through the
-    relay, which counts what is sent to it that names the extension's schema: for rows held by
-    the first worker, nothing. (With side rows distributed by their text row id, about half of
-    them lie on the second worker.)"""
+    bigint table colocated with it, are stored on the row's node; a uuid row's change record and
+    mutation ids are in the uuid side tables, colocated with the uuid table. So a delegated call
+    with a mutation id, its retry and a journaled conflict run whole on the item's worker, and the
+    tracked tables' calls (delegated typed ones and text ones sent from the coordinator: upserts
+    with mutation ids, a bigint row's stale write, deletes' tombstones) reach that worker only. The
+    second worker is reached only through the relay, which counts what is sent to it that names
+    the extension's schema: for rows held by the first worker, nothing. (With side rows distributed
+    by their text row id, about half of them lie on the second worker.) A uuid row's journal entry
+    is in the one journal, spread by the hash of its key: not written here."""
     coordinator, worker_1, worker_2 = citus
     relay = worker_2.relay
     with coordinator.connect("postgres") as c:
         ids = []
         while len(ids) < 6:
             ids.append(held_on(c, worker_1, (ids[-1] if ids else 1400) + 1))
+        notes = uuids_held_on(c, worker_1, 4)
         call = lambda sql, *args: c.execute(sql, args).fetchone()[0]  # noqa: E731
         relay.watch(b"inventory_sync")
         for i in ids:
@@ -409,7 +438,18 @@ def test_a_rows_side_rows_are_written_on_its_node(citus):
                         " '2024-03-06 09:00+00')", i)["status"] == "conflict"
             assert call("SELECT inventory_sync.sync_delete_in('products', %s::bigint, '2024-03-06 11:00+00')", i)[
                 "status"] == "applied"
+        for u in notes:
+            note = "SELECT inventory_sync.sync_upsert_in('notes', %s::uuid, '{\"body\": \"n\"}', '2024-03-06 10:00+00', 'dev', %s)"
+            assert call(note, u, f"n-{u}")["status"] == "applied"
+            assert call(note, u, f"n-{u}")["duplicate"] is True
+            assert call("SELECT inventory_sync.sync_upsert_in('notes', %s, '{\"body\": \"t\"}', '2024-03-06 10:30+00',"
+                        " 'dev', %s)", str(u), f"t-{u}")["status"] == "applied"
+            assert call("SELECT inventory_sync.sync_delete_in('notes', %s::uuid, '2024-03-06 11:00+00')", u)[
+                "status"] == "applied"
         assert relay.seen() == 0, "a call for rows on the first worker reached the second"
+        for side, expected in [("mutations_uuid", 2), ("changes_uuid", 1)]:
+            assert c.execute(f"SELECT count(*) FROM inventory_sync.{side} WHERE shard_key = ANY(%s)",
+                             (notes,)).fetchone()[0] == expected * len(notes), side
         # Every side row is there, as the calls left them.
         for side, expected in [("mutations", 2), ("conflicts", 2), ("changes", 1)]:
             assert c.execute(f"SELECT count(*) FROM inventory_sync.{side} WHERE shard_key = ANY(%s)",
@@ -569,8 +609,8 @@ def test_undistribute_takes_everything_back_and_drop_extension_leaves_nothing(ci
         pulled, cursor = pull_all(c)
         kept = answers(c, STATE[:5])
         taken = c.execute("SELECT inventory_sync.undistribute()").fetchone()[0]
-        assert sorted(taken["tables"]) == ["changes", "conflicts", "eras", "field_policies", "inventory", "mutations",
-                                           "node_probe", "purge_horizon", "tracked"], taken
+        assert sorted(taken["tables"]) == ["changes", "changes_uuid", "conflicts", "eras", "field_policies", "inventory",
+                                           "mutations", "mutations_uuid", "node_probe", "purge_horizon", "tracked"], taken
         assert c.execute(CATALOG).fetchall() == single
         assert answers(c, STATE[:5]) == kept
         assert c.execute("SELECT count(*) FROM pg_dist_partition WHERE logicalrelid::text LIKE 'inventory_sync.%'"
@@ -593,7 +633,7 @@ def test_undistribute_takes_everything_back_and_drop_extension_leaves_nothing(ci
         again = c.execute("SELECT inventory_sync.distribute()").fetchone()[0]
         c.execute("SELECT inventory_sync.sync_upsert(901, '{\"stock\": 1}', '2024-03-06 09:00+00')")
         assert [change["id"] for change in pull_all(c, cursor)[0]] == [901], again
-        assert len(c.execute("SELECT inventory_sync.undistribute()").fetchone()[0]["tables"]) == 9
+        assert len(c.execute("SELECT inventory_sync.undistribute()").fetchone()[0]["tables"]) == 11
         assert c.execute(CATALOG).fetchall() == single
         c.execute("DROP EXTENSION inventory_sync CASCADE")
     for node in citus:
@@ -615,7 +655,8 @@ def delete_waits_then_deletes(upserting, c, table, item, delete):
     deleting.join(30)
     assert not deleting.is_alive()
     assert c.execute(f"SELECT count(*) FROM {table} WHERE id = %s", (item,)).fetchone()[0] == 0
-    assert c.execute("SELECT op FROM inventory_sync.changes WHERE row_id = %s AND table_id = "
+    feed = "inventory_sync.changes_uuid" if table == "notes" else "inventory_sync.changes"
+    assert c.execute(f"SELECT op FROM {feed} WHERE row_id = %s AND table_id = "
                      f"(SELECT table_id FROM inventory_sync.tracked WHERE tbl = '{table}'::regclass)",
                      (str(item),)).fetchone()[0] == "delete"
 
@@ -712,9 +753,9 @@ def test_a_rows_lock_lasts_until_its_node_commits_a_call_sent_alone(citus):
     """A call sent alone (not in a transaction block) through the coordinator: Citus runs a plain
     SELECT on a worker outside the write's transaction there, so the row's lock statement also
     locks the row (FOR UPDATE), which has Citus run it inside it. Here an upsert creates a row of
-    the uuid-keyed table on worker 2 (its change record on worker 1: the table is not colocated
-    with the default table, by whose group the side rows are spread) and its commit on worker 2
-    is held back on its way
+    a text-keyed table on worker 2 (its change record on worker 1: the table is not colocated
+    with the default table, by whose group a text row's side rows are spread) and its commit on
+    worker 2 is held back on its way
     (the relay); a newer delete of the row run on worker 2 waits for it, then deletes the row.
     (With the lock taken outside the transaction, it ended at once: the delete passed the row it
     could not see yet, and the table kept a row its feed says was deleted.)"""
@@ -722,25 +763,27 @@ def test_a_rows_lock_lasts_until_its_node_commits_a_call_sent_alone(citus):
     relay = worker_2.relay
     with coordinator.connect("postgres") as upserting, coordinator.connect("postgres") as c, \
             worker_2.connect("postgres") as on_worker:
+        c.execute("CREATE TABLE labels (id text PRIMARY KEY, body text, updated_at timestamptz)")
+        c.execute("SELECT create_distributed_table('labels', 'id')")
+        c.execute("SELECT inventory_sync.track('labels')")
         item = c.execute(
-            "SELECT u FROM generate_series(9000, 9500) i,"
-            " LATERAL (SELECT ('00000000-0000-0000-0000-' || lpad(i::text, 12, '0'))::uuid AS u) x"
+            "SELECT u FROM generate_series(9000, 9500) i, LATERAL (SELECT 'label-' || i AS u) x"
             " WHERE (SELECT p.nodeport FROM pg_dist_shard_placement p"
-            "        WHERE p.shardid = get_shard_id_for_distribution_column('notes', u)) = %s"
+            "        WHERE p.shardid = get_shard_id_for_distribution_column('labels', u)) = %s"
             "   AND (SELECT p.nodeport FROM pg_dist_shard_placement p"
             "        WHERE p.shardid = get_shard_id_for_distribution_column('inventory_sync.changes',"
-            "                                                              hashtextextended(u::text, 0))) = %s"
+            "                                                              hashtextextended(u, 0))) = %s"
             " ORDER BY i LIMIT 1", (worker_2.citus_port, worker_1.citus_port)).fetchone()[0]
         relay.hold(b"COMMIT PREPARED")
         upsert = threading.Thread(target=lambda: upserting.execute(
-            "SELECT inventory_sync.sync_upsert_in('notes', %s::uuid, '{\"body\": \"n\"}',"
+            "SELECT inventory_sync.sync_upsert_in('labels', %s, '{\"body\": \"n\"}',"
             " '2024-03-08 09:00+00')", (item,)))
         upsert.start()
         delete = None
         try:
             assert relay.held.wait(30), "the upsert never reached its second phase"
             delete = threading.Thread(target=lambda: on_worker.execute(
-                "SELECT inventory_sync.sync_delete_in('notes', %s::uuid, '2024-03-08 10:00+00')", (item,)))
+                "SELECT inventory_sync.sync_delete_in('labels', %s, '2024-03-08 10:00+00')", (item,)))
             delete.start()
             delete.join(2)
         finally:
@@ -748,7 +791,8 @@ def test_a_rows_lock_lasts_until_its_node_commits_a_call_sent_alone(citus):
             upsert.join(30)
             if delete:
                 delete.join(30)
-        assert c.execute("SELECT count(*) FROM notes WHERE id = %s", (item,)).fetchone()[0] == 0
+        assert c.execute("SELECT count(*) FROM labels WHERE id = %s", (item,)).fetchone()[0] == 0
         assert c.execute("SELECT op FROM inventory_sync.changes WHERE row_id = %s AND table_id = "
-                         "(SELECT table_id FROM inventory_sync.tracked WHERE tbl = 'notes'::regclass)",
+                         "(SELECT table_id FROM inventory_sync.tracked WHERE tbl = 'labels'::regclass)",
                          (str(item),)).fetchone()[0] == "delete"
+        c.execute("DROP TABLE labels")

@@ -48,8 +48,9 @@ def database():
 def empty_tables():
     with connect() as conn:
         conn.execute(
-            f"TRUNCATE inventory_sync.inventory, inventory_sync.changes, inventory_sync.conflicts, "
-            f"inventory_sync.mutations, inventory_sync.purge_horizon, {PRODUCTS}"
+            f"TRUNCATE inventory_sync.inventory, inventory_sync.changes, inventory_sync.changes_uuid, "
+            f"inventory_sync.conflicts, inventory_sync.mutations, inventory_sync.mutations_uuid, "
+            f"inventory_sync.purge_horizon, {PRODUCTS}"
         )
 
 
@@ -97,7 +98,7 @@ def database_state(conn):
         state[("inventory_sync.inventory", str(id_))] = ("delete", None) if deleted else ("upsert", data)
     for id_, name, stock in conn.execute(f"SELECT id, name, stock FROM {PRODUCTS}"):
         state[("proto.products", str(id_))] = ("upsert", {"name": name, "stock": stock})
-    for row_id, in conn.execute("SELECT row_id FROM inventory_sync.changes WHERE op = 'delete'"):
+    for row_id, in conn.execute("SELECT row_id FROM inventory_sync.changes_uuid WHERE op = 'delete'"):
         state[("proto.products", row_id)] = ("delete", None)
     return state
 

@@ -269,7 +269,7 @@ def test_sync_upsert_in_and_sync_delete_in_racing_end_in_the_newest_write():
                 stats["conflict"] += conflicts
                 row = coordinator.execute(TRACKED.stored_sql, (row_id,)).fetchone()
                 record = coordinator.execute(
-                    "SELECT op, ts FROM inventory_sync.changes WHERE row_id = %s", (row_id,)
+                    "SELECT op, ts FROM inventory_sync.changes_uuid WHERE row_id = %s", (row_id,)
                 ).fetchone()
                 if deletes[newest]:
                     stats["deleted"] += 1

@@ -126,16 +126,20 @@ def data(c):
     else:
         table, position = "x.tbl", "x.change_xid::text::bigint"
     tracked = "(SELECT tbl FROM inventory_sync.tracked)"
+    # Since 0.2.0 the uuid tables' feed and mutation ids are in tables of their own.
+    uuid_side = q("SELECT to_regclass('inventory_sync.changes_uuid') IS NOT NULL")[0][0]
+    sides = ["", "_uuid"] if uuid_side else [""]
+    both = lambda sql: sorted((r for side in sides for r in q(sql.format(side=side))), key=repr)  # noqa: E731
     return {
         "inventory": q(f"SELECT id, data, updated_at, deleted, updated_by, field_clocks, {position}"
                        " FROM inventory_sync.inventory x ORDER BY id"),
         "conflicts": q("SELECT row_id, conflict_id, table_name, reason, client_payload, server_data"
                        " FROM inventory_sync.conflicts ORDER BY 2"),
-        "changes": q(f"SELECT {table}::text, row_id, op, ts, client_id, field_clocks, {position}"
-                     f" FROM inventory_sync.changes x WHERE {table} IN {tracked} ORDER BY 1, 2"),
-        "mutations": q(f"SELECT {table}::text, row_id, client_id, mutation_id, answer"
-                       f" FROM inventory_sync.mutations x WHERE {table} IN {tracked} OR {table} = 'inventory_sync.inventory'::regclass"
-                       " ORDER BY 1, 2, 3, 4"),
+        "changes": both(f"SELECT {table}::text, row_id, op, ts, client_id, field_clocks, {position}"
+                        f" FROM inventory_sync.changes{{side}} x WHERE {table} IN {tracked}"),
+        "mutations": both(f"SELECT {table}::text, row_id, client_id, mutation_id, answer"
+                          f" FROM inventory_sync.mutations{{side}} x"
+                          f" WHERE {table} IN {tracked} OR {table} = 'inventory_sync.inventory'::regclass"),
         "purge_horizon": q(f"SELECT {position}, row_id, purged_at FROM inventory_sync.purge_horizon x"),
         "policies": q("SELECT table_name::text, field, policy FROM inventory_sync.policies ORDER BY 1, 2"),
         "tracked": q("SELECT table_name::text, key_column, ts_column FROM inventory_sync.tracked_tables ORDER BY 1"),
@@ -169,11 +173,14 @@ def every_function_works(c):
     # Every item and every tracked row or tombstone, once.
     assert len(one("SELECT inventory_sync.sync_pull(NULL)")["changes"]) == one(
         "SELECT (SELECT count(*) FROM inventory_sync.inventory) + (SELECT count(*) FROM inventory_sync.changes)"
+        " + (SELECT count(*) FROM inventory_sync.changes_uuid)"
     )
-    mutations = one("SELECT count(*) FROM inventory_sync.mutations")
+    mutations = one("SELECT (SELECT count(*) FROM inventory_sync.mutations)"
+                    " + (SELECT count(*) FROM inventory_sync.mutations_uuid)")
     tombstones = one(
         "SELECT (SELECT count(*) FROM inventory_sync.inventory WHERE deleted)"
         " + (SELECT count(*) FROM inventory_sync.changes WHERE op = 'delete')"
+        " + (SELECT count(*) FROM inventory_sync.changes_uuid WHERE op = 'delete')"
     )
     assert mutations >= 2 and tombstones >= 3
     assert one("SELECT inventory_sync.purge_mutations('0 seconds')") == mutations
@@ -241,17 +248,28 @@ def test_upgrade_from_the_previous_release_keeps_everything():
             assert data(c) == before, "the update changed the data"
             # Each side row got its row's shard key, as a write stores it now: an integer key
             # itself (the default table's, a tracked table's bigint or integer key), else the
-            # hash of the key's text.
-            for side, table in [("changes", "inventory_sync.table_of(x.table_id)"),
-                                ("mutations", "inventory_sync.table_of(x.table_id)"),
-                                ("conflicts", "to_regclass(x.table_name)")]:
-                wrong, rows = c.execute(
-                    "SELECT count(*) FILTER (WHERE x.shard_key IS DISTINCT FROM CASE WHEN k.integer"
-                    " THEN x.row_id::bigint ELSE hashtextextended(x.row_id, 0) END), count(*)"
-                    f" FROM inventory_sync.{side} x CROSS JOIN LATERAL (SELECT {table} = 'inventory_sync.inventory'::regclass"
-                    f" OR EXISTS (SELECT FROM inventory_sync.tracked_tables t WHERE t.table_name = {table}"
-                    " AND t.key_type IN ('bigint', 'integer')) AS integer) k").fetchone()
-                assert rows > 0 and wrong == 0, (side, wrong, rows)
+            # hash of the key's text; a uuid table's feed and mutation ids moved to the uuid
+            # side's tables, with the key itself.
+            key_type = ("(SELECT CASE WHEN {t} = 'inventory_sync.inventory'::regclass THEN 'bigint' ELSE"
+                        " (SELECT t.key_type FROM inventory_sync.tracked_tables t WHERE t.table_name = {t}) END)")
+            integer = "CASE WHEN {k} IN ('bigint', 'integer') THEN x.row_id::bigint ELSE hashtextextended(x.row_id, 0) END"
+            by_id, by_name = "inventory_sync.table_of(x.table_id)", "to_regclass(x.table_name)"
+            counted = {}
+            for side, table, expected, uuid in [("changes", by_id, integer, False), ("mutations", by_id, integer, False),
+                                                ("conflicts", by_name, integer, None),
+                                                ("changes_uuid", by_id, "x.row_id::uuid", True),
+                                                ("mutations_uuid", by_id, "x.row_id::uuid", True)]:
+                k = key_type.format(t=table)
+                wrong, rows, uuid_rows = c.execute(
+                    f"SELECT count(*) FILTER (WHERE x.shard_key IS DISTINCT FROM {expected.format(k=k)}), count(*),"
+                    f" count(*) FILTER (WHERE {k} = 'uuid') FROM inventory_sync.{side} x").fetchone()
+                assert wrong == 0, (side, wrong, rows)
+                if uuid is not None:
+                    assert uuid_rows == (rows if uuid else 0), (side, uuid_rows, rows)
+                counted[side] = rows
+            # The release's fixture has side rows of every kind, uuid rows among them.
+            assert counted["conflicts"] and counted["changes_uuid"], counted
+            assert counted["mutations"] + counted["mutations_uuid"] > 0, counted
             # Devices go on from the cursors the release handed out: the one that had pulled a
             # page gets what it had still to pull, the other nothing; then each gets a new write.
             cursors = {d: (cur, rest) for d, cur, rest in c.execute("SELECT * FROM public.device_cursors")}

@@ -303,7 +303,8 @@ def server_rows(conn):
     rows = {(DEFAULT, str(i)): ("delete" if deleted else "upsert", ts)
             for i, deleted, ts in conn.execute("SELECT id, deleted, updated_at FROM inventory_sync.inventory")}
     feed = {(PRODUCTS, k): (op, ts) for k, op, ts in conn.execute(
-        "SELECT row_id, op, ts FROM inventory_sync.changes WHERE inventory_sync.table_of(table_id) = %s::regclass", (PRODUCTS,))}
+        "SELECT row_id, op, ts FROM inventory_sync.changes_uuid WHERE inventory_sync.table_of(table_id) = %s::regclass",
+        (PRODUCTS,))}
     live = {(PRODUCTS, str(k)): ts for k, ts in conn.execute(f"SELECT id, updated_at FROM {PRODUCTS}")}
     # The feed row of every tracked row agrees with the row itself.
     assert {k: ts for k, (op, ts) in feed.items() if op == "upsert"} == live
@@ -397,7 +398,9 @@ def run_and_check(db, seeds, workers, threads, started, stop_at):
         journal = Counter(conn.execute(
             "SELECT client_id, mutation_id, reason FROM inventory_sync.conflicts").fetchall())
         mutations = conn.execute("SELECT count(*), count(DISTINCT (row_id, table_id, client_id, mutation_id)) "
-                                 "FROM inventory_sync.mutations").fetchone()
+                                 "FROM (SELECT row_id, table_id, client_id, mutation_id FROM inventory_sync.mutations"
+                                 " UNION ALL SELECT row_id, table_id, client_id, mutation_id"
+                                 " FROM inventory_sync.mutations_uuid) m").fetchone()
         stock = {(DEFAULT, str(i)): s for i, s in conn.execute(
             "SELECT id, (data->>'stock')::numeric FROM inventory_sync.inventory WHERE id BETWEEN %s AND %s",
             (DELTA_IDS.start, DELTA_IDS.stop - 1))}

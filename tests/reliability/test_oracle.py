@@ -316,7 +316,8 @@ def stored(conn, table, key):
             return None
         return ("tomb", r[1], r[2]) if r[3] else ("row", r[0], r[1], r[2])
     record = conn.execute(
-        "SELECT op, ts, client_id FROM inventory_sync.changes WHERE inventory_sync.table_of(table_id) = %s::regclass AND row_id = %s",
+        "SELECT op, ts, client_id FROM inventory_sync.changes_uuid"
+        " WHERE inventory_sync.table_of(table_id) = %s::regclass AND row_id = %s",
         (table, key),
     ).fetchone()
     row = conn.execute(f"SELECT to_jsonb(t) FROM {table} t WHERE id = %s", (key,)).fetchone()
@@ -505,8 +506,9 @@ def check_round(conn, rows, writes, stats):
     # Answers of writes with mutation ids are remembered exactly.
     for w in writes:
         if w.mutation_id and w.answer and w.answer.get("status") in ("applied", "conflict", "merged"):
+            log = "inventory_sync.mutations" if w.table == DEFAULT else "inventory_sync.mutations_uuid"
             kept = conn.execute(
-                "SELECT answer FROM inventory_sync.mutations WHERE inventory_sync.table_of(table_id) = %s::regclass AND row_id = %s "
+                f"SELECT answer FROM {log} WHERE inventory_sync.table_of(table_id) = %s::regclass AND row_id = %s "
                 "AND client_id = %s AND mutation_id = %s", (w.table, str(w.key), w.by, w.mutation_id),
             ).fetchone()
             if kept is None or kept[0] != w.answer:

@@ -85,7 +85,9 @@ BOOKKEEPING = [
     "inventory_sync.inventory",
     "inventory_sync.conflicts",
     "inventory_sync.changes",
+    "inventory_sync.changes_uuid",
     "inventory_sync.mutations",
+    "inventory_sync.mutations_uuid",
     "inventory_sync.tracked",
     "inventory_sync.field_policies",
     "inventory_sync.purge_horizon",
@@ -421,10 +423,17 @@ def test_a_member_of_the_owning_role_may_manage_tracking(env):
         conn.execute("ROLLBACK")
 
 
+# Both parts of the mutation log (a uuid table's mutation ids are in the second).
+MUTATION_LOG = ("(SELECT row_id, table_id, client_id, mutation_id, answer, applied_at, db_user FROM inventory_sync.mutations"
+                " UNION ALL SELECT row_id, table_id, client_id, mutation_id, answer, applied_at, db_user"
+                " FROM inventory_sync.mutations_uuid)")
+
+
 def age_everything(su):
     su.execute("UPDATE inventory_sync.inventory SET changed_at = changed_at - interval '1 year' WHERE deleted")
-    su.execute("UPDATE inventory_sync.changes SET changed_at = changed_at - interval '1 year' WHERE op = 'delete'")
-    su.execute("UPDATE inventory_sync.mutations SET applied_at = applied_at - interval '1 year'")
+    for side in ("", "_uuid"):
+        su.execute(f"UPDATE inventory_sync.changes{side} SET changed_at = changed_at - interval '1 year' WHERE op = 'delete'")
+        su.execute(f"UPDATE inventory_sync.mutations{side} SET applied_at = applied_at - interval '1 year'")
 
 
 @pytest.mark.parametrize("role", ["none", "reader", "app", "owner", "auditor"])
@@ -434,7 +443,8 @@ def test_purge_tombstones_is_for_the_extensions_owner(env, role):
     extension's tables, which nobody else has: 42501, and nothing removed."""
     with connect(env) as su:
         age_everything(su)
-        assert su.execute("SELECT count(*) FROM inventory_sync.changes WHERE op = 'delete'").fetchone()[0] > 0
+        assert su.execute("SELECT (SELECT count(*) FROM inventory_sync.changes WHERE op = 'delete')"
+                          " + (SELECT count(*) FROM inventory_sync.changes_uuid WHERE op = 'delete')").fetchone()[0] > 0
     with as_role(env, role) as conn, writes_nothing(env):
         with pytest.raises(DENIED):
             conn.execute("SELECT inventory_sync.purge_tombstones('1 day')")
@@ -454,7 +464,7 @@ def test_purge_mutations_by_a_non_owner_forgets_only_its_own_ids(env, role):
             age_everything(su)
 
             def others():
-                return su.execute("SELECT string_agg(m::text, ',' ORDER BY m::text) FROM inventory_sync.mutations m "
+                return su.execute(f"SELECT string_agg(m::text, ',' ORDER BY m::text) FROM {MUTATION_LOG} m "
                                   "WHERE db_user <> %s", (R[role],)).fetchone()[0]
 
             before = others()
@@ -464,7 +474,7 @@ def test_purge_mutations_by_a_non_owner_forgets_only_its_own_ids(env, role):
                     purged = conn.execute("SELECT inventory_sync.purge_mutations('1 day')").fetchone()[0]
                 except DENIED:
                     purged = 0
-            own = su.execute("SELECT count(*) FROM inventory_sync.mutations WHERE db_user = %s", (R[role],)).fetchone()[0]
+            own = su.execute(f"SELECT count(*) FROM {MUTATION_LOG} m WHERE db_user = %s", (R[role],)).fetchone()[0]
             assert (purged, own) in ((1, 0), (0, 1))
             assert others() == before
         finally:
@@ -711,20 +721,21 @@ def test_mutation_ids_are_visible_only_to_the_user_that_applied_them(tenants):
     with as_role(env, "bob") as bob:
         bob.execute("SELECT inventory_sync.sync_upsert_in('app.notes', '200', '{}', %s, 'bob-dev', 'b-own')", (OLD,))
     with connect(env) as su:
-        by_user = dict(su.execute("SELECT db_user::text, count(*) FROM inventory_sync.mutations GROUP BY 1").fetchall())
+        by_user = dict(su.execute(f"SELECT db_user::text, count(*) FROM {MUTATION_LOG} m GROUP BY 1").fetchall())
         assert by_user.get(R["bob"], 0) > 0 and by_user.get("postgres", 0) > 0
     for role in ("none", "app", "bob", "owner"):
         with as_role(env, role) as conn:
             mine = conn.execute("SELECT count(*), count(*) FILTER (WHERE db_user <> current_user) "
-                                "FROM inventory_sync.mutations").fetchone()
+                                f"FROM {MUTATION_LOG} m").fetchone()
             assert mine == (by_user.get(R[role], 0), 0)
-            conn.execute("BEGIN")
-            assert conn.execute("UPDATE inventory_sync.mutations SET answer = '{}' WHERE db_user <> current_user").rowcount == 0
-            try:  # DELETE: granted to everyone, or not at all; either way never another user's rows
-                assert conn.execute("DELETE FROM inventory_sync.mutations WHERE db_user <> current_user").rowcount == 0
-            except DENIED:
-                pass
-            conn.execute("ROLLBACK")
+            for log in ("inventory_sync.mutations", "inventory_sync.mutations_uuid"):
+                conn.execute("BEGIN")
+                assert conn.execute(f"UPDATE {log} SET answer = '{{}}' WHERE db_user <> current_user").rowcount == 0
+                try:  # DELETE: granted to everyone, or not at all; either way never another user's rows
+                    assert conn.execute(f"DELETE FROM {log} WHERE db_user <> current_user").rowcount == 0
+                except DENIED:
+                    pass
+                conn.execute("ROLLBACK")
             with pytest.raises(DENIED, match="row-level security"):
                 conn.execute("INSERT INTO inventory_sync.mutations (row_id, table_id, client_id, mutation_id, db_user, shard_key) "
                              "VALUES ('1', 0, 'x', 'y', 'postgres', 1)")
@@ -751,6 +762,14 @@ def test_bookkeeping_tables_refuse_direct_writes_by_non_owners(tenants):
          "permission denied"),
         ("UPDATE inventory_sync.purge_horizon SET row_id = ''", "permission denied"),
         ("DELETE FROM inventory_sync.changes", "permission denied"),
+        ("INSERT INTO inventory_sync.changes_uuid (table_id, row_id, id, op, ts, position, changed_at, shard_key) "
+         "VALUES ((SELECT table_id FROM inventory_sync.tracked WHERE tbl = 'app.items'::regclass), "
+         "'00000000-0000-0000-0000-000000000001', '\"x\"', 'delete', now(), 1, now(), "
+         "'00000000-0000-0000-0000-000000000001')", "permission denied"),
+        ("DELETE FROM inventory_sync.changes_uuid", "permission denied"),
+        ("INSERT INTO inventory_sync.mutations_uuid (row_id, table_id, client_id, mutation_id, db_user, shard_key) "
+         "VALUES ('00000000-0000-0000-0000-000000000001', 1, 'x', 'y', 'postgres', "
+         "'00000000-0000-0000-0000-000000000001')", "row-level security"),
         ("SELECT count(*) FROM inventory_sync.inventory", "permission denied"),
     ]
     with as_role(env, "bob") as conn:
@@ -1152,12 +1171,17 @@ def scenario(superuser):
             # (Our own SQL below is qualified too: on the trapped path it would call the traps.)
             ("age", "UPDATE inventory_sync.changes SET changed_at = changed_at OPERATOR(pg_catalog.-) "
                     "'1 year'::pg_catalog.interval WHERE op OPERATOR(pg_catalog.=) 'delete'", ()),
+            ("age uuid", "UPDATE inventory_sync.changes_uuid SET changed_at = changed_at OPERATOR(pg_catalog.-) "
+                         "'1 year'::pg_catalog.interval WHERE op OPERATOR(pg_catalog.=) 'delete'", ()),
             ("age default", "UPDATE inventory_sync.inventory SET changed_at = changed_at OPERATOR(pg_catalog.-) "
                             "'1 year'::pg_catalog.interval WHERE deleted", ()),
             ("purge_tombstones", "SELECT inventory_sync.purge_tombstones('1 day')", ()),
             ("pull after purge", "PULL 3", ()),
             ("age mutations", "UPDATE inventory_sync.mutations SET applied_at = applied_at OPERATOR(pg_catalog.-) "
                               "'1 year'::pg_catalog.interval WHERE mutation_id OPERATOR(pg_catalog.<>) 'm1'", ()),
+            ("age uuid mutations", "UPDATE inventory_sync.mutations_uuid SET applied_at = applied_at "
+                                   "OPERATOR(pg_catalog.-) '1 year'::pg_catalog.interval "
+                                   "WHERE mutation_id OPERATOR(pg_catalog.<>) 'm1'", ()),
             ("purge_mutations", "SELECT inventory_sync.purge_mutations('1 day')", ()),
             ("mutation after purge", "SELECT inventory_sync.sync_upsert(102, '{\"n\": 1}', '2024-03-01 09:00+00', 'd', 'm2')", ()),
         ]
@@ -1199,8 +1223,11 @@ def end_state(su):
         "conflicts": "SELECT row_id, table_name, reason, op, client_payload, client_ts, client_id, mutation_id, "
                      "server_data, db_user FROM inventory_sync.conflicts",
         "changes": "SELECT table_id, row_id, id, op, ts, client_id, field_clocks FROM inventory_sync.changes",
+        "changes_uuid": "SELECT table_id, row_id, id, op, ts, client_id, field_clocks FROM inventory_sync.changes_uuid",
         "mutations": "SELECT row_id, table_id, client_id, mutation_id, answer - 'server_time' - 'ahead_by_seconds', db_user "
                      "FROM inventory_sync.mutations",
+        "mutations_uuid": "SELECT row_id, table_id, client_id, mutation_id, answer - 'server_time' - 'ahead_by_seconds', "
+                          "db_user FROM inventory_sync.mutations_uuid",
         "tracked": "SELECT tbl, key_attnum, ts_attnum, tracked_by FROM inventory_sync.tracked",
         "policies": "SELECT * FROM inventory_sync.field_policies",
         "purged": "SELECT table_id, row_id FROM inventory_sync.purge_horizon",
@@ -1210,7 +1237,8 @@ def end_state(su):
 
 def reset(su):
     su.execute("TRUNCATE inventory_sync.inventory, inventory_sync.conflicts, inventory_sync.changes, "
-               "inventory_sync.mutations, inventory_sync.purge_horizon, app.items, public.trap_log")
+               "inventory_sync.changes_uuid, inventory_sync.mutations, inventory_sync.mutations_uuid, "
+               "inventory_sync.purge_horizon, app.items, public.trap_log")
     su.execute("SELECT inventory_sync.set_policy('inventory_sync.inventory', 'tag', 'field_lww')")
     su.execute("SELECT inventory_sync.set_policy('app.items', 'stock', 'delta')")
     if not su.execute("SELECT 1 FROM inventory_sync.tracked WHERE tbl = 'app.items'::regclass").fetchone():

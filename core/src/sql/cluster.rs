@@ -65,15 +65,24 @@ pub const IS_COORDINATOR: &str = "SELECT pg_catalog.citus_is_coordinator()";
 pub const IS_DISTRIBUTED: &str = "SELECT EXISTS (SELECT FROM pg_catalog.pg_dist_partition p \
      WHERE p.logicalrelid OPERATOR(pg_catalog.=) 'inventory_sync.inventory'::pg_catalog.regclass)";
 
-/// The extension's tables spread over a Citus cluster: the default table by id first (then
-/// `distribute()` distributes the tracked tables Citus does not hold yet, which may be colocated
-/// with it, before the catalogs that name them are copied to every node), the journal, the
-/// mutation log and the change feed by the rows' shard keys, colocated with it (so the side rows
-/// of an item, and of a row of a table colocated with the default table, are on the row's node;
-/// see `sql`), the eras, the purge horizon and the catalogs on every node (the catalogs name
-/// tables as `regclass`, which Citus sends by name, so each node reads its own OIDs).
-pub const DISTRIBUTE: [&str; 9] = [
+/// The extension's tables spread over a Citus cluster: first the default table by id and the
+/// `uuid` side's feed and mutation log by their shard key, in the `uuid` type's default group
+/// (`DISTRIBUTE_FIRST`; then `distribute()` distributes the tracked tables Citus does not hold yet,
+/// colocated with them by key type, before the catalogs that name them are copied to every node),
+/// then the journal, the mutation log and the change feed by the rows' shard keys, colocated with
+/// the default table (so the side rows of an item, and of a row of a table colocated with the
+/// default table or with the `uuid` side tables, are on the row's node; see `sql`), the eras, the
+/// purge horizon and the catalogs on every node (the catalogs name tables as `regclass`, which
+/// Citus sends by name, so each node reads its own OIDs).
+pub const DISTRIBUTE_FIRST: [&str; 3] = [
     "SELECT pg_catalog.create_distributed_table('inventory_sync.inventory', 'id')",
+    "SELECT pg_catalog.create_distributed_table('inventory_sync.changes_uuid', 'shard_key', colocate_with => 'default')",
+    "SELECT pg_catalog.create_distributed_table('inventory_sync.mutations_uuid', 'shard_key', \
+       colocate_with => 'inventory_sync.changes_uuid')",
+];
+
+/// The rest of the extension's tables, after the tracked tables (see `DISTRIBUTE_FIRST`).
+pub const DISTRIBUTE: [&str; 8] = [
     "SELECT pg_catalog.create_distributed_table('inventory_sync.conflicts', 'shard_key', \
        colocate_with => 'inventory_sync.inventory')",
     "SELECT pg_catalog.create_distributed_table('inventory_sync.mutations', 'shard_key', \
@@ -89,13 +98,14 @@ pub const DISTRIBUTE: [&str; 9] = [
 ];
 
 /// The calls of one row run on the node that holds it (Citus delegates a call by its key): the
-/// default table's, and the tracked tables' calls with a bigint key, delegated as if colocated
-/// with the default table (which a bigint-keyed table is when `distribute()` distributed it, and
-/// then the row and its side rows are all on that node; a table distributed otherwise is reached
-/// from there as from the coordinator). Not the `uuid` and text forms: their side rows are spread
-/// by hash, on other nodes than the row, and a delegated call's connections to other nodes are
-/// not kept (docs/DEVELOPMENT.md "Citus").
-pub const DELEGATE: [&str; 4] = [
+/// default table's, the tracked tables' calls with a bigint key, delegated as if colocated with
+/// the default table, and those with a `uuid` key, as if colocated with the `uuid` side tables
+/// (which a table is when `distribute()` distributed it, and then the row and its side rows are
+/// all on that node; a table distributed otherwise is reached from there as from the
+/// coordinator). Not the text form: its side rows are spread by hash, on other nodes than the
+/// row, and a delegated call's connections to other nodes are not kept (docs/DEVELOPMENT.md
+/// "Citus").
+pub const DELEGATE: [&str; 6] = [
     "SELECT pg_catalog.create_distributed_function( \
        'inventory_sync.sync_upsert(bigint, jsonb, timestamptz, text, text, jsonb)', '$1', \
        colocate_with => 'inventory_sync.inventory')",
@@ -107,12 +117,22 @@ pub const DELEGATE: [&str; 4] = [
     "SELECT pg_catalog.create_distributed_function( \
        'inventory_sync.sync_delete_in(regclass, bigint, timestamptz, text, text)', '$2', \
        colocate_with => 'inventory_sync.inventory')",
+    "SELECT pg_catalog.create_distributed_function( \
+       'inventory_sync.sync_upsert_in(regclass, uuid, jsonb, timestamptz, text, text, jsonb)', '$2', \
+       colocate_with => 'inventory_sync.changes_uuid')",
+    "SELECT pg_catalog.create_distributed_function( \
+       'inventory_sync.sync_delete_in(regclass, uuid, timestamptz, text, text)', '$2', \
+       colocate_with => 'inventory_sync.changes_uuid')",
 ];
 
-/// The tracked tables Citus does not hold yet: OID, key column, whether the key is a bigint, and
-/// whether the table has a dropped column before one of its columns.
+/// The tracked tables Citus does not hold yet: OID, key column, the table to colocate it with (by
+/// its key's type: a bigint key with the default table, a `uuid` key with the `uuid` side tables,
+/// any other in its type's default group), and whether the table has a dropped column before one
+/// of its columns.
 pub const TRACKED_UNDISTRIBUTED: &str = "SELECT t.tbl::pg_catalog.oid, a.attname::pg_catalog.text, \
-       a.atttypid OPERATOR(pg_catalog.=) 'pg_catalog.int8'::pg_catalog.regtype::pg_catalog.oid, \
+       CASE a.atttypid WHEN 'pg_catalog.int8'::pg_catalog.regtype::pg_catalog.oid THEN 'inventory_sync.inventory' \
+                       WHEN 'pg_catalog.uuid'::pg_catalog.regtype::pg_catalog.oid THEN 'inventory_sync.changes_uuid' \
+                       ELSE 'default' END, \
        EXISTS (SELECT FROM pg_catalog.pg_attribute d WHERE d.attrelid OPERATOR(pg_catalog.=) t.tbl AND d.attisdropped \
                  AND EXISTS (SELECT FROM pg_catalog.pg_attribute l WHERE l.attrelid OPERATOR(pg_catalog.=) t.tbl \
                                AND NOT l.attisdropped AND l.attnum OPERATOR(pg_catalog.>) d.attnum)) \
@@ -147,10 +167,12 @@ pub const DISTRIBUTE_TABLE: &str =
 /// The feed's rows take their positions on the node that stores them (`stamp_position`); Citus
 /// creates a trigger on a distributed table, and on each of its shards, only while
 /// `citus.enable_unsafe_triggers` is on, as it drops one.
-pub const STAMP_POSITIONS: [&str; 2] = [
+pub const STAMP_POSITIONS: [&str; 3] = [
     "CREATE OR REPLACE TRIGGER stamp_position BEFORE INSERT OR UPDATE OF position ON inventory_sync.inventory \
        FOR EACH ROW EXECUTE FUNCTION inventory_sync.stamp_position()",
     "CREATE OR REPLACE TRIGGER stamp_position BEFORE INSERT OR UPDATE OF position ON inventory_sync.changes \
+       FOR EACH ROW EXECUTE FUNCTION inventory_sync.stamp_position()",
+    "CREATE OR REPLACE TRIGGER stamp_position BEFORE INSERT OR UPDATE OF position ON inventory_sync.changes_uuid \
        FOR EACH ROW EXECUTE FUNCTION inventory_sync.stamp_position()",
 ];
 
@@ -221,7 +243,7 @@ pub const UNDISTRIBUTE_TABLE: &str = "SELECT pg_catalog.undistribute_table($1::p
 
 /// What `undistribute()` undoes before it takes the tables back: the delegation of the default
 /// table's calls and the triggers that stamp positions on the nodes.
-pub const UNDELEGATE: [&str; 6] = [
+pub const UNDELEGATE: [&str; 9] = [
     "SELECT pg_catalog.citus_unmark_object_distributed('pg_catalog.pg_proc'::pg_catalog.regclass, \
        'inventory_sync.sync_upsert(bigint, jsonb, timestamptz, text, text, jsonb)'::pg_catalog.regprocedure, 0, false)",
     "SELECT pg_catalog.citus_unmark_object_distributed('pg_catalog.pg_proc'::pg_catalog.regclass, \
@@ -232,7 +254,13 @@ pub const UNDELEGATE: [&str; 6] = [
     "SELECT pg_catalog.citus_unmark_object_distributed('pg_catalog.pg_proc'::pg_catalog.regclass, \
        'inventory_sync.sync_delete_in(regclass, bigint, timestamptz, text, text)'::pg_catalog.regprocedure, 0, false)",
     "DROP TRIGGER IF EXISTS stamp_position ON inventory_sync.inventory",
+    "SELECT pg_catalog.citus_unmark_object_distributed('pg_catalog.pg_proc'::pg_catalog.regclass, \
+       'inventory_sync.sync_upsert_in(regclass, uuid, jsonb, timestamptz, text, text, jsonb)'::pg_catalog.regprocedure, \
+       0, false)",
+    "SELECT pg_catalog.citus_unmark_object_distributed('pg_catalog.pg_proc'::pg_catalog.regclass, \
+       'inventory_sync.sync_delete_in(regclass, uuid, timestamptz, text, text)'::pg_catalog.regprocedure, 0, false)",
     "DROP TRIGGER IF EXISTS stamp_position ON inventory_sync.changes",
+    "DROP TRIGGER IF EXISTS stamp_position ON inventory_sync.changes_uuid",
 ];
 
 /// The `sql_drop` event trigger rests while `undistribute()` runs (Citus drops the old copies of

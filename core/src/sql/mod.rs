@@ -14,9 +14,14 @@
 //! key itself for an integer key, else a hash of its text (`tracking::integer_key`). Every
 //! statement on one row's side rows names it, so that Citus sends the statement to the node that
 //! holds them, which for the default table and a table colocated with it is the row's node.
+//! A `uuid` table's feed records and mutation ids are in tables of their own whose shard key is
+//! the key itself (`tracking::Side`), colocated with the `uuid` tables: its statements on them
+//! take the key as the shard key parameter.
 
 mod cluster;
 pub use cluster::*;
+
+pub use crate::tracking::Side;
 
 /// The default table, `inventory_sync.inventory`.
 pub const DEFAULT_TABLE: &str = "inventory_sync.inventory";
@@ -38,14 +43,16 @@ pub const DEFAULT_SERVER_ROW: &str = "SELECT CASE WHEN s.deleted \
 /// A tracked table's stored row as a client stores it: every column; or, if the row was
 /// deleted, its tombstone: the key and timestamp columns and `"deleted": true`. `key_name` and
 /// `ts_name` are the columns' names as SQL literals. Parameters: `$1` the key, `$9` its shard key
-/// (the journal's parameters, see `journal`).
-pub fn tracked_server_row(table: &str, table_id: i32, key: &str, key_name: &str, ts_name: &str) -> String {
+/// (the journal's parameters, see `journal`), which for a `uuid` table's tombstone is the key.
+pub fn tracked_server_row(table: &str, table_id: i32, key: &str, key_name: &str, ts_name: &str, side: Side) -> String {
+    let changes = side.changes();
+    let shard_key = if side == Side::Uuid { "$1" } else { "$9" };
     format!(
         "SELECT pg_catalog.to_jsonb(s.*) AS data FROM {table} s WHERE s.{key} OPERATOR(pg_catalog.=) $1 \
          UNION ALL \
          SELECT pg_catalog.jsonb_build_object({key_name}, c.id, {ts_name}, c.ts, 'deleted', true) \
-           FROM inventory_sync.changes c \
-          WHERE c.shard_key OPERATOR(pg_catalog.=) $9 \
+           FROM {changes} c \
+          WHERE c.shard_key OPERATOR(pg_catalog.=) {shard_key} \
             AND c.row_id OPERATOR(pg_catalog.=) ($1::pg_catalog.text COLLATE {C}) \
             AND c.table_id OPERATOR(pg_catalog.=) {table_id} \
             AND c.op OPERATOR(pg_catalog.=) 'delete'"
@@ -157,9 +164,10 @@ pub fn default_merge_insert() -> String {
 
 /// A tracked row's tombstone clock, if it has a tombstone (`$1` key, `$2` its shard key): its
 /// timestamp and client_id.
-pub fn tracked_tombstone_clock(table_id: i32) -> String {
+pub fn tracked_tombstone_clock(table_id: i32, side: Side) -> String {
+    let changes = side.changes();
     format!(
-        "SELECT c.ts, c.client_id FROM inventory_sync.changes c \
+        "SELECT c.ts, c.client_id FROM {changes} c \
           WHERE c.shard_key OPERATOR(pg_catalog.=) $2 AND c.row_id OPERATOR(pg_catalog.=) ($1::pg_catalog.text COLLATE {C}) \
             AND c.table_id OPERATOR(pg_catalog.=) {table_id} \
             AND c.op OPERATOR(pg_catalog.=) 'delete'"
@@ -188,9 +196,10 @@ pub const CLEAR_POLICY: &str = "DELETE FROM inventory_sync.field_policies p \
 /// row is locked, rather than as a subquery of the statement on the row, so that every statement
 /// names one table (Citus routes such a statement to the node that holds the row, and the change
 /// record is kept beside the row).
-pub fn tracked_record_clock(table_id: i32) -> String {
+pub fn tracked_record_clock(table_id: i32, side: Side) -> String {
+    let changes = side.changes();
     format!(
-        "SELECT c.client_id, c.field_clocks FROM inventory_sync.changes c \
+        "SELECT c.client_id, c.field_clocks FROM {changes} c \
           WHERE c.shard_key OPERATOR(pg_catalog.=) $2 AND c.row_id OPERATOR(pg_catalog.=) ($1::pg_catalog.text COLLATE {C}) \
             AND c.table_id OPERATOR(pg_catalog.=) {table_id}"
     )
@@ -285,9 +294,10 @@ pub fn tracked_lock_for_merge(table: &str, key: &str, ts: &str) -> String {
 
 /// The row's tombstone, if it has one: whether a write stamped `$2` by `$3` may replace it.
 /// Parameters: `$1` key, `$2` client_ts, `$3` client_id, `$4` the key's shard key.
-pub fn tracked_tombstone(table_id: i32) -> String {
+pub fn tracked_tombstone(table_id: i32, side: Side) -> String {
+    let changes = side.changes();
     format!(
-        "SELECT {} FROM inventory_sync.changes c \
+        "SELECT {} FROM {changes} c \
           WHERE c.shard_key OPERATOR(pg_catalog.=) $4 AND c.row_id OPERATOR(pg_catalog.=) ($1::pg_catalog.text COLLATE {C}) \
             AND c.table_id OPERATOR(pg_catalog.=) {table_id} \
             AND c.op OPERATOR(pg_catalog.=) 'delete' FOR UPDATE",
@@ -306,10 +316,11 @@ pub fn tracked_tombstone(table_id: i32) -> String {
 /// true. In a
 /// transaction that cannot see a concurrent writer's record of the same row (REPEATABLE READ),
 /// this fails with 40001, as it should.
-pub fn tracked_record(table_id: i32, given_clocks: bool) -> String {
+pub fn tracked_record(table_id: i32, given_clocks: bool, side: Side) -> String {
     let clocks = if given_clocks { "$5" } else { "c.field_clocks OPERATOR(pg_catalog.||) $5" };
+    let changes = side.changes();
     format!(
-        "INSERT INTO inventory_sync.changes AS c \
+        "INSERT INTO {changes} AS c \
            (table_id, row_id, id, op, ts, client_id, field_clocks, position, changed_at, shard_key) \
          VALUES ({table_id}, $1::pg_catalog.text, \
                  pg_catalog.to_jsonb($1), $4, $2, $3, $5, $6, pg_catalog.now(), $7) \
@@ -324,9 +335,10 @@ pub fn tracked_record(table_id: i32, given_clocks: bool) -> String {
 /// The common case of `tracked_record`: an upsert of a row that has a change record, which only
 /// moves forward (a plain UPDATE sets up less than `INSERT … ON CONFLICT` on every execution).
 /// Parameters as there; answers true, or no row when the row has no record yet.
-pub fn tracked_record_update(table_id: i32) -> String {
+pub fn tracked_record_update(table_id: i32, side: Side) -> String {
+    let changes = side.changes();
     format!(
-        "UPDATE inventory_sync.changes AS c \
+        "UPDATE {changes} AS c \
             SET id = pg_catalog.to_jsonb($1), op = $4, ts = $2, client_id = $3, \
                 field_clocks = c.field_clocks OPERATOR(pg_catalog.||) $5, \
                 position = $6, changed_at = pg_catalog.now() \
@@ -342,8 +354,9 @@ pub fn tracked_record_update(table_id: i32) -> String {
 pub const PURGE_HORIZON: &str = "SELECT p.position, p.table_id, p.row_id, p.purged_at \
      FROM inventory_sync.purge_horizon p";
 
-/// The tracked tables: table id and OID in this database (the caller checks which it may read).
-pub const FEED_TABLES: &str = "SELECT t.table_id, t.tbl::pg_catalog.oid FROM inventory_sync.tracked t";
+/// The tracked tables: table id, OID in this database and the key's column number (the caller
+/// checks which it may read).
+pub const FEED_TABLES: &str = "SELECT t.table_id, t.tbl::pg_catalog.oid, t.key_attnum FROM inventory_sync.tracked t";
 
 /// The eras (number, cohort, cluster, database, and the highest previous end recorded for it:
 /// several first writers may have recorded the same era), in era order.
@@ -361,6 +374,7 @@ pub const ERAS_LOCK: &str = "LOCK TABLE inventory_sync.eras IN SHARE ROW EXCLUSI
 pub const COHORT_START: &str = "SELECT GREATEST( \
        (SELECT pg_catalog.max(i.position) FROM inventory_sync.inventory i), \
        (SELECT pg_catalog.max(c.position) FROM inventory_sync.changes c), \
+       (SELECT pg_catalog.max(c.position) FROM inventory_sync.changes_uuid c), \
        (SELECT pg_catalog.max(p.position) FROM inventory_sync.purge_horizon p), 0), \
      (SELECT COALESCE(pg_catalog.max(e.era), 0) OPERATOR(pg_catalog.+) 1 FROM inventory_sync.eras e)";
 
@@ -375,12 +389,14 @@ pub const ERA_START: &str = "INSERT INTO inventory_sync.eras (era, cohort, syste
      SELECT $1, $1, $2, $3, GREATEST( \
        (SELECT pg_catalog.max(i.position) FROM inventory_sync.inventory i WHERE i.position OPERATOR(pg_catalog.<) $4), \
        (SELECT pg_catalog.max(c.position) FROM inventory_sync.changes c WHERE c.position OPERATOR(pg_catalog.<) $4), \
+       (SELECT pg_catalog.max(c.position) FROM inventory_sync.changes_uuid c WHERE c.position OPERATOR(pg_catalog.<) $4), \
        (SELECT pg_catalog.max(p.position) FROM inventory_sync.purge_horizon p WHERE p.position OPERATOR(pg_catalog.<) $4), \
        0)";
 
 /// The change feed's first pass (see `feed`) over `ranges` ranges of positions, at most `$1`
 /// changes in position order, from the default table when `with_default`, and from the tracked
-/// tables `$2` when `with_tracked` (table ids: those the caller may read, at least one; a filter
+/// tables `$2` in the feed tables of the sides `sides` (table ids: those the caller may read,
+/// at least one; a filter
 /// rather than a join with `tracked`,
 /// whose OIDs Citus would compare on other nodes, where they name other tables). Range `r` (from
 /// 0) takes six arguments from `$(3 + 6r)`: the position, table id and row id it continues after,
@@ -396,7 +412,7 @@ pub const ERA_START: &str = "INSERT INTO inventory_sync.eras (era, cohort, syste
 /// again; a tracked table's entry without its opening `{"table": name`, which the caller adds
 /// from the system cache rather than a join with `pg_class`, a table Citus keeps on each node),
 /// whether it still needs the row.
-pub fn feed(with_default: bool, with_tracked: bool, ranges: usize) -> String {
+pub fn feed(with_default: bool, sides: &[Side], ranges: usize) -> String {
     // Range r's arguments: $(3+6r) position, table id and row id it continues after, below which
     // position, and where the default table's part continues (position, id).
     let arg = |r: usize, k: usize| format!("${}", 3 + 6 * r + k);
@@ -431,20 +447,21 @@ pub fn feed(with_default: bool, with_tracked: bool, ranges: usize) -> String {
            WHERE {default_ranges} \
            ORDER BY i.position, i.id LIMIT $1)"
     );
-    let tracked_part = format!(
+    let tracked_part = |side: Side| {
+        let changes = side.changes();
+        format!(
         "(SELECT c.position, c.table_id, c.row_id, 0::pg_catalog.int8 AS num, \
                    ',\"id\":' {CAT} c.id::pg_catalog.text {CAT} ',\"op\":\"' {CAT} c.op {CAT} \
                    '\",\"data\":null,\"updated_at\":' {CAT} pg_catalog.to_json(c.ts)::pg_catalog.text {CAT} '}}' AS entry, \
                    c.op OPERATOR(pg_catalog.=) 'upsert' AS needs_row \
-              FROM inventory_sync.changes c \
+              FROM {changes} c \
              WHERE ({change_ranges}) \
                AND c.table_id OPERATOR(pg_catalog.=) ANY ($2) \
              ORDER BY c.position, c.table_id, c.row_id LIMIT $1)"
-    );
-    let parts: Vec<&str> = [(with_default, default_part.as_str()), (with_tracked, tracked_part.as_str())]
-        .into_iter()
-        .filter_map(|(wanted, part)| wanted.then_some(part))
-        .collect();
+        )
+    };
+    let parts: Vec<String> =
+        with_default.then_some(default_part).into_iter().chain(sides.iter().map(|&side| tracked_part(side))).collect();
     format!(
         "SELECT f.position, f.table_id, f.row_id, f.entry, f.needs_row FROM ({}) f \
          ORDER BY f.position, f.table_id, f.num, f.row_id LIMIT $1",
@@ -473,7 +490,11 @@ pub fn purge_tombstones() -> String {
            WHERE c.op OPERATOR(pg_catalog.=) 'delete' \
              AND c.changed_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) $1) \
            RETURNING c.position, c.table_id, c.row_id), \
-         purged AS (SELECT * FROM d1 UNION ALL SELECT * FROM d2), \
+         d3 AS (DELETE FROM inventory_sync.changes_uuid c \
+           WHERE c.op OPERATOR(pg_catalog.=) 'delete' \
+             AND c.changed_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) $1) \
+           RETURNING c.position, c.table_id, c.row_id), \
+         purged AS (SELECT * FROM d1 UNION ALL SELECT * FROM d2 UNION ALL SELECT * FROM d3), \
          newest AS (SELECT DISTINCT ON (era) (p.position OPERATOR(pg_catalog.>>) 48)::pg_catalog.int4 AS era, \
              p.position, p.table_id, p.row_id FROM purged p \
            ORDER BY era, p.position DESC, p.table_id DESC, p.row_id DESC), \
@@ -489,38 +510,48 @@ pub fn purge_tombstones() -> String {
 }
 
 /// Forget mutation ids applied longer than `$1` ago; answer how many.
-pub const PURGE_MUTATIONS: &str = "WITH d AS (DELETE FROM inventory_sync.mutations m \
+pub const PURGE_MUTATIONS: &str = "WITH d1 AS (DELETE FROM inventory_sync.mutations m \
+       WHERE m.applied_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) $1) RETURNING 1), \
+     d2 AS (DELETE FROM inventory_sync.mutations_uuid m \
        WHERE m.applied_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) $1) RETURNING 1) \
-     SELECT pg_catalog.count(*) FROM d";
+     SELECT (SELECT pg_catalog.count(*) FROM d1) OPERATOR(pg_catalog.+) (SELECT pg_catalog.count(*) FROM d2)";
 
 /// Claim a mutation (`$1` row id, `$2` table id, `$3` client_id, `$4` mutation_id, `$5` the
-/// row's shard key): true if this is its first time. A concurrent claim of the same mutation
-/// waits for this transaction.
-pub const MUTATION_CLAIM: &str =
-    "INSERT INTO inventory_sync.mutations (row_id, table_id, client_id, mutation_id, shard_key) \
-     VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING true";
+/// row's shard key, on the `uuid` side the key): true if this is its first time. A concurrent
+/// claim of the same mutation waits for this transaction.
+pub fn mutation_claim(side: Side) -> String {
+    format!(
+        "INSERT INTO {} (row_id, table_id, client_id, mutation_id, shard_key) \
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING true",
+        side.mutations()
+    )
+}
 
-/// The answer a mutation got the first time, marked as a duplicate (parameters as the claim's).
-pub const MUTATION_REPLAY: &str = "SELECT m.answer OPERATOR(pg_catalog.||) '{\"duplicate\": true}'::pg_catalog.jsonb \
-       FROM inventory_sync.mutations m \
-      WHERE m.shard_key OPERATOR(pg_catalog.=) $5 AND m.row_id OPERATOR(pg_catalog.=) ($1 COLLATE pg_catalog.\"C\") \
+/// Which mutation the statements below name (the claim's parameters).
+const THE_MUTATION: &str =
+    "m.shard_key OPERATOR(pg_catalog.=) $5 AND m.row_id OPERATOR(pg_catalog.=) ($1 COLLATE pg_catalog.\"C\") \
         AND m.table_id OPERATOR(pg_catalog.=) $2 \
         AND m.client_id OPERATOR(pg_catalog.=) $3 AND m.mutation_id OPERATOR(pg_catalog.=) $4";
 
+/// The answer a mutation got the first time, marked as a duplicate (parameters as the claim's).
+pub fn mutation_replay(side: Side) -> String {
+    format!(
+        "SELECT m.answer OPERATOR(pg_catalog.||) '{{\"duplicate\": true}}'::pg_catalog.jsonb \
+           FROM {} m WHERE {THE_MUTATION}",
+        side.mutations()
+    )
+}
+
 /// Remember a mutation's answer (`$6`; the rest as the claim's).
-pub const MUTATION_REMEMBER: &str = "UPDATE inventory_sync.mutations m SET answer = $6 \
-      WHERE m.shard_key OPERATOR(pg_catalog.=) $5 AND m.row_id OPERATOR(pg_catalog.=) ($1 COLLATE pg_catalog.\"C\") \
-        AND m.table_id OPERATOR(pg_catalog.=) $2 \
-        AND m.client_id OPERATOR(pg_catalog.=) $3 AND m.mutation_id OPERATOR(pg_catalog.=) $4 \
-     RETURNING true";
+pub fn mutation_remember(side: Side) -> String {
+    format!("UPDATE {} m SET answer = $6 WHERE {THE_MUTATION} RETURNING true", side.mutations())
+}
 
 /// Forget a claimed mutation that was not applied (rejected for clock skew): the device fixes its
 /// clock and sends the same mutation again, which must then be decided afresh.
-pub const MUTATION_FORGET: &str = "DELETE FROM inventory_sync.mutations m \
-      WHERE m.shard_key OPERATOR(pg_catalog.=) $5 AND m.row_id OPERATOR(pg_catalog.=) ($1 COLLATE pg_catalog.\"C\") \
-        AND m.table_id OPERATOR(pg_catalog.=) $2 \
-        AND m.client_id OPERATOR(pg_catalog.=) $3 AND m.mutation_id OPERATOR(pg_catalog.=) $4 \
-     RETURNING true";
+pub fn mutation_forget(side: Side) -> String {
+    format!("DELETE FROM {} m WHERE {THE_MUTATION} RETURNING true", side.mutations())
+}
 
 /// Journal a write that was not applied, with the stored row as a client stores it, and answer
 /// that row (for the answer, built by the caller). The row is read in a fresh snapshot while we

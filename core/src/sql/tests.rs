@@ -39,7 +39,7 @@ fn an_empty_payload_writes_only_the_timestamp() {
 /// journal, keeps to that.
 #[test]
 fn writes_are_routable_by_citus() {
-    let writes = [
+    let mut writes = vec![
         default_upsert(false),
         default_upsert(true),
         default_delete(),
@@ -51,13 +51,17 @@ fn writes_are_routable_by_citus() {
         tracked_insert("t", "k", "ts", &["a"]),
         tracked_delete_older("t", "k", "ts"),
         tracked_delete_locked("t", "k"),
-        tracked_record(1, false),
-        tracked_record(1, true),
-        tracked_record_update(1),
-        MUTATION_CLAIM.to_string(),
-        MUTATION_REMEMBER.to_string(),
-        MUTATION_FORGET.to_string(),
     ];
+    for side in Side::ALL {
+        writes.extend([
+            tracked_record(1, false, side),
+            tracked_record(1, true, side),
+            tracked_record_update(1, side),
+            mutation_claim(side),
+            mutation_remember(side),
+            mutation_forget(side),
+        ]);
+    }
     // A function call (operators are written `OPERATOR(pg_catalog.op)`, casts `::pg_catalog.type`).
     let calls_a_function = |text: &str| {
         text.match_indices("pg_catalog.").any(|(i, m)| {
@@ -74,12 +78,21 @@ fn writes_are_routable_by_citus() {
             assert!(!calls_a_function(set), "a function in DO UPDATE of {sql}");
         }
     }
-    for sql in [tracked_lock("t", "k", "ts"), tracked_lock_for_merge("t", "k", "ts"), tracked_record_clock(1)] {
+    for sql in [
+        tracked_lock("t", "k", "ts"),
+        tracked_lock_for_merge("t", "k", "ts"),
+        tracked_record_clock(1, Side::Bigint),
+        tracked_record_clock(1, Side::Uuid),
+    ] {
         assert_eq!(sql.matches(" FROM ").count(), 1, "one table in {sql}");
     }
     // The journal reads the stored row by joining it, not by a subquery in VALUES, and answers
     // a plain column.
-    for row in [DEFAULT_SERVER_ROW.to_string(), tracked_server_row("t", 1, "k", "'k'", "'ts'")] {
+    for row in [
+        DEFAULT_SERVER_ROW.to_string(),
+        tracked_server_row("t", 1, "k", "'k'", "'ts'", Side::Bigint),
+        tracked_server_row("t", 1, "k", "'k'", "'ts'", Side::Uuid),
+    ] {
         let sql = journal(&row);
         assert!(!sql.contains("VALUES") && !sql.contains("RETURNING"), "{sql}");
     }
@@ -88,41 +101,28 @@ fn writes_are_routable_by_citus() {
 /// Every operator and function the statements use is qualified with pg_catalog.
 #[test]
 fn nothing_resolves_through_search_path() {
-    let all = [
+    let mut all = vec![
         default_upsert(false),
         default_upsert(true),
         tracked_insert("t", "k", "ts", &["a"]),
         tracked_lock("t", "k", "ts"),
         tracked_lock_for_merge("t", "k", "ts"),
-        tracked_record_clock(1),
         tracked_delete_locked("t", "k"),
         tracked_merge_update("t", "k", "ts", &["a"]),
         default_merge_update(),
         default_merge_insert(),
         DEFAULT_LOCK_FOR_MERGE.to_string(),
         DEFAULT_DROP_CLOCKS.to_string(),
-        tracked_tombstone_clock(1),
         FIELD_POLICIES.to_string(),
         SET_POLICY.to_string(),
         CLEAR_POLICY.to_string(),
         default_delete(),
         journal(DEFAULT_SERVER_ROW),
-        journal(&tracked_server_row("t", 1, "k", "'k'", "'ts'")),
         tracked_delete_older("t", "k", "ts"),
-        tracked_tombstone(1),
-        tracked_record(1, false),
-        tracked_record_update(1),
         tracked_update_older("t", "k", "ts", &["a", "b"]),
-        tracked_record(1, true),
-        feed(true, true, 1),
-        feed(true, true, 3),
-        feed(true, false, 2),
         tracked_rows("t", "k", "ts", "uuid"),
         purge_tombstones(),
         PURGE_MUTATIONS.to_string(),
-        MUTATION_FORGET.to_string(),
-        MUTATION_CLAIM.to_string(),
-        MUTATION_REPLAY.to_string(),
         ERAS.to_string(),
         SNAPSHOT_XMIN.to_string(),
         HAS_CITUS.to_string(),
@@ -138,8 +138,6 @@ fn nothing_resolves_through_search_path() {
         ERA_START.to_string(),
         PURGE_HORIZON.to_string(),
         FEED_TABLES.to_string(),
-        feed(false, true, 1),
-        feed(false, true, 2),
         tracked_lock_routed("t", "k"),
         DISTRIBUTED_BY.to_string(),
         COLUMN_NUMBERS.to_string(),
@@ -151,7 +149,27 @@ fn nothing_resolves_through_search_path() {
         POLICIES_OF.to_string(),
         GRANTS_OF.to_string(),
         UNDISTRIBUTE_TABLE.to_string(),
+        feed(true, &[], 2),
+        feed(true, &Side::ALL, 3),
+        feed(false, &[Side::Uuid], 2),
     ];
+    for side in Side::ALL {
+        all.extend([
+            tracked_record_clock(1, side),
+            tracked_tombstone_clock(1, side),
+            journal(&tracked_server_row("t", 1, "k", "'k'", "'ts'", side)),
+            tracked_tombstone(1, side),
+            tracked_record(1, false, side),
+            tracked_record(1, true, side),
+            tracked_record_update(1, side),
+            feed(true, &[side], 1),
+            feed(false, &[side], 2),
+            mutation_forget(side),
+            mutation_claim(side),
+            mutation_replay(side),
+            mutation_remember(side),
+        ]);
+    }
     for sql in all {
         for op in ["||", "<=", "-", "="] {
             for (i, _) in sql.match_indices(op) {
@@ -188,30 +206,53 @@ fn nothing_resolves_through_search_path() {
 
 /// Every statement on one row's side rows names the row's shard key, which Citus routes by (the
 /// writes store it, the reads and updates filter on it); without it a statement would go to every
-/// shard of a distributed side table.
+/// shard of a distributed side table. A `uuid` table's statements name its own side tables.
 #[test]
 fn side_rows_are_named_by_their_shard_key() {
-    let filtered = [
-        (tracked_record_clock(1), "$2"),
-        (tracked_tombstone_clock(1), "$2"),
-        (tracked_tombstone(1), "$4"),
-        (tracked_record_update(1), "$7"),
-        (MUTATION_REPLAY.to_string(), "$5"),
-        (MUTATION_REMEMBER.to_string(), "$5"),
-        (MUTATION_FORGET.to_string(), "$5"),
-        (journal(&tracked_server_row("t", 1, "k", "'k'", "'ts'")), "$9"),
-    ];
-    for (sql, param) in filtered {
-        assert!(sql.contains(&format!("shard_key OPERATOR(pg_catalog.=) {param}")), "{sql}");
+    for side in Side::ALL {
+        let tombstone_key = if side == Side::Uuid { "$1" } else { "$9" };
+        let filtered = [
+            (tracked_record_clock(1, side), "$2"),
+            (tracked_tombstone_clock(1, side), "$2"),
+            (tracked_tombstone(1, side), "$4"),
+            (tracked_record_update(1, side), "$7"),
+            (mutation_replay(side), "$5"),
+            (mutation_remember(side), "$5"),
+            (mutation_forget(side), "$5"),
+            (tracked_server_row("t", 1, "k", "'k'", "'ts'", side), tombstone_key),
+        ];
+        for (sql, param) in filtered {
+            assert!(sql.contains(&format!("shard_key OPERATOR(pg_catalog.=) {param}")), "{sql}");
+            let table = if sql.contains("mutation") { side.mutations() } else { side.changes() };
+            assert!(sql.contains(&format!("{table} ")), "{sql}");
+            let other = Side::ALL.into_iter().find(|&s| s != side).expect("two sides");
+            assert!(!sql.contains(&format!("{} ", other.changes())), "{sql}");
+        }
+        for (sql, param) in [
+            (tracked_record(1, false, side), "$7"),
+            (tracked_record(1, true, side), "$7"),
+            (mutation_claim(side), "$5"),
+        ] {
+            let (columns, values) = sql.split_once(") VALUES").expect(&sql);
+            assert!(columns.ends_with("shard_key") || columns.ends_with(", shard_key"), "{sql}");
+            assert!(values.contains(param), "{sql}");
+        }
     }
-    for (sql, param) in [
-        (tracked_record(1, false), "$7"),
-        (tracked_record(1, true), "$7"),
-        (MUTATION_CLAIM.to_string(), "$5"),
-        (journal(DEFAULT_SERVER_ROW), "$9"),
-    ] {
-        let (columns, values) = sql.split_once(") VALUES").or_else(|| sql.split_once(") SELECT")).expect(&sql);
-        assert!(columns.ends_with("shard_key") || columns.ends_with(", shard_key"), "{sql}");
-        assert!(values.contains(param), "{sql}");
+    // The journal is one table for every side.
+    for row in [DEFAULT_SERVER_ROW.to_string(), tracked_server_row("t", 1, "k", "'k'", "'ts'", Side::Uuid)] {
+        let sql = journal(&row);
+        let (columns, values) = sql.split_once(") SELECT").expect(&sql);
+        assert!(columns.ends_with(", shard_key"), "{sql}");
+        assert!(values.contains("$9"), "{sql}");
     }
+}
+
+/// The feed reads the side tables asked for, and only those.
+#[test]
+fn the_feed_reads_each_side_asked_for() {
+    let both = feed(true, &Side::ALL, 1);
+    assert!(both.contains("FROM inventory_sync.changes c") && both.contains("FROM inventory_sync.changes_uuid c"));
+    let uuid_only = feed(false, &[Side::Uuid], 1);
+    assert!(!uuid_only.contains("FROM inventory_sync.changes c") && !uuid_only.contains("inventory_sync.inventory"));
+    assert!(!feed(true, &[], 1).contains("inventory_sync.changes"));
 }

@@ -149,7 +149,7 @@ test('a retry with the same client_id and mutation_id is answered duplicate and 
     id: MOUSE, name: 'Mouse', stock: 35, updated_at: '2024-03-01T10:07:00+00:00',
   });
   const { rows } = await db.query(
-    `SELECT count(*)::int AS n FROM inventory_sync.mutations WHERE client_id = 'phone-b' AND mutation_id = 'b-7'`);
+    `SELECT count(*)::int AS n FROM (SELECT client_id, mutation_id FROM inventory_sync.mutations UNION ALL SELECT client_id, mutation_id FROM inventory_sync.mutations_uuid) m WHERE client_id = 'phone-b' AND mutation_id = 'b-7'`);
   assert.equal(rows[0].n, 1);
   assert.equal((await conflicts(db, MOUSE)).length, 0);
 });

@@ -116,7 +116,7 @@ test('limit out of range: 422 from the database; not an integer: 400', async () 
 
 test('a cursor older than the last tombstone purge: 410 with SQLSTATE 55000; from the start works', async () => {
   // The mouse's delete is made 40 days old and purged; the first cursor predates the purge.
-  await db.query(`UPDATE inventory_sync.changes SET changed_at = changed_at - interval '40 days' WHERE op = 'delete'`);
+  await db.query(`UPDATE inventory_sync.changes_uuid SET changed_at = changed_at - interval '40 days' WHERE op = 'delete'`);
   const { rows } = await db.query(`SELECT inventory_sync.purge_tombstones('30 days') AS n`);
   assert.equal(Number(rows[0].n), 1);
 

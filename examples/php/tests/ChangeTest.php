@@ -186,7 +186,7 @@ final class ChangeTest extends SyncTestCase
         self::assertSameJson(['id' => self::U1, 'name' => 'Laptop', 'stock' => 7,
             'updated_at' => $this->ts('2024-03-01 10:30+00')], $this->product(self::U1), 'not applied again');
         self::assertSame([], $this->conflicts(), 'nothing journaled: the retry is not an older write');
-        self::assertSame(1, $this->value("SELECT count(*) FROM inventory_sync.mutations WHERE client_id = 'phone-a'"));
+        self::assertSame(1, $this->value("SELECT count(*) FROM (SELECT client_id, mutation_id FROM inventory_sync.mutations UNION ALL SELECT client_id, mutation_id FROM inventory_sync.mutations_uuid) m WHERE client_id = 'phone-a'"));
     }
 
     public function testADeleteIsApplied(): void

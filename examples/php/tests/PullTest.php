@@ -121,7 +121,7 @@ final class PullTest extends SyncTestCase
         $old = $this->get('/sync/pull')->json()['cursor'];
         $this->change(['op' => 'delete', 'table' => 'products', 'id' => self::U1, 'client_ts' => '2024-03-01T10:10:00Z']);
         // The tombstone is 40 days old by server time, and a daily job purges those over 30.
-        $this->db->exec("UPDATE inventory_sync.changes SET changed_at = changed_at - interval '40 days' WHERE op = 'delete'");
+        $this->db->exec("UPDATE inventory_sync.changes_uuid SET changed_at = changed_at - interval '40 days' WHERE op = 'delete'");
         self::assertSame(1, $this->value("SELECT inventory_sync.purge_tombstones('30 days')"));
 
         $r = $this->get('/sync/pull?since=' . rawurlencode($old));

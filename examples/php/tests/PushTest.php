@@ -89,7 +89,7 @@ final class PushTest extends SyncTestCase
         self::assertSame(0, $this->product(self::U3)['stock'], 'a-2 not applied again');
         self::assertSame(15, $this->product(self::U1)['stock']);
         self::assertCount(1, $this->conflicts(), 'the conflict of a-1 journaled once');
-        self::assertSame(3, $this->value("SELECT count(*) FROM inventory_sync.mutations WHERE client_id = 'phone-a'"));
+        self::assertSame(3, $this->value("SELECT count(*) FROM (SELECT client_id, mutation_id FROM inventory_sync.mutations UNION ALL SELECT client_id, mutation_id FROM inventory_sync.mutations_uuid) m WHERE client_id = 'phone-a'"));
     }
 
     public function testAnEmptyQueue(): void

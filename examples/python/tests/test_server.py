@@ -185,7 +185,7 @@ def test_invalid_change_is_422_with_its_sqlstate_and_changes_nothing(api, db):
 
 
 def test_malformed_bodies_are_400(api, db):
-    feed_before = db.execute("SELECT count(*) AS n FROM inventory_sync.changes").fetchone()["n"]
+    feed_before = db.execute("SELECT count(*) AS n FROM inventory_sync.changes_uuid").fetchone()["n"]
     for path, raw in [
         ("/sync/change", b"not json"),
         ("/sync/change", b'{"table": "products",'),
@@ -199,7 +199,7 @@ def test_malformed_bodies_are_400(api, db):
         r = api("POST", path, raw=raw)
         assert r.status == 400, (path, raw, r)
         assert isinstance(r.body["error"], str) and r.body["error"], r.body
-    assert db.execute("SELECT count(*) AS n FROM inventory_sync.changes").fetchone()["n"] == feed_before
+    assert db.execute("SELECT count(*) AS n FROM inventory_sync.changes_uuid").fetchone()["n"] == feed_before
 
 
 def test_push_changes_not_an_array_is_the_databases_422(api):
@@ -295,7 +295,7 @@ def test_pull_then_pull_from_its_cursor(api, db):
     create(api, row_id, "Monitors", 7, "09:00")
 
     everything, cursor, _ = pull_all(api)
-    feed = db.execute("SELECT (SELECT count(*) FROM inventory_sync.changes)"
+    feed = db.execute("SELECT (SELECT count(*) FROM inventory_sync.changes_uuid)"
                       "     + (SELECT count(*) FROM inventory_sync.inventory) AS n").fetchone()["n"]
     assert len(everything) == feed  # one entry per table and key, as it is now
     [mine] = [c for c in everything if c["id"] == str(row_id)]
@@ -341,7 +341,7 @@ def test_cursor_older_than_a_tombstone_purge_is_410(api, db):
     create(api, gone, "Old stock", 1, "09:00")
     assert api("POST", "/sync/push", {"changes": [{"op": "delete", "table": "products", "id": str(gone),
                                                    "client_ts": ts("09:30")}]}).status == 200
-    db.execute("UPDATE inventory_sync.changes SET changed_at = changed_at - interval '40 days' WHERE op = 'delete'")
+    db.execute("UPDATE inventory_sync.changes_uuid SET changed_at = changed_at - interval '40 days' WHERE op = 'delete'")
     assert db.execute("SELECT inventory_sync.purge_tombstones('30 days') AS n").fetchone()["n"] >= 1
     r = api("GET", f"/sync/pull?since={cursor}")
     assert r.status == 410

@@ -15,7 +15,9 @@ SELECT table_name, reason, count(*) FROM inventory_sync.conflicts
 DELETE FROM inventory_sync.conflicts WHERE detected_at < now() - interval '180 days';
 -- How much each bookkeeping table holds.
 SELECT (SELECT count(*) FROM inventory_sync.inventory WHERE deleted) AS default_tombstones,
-       (SELECT count(*) FROM inventory_sync.changes WHERE op = 'delete') AS tracked_tombstones,
-       (SELECT count(*) FROM inventory_sync.mutations) AS mutation_ids,
+       (SELECT count(*) FROM inventory_sync.changes WHERE op = 'delete')
+         + (SELECT count(*) FROM inventory_sync.changes_uuid WHERE op = 'delete') AS tracked_tombstones,
+       (SELECT count(*) FROM inventory_sync.mutations)
+         + (SELECT count(*) FROM inventory_sync.mutations_uuid) AS mutation_ids,
        (SELECT count(*) FROM inventory_sync.conflicts) AS journaled;
 DROP EXTENSION inventory_sync;

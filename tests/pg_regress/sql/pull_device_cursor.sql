@@ -39,7 +39,7 @@ SELECT c->'id' AS id, c->>'op' AS op, c->'data' AS data, (:'page'::jsonb)->'has_
 -- A device offline for longer than tombstones are kept: the tombstone it never pulled is purged
 -- (here made to look 100 days old), so its cursor is refused with 55000. It discards its copy
 -- and pulls everything again from NULL.
-UPDATE inventory_sync.changes SET changed_at = changed_at - interval '100 days' WHERE op = 'delete';
+UPDATE inventory_sync.changes_uuid SET changed_at = changed_at - interval '100 days' WHERE op = 'delete';
 SELECT inventory_sync.purge_tombstones('90 days') AS purged;
 SELECT inventory_sync.sync_pull(:'cursor', 2);
 \echo :LAST_ERROR_SQLSTATE

@@ -59,7 +59,7 @@ SELECT jsonb_pretty(inventory_sync.sync_pull(:'cursor')->'changes') AS changes;
 -- Tombstones are kept until purged (here: those deleted more than 30 days ago). A cursor from
 -- before the purge is refused, since it may have missed a purged delete: that device starts
 -- over from NULL. Later cursors go on.
-UPDATE inventory_sync.changes SET changed_at = changed_at - interval '40 days' WHERE op = 'delete';
+UPDATE inventory_sync.changes_uuid SET changed_at = changed_at - interval '40 days' WHERE op = 'delete';
 SELECT inventory_sync.purge_tombstones('30 days');
 SELECT inventory_sync.sync_pull(:'first_cursor');
 SELECT jsonb_array_length(inventory_sync.sync_pull(:'cursor')->'changes') AS changes;
