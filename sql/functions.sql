@@ -35,6 +35,11 @@ COMMENT ON FUNCTION inventory_sync.set_policy(regclass, text, text) IS
 COMMENT ON FUNCTION inventory_sync.distribute() IS
     'On a Citus coordinator: distribute the extension''s tables (once) and give every node an era of its own to write in. Run again after adding a node. Answers the cohort and each node''s era.';
 
+COMMENT ON FUNCTION inventory_sync.push_groups(jsonb) IS
+    'On a Citus cluster: which node each change of a push is for, as [{"node_key", "indexes"}], so that a backend sends each node its own push (sync_push_on). One group on a single server.';
+COMMENT ON FUNCTION inventory_sync.sync_push_on(bigint, jsonb, boolean) IS
+    'sync_push of the changes of one node (a group of push_groups): on a Citus cluster it runs whole on the node of node_key; elsewhere, or with a null key, it is sync_push.';
+
 COMMENT ON FUNCTION inventory_sync.undistribute() IS
     'On a Citus coordinator: take the extension''s tables back from the workers, rows and all (before DROP EXTENSION, or to leave Citus). Answers the tables taken back and the coordinator''s new era.';
 

@@ -411,6 +411,20 @@ AS 'MODULE_PATHNAME', 'sync_push_json_wrapper';
 COMMENT ON FUNCTION inventory_sync.sync_push_json(json, boolean) IS
     'sync_push for large uploads: the changes and the outcomes as json text, never built whole as jsonb, so memory stays near the size of the text.';
 
+-- A push per node on a Citus cluster: the groups, and the push of one group.
+CREATE FUNCTION inventory_sync."push_groups"("changes" jsonb) RETURNS jsonb
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'push_groups_wrapper';
+COMMENT ON FUNCTION inventory_sync.push_groups(jsonb) IS
+    'On a Citus cluster: which node each change of a push is for, as [{"node_key", "indexes"}], so that a backend sends each node its own push (sync_push_on). One group on a single server.';
+CREATE FUNCTION inventory_sync."sync_push_on"("node_key" bigint, "changes" jsonb, "atomic" bool DEFAULT false) RETURNS jsonb
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'sync_push_on_wrapper';
+COMMENT ON FUNCTION inventory_sync.sync_push_on(bigint, jsonb, boolean) IS
+    'sync_push of the changes of one node (a group of push_groups): on a Citus cluster it runs whole on the node of node_key; elsewhere, or with a null key, it is sync_push.';
+
 -- The tracked-table calls with the key typed: a number (bigint and integer keys) or a uuid.
 CREATE FUNCTION inventory_sync."sync_upsert_in"("tbl" regclass, "id" bigint, "payload" jsonb, "client_ts" timestamptz,
     "client_id" TEXT DEFAULT NULL, "mutation_id" TEXT DEFAULT NULL, "base" jsonb DEFAULT NULL) RETURNS jsonb

@@ -23,6 +23,7 @@ use std::cell::Cell;
 
 use serde_json::Value;
 
+use crate::catalog::cluster;
 use crate::pg::jsonb::{answers_in, Jsonb};
 use crate::pg::memory::Scratch;
 use crate::pg::subxact::{catching, in_subtransaction, Failure};
@@ -93,13 +94,25 @@ fn parse(item: Jsonb) -> Result<Parsed, SyncError> {
     Ok(Parsed { change, payload, base })
 }
 
+fn cstr(s: &str) -> Result<std::ffi::CString, SyncError> {
+    std::ffi::CString::new(s).map_err(|_| bad("change text contains a NUL character"))
+}
+
 /// Apply one change through the write path the single calls use.
 fn apply(parsed: Parsed) -> Result<Jsonb, SyncError> {
     let Parsed { change, payload, base } = parsed;
-    let cstr = |s: &str| std::ffi::CString::new(s).map_err(|_| bad("change text contains a NUL character"));
     let client_ts = timestamptz_in(&cstr(&change.client_ts)?);
+    let named = named(&change)?;
     let (client_id, mutation_id) = (change.client_id, change.mutation_id);
-    let named = match change.table {
+    match change.op {
+        Op::Upsert => write::upsert(named, payload, client_ts, client_id, mutation_id, base),
+        Op::Delete => write::delete(named, client_ts, client_id, mutation_id),
+    }
+}
+
+/// The table and row a change names.
+fn named(change: &Change) -> Result<Named, SyncError> {
+    Ok(match &change.table {
         None => {
             let id = match &change.id {
                 Value::Number(n) => n.as_i64(),
@@ -110,7 +123,7 @@ fn apply(parsed: Parsed) -> Result<Jsonb, SyncError> {
             Named::Default(id)
         }
         Some(table) => {
-            let name = cstr(&table)?;
+            let name = cstr(table)?;
             NAMING.set(true);
             let relid = regclass_in(&name);
             NAMING.set(false);
@@ -121,11 +134,7 @@ fn apply(parsed: Parsed) -> Result<Jsonb, SyncError> {
             };
             Named::table(relid, id)?
         }
-    };
-    match change.op {
-        Op::Upsert => write::upsert(named, payload, client_ts, client_id, mutation_id, base),
-        Op::Delete => write::delete(named, client_ts, client_id, mutation_id),
-    }
+    })
 }
 
 /// An error as an outcome: `{"status": "error", "id", "sqlstate", "message"}`.
@@ -251,4 +260,63 @@ pub fn push(changes: &Batch<'_>, atomic: bool) -> Result<String, SyncError> {
     }
     out.push(']');
     Ok(out)
+}
+
+/// Which node each change of a batch is for, so that a backend can send each node its own push
+/// (`sync_push_on`), which Citus runs whole there: `[{"node_key": k, "indexes": [i, …]}, …]`, the
+/// changes' positions in the batch grouped by the node that holds their rows, in the order of each
+/// group's first change; `node_key` is a key of the default table on that node, or null for the
+/// changes no single node holds (a reference table's, a text key's side rows elsewhere are still
+/// grouped by the row), and those this cannot read (their push answers their error). On a single
+/// server (or before `distribute()`), one group of every change.
+pub fn groups(changes: &Batch<'_>) -> Result<String, SyncError> {
+    let count = changes.len();
+    let keys = pgrx::Spi::connect(|client| cluster::is_distributed(client).then(|| cluster::group_keys(client)));
+    let mut groups: Vec<(Option<i64>, Vec<usize>)> = Vec::new();
+    let Some(keys) = keys else {
+        groups.push((None, (0..count).collect()));
+        return Ok(groups_json(&groups));
+    };
+    let mut per_change = Scratch::new("inventory_sync push_groups change");
+    let all: Vec<usize> = (0..count).collect();
+    for chunk in all.chunks(CHUNK) {
+        // A chunk in one subtransaction; if a change's table or key makes PostgreSQL raise, one
+        // change at a time, as `push` does.
+        let attempt = per_change
+            .run(|| in_subtransaction(|| Ok(chunk.iter().map(|&index| node_of(changes, index)).collect::<Vec<_>>())));
+        per_change.reset();
+        let found = attempt.unwrap_or_else(|_| {
+            chunk
+                .iter()
+                .map(|&index| {
+                    let group = per_change.run(|| in_subtransaction(|| Ok(node_of(changes, index)))).ok().flatten();
+                    per_change.reset();
+                    group
+                })
+                .collect()
+        });
+        NAMING.set(false);
+        for (&index, group) in chunk.iter().zip(found) {
+            let key = group.and_then(|g| keys.get(&g).copied());
+            match groups.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, indexes)) => indexes.push(index),
+                None => groups.push((key, vec![index])),
+            }
+        }
+    }
+    Ok(groups_json(&groups))
+}
+
+/// The node group of change `index`'s row; None when the change does not name one (its push
+/// answers why).
+fn node_of(changes: &Batch<'_>, index: usize) -> Option<i32> {
+    let change = Change::read(changes.element(index).entries().as_ref()).ok()?;
+    let named = named(&change).ok()?;
+    pgrx::Spi::connect(|client| write::group_of(client, &named)).ok().flatten()
+}
+
+fn groups_json(groups: &[(Option<i64>, Vec<usize>)]) -> String {
+    let groups: Vec<Value> =
+        groups.iter().map(|(key, indexes)| serde_json::json!({"node_key": key, "indexes": indexes})).collect();
+    Value::Array(groups).to_string()
 }

@@ -212,3 +212,19 @@ fn sync_push_json(changes: Option<JsonText>, atomic: default!(Option<bool>, "fal
         Ok(JsonText::from_text(&answer))
     })
 }
+
+/// On a Citus cluster, which node each change of a batch is for (see `batch::groups`), so that a
+/// backend sends each node its own push with `sync_push_on`.
+#[pg_extern(volatile, parallel_unsafe)]
+fn push_groups(changes: Option<Jsonb>) -> Jsonb {
+    respond(|| Ok(Jsonb::from_text(&batch::groups(&batch::Batch::of_jsonb(changes)?)?)))
+}
+
+/// `sync_push` of the changes of one node (a group of `push_groups`): on a Citus cluster it is
+/// delegated by `node_key` and runs whole on that node; elsewhere, and with a null key, it is
+/// `sync_push`.
+#[pg_extern(volatile, parallel_unsafe)]
+fn sync_push_on(node_key: Option<i64>, changes: Option<Jsonb>, atomic: default!(Option<bool>, "false")) -> Jsonb {
+    let _ = node_key;
+    sync_push(changes, atomic)
+}

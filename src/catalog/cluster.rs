@@ -11,9 +11,10 @@
 //! (`sql::DISTRIBUTE`, `sql::DELEGATE`) and has every node stamp the positions of the feed rows it
 //! stores; `announce` tells every node of a change of a replicated table. `teardown` undoes it.
 
+use std::collections::HashMap;
 use std::ffi::CStr;
 
-use pgrx::datum::TimestampWithTimeZone;
+use pgrx::datum::{DatumWithOid, TimestampWithTimeZone};
 use pgrx::pg_sys;
 use pgrx::spi::SpiClient;
 
@@ -240,4 +241,26 @@ pub fn announce(client: &mut SpiClient<'_>, table: &CStr) {
     super::as_owner_of(table, || {
         client.update(&statement, None, &[]).unwrap_or_else(|e| panic!("inventory_sync: {statement} failed: {e}"))
     });
+}
+
+/// On a distributed Citus cluster, the node group that holds the row of table `relid` whose key
+/// is `key`: where a call delegated by that row runs. None for a table Citus keeps on every node
+/// or not at all.
+pub fn group_of(client: &SpiClient<'_>, relid: pg_sys::Oid, key: DatumWithOid<'_>) -> Option<i32> {
+    select_one(client, sql::ROW_GROUP, &[relid.into(), key])
+}
+
+/// Whether the extension is spread over a Citus cluster (`distribute()` ran).
+pub fn is_distributed(client: &SpiClient<'_>) -> bool {
+    yes(client, sql::HAS_CITUS) && yes(client, sql::IS_DISTRIBUTED)
+}
+
+/// Each node group's key: a key of the default table on that node, by which `sync_push_on` is
+/// delegated there.
+pub fn group_keys(client: &SpiClient<'_>) -> HashMap<i32, i64> {
+    client
+        .select(sql::GROUP_KEYS, None, &[])
+        .expect("inventory_sync: reading where the shards are failed")
+        .filter_map(|row| Some((row.value::<i32>(1)?, row.value::<i64>(2)?)))
+        .collect()
 }

@@ -135,6 +135,13 @@ impl<'c> Target<'c> {
     }
 }
 
+/// On a distributed Citus cluster, the node group that holds the row `named` names (see
+/// `catalog::cluster::group_of`).
+pub fn group_of(client: &SpiClient<'_>, named: &Named) -> Result<Option<i32>, SyncError> {
+    let Target { statements, row, .. } = Target::resolve(client, named)?;
+    Ok(catalog::cluster::group_of(client, statements.table().oid, row.key.bind()))
+}
+
 /// An upsert's values, as its table takes them.
 pub enum Values<'c> {
     /// The default table takes the payload itself; `reserved_keys`: it holds `id` or

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from psycopg.types.json import Jsonb
 
 from harness import connect, drop_databases, fresh_database, pull_all
 from harness.cluster import PG_BIN, Cluster
@@ -459,6 +460,88 @@ def test_a_rows_side_rows_are_written_on_its_node(citus):
         call("SELECT inventory_sync.sync_upsert(%s, '{\"stock\": 3}', '2024-03-06 10:00+00', 'dev', 'm-x')", other)
         assert relay.seen() > 0
         relay.watch(None)
+
+
+def push_per_node(c, batch):
+    """A backend's push on Citus: push_groups, then each group's changes to sync_push_on, the
+    outcomes put back in the batch's order. Answers the outcomes and the groups."""
+    groups = c.execute("SELECT inventory_sync.push_groups(%s)", (Jsonb(batch),)).fetchone()[0]
+    outcomes = [None] * len(batch)
+    for group in groups:
+        part = [batch[i] for i in group["indexes"]]
+        answers = c.execute("SELECT inventory_sync.sync_push_on(%s, %s)", (group["node_key"], Jsonb(part))).fetchone()[0]
+        for i, answer in zip(group["indexes"], answers):
+            outcomes[i] = answer
+    return outcomes, groups
+
+
+def test_a_push_sent_per_node_runs_whole_on_each_and_answers_as_one_push(citus, twin):
+    """push_groups groups a batch's changes by the node that holds their rows (items, a tracked
+    bigint table's rows and a tracked uuid table's, with mutation ids), with a key of each node;
+    sync_push_on by that key is sent whole to that node, and a group for the first worker reaches
+    nothing on the second. Put back in order, the outcomes are those of one sync_push of the batch
+    on one server; sent again, every change with a mutation id is a duplicate. Changes that name
+    no row (a table that does not exist, a key that is not one) are in the group without a node,
+    which runs on the coordinator and answers their errors."""
+    coordinator, worker_1, worker_2 = citus
+    relay = worker_2.relay
+    with coordinator.connect("postgres") as c, connect(twin) as t:
+        on = {worker_1.citus_port: [held_on(c, worker_1, 3000), held_on(c, worker_1, 3100)],
+              worker_2.citus_port: [held_on(c, worker_2, 3000), held_on(c, worker_2, 3100)]}
+        notes = {port: uuids_held_on(c, node, 2) for port, node in
+                 ((worker_1.citus_port, worker_1), (worker_2.citus_port, worker_2))}
+        batch, home = [], []
+        for port in on:
+            for item in on[port]:
+                batch.append({"id": item, "payload": {"stock": 4}, "client_ts": "2024-03-09T10:00:00Z",
+                              "client_id": "pn", "mutation_id": f"i-{item}"})
+                batch.append({"table": "products", "id": item, "payload": {"name": "Pen", "stock": 1},
+                              "client_ts": "2024-03-09T10:00:00Z", "client_id": "pn", "mutation_id": f"p-{item}"})
+                home += [port, port]
+            for u in notes[port]:
+                batch.append({"table": "notes", "id": str(u), "payload": {"body": "b"},
+                              "client_ts": "2024-03-09T10:00:00Z", "client_id": "pn", "mutation_id": f"n-{u}"})
+                batch.append({"table": "notes", "id": str(u), "op": "delete", "client_ts": "2024-03-09T11:00:00Z"})
+                home += [port, port]
+        batch += [{"table": "no_such_table", "id": 1, "payload": {}, "client_ts": "2024-03-09T10:00:00Z"},
+                  {"table": "notes", "id": "not a uuid", "payload": {}, "client_ts": "2024-03-09T10:00:00Z"}]
+        home += [None, None]
+        groups = c.execute("SELECT inventory_sync.push_groups(%s)", (Jsonb(batch),)).fetchone()[0]
+        assert sorted(i for g in groups for i in g["indexes"]) == list(range(len(batch))), groups
+        assert len(groups) == 3, groups
+        for group in groups:
+            port = None if group["node_key"] is None else c.execute(
+                "SELECT p.nodeport FROM pg_dist_shard_placement p"
+                " WHERE p.shardid = get_shard_id_for_distribution_column('inventory_sync.inventory', %s::bigint)",
+                (group["node_key"],)).fetchone()[0]
+            assert {home[i] for i in group["indexes"]} == {port}, (group, port)
+        # Each node's group is sent whole to it; the first worker's reaches nothing on the second.
+        issued = []
+        c.add_notice_handler(lambda notice: issued.append(notice.message_primary))
+        c.execute("SET citus.log_remote_commands = on")
+        first = next(g for g in groups if g["node_key"] is not None and home[g["indexes"][0]] == worker_1.citus_port)
+        relay.watch(b"inventory_sync")
+        c.execute("SELECT inventory_sync.sync_push_on(%s, %s)",
+                  (first["node_key"], Jsonb([batch[i] for i in first["indexes"]]))).fetchone()
+        assert relay.seen() == 0, "the first worker's push reached the second"
+        relay.watch(None)
+        c.execute("RESET citus.log_remote_commands")
+        assert [m for m in issued if m.startswith("issuing SELECT inventory_sync.sync_push_on(")], issued
+        # The whole batch, per node (the first group again: its changes answer as duplicates
+        # now, so the comparison uses a fresh run of the other groups and the twin's own retry).
+        outcomes, _ = push_per_node(c, batch)
+        expected = t.execute("SELECT inventory_sync.sync_push(%s)", (Jsonb(batch),)).fetchone()[0]
+        retried = t.execute("SELECT inventory_sync.sync_push(%s)", (Jsonb(batch),)).fetchone()[0]
+        first_indexes = set(first["indexes"])
+        assert [o for i, o in enumerate(outcomes) if i not in first_indexes] == \
+               [o for i, o in enumerate(expected) if i not in first_indexes]
+        assert [outcomes[i] for i in sorted(first_indexes)] == [retried[i] for i in sorted(first_indexes)]
+        assert [o["status"] for o in expected[-2:]] == ["error", "error"]
+        # Sent again: every change with a mutation id is a duplicate, on every node.
+        again, _ = push_per_node(c, batch)
+        assert [o.get("duplicate") for o, change in zip(again, batch) if "mutation_id" in change] == \
+               [True] * sum("mutation_id" in change for change in batch)
+        assert again == t.execute("SELECT inventory_sync.sync_push(%s)", (Jsonb(batch),)).fetchone()[0]
 
 
 def test_a_pull_waits_for_a_write_committing_in_two_phases(citus):

@@ -104,8 +104,9 @@ pub const DISTRIBUTE: [&str; 8] = [
 /// all on that node; a table distributed otherwise is reached from there as from the
 /// coordinator). Not the text form: its side rows are spread by hash, on other nodes than the
 /// row, and a delegated call's connections to other nodes are not kept (docs/DEVELOPMENT.md
-/// "Citus").
-pub const DELEGATE: [&str; 6] = [
+/// "Citus"). And `sync_push_on`, a push of the changes of one node (`push_groups`), by its node
+/// key, run whole on that node.
+pub const DELEGATE: [&str; 7] = [
     "SELECT pg_catalog.create_distributed_function( \
        'inventory_sync.sync_upsert(bigint, jsonb, timestamptz, text, text, jsonb)', '$1', \
        colocate_with => 'inventory_sync.inventory')",
@@ -123,7 +124,24 @@ pub const DELEGATE: [&str; 6] = [
     "SELECT pg_catalog.create_distributed_function( \
        'inventory_sync.sync_delete_in(regclass, uuid, timestamptz, text, text)', '$2', \
        colocate_with => 'inventory_sync.changes_uuid')",
+    "SELECT pg_catalog.create_distributed_function('inventory_sync.sync_push_on(bigint, jsonb, boolean)', '$1', \
+       colocate_with => 'inventory_sync.inventory')",
 ];
+
+/// The node group that holds the row of table `$1` (an OID) whose key is `$2` (typed as the key):
+/// NULL unless Citus spreads the table by hash (a reference table is on every node).
+pub const ROW_GROUP: &str = "SELECT CASE WHEN EXISTS (SELECT FROM pg_catalog.pg_dist_partition p \
+         WHERE p.logicalrelid OPERATOR(pg_catalog.=) $1::pg_catalog.regclass AND p.partmethod OPERATOR(pg_catalog.=) 'h') \
+       THEN (SELECT pl.groupid FROM pg_catalog.pg_dist_placement pl WHERE pl.shardid OPERATOR(pg_catalog.=) \
+               pg_catalog.get_shard_id_for_distribution_column($1::pg_catalog.regclass, $2) LIMIT 1) END";
+
+/// For each node group that holds shards of the default table, one key of it there: a call
+/// delegated by that key (`sync_push_on`) runs on that node.
+pub const GROUP_KEYS: &str = "SELECT DISTINCT ON (pl.groupid) pl.groupid, g.k \
+       FROM pg_catalog.generate_series(1::pg_catalog.int8, 1000::pg_catalog.int8) AS g(k) \
+       JOIN pg_catalog.pg_dist_placement pl ON pl.shardid OPERATOR(pg_catalog.=) \
+         pg_catalog.get_shard_id_for_distribution_column('inventory_sync.inventory', g.k) \
+       ORDER BY pl.groupid, g.k";
 
 /// The tracked tables Citus does not hold yet: OID, key column, the table to colocate it with (by
 /// its key's type: a bigint key with the default table, a `uuid` key with the `uuid` side tables,
@@ -243,7 +261,7 @@ pub const UNDISTRIBUTE_TABLE: &str = "SELECT pg_catalog.undistribute_table($1::p
 
 /// What `undistribute()` undoes before it takes the tables back: the delegation of the default
 /// table's calls and the triggers that stamp positions on the nodes.
-pub const UNDELEGATE: [&str; 9] = [
+pub const UNDELEGATE: [&str; 10] = [
     "SELECT pg_catalog.citus_unmark_object_distributed('pg_catalog.pg_proc'::pg_catalog.regclass, \
        'inventory_sync.sync_upsert(bigint, jsonb, timestamptz, text, text, jsonb)'::pg_catalog.regprocedure, 0, false)",
     "SELECT pg_catalog.citus_unmark_object_distributed('pg_catalog.pg_proc'::pg_catalog.regclass, \
@@ -259,6 +277,8 @@ pub const UNDELEGATE: [&str; 9] = [
        0, false)",
     "SELECT pg_catalog.citus_unmark_object_distributed('pg_catalog.pg_proc'::pg_catalog.regclass, \
        'inventory_sync.sync_delete_in(regclass, uuid, timestamptz, text, text)'::pg_catalog.regprocedure, 0, false)",
+    "SELECT pg_catalog.citus_unmark_object_distributed('pg_catalog.pg_proc'::pg_catalog.regclass, \
+       'inventory_sync.sync_push_on(bigint, jsonb, boolean)'::pg_catalog.regprocedure, 0, false)",
     "DROP TRIGGER IF EXISTS stamp_position ON inventory_sync.changes",
     "DROP TRIGGER IF EXISTS stamp_position ON inventory_sync.changes_uuid",
 ];
