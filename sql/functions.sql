@@ -35,6 +35,8 @@ COMMENT ON FUNCTION inventory_sync.set_policy(regclass, text, text) IS
 COMMENT ON FUNCTION inventory_sync.distribute() IS
     'On a Citus coordinator: distribute the extension''s tables (once) and give every node an era of its own to write in. Run again after adding a node. Answers the cohort and each node''s era.';
 
+COMMENT ON FUNCTION inventory_sync.distribute(regclass) IS
+    'On a Citus coordinator, after distribute(): distribute one more table by its key, colocated with the rows of its key type, so that it can be tracked. Answers the table and how.';
 COMMENT ON FUNCTION inventory_sync.push_groups(jsonb) IS
     'On a Citus cluster: which node each change of a push is for, as [{"node_key", "indexes"}], so that a backend sends each node its own push (sync_push_on). One group on a single server.';
 COMMENT ON FUNCTION inventory_sync.sync_push_on(bigint, jsonb, boolean) IS

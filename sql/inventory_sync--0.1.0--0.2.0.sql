@@ -411,6 +411,14 @@ AS 'MODULE_PATHNAME', 'sync_push_json_wrapper';
 COMMENT ON FUNCTION inventory_sync.sync_push_json(json, boolean) IS
     'sync_push for large uploads: the changes and the outcomes as json text, never built whole as jsonb, so memory stays near the size of the text.';
 
+-- One more table spread over a Citus cluster, after distribute().
+CREATE FUNCTION inventory_sync."distribute"("tbl" regclass) RETURNS jsonb
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'distribute_table_wrapper';
+COMMENT ON FUNCTION inventory_sync.distribute(regclass) IS
+    'On a Citus coordinator, after distribute(): distribute one more table by its key, colocated with the rows of its key type, so that it can be tracked. Answers the table and how.';
+
 -- A push per node on a Citus cluster: the groups, and the push of one group.
 CREATE FUNCTION inventory_sync."push_groups"("changes" jsonb) RETURNS jsonb
 VOLATILE PARALLEL UNSAFE

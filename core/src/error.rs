@@ -304,7 +304,7 @@ impl SyncError {
                 "Citus made that node's copy without the columns dropped before the table was distributed: recreate the table without them (CREATE TABLE … (LIKE …), INSERT … SELECT), distribute it, then track it."
             ),
             SyncError::NotOnTheCluster { .. } => Some(
-                "Distribute it by its key first, colocated with the default table for a bigint key (SELECT create_distributed_table('t', 'id', colocate_with => 'inventory_sync.inventory')), or make it a reference table; then track it."
+                "Distribute it by its key first (SELECT inventory_sync.distribute('t'), which colocates it with the rows of its key type), or make it a reference table; then track it."
             ),
             SyncError::NodeWithoutEra => Some(
                 "A node added to the cluster after inventory_sync.distribute() gets its era when distribute() runs again."

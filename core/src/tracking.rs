@@ -58,6 +58,16 @@ impl Side {
         }
     }
 
+    /// The table a table with this side's keys is colocated with on a Citus cluster (see
+    /// `sql::DISTRIBUTE_FIRST`); a text key has none (its type's default group).
+    pub fn colocated_with(key_type: u32) -> &'static str {
+        match key_type {
+            oid::INT8 => "inventory_sync.inventory",
+            oid::UUID => "inventory_sync.changes_uuid",
+            _ => "default",
+        }
+    }
+
     /// The mutation log's table of this side.
     pub fn mutations(self) -> &'static str {
         match self {
@@ -97,20 +107,7 @@ pub fn validate(
     primary_key: &[i16],
     ts: TsColumn<'_>,
 ) -> Result<(usize, usize), SyncError> {
-    let [key_attnum] = primary_key else {
-        return Err(SyncError::NoSingleKey { table: table.into(), columns: primary_key.len() });
-    };
-    let key = columns
-        .iter()
-        .position(|c| c.attnum == *key_attnum)
-        .ok_or(SyncError::NoSingleKey { table: table.into(), columns: 0 })?;
-    if !KEY_TYPES.contains(&columns[key].typid) {
-        return Err(SyncError::KeyType {
-            column: columns[key].name.clone(),
-            table: table.into(),
-            typ: columns[key].type_name.clone(),
-        });
-    }
+    let key = validate_key(table, columns, primary_key)?;
     let ts_pos = match ts {
         TsColumn::Name(name) => columns
             .iter()
@@ -129,6 +126,26 @@ pub fn validate(
         return bad("It is a generated column.".into());
     }
     Ok((key, ts_pos))
+}
+
+/// The key part of `validate`: a single-column primary key of a supported type. Answers the key
+/// column's position.
+pub fn validate_key(table: &str, columns: &[Column], primary_key: &[i16]) -> Result<usize, SyncError> {
+    let [key_attnum] = primary_key else {
+        return Err(SyncError::NoSingleKey { table: table.into(), columns: primary_key.len() });
+    };
+    let key = columns
+        .iter()
+        .position(|c| c.attnum == *key_attnum)
+        .ok_or(SyncError::NoSingleKey { table: table.into(), columns: 0 })?;
+    if !KEY_TYPES.contains(&columns[key].typid) {
+        return Err(SyncError::KeyType {
+            column: columns[key].name.clone(),
+            table: table.into(),
+            typ: columns[key].type_name.clone(),
+        });
+    }
+    Ok(key)
 }
 
 #[cfg(test)]

@@ -56,6 +56,18 @@ fn distribute() -> crate::pg::jsonb::Jsonb {
     respond(|| Spi::connect_mut(crate::catalog::cluster::distribute))
 }
 
+/// After `distribute()`: spread one more table over the Citus cluster by its key, colocated with
+/// the rows of its key type, so that it can be tracked and its calls run on the node of each row.
+/// Answers the table, and the column and colocation it was distributed by.
+#[pg_extern(volatile, parallel_unsafe, name = "distribute")]
+fn distribute_table(tbl: Option<RegClass>) -> crate::pg::jsonb::Jsonb {
+    check_writable(c"distribute()");
+    respond(|| {
+        let relid = tbl.ok_or(SyncError::NullArgument("tbl"))?.0;
+        Spi::connect_mut(|client| crate::catalog::cluster::distribute_table(client, relid))
+    })
+}
+
 /// Take the extension's tables back from a Citus cluster's workers onto its coordinator, rows
 /// and all (before `DROP EXTENSION`, or to leave Citus): from then on it runs there as on a single
 /// server. Answers the tables taken back and the coordinator's new era.

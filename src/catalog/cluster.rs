@@ -11,6 +11,7 @@
 //! (`sql::DISTRIBUTE`, `sql::DELEGATE`) and has every node stamp the positions of the feed rows it
 //! stores; `announce` tells every node of a change of a replicated table. `teardown` undoes it.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::ffi::CStr;
 
@@ -23,6 +24,7 @@ use crate::pg::jsonb::Jsonb;
 use crate::pg::kept::{select_one, Row};
 use crate::pg::{lookup, param};
 use inventory_sync_core::sql;
+use inventory_sync_core::tracking::{validate_key, Side};
 use inventory_sync_core::SyncError;
 
 pub(super) fn yes(client: &SpiClient<'_>, statement: &str) -> bool {
@@ -255,12 +257,72 @@ pub fn is_distributed(client: &SpiClient<'_>) -> bool {
     yes(client, sql::HAS_CITUS) && yes(client, sql::IS_DISTRIBUTED)
 }
 
+thread_local! {
+    /// Each node group's key of the default table (see `group_keys`), as found last.
+    static GROUP_KEYS: RefCell<HashMap<i32, i64>> = RefCell::new(HashMap::new());
+}
+
 /// Each node group's key: a key of the default table on that node, by which `sync_push_on` is
-/// delegated there.
+/// delegated there. Kept per backend and checked on each call (a shard may have moved, a node
+/// may have come): the first keys from 1 on that land on each group.
 pub fn group_keys(client: &SpiClient<'_>) -> HashMap<i32, i64> {
-    client
-        .select(sql::GROUP_KEYS, None, &[])
+    let default_table = lookup::default_table_oid();
+    let group_of_key = |key: i64| group_of(client, default_table, key.into());
+    let groups: Vec<i32> = client
+        .select(sql::DEFAULT_TABLE_GROUPS, None, &[])
         .expect("inventory_sync: reading where the shards are failed")
-        .filter_map(|row| Some((row.value::<i32>(1)?, row.value::<i64>(2)?)))
-        .collect()
+        .filter_map(|row| row.value::<i32>(1))
+        .collect();
+    let kept = GROUP_KEYS.with(|k| k.borrow().clone());
+    let still = kept.len() == groups.len()
+        && groups.iter().all(|g| kept.get(g).is_some_and(|&key| group_of_key(key) == Some(*g)));
+    if still {
+        return kept;
+    }
+    let mut found: HashMap<i32, i64> = HashMap::new();
+    // Each key lands on a shard at random: a few keys a group, far fewer than this bound.
+    for key in 1..=100_000_i64 {
+        if found.len() == groups.len() {
+            break;
+        }
+        if let Some(group) = group_of_key(key) {
+            found.entry(group).or_insert(key);
+        }
+    }
+    GROUP_KEYS.with(|k| *k.borrow_mut() = found.clone());
+    found
+}
+
+/// `distribute(tbl)`: after `distribute()`, one more table spread over the cluster, by its key,
+/// colocated as `distribute()` colocates a tracked table (`tracking::Side::colocated_with`), so
+/// that it can be tracked and its calls delegated. A table Citus holds already is left as it is.
+pub fn distribute_table(client: &mut SpiClient<'_>, relid: pg_sys::Oid) -> Result<Jsonb, SyncError> {
+    let name = lookup::qualified_name(relid);
+    if !yes(client, sql::HAS_CITUS) {
+        return Err(SyncError::NotACluster("extension \"citus\" is not installed in this database"));
+    }
+    if !yes(client, sql::IS_COORDINATOR) {
+        return Err(SyncError::NotACluster("inventory_sync.distribute(tbl) runs on the Citus coordinator"));
+    }
+    if !yes(client, sql::IS_DISTRIBUTED) {
+        return Err(SyncError::NotACluster("inventory_sync.distribute(tbl) runs after inventory_sync.distribute()"));
+    }
+    if !lookup::is_owner(relid) {
+        return Err(SyncError::NotOwner { table: name });
+    }
+    let (columns, primary_key) = super::describe::describe(client, relid);
+    let key = &columns[validate_key(&name, &columns, &primary_key)?];
+    if select_one(client, sql::IS_REPLICATED, &[relid.into()]) == Some(true) {
+        return Ok(Jsonb::from_text(&serde_json::json!({"table": name, "distributed": false}).to_string()));
+    }
+    if select_one(client, sql::HAS_DROPPED_COLUMN, &[relid.into()]) == Some(true) {
+        return Err(SyncError::DroppedColumns { table: name });
+    }
+    let colocate_with = Side::colocated_with(key.typid);
+    client
+        .update(sql::DISTRIBUTE_TABLE, None, &[relid.into(), key.name.as_str().into(), colocate_with.into()])
+        .expect("inventory_sync: distributing a table failed");
+    let answer =
+        serde_json::json!({"table": name, "distributed": true, "column": key.name, "colocate_with": colocate_with});
+    Ok(Jsonb::from_text(&answer.to_string()))
 }

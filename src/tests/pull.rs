@@ -187,16 +187,20 @@ fn stamp_position_takes_the_storing_servers_position() {
     }
 }
 
-/// Without Citus, `distribute()` and `undistribute()` refuse with 55000 and change nothing.
+/// Without Citus, `distribute()`, `distribute(tbl)` and `undistribute()` refuse with 55000 and
+/// change nothing; `distribute(NULL)` is 22004.
 #[pg_test]
 fn distribute_and_undistribute_need_citus() {
     setup();
-    for function in ["distribute", "undistribute"] {
-        let (state, message) = sqlstate_of(&format!("SELECT inventory_sync.{function}()"));
+    exec("CREATE TABLE later (id bigint PRIMARY KEY, v text, updated_at timestamptz)");
+    for call in ["distribute()", "undistribute()", "distribute('later')"] {
+        let (state, message) = sqlstate_of(&format!("SELECT inventory_sync.{call}"));
         assert_eq!(
             (state.as_str(), message.as_str()),
-            ("55000", "extension \"citus\" is not installed in this database")
+            ("55000", "extension \"citus\" is not installed in this database"),
+            "{call}"
         );
     }
+    assert_eq!(sqlstate_of("SELECT inventory_sync.distribute(NULL::regclass)").0, "22004");
     assert_eq!(count("SELECT count(*) FROM inventory_sync.eras"), 0);
 }

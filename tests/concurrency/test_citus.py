@@ -814,22 +814,66 @@ def test_track_refuses_a_table_the_workers_number_otherwise(citus):
         c.execute("DROP TABLE renumbered")
 
 
-def test_track_refuses_a_table_the_cluster_does_not_hold(citus):
+def colocation(c, table):
+    return c.execute("SELECT colocationid FROM pg_dist_partition WHERE logicalrelid = %s::regclass",
+                     (table,)).fetchone()[0]
+
+
+def test_track_refuses_a_table_the_cluster_does_not_hold_and_distribute_takes_one_more(citus):
     """Once the extension is spread over the cluster, a table to track must be on every node (a
     delegated call runs on a worker): track() refuses a table only the coordinator has (55000,
-    with how to distribute it), and takes it once it is distributed."""
+    with how to distribute it). inventory_sync.distribute(tbl) distributes one by its key,
+    colocated as distribute() colocates tracked tables (a bigint key with the default table, a
+    uuid key with the uuid side tables, a text key in its type's default group); then it is
+    tracked, and its typed calls are delegated to the row's node. Again, it leaves the table as
+    it is; a table without a single-column key, or with a column dropped before another, is
+    refused as track() refuses it."""
     with citus[0].connect("postgres") as c:
-        c.execute("CREATE TABLE local_only (id bigint PRIMARY KEY, v text, updated_at timestamptz)")
+        tables = {"later_b": "bigint", "later_u": "uuid", "later_t": "text"}
+        for table, key in tables.items():
+            c.execute(f"CREATE TABLE {table} (id {key} PRIMARY KEY, v text, updated_at timestamptz)")
         with pytest.raises(psycopg.Error) as refused:
-            c.execute("SELECT inventory_sync.track('local_only')")
+            c.execute("SELECT inventory_sync.track('later_b')")
         assert refused.value.sqlstate == "55000"
-        assert refused.value.diag.message_primary == "table public.local_only is not distributed over the cluster"
-        assert "create_distributed_table" in refused.value.diag.message_hint
-        c.execute("SELECT create_distributed_table('local_only', 'id', colocate_with => 'inventory_sync.inventory')")
-        c.execute("SELECT inventory_sync.track('local_only')")
-        assert c.execute("SELECT inventory_sync.sync_upsert_in('local_only', 5::bigint, '{\"v\": \"x\"}',"
-                         " '2024-03-08 09:00+00')").fetchone()[0]["status"] == "applied"
-        c.execute("DROP TABLE local_only")
+        assert refused.value.diag.message_primary == "table public.later_b is not distributed over the cluster"
+        assert "inventory_sync.distribute('t')" in refused.value.diag.message_hint
+        answers = {t: c.execute("SELECT inventory_sync.distribute(%s::regclass)", (t,)).fetchone()[0] for t in tables}
+        assert answers["later_b"] == {"table": "public.later_b", "distributed": True, "column": "id",
+                                      "colocate_with": "inventory_sync.inventory"}, answers
+        assert answers["later_u"]["colocate_with"] == "inventory_sync.changes_uuid", answers
+        assert answers["later_t"]["colocate_with"] == "default", answers
+        assert colocation(c, "later_b") == colocation(c, "inventory_sync.inventory")
+        assert colocation(c, "later_u") == colocation(c, "inventory_sync.changes_uuid")
+        assert colocation(c, "later_t") not in (colocation(c, "later_b"), colocation(c, "later_u"))
+        assert c.execute("SELECT inventory_sync.distribute('later_b')").fetchone()[0] == {
+            "table": "public.later_b", "distributed": False}
+        issued = []
+        c.add_notice_handler(lambda notice: issued.append(notice.message_primary))
+        for table in tables:
+            c.execute("SELECT inventory_sync.track(%s)", (table,))
+        c.execute("SET citus.log_remote_commands = on")
+        written = [
+            c.execute("SELECT inventory_sync.sync_upsert_in('later_b', 5::bigint, '{\"v\": \"x\"}',"
+                      " '2024-03-08 09:00+00')").fetchone()[0],
+            c.execute("SELECT inventory_sync.sync_upsert_in('later_u', 'd0eebc99-9c0b-4ef8-bb6d-6bb9bd380a14'::uuid,"
+                      " '{\"v\": \"x\"}', '2024-03-08 09:00+00')").fetchone()[0],
+        ]
+        c.execute("RESET citus.log_remote_commands")
+        assert [w["status"] for w in written] == ["applied", "applied"], written
+        assert len([m for m in issued if m.startswith("issuing SELECT inventory_sync.sync_upsert_in(")]) == 2, issued
+        # Refused as track() refuses: no single-column key; a column dropped before another.
+        c.execute("CREATE TABLE later_pair (a bigint, b bigint, updated_at timestamptz, PRIMARY KEY (a, b))")
+        c.execute("CREATE TABLE later_gap (id bigint PRIMARY KEY, gone text, v text, updated_at timestamptz)")
+        c.execute("ALTER TABLE later_gap DROP COLUMN gone")
+        for table, state, message in [
+            ("later_pair", "42P16", "table public.later_pair has no single-column primary key"),
+            ("later_gap", "55000", "table public.later_gap has dropped columns, which the workers' copies would number otherwise"),
+        ]:
+            with pytest.raises(psycopg.Error) as refused:
+                c.execute("SELECT inventory_sync.distribute(%s::regclass)", (table,))
+            assert (refused.value.sqlstate, refused.value.diag.message_primary) == (state, message)
+        for table in [*tables, "later_pair", "later_gap"]:
+            c.execute(f"DROP TABLE {table}")
 
 
 def test_a_rows_lock_lasts_until_its_node_commits_a_call_sent_alone(citus):

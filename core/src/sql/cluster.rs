@@ -135,13 +135,11 @@ pub const ROW_GROUP: &str = "SELECT CASE WHEN EXISTS (SELECT FROM pg_catalog.pg_
        THEN (SELECT pl.groupid FROM pg_catalog.pg_dist_placement pl WHERE pl.shardid OPERATOR(pg_catalog.=) \
                pg_catalog.get_shard_id_for_distribution_column($1::pg_catalog.regclass, $2) LIMIT 1) END";
 
-/// For each node group that holds shards of the default table, one key of it there: a call
-/// delegated by that key (`sync_push_on`) runs on that node.
-pub const GROUP_KEYS: &str = "SELECT DISTINCT ON (pl.groupid) pl.groupid, g.k \
-       FROM pg_catalog.generate_series(1::pg_catalog.int8, 1000::pg_catalog.int8) AS g(k) \
-       JOIN pg_catalog.pg_dist_placement pl ON pl.shardid OPERATOR(pg_catalog.=) \
-         pg_catalog.get_shard_id_for_distribution_column('inventory_sync.inventory', g.k) \
-       ORDER BY pl.groupid, g.k";
+/// The node groups that hold shards of the default table (for each, `sync_push_on` needs a key
+/// of the default table there, found with `ROW_GROUP`).
+pub const DEFAULT_TABLE_GROUPS: &str = "SELECT DISTINCT pl.groupid FROM pg_catalog.pg_dist_placement pl \
+       JOIN pg_catalog.pg_dist_shard s ON s.shardid OPERATOR(pg_catalog.=) pl.shardid \
+      WHERE s.logicalrelid OPERATOR(pg_catalog.=) 'inventory_sync.inventory'::pg_catalog.regclass";
 
 /// The tracked tables Citus does not hold yet: OID, key column, the table to colocate it with (by
 /// its key's type: a bigint key with the default table, a `uuid` key with the `uuid` side tables,
@@ -177,6 +175,13 @@ pub const POLICY_ROWS: &str = "SELECT p.tbl::pg_catalog.oid, p.field, p.policy F
 /// another table or none; the rows are written back through Citus, whose INSERT names the table.
 pub const CATALOGS_EMPTY: [&str; 2] =
     ["DELETE FROM inventory_sync.tracked", "DELETE FROM inventory_sync.field_policies"];
+
+/// Whether table `$1` (an OID) has a column dropped before one of its columns (see
+/// `SyncError::DroppedColumns`).
+pub const HAS_DROPPED_COLUMN: &str = "SELECT EXISTS (SELECT FROM pg_catalog.pg_attribute d \
+       WHERE d.attrelid OPERATOR(pg_catalog.=) $1 AND d.attisdropped \
+         AND EXISTS (SELECT FROM pg_catalog.pg_attribute l WHERE l.attrelid OPERATOR(pg_catalog.=) $1 \
+                       AND NOT l.attisdropped AND l.attnum OPERATOR(pg_catalog.>) d.attnum))";
 
 /// Distribute table `$1` (an OID) by its column `$2`, colocated with `$3` (a table, or `default`).
 pub const DISTRIBUTE_TABLE: &str =
