@@ -159,7 +159,7 @@ ALTER TABLE inventory_sync.conflicts ALTER COLUMN shard_key SET NOT NULL;
 ALTER TABLE inventory_sync.conflicts DROP CONSTRAINT conflicts_pkey;
 ALTER TABLE inventory_sync.conflicts ADD PRIMARY KEY (row_id, conflict_id, shard_key);
 COMMENT ON COLUMN inventory_sync.conflicts.shard_key IS
-    'The row''s shard key, which a Citus cluster distributes the journal by: the key itself for an integer key, else hashtextextended(row_id, 0).';
+    'The row''s shard key, which a Citus cluster distributes the journal by: the key itself for an integer key, else hashtextextended(row_id, 0); for a uuid key on a Citus cluster, a key of the default table on the row''s node.';
 COMMENT ON COLUMN inventory_sync.changes.shard_key IS
     'The row''s shard key, which a Citus cluster distributes the feed by: the key itself for an integer key, else hashtextextended(row_id, 0).';
 COMMENT ON COLUMN inventory_sync.mutations.shard_key IS

@@ -89,7 +89,7 @@ COMMENT ON COLUMN inventory_sync.conflicts.server_data IS
 COMMENT ON COLUMN inventory_sync.conflicts.detected_at IS 'When the conflict was decided (clock_timestamp()).';
 COMMENT ON COLUMN inventory_sync.conflicts.db_user IS 'The database user that sent the write.';
 COMMENT ON COLUMN inventory_sync.conflicts.shard_key IS
-    'The row''s shard key, which a Citus cluster distributes the journal by: the key itself for an integer key, else hashtextextended(row_id, 0).';
+    'The row''s shard key, which a Citus cluster distributes the journal by: the key itself for an integer key, else hashtextextended(row_id, 0); for a uuid key on a Citus cluster, a key of the default table on the row''s node.';
 
 -- Whether the current user may manage the sync of table tbl (track it, set its policies): a
 -- member of the role that owns it. A function rather than a subquery in the policies below:

@@ -326,3 +326,16 @@ pub fn distribute_table(client: &mut SpiClient<'_>, relid: pg_sys::Oid) -> Resul
         serde_json::json!({"table": name, "distributed": true, "column": key.name, "colocate_with": colocate_with});
     Ok(Jsonb::from_text(&answer.to_string()))
 }
+
+/// The shard key of a journal entry of a `uuid` row (`key`, of table `relid`): on a distributed
+/// Citus cluster a key of the default table on the node that holds the row, so that the entry is
+/// written there, beside the row (the journal is distributed with the default table, and a
+/// `uuid` key's hash would put it on any node; nothing reads a journal entry by its shard key).
+/// None elsewhere: the entry keeps the key's hash.
+pub fn journal_key(client: &SpiClient<'_>, relid: pg_sys::Oid, key: DatumWithOid<'_>) -> Option<i64> {
+    if !is_distributed(client) {
+        return None;
+    }
+    let group = group_of(client, relid, key)?;
+    group_keys(client).get(&group).copied()
+}

@@ -33,21 +33,12 @@ fn one_server_is_one_push_group() {
         {"table": "no_such_table", "id": 1, "payload": {}, "client_ts": "2024-03-01 10:00+00"},
         {"id": 2, "op": "delete", "client_ts": "2024-03-01 10:00+00"},
     ]);
-    let groups = Spi::get_one_with_args::<pgrx::JsonB>(
-        "SELECT inventory_sync.push_groups($1)",
-        &[pgrx::JsonB(changes.clone()).into()],
-    )
-    .unwrap()
-    .unwrap()
-    .0;
+    let with_batch = |sql: &str| -> Value {
+        Spi::get_one_with_args::<pgrx::JsonB>(sql, &[pgrx::JsonB(changes.clone()).into()]).unwrap().unwrap().0
+    };
+    let groups = with_batch("SELECT inventory_sync.push_groups($1)");
     assert_eq!(groups, json!([{"node_key": null, "indexes": [0, 1, 2, 3]}]));
-    let on = Spi::get_one_with_args::<pgrx::JsonB>(
-        "SELECT inventory_sync.sync_push_on(42, $1)",
-        &[pgrx::JsonB(changes.clone()).into()],
-    )
-    .unwrap()
-    .unwrap()
-    .0;
+    let on = with_batch("SELECT inventory_sync.sync_push_on(42, $1)");
     let statuses: Vec<&str> = on.as_array().unwrap().iter().map(|o| o["status"].as_str().unwrap()).collect();
     assert_eq!(statuses, ["applied", "error", "error", "applied"]);
     // The same batch again through sync_push: the same answers, the mutation a duplicate.

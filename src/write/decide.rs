@@ -8,7 +8,7 @@ use pgrx::spi::SpiClient;
 
 use super::merging::timestamp;
 use super::Write;
-use crate::catalog::Table;
+use crate::catalog::{cluster, Table};
 use crate::pg::jsonb::{Jsonb, Scalar};
 use crate::pg::kept::{Kept, Row};
 use crate::pg::{security, xact};
@@ -37,6 +37,11 @@ fn journal_row(
     payload: Jsonb,
     reason: &str,
 ) -> Option<Jsonb> {
+    // A uuid row's entry goes to its node on a Citus cluster (see `cluster::journal_key`).
+    let shard_key = match write.side {
+        Side::Uuid => cluster::journal_key(client, table.oid, write.key.bind()).unwrap_or(write.shard_key),
+        Side::Bigint => write.shard_key,
+    };
     let args = [
         write.key.bind(),
         payload.into(),
@@ -46,7 +51,7 @@ fn journal_row(
         write.client_id.as_deref().into(),
         write.mutation_id.as_deref().into(),
         reason.into(),
-        write.shard_key.into(),
+        shard_key.into(),
     ];
     table.journal.run_all(client, &args).next().and_then(|row| row.value::<Jsonb>(1))
 }

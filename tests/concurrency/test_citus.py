@@ -417,7 +417,7 @@ def test_a_rows_side_rows_are_written_on_its_node(citus):
     second worker is reached only through the relay, which counts what is sent to it that names
     the extension's schema: for rows held by the first worker, nothing. (With side rows distributed
     by their text row id, about half of them lie on the second worker.) A uuid row's journal entry
-    is in the one journal, spread by the hash of its key: not written here."""
+    (a stale write) is in the one journal, with a key of the default table on the row's node."""
     coordinator, worker_1, worker_2 = citus
     relay = worker_2.relay
     with coordinator.connect("postgres") as c:
@@ -447,7 +447,11 @@ def test_a_rows_side_rows_are_written_on_its_node(citus):
                         " 'dev', %s)", str(u), f"t-{u}")["status"] == "applied"
             assert call("SELECT inventory_sync.sync_delete_in('notes', %s::uuid, '2024-03-06 11:00+00')", u)[
                 "status"] == "applied"
+            assert call("SELECT inventory_sync.sync_upsert_in('notes', %s::uuid, '{\"body\": \"old\"}',"
+                        " '2024-03-06 09:00+00')", u)["status"] == "conflict"
         assert relay.seen() == 0, "a call for rows on the first worker reached the second"
+        assert c.execute("SELECT count(*) FROM inventory_sync.conflicts WHERE row_id = ANY(%s)",
+                         ([str(u) for u in notes],)).fetchone()[0] == len(notes)
         for side, expected in [("mutations_uuid", 2), ("changes_uuid", 1)]:
             assert c.execute(f"SELECT count(*) FROM inventory_sync.{side} WHERE shard_key = ANY(%s)",
                              (notes,)).fetchone()[0] == expected * len(notes), side
