@@ -266,9 +266,9 @@ pub fn push(changes: &Batch<'_>, atomic: bool) -> Result<String, SyncError> {
 /// (`sync_push_on`), which Citus runs whole there: `[{"node_key": k, "indexes": [i, …]}, …]`, the
 /// changes' positions in the batch grouped by the node that holds their rows, in the order of each
 /// group's first change; `node_key` is a key of the default table on that node, or null for the
-/// changes no single node holds (a reference table's, a text key's side rows elsewhere are still
-/// grouped by the row), and those this cannot read (their push answers their error). On a single
-/// server (or before `distribute()`), one group of every change.
+/// changes no single node holds (a reference table's rows) and for those this cannot read (their
+/// push answers their error). A text key's change goes with its row, though its side rows may lie
+/// on another node. On a single server (or before `distribute()`), one group of every change.
 pub fn groups(changes: &Batch<'_>) -> Result<String, SyncError> {
     let count = changes.len();
     let keys = pgrx::Spi::connect(|client| cluster::is_distributed(client).then(|| cluster::group_keys(client)));

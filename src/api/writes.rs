@@ -225,6 +225,7 @@ fn push_groups(changes: Option<Jsonb>) -> Jsonb {
 /// `sync_push`.
 #[pg_extern(volatile, parallel_unsafe)]
 fn sync_push_on(node_key: Option<i64>, changes: Option<Jsonb>, atomic: default!(Option<bool>, "false")) -> Jsonb {
+    // The key only tells Citus where to run the call (distribute() delegates it by the key).
     let _ = node_key;
     sync_push(changes, atomic)
 }

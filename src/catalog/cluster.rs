@@ -119,10 +119,9 @@ pub fn distribute(client: &mut SpiClient<'_>) -> Result<Jsonb, SyncError> {
 /// The tracked tables Citus does not hold yet, distributed by their key: a bigint key colocated
 /// with the default table, a `uuid` key with the `uuid` side tables (so a row and its side rows
 /// are on one node, and its delegated calls run there whole), any other key in its type's default
-/// group. Before the catalogs that name
-/// them are copied to every node, which needs them there. A table with a column dropped before
-/// another is refused: Citus makes the workers' copies without it, numbered otherwise. Answers the
-/// tables distributed.
+/// group. Before the catalogs that name them are copied to every node, which needs them there. A
+/// table with a column dropped before another is refused: Citus makes the workers' copies without
+/// it, numbered otherwise. Answers the tables distributed.
 fn distribute_tracked(client: &mut SpiClient<'_>) -> Result<Vec<pg_sys::Oid>, SyncError> {
     let failed = "inventory_sync: reading the tracked tables failed";
     let tables: Vec<(pg_sys::Oid, String, String, bool)> = client

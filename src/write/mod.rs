@@ -40,8 +40,9 @@ pub struct Write<'a> {
     pub row_id: String,
     /// Whether the key is an integer (answers show it as a number).
     pub numeric_key: bool,
-    /// The row's shard key: what its journal entries, and on the `bigint` side its change record
-    /// and mutation ids, are distributed by (see `sql`).
+    /// The row's shard key: what its journal entries (but a `uuid` row's on a Citus cluster, see
+    /// `cluster::journal_key`), and on the `bigint` side its change record and mutation ids, are
+    /// distributed by (see `sql`).
     pub shard_key: i64,
     /// Where its change record and mutation ids are kept.
     pub side: Side,
