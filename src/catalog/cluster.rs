@@ -56,14 +56,20 @@ pub(super) fn give_era(client: &mut SpiClient<'_>, era: i32, cohort: i32, writer
     client.update(sql::ERA_GIVE, None, &args).expect("inventory_sync: recording an era failed");
 }
 
-/// That this is a Citus coordinator, where the current user owns the extension's tables.
-pub(super) fn check_coordinator(client: &SpiClient<'_>, function: &'static str) -> Result<(), SyncError> {
+/// That this is a Citus coordinator (`function` says what runs only there).
+fn check_on_coordinator(client: &SpiClient<'_>, function: &'static str) -> Result<(), SyncError> {
     if !yes(client, sql::HAS_CITUS) {
         return Err(SyncError::NotACluster("extension \"citus\" is not installed in this database"));
     }
     if !yes(client, sql::IS_COORDINATOR) {
         return Err(SyncError::NotACluster(function));
     }
+    Ok(())
+}
+
+/// That this is a Citus coordinator, where the current user owns the extension's tables.
+pub(super) fn check_coordinator(client: &SpiClient<'_>, function: &'static str) -> Result<(), SyncError> {
+    check_on_coordinator(client, function)?;
     if !lookup::is_owner(lookup::default_table_oid()) {
         return Err(SyncError::NotOwner { table: "inventory_sync.inventory".into() });
     }
@@ -116,32 +122,39 @@ pub fn distribute(client: &mut SpiClient<'_>) -> Result<Jsonb, SyncError> {
     Ok(Jsonb::from_text(&serde_json::json!({"cohort": cohort, "eras": eras}).to_string()))
 }
 
-/// The tracked tables Citus does not hold yet, distributed by their key: a bigint key colocated
-/// with the default table, a `uuid` key with the `uuid` side tables (so a row and its side rows
-/// are on one node, and its delegated calls run there whole), any other key in its type's default
-/// group. Before the catalogs that name them are copied to every node, which needs them there. A
-/// table with a column dropped before another is refused: Citus makes the workers' copies without
-/// it, numbered otherwise. Answers the tables distributed.
+/// The tracked tables Citus does not hold yet, each distributed by its key (`spread`). Before the
+/// catalogs that name them are copied to every node, which needs them there. Answers the tables
+/// distributed.
 fn distribute_tracked(client: &mut SpiClient<'_>) -> Result<Vec<pg_sys::Oid>, SyncError> {
     let failed = "inventory_sync: reading the tracked tables failed";
-    let tables: Vec<(pg_sys::Oid, String, String, bool)> = client
+    let tables: Vec<(pg_sys::Oid, String, pg_sys::Oid)> = client
         .select(sql::TRACKED_UNDISTRIBUTED, None, &[])
         .expect(failed)
-        .map(|r| {
-            (r.value(1).expect(failed), r.value(2).expect(failed), r.value(3).expect(failed), r.value(4).expect(failed))
-        })
+        .map(|r| (r.value(1).expect(failed), r.value(2).expect(failed), r.value(3).expect(failed)))
         .collect();
-    if let Some((relid, ..)) = tables.iter().find(|(.., dropped)| *dropped) {
-        return Err(SyncError::DroppedColumns { table: lookup::qualified_name(*relid) });
-    }
     let mut distributed = Vec::with_capacity(tables.len());
-    for (relid, key, colocate_with, _) in tables {
-        client
-            .update(sql::DISTRIBUTE_TABLE, None, &[relid.into(), key.as_str().into(), colocate_with.as_str().into()])
-            .expect("inventory_sync: distributing a tracked table failed");
+    for (relid, key, key_type) in tables {
+        spread(client, relid, &key, key_type.to_u32())?;
         distributed.push(relid);
     }
     Ok(distributed)
+}
+
+/// Distribute table `relid` by its key column `key` (of type `key_type`), colocated by key type
+/// (`tracking::Side::colocated_with`: a bigint key with the default table, a `uuid` key with the
+/// `uuid` side tables, so that a row and its side rows are on one node and its delegated calls run
+/// there whole; any other key in its type's default group). A table with a column dropped before
+/// another is refused: Citus makes the workers' copies without it, numbered otherwise. Answers
+/// what it was colocated with.
+fn spread(client: &mut SpiClient<'_>, relid: pg_sys::Oid, key: &str, key_type: u32) -> Result<&'static str, SyncError> {
+    if select_one(client, sql::HAS_DROPPED_COLUMN, &[relid.into()]) == Some(true) {
+        return Err(SyncError::DroppedColumns { table: lookup::qualified_name(relid) });
+    }
+    let colocate_with = Side::colocated_with(key_type);
+    client
+        .update(sql::DISTRIBUTE_TABLE, None, &[relid.into(), key.into(), colocate_with.into()])
+        .expect("inventory_sync: distributing a table failed");
+    Ok(colocate_with)
 }
 
 /// The catalogs' rows (tracked tables, merge policies) while Citus makes the catalogs reference
@@ -297,12 +310,7 @@ pub fn group_keys(client: &SpiClient<'_>) -> HashMap<i32, i64> {
 /// that it can be tracked and its calls delegated. A table Citus holds already is left as it is.
 pub fn distribute_table(client: &mut SpiClient<'_>, relid: pg_sys::Oid) -> Result<Jsonb, SyncError> {
     let name = lookup::qualified_name(relid);
-    if !yes(client, sql::HAS_CITUS) {
-        return Err(SyncError::NotACluster("extension \"citus\" is not installed in this database"));
-    }
-    if !yes(client, sql::IS_COORDINATOR) {
-        return Err(SyncError::NotACluster("inventory_sync.distribute(tbl) runs on the Citus coordinator"));
-    }
+    check_on_coordinator(client, "inventory_sync.distribute(tbl) runs on the Citus coordinator")?;
     if !yes(client, sql::IS_DISTRIBUTED) {
         return Err(SyncError::NotACluster("inventory_sync.distribute(tbl) runs after inventory_sync.distribute()"));
     }
@@ -314,13 +322,7 @@ pub fn distribute_table(client: &mut SpiClient<'_>, relid: pg_sys::Oid) -> Resul
     if select_one(client, sql::IS_REPLICATED, &[relid.into()]) == Some(true) {
         return Ok(Jsonb::from_text(&serde_json::json!({"table": name, "distributed": false}).to_string()));
     }
-    if select_one(client, sql::HAS_DROPPED_COLUMN, &[relid.into()]) == Some(true) {
-        return Err(SyncError::DroppedColumns { table: name });
-    }
-    let colocate_with = Side::colocated_with(key.typid);
-    client
-        .update(sql::DISTRIBUTE_TABLE, None, &[relid.into(), key.name.as_str().into(), colocate_with.into()])
-        .expect("inventory_sync: distributing a table failed");
+    let colocate_with = spread(client, relid, &key.name, key.typid)?;
     let answer =
         serde_json::json!({"table": name, "distributed": true, "column": key.name, "colocate_with": colocate_with});
     Ok(Jsonb::from_text(&answer.to_string()))

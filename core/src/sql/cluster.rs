@@ -141,17 +141,8 @@ pub const DEFAULT_TABLE_GROUPS: &str = "SELECT DISTINCT pl.groupid FROM pg_catal
        JOIN pg_catalog.pg_dist_shard s ON s.shardid OPERATOR(pg_catalog.=) pl.shardid \
       WHERE s.logicalrelid OPERATOR(pg_catalog.=) 'inventory_sync.inventory'::pg_catalog.regclass";
 
-/// The tracked tables Citus does not hold yet: OID, key column, the table to colocate it with (by
-/// its key's type: a bigint key with the default table, a `uuid` key with the `uuid` side tables,
-/// any other in its type's default group), and whether the table has a dropped column before one
-/// of its columns.
-pub const TRACKED_UNDISTRIBUTED: &str = "SELECT t.tbl::pg_catalog.oid, a.attname::pg_catalog.text, \
-       CASE a.atttypid WHEN 'pg_catalog.int8'::pg_catalog.regtype::pg_catalog.oid THEN 'inventory_sync.inventory' \
-                       WHEN 'pg_catalog.uuid'::pg_catalog.regtype::pg_catalog.oid THEN 'inventory_sync.changes_uuid' \
-                       ELSE 'default' END, \
-       EXISTS (SELECT FROM pg_catalog.pg_attribute d WHERE d.attrelid OPERATOR(pg_catalog.=) t.tbl AND d.attisdropped \
-                 AND EXISTS (SELECT FROM pg_catalog.pg_attribute l WHERE l.attrelid OPERATOR(pg_catalog.=) t.tbl \
-                               AND NOT l.attisdropped AND l.attnum OPERATOR(pg_catalog.>) d.attnum)) \
+/// The tracked tables Citus does not hold yet: OID, key column and its type.
+pub const TRACKED_UNDISTRIBUTED: &str = "SELECT t.tbl::pg_catalog.oid, a.attname::pg_catalog.text, a.atttypid \
      FROM inventory_sync.tracked t JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) t.tbl \
       AND a.attnum OPERATOR(pg_catalog.=) t.key_attnum \
      WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid OPERATOR(pg_catalog.=) t.tbl) \
