@@ -159,11 +159,11 @@ ALTER TABLE inventory_sync.conflicts ALTER COLUMN shard_key SET NOT NULL;
 ALTER TABLE inventory_sync.conflicts DROP CONSTRAINT conflicts_pkey;
 ALTER TABLE inventory_sync.conflicts ADD PRIMARY KEY (row_id, conflict_id, shard_key);
 COMMENT ON COLUMN inventory_sync.conflicts.shard_key IS
-    'The row''s shard key, which a Citus cluster distributes the journal by: the key itself for an integer key, else hashtextextended(row_id, 0); for a uuid key on a Citus cluster, a key of the default table on the row''s node.';
+    'The row''s shard key, which a Citus cluster distributes the journal by: the key itself for an integer key, else hashtextextended(row_id, 0); for a uuid or text key on a Citus cluster, a key of the default table on the row''s node.';
 COMMENT ON COLUMN inventory_sync.changes.shard_key IS
-    'The row''s shard key, which a Citus cluster distributes the feed by: the key itself for an integer key, else hashtextextended(row_id, 0).';
+    'The row''s key (a bigint or integer key), which a Citus cluster distributes the feed by, with the default table.';
 COMMENT ON COLUMN inventory_sync.mutations.shard_key IS
-    'The row''s shard key, which a Citus cluster distributes the mutation log by: the key itself for an integer key, else hashtextextended(row_id, 0).';
+    'The row''s key (a bigint or integer key), which a Citus cluster distributes the mutation log by, with the default table.';
 DROP FUNCTION inventory_sync.update_0_2_0_integer_key(integer);
 
 -- The feed and the mutation log of the tracked tables with a uuid key: the same columns, with the
@@ -215,33 +215,97 @@ COMMENT ON TABLE inventory_sync.mutations_uuid IS
     'inventory_sync.mutations for the tracked tables with a uuid key.';
 COMMENT ON COLUMN inventory_sync.mutations_uuid.shard_key IS
     'The row''s key, which a Citus cluster distributes this part of the mutation log by, with the uuid tables.';
--- The uuid tables' feed records and mutation ids move to their own tables.
-CREATE FUNCTION inventory_sync.update_0_2_0_uuid_key(table_id integer) RETURNS boolean
+
+-- The same for the tracked tables with a text key, whose shard key is the key itself in the
+-- database's default collation (a Citus cluster colocates text columns of one collation only).
+CREATE TABLE inventory_sync.changes_text (
+    table_id   integer     NOT NULL,
+    row_id     text        COLLATE "C" NOT NULL,
+    id         jsonb       NOT NULL,
+    op         inventory_sync.write_op NOT NULL,
+    ts         timestamptz NOT NULL,
+    client_id  text,
+    field_clocks jsonb     NOT NULL DEFAULT '{}'::jsonb,
+    position   bigint      NOT NULL,
+    changed_at timestamptz NOT NULL,
+    shard_key  text        NOT NULL,
+    PRIMARY KEY (row_id, table_id, shard_key)
+);
+CREATE INDEX changes_text_position_idx ON inventory_sync.changes_text (position, table_id, row_id);
+ALTER TABLE inventory_sync.changes_text ENABLE ROW LEVEL SECURITY;
+CREATE POLICY changes_text_readable ON inventory_sync.changes_text FOR SELECT
+    USING (pg_catalog.has_table_privilege(inventory_sync.table_of(table_id), 'SELECT'));
+GRANT SELECT ON inventory_sync.changes_text TO PUBLIC;
+COMMENT ON TABLE inventory_sync.changes_text IS
+    'inventory_sync.changes for the tracked tables with a text key.';
+COMMENT ON COLUMN inventory_sync.changes_text.shard_key IS
+    'The row''s key, which a Citus cluster distributes this part of the feed by, with the text tables.';
+
+CREATE TABLE inventory_sync.mutations_text (
+    row_id      text        COLLATE "C" NOT NULL,
+    table_id    integer     NOT NULL,
+    client_id   text        NOT NULL,
+    mutation_id text        NOT NULL,
+    answer      jsonb,
+    applied_at  timestamptz NOT NULL DEFAULT now(),
+    db_user     name        NOT NULL DEFAULT current_user,
+    shard_key   text        NOT NULL,
+    PRIMARY KEY (row_id, table_id, client_id, mutation_id, shard_key)
+);
+CREATE INDEX mutations_text_applied_at_idx ON inventory_sync.mutations_text (applied_at);
+ALTER TABLE inventory_sync.mutations_text ENABLE ROW LEVEL SECURITY;
+CREATE POLICY mutations_text_of_oneself ON inventory_sync.mutations_text
+    USING (db_user OPERATOR(pg_catalog.=) CURRENT_USER)
+    WITH CHECK (db_user OPERATOR(pg_catalog.=) CURRENT_USER
+                AND pg_catalog.has_table_privilege(inventory_sync.table_of(table_id), 'INSERT, UPDATE, DELETE'));
+GRANT SELECT, INSERT, UPDATE, DELETE ON inventory_sync.mutations_text TO PUBLIC;
+COMMENT ON TABLE inventory_sync.mutations_text IS
+    'inventory_sync.mutations for the tracked tables with a text key.';
+COMMENT ON COLUMN inventory_sync.mutations_text.shard_key IS
+    'The row''s key, which a Citus cluster distributes this part of the mutation log by, with the text tables.';
+-- The uuid and text tables' feed records and mutation ids move to their own tables.
+CREATE FUNCTION inventory_sync.update_0_2_0_key_type(table_id integer) RETURNS pg_catalog.regtype
 LANGUAGE sql STABLE AS $$
-    SELECT EXISTS (
-             SELECT FROM inventory_sync.tracked t
-               JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) t.tbl
-                AND a.attnum OPERATOR(pg_catalog.=) t.key_attnum
-              WHERE t.table_id OPERATOR(pg_catalog.=) $1
-                AND a.atttypid OPERATOR(pg_catalog.=) 'pg_catalog.uuid'::pg_catalog.regtype)
+    SELECT a.atttypid::pg_catalog.regtype FROM inventory_sync.tracked t
+      JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) t.tbl
+       AND a.attnum OPERATOR(pg_catalog.=) t.key_attnum
+     WHERE t.table_id OPERATOR(pg_catalog.=) $1
 $$;
-WITH moved AS (DELETE FROM inventory_sync.changes c WHERE inventory_sync.update_0_2_0_uuid_key(c.table_id)
+WITH moved AS (DELETE FROM inventory_sync.changes c
+                WHERE inventory_sync.update_0_2_0_key_type(c.table_id) OPERATOR(pg_catalog.=) 'pg_catalog.uuid'::pg_catalog.regtype
                RETURNING c.*)
 INSERT INTO inventory_sync.changes_uuid
        (table_id, row_id, id, op, ts, client_id, field_clocks, position, changed_at, shard_key)
 SELECT m.table_id, m.row_id, m.id, m.op, m.ts, m.client_id, m.field_clocks, m.position, m.changed_at,
        m.row_id::pg_catalog.uuid
   FROM moved m;
-WITH moved AS (DELETE FROM inventory_sync.mutations m WHERE inventory_sync.update_0_2_0_uuid_key(m.table_id)
+WITH moved AS (DELETE FROM inventory_sync.mutations m
+                WHERE inventory_sync.update_0_2_0_key_type(m.table_id) OPERATOR(pg_catalog.=) 'pg_catalog.uuid'::pg_catalog.regtype
                RETURNING m.*)
 INSERT INTO inventory_sync.mutations_uuid
        (row_id, table_id, client_id, mutation_id, answer, applied_at, db_user, shard_key)
 SELECT m.row_id, m.table_id, m.client_id, m.mutation_id, m.answer, m.applied_at, m.db_user,
        m.row_id::pg_catalog.uuid
   FROM moved m;
-DROP FUNCTION inventory_sync.update_0_2_0_uuid_key(integer);
+WITH moved AS (DELETE FROM inventory_sync.changes c
+                WHERE inventory_sync.update_0_2_0_key_type(c.table_id) OPERATOR(pg_catalog.=) 'pg_catalog.text'::pg_catalog.regtype
+               RETURNING c.*)
+INSERT INTO inventory_sync.changes_text
+       (table_id, row_id, id, op, ts, client_id, field_clocks, position, changed_at, shard_key)
+SELECT m.table_id, m.row_id, m.id, m.op, m.ts, m.client_id, m.field_clocks, m.position, m.changed_at, m.row_id
+  FROM moved m;
+WITH moved AS (DELETE FROM inventory_sync.mutations m
+                WHERE inventory_sync.update_0_2_0_key_type(m.table_id) OPERATOR(pg_catalog.=) 'pg_catalog.text'::pg_catalog.regtype
+               RETURNING m.*)
+INSERT INTO inventory_sync.mutations_text
+       (row_id, table_id, client_id, mutation_id, answer, applied_at, db_user, shard_key)
+SELECT m.row_id, m.table_id, m.client_id, m.mutation_id, m.answer, m.applied_at, m.db_user, m.row_id
+  FROM moved m;
+DROP FUNCTION inventory_sync.update_0_2_0_key_type(integer);
 SELECT pg_catalog.pg_extension_config_dump('inventory_sync.changes_uuid', '');
 SELECT pg_catalog.pg_extension_config_dump('inventory_sync.mutations_uuid', '');
+SELECT pg_catalog.pg_extension_config_dump('inventory_sync.changes_text', '');
+SELECT pg_catalog.pg_extension_config_dump('inventory_sync.mutations_text', '');
 
 DROP FUNCTION inventory_sync.update_0_2_0_table_id(oid);
 
@@ -322,6 +386,7 @@ BEGIN
     IF ids IS NOT NULL THEN
         DELETE FROM inventory_sync.changes c WHERE c.table_id OPERATOR(pg_catalog.=) ANY (ids);
         DELETE FROM inventory_sync.changes_uuid c WHERE c.table_id OPERATOR(pg_catalog.=) ANY (ids);
+        DELETE FROM inventory_sync.changes_text c WHERE c.table_id OPERATOR(pg_catalog.=) ANY (ids);
         DELETE FROM inventory_sync.tracked t WHERE t.table_id OPERATOR(pg_catalog.=) ANY (ids);
     END IF;
     DELETE FROM inventory_sync.field_policies p WHERE p.tbl::pg_catalog.oid OPERATOR(pg_catalog.=) ANY (dropped);

@@ -89,7 +89,7 @@ COMMENT ON COLUMN inventory_sync.conflicts.server_data IS
 COMMENT ON COLUMN inventory_sync.conflicts.detected_at IS 'When the conflict was decided (clock_timestamp()).';
 COMMENT ON COLUMN inventory_sync.conflicts.db_user IS 'The database user that sent the write.';
 COMMENT ON COLUMN inventory_sync.conflicts.shard_key IS
-    'The row''s shard key, which a Citus cluster distributes the journal by: the key itself for an integer key, else hashtextextended(row_id, 0); for a uuid key on a Citus cluster, a key of the default table on the row''s node.';
+    'The row''s shard key, which a Citus cluster distributes the journal by: the key itself for an integer key, else hashtextextended(row_id, 0); for a uuid or text key on a Citus cluster, a key of the default table on the row''s node.';
 
 -- Whether the current user may manage the sync of table tbl (track it, set its policies): a
 -- member of the role that owns it. A function rather than a subquery in the policies below:
@@ -214,7 +214,7 @@ GRANT SELECT ON inventory_sync.changes TO PUBLIC;
 COMMENT ON TABLE inventory_sync.changes IS
     'The latest change of each row of each tracked table (op delete: a tombstone), in the order the pull feed walks.';
 COMMENT ON COLUMN inventory_sync.changes.shard_key IS
-    'The row''s shard key, which a Citus cluster distributes the feed by: the key itself for an integer key, else hashtextextended(row_id, 0).';
+    'The row''s key (a bigint or integer key), which a Citus cluster distributes the feed by, with the default table.';
 
 -- Mutations already applied, so a retried write is answered, not applied again. Keyed by the row
 -- first: a retry always names the same row, and the table can be distributed with the rows.
@@ -242,7 +242,7 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON inventory_sync.mutations TO PUBLIC;
 COMMENT ON TABLE inventory_sync.mutations IS
     'Answers of writes that carried client_id and mutation_id, kept until purge_mutations() removes them.';
 COMMENT ON COLUMN inventory_sync.mutations.shard_key IS
-    'The row''s shard key, which a Citus cluster distributes the mutation log by: the key itself for an integer key, else hashtextextended(row_id, 0).';
+    'The row''s key (a bigint or integer key), which a Citus cluster distributes the mutation log by, with the default table.';
 
 -- The feed and the mutation log of the tracked tables with a uuid key: the same columns, with the
 -- key itself as the shard key. A Citus cluster colocates only tables distributed by one type, so
@@ -293,6 +293,54 @@ COMMENT ON TABLE inventory_sync.mutations_uuid IS
     'inventory_sync.mutations for the tracked tables with a uuid key.';
 COMMENT ON COLUMN inventory_sync.mutations_uuid.shard_key IS
     'The row''s key, which a Citus cluster distributes this part of the mutation log by, with the uuid tables.';
+
+-- The same for the tracked tables with a text key, whose shard key is the key itself in the
+-- database's default collation (a Citus cluster colocates text columns of one collation only).
+CREATE TABLE inventory_sync.changes_text (
+    table_id   integer     NOT NULL,
+    row_id     text        COLLATE "C" NOT NULL,
+    id         jsonb       NOT NULL,
+    op         inventory_sync.write_op NOT NULL,
+    ts         timestamptz NOT NULL,
+    client_id  text,
+    field_clocks jsonb     NOT NULL DEFAULT '{}'::jsonb,
+    position   bigint      NOT NULL,
+    changed_at timestamptz NOT NULL,
+    shard_key  text        NOT NULL,
+    PRIMARY KEY (row_id, table_id, shard_key)
+);
+CREATE INDEX changes_text_position_idx ON inventory_sync.changes_text (position, table_id, row_id);
+ALTER TABLE inventory_sync.changes_text ENABLE ROW LEVEL SECURITY;
+CREATE POLICY changes_text_readable ON inventory_sync.changes_text FOR SELECT
+    USING (pg_catalog.has_table_privilege(inventory_sync.table_of(table_id), 'SELECT'));
+GRANT SELECT ON inventory_sync.changes_text TO PUBLIC;
+COMMENT ON TABLE inventory_sync.changes_text IS
+    'inventory_sync.changes for the tracked tables with a text key.';
+COMMENT ON COLUMN inventory_sync.changes_text.shard_key IS
+    'The row''s key, which a Citus cluster distributes this part of the feed by, with the text tables.';
+
+CREATE TABLE inventory_sync.mutations_text (
+    row_id      text        COLLATE "C" NOT NULL,
+    table_id    integer     NOT NULL,
+    client_id   text        NOT NULL,
+    mutation_id text        NOT NULL,
+    answer      jsonb,
+    applied_at  timestamptz NOT NULL DEFAULT now(),
+    db_user     name        NOT NULL DEFAULT current_user,
+    shard_key   text        NOT NULL,
+    PRIMARY KEY (row_id, table_id, client_id, mutation_id, shard_key)
+);
+CREATE INDEX mutations_text_applied_at_idx ON inventory_sync.mutations_text (applied_at);
+ALTER TABLE inventory_sync.mutations_text ENABLE ROW LEVEL SECURITY;
+CREATE POLICY mutations_text_of_oneself ON inventory_sync.mutations_text
+    USING (db_user OPERATOR(pg_catalog.=) CURRENT_USER)
+    WITH CHECK (db_user OPERATOR(pg_catalog.=) CURRENT_USER
+                AND pg_catalog.has_table_privilege(inventory_sync.table_of(table_id), 'INSERT, UPDATE, DELETE'));
+GRANT SELECT, INSERT, UPDATE, DELETE ON inventory_sync.mutations_text TO PUBLIC;
+COMMENT ON TABLE inventory_sync.mutations_text IS
+    'inventory_sync.mutations for the tracked tables with a text key.';
+COMMENT ON COLUMN inventory_sync.mutations_text.shard_key IS
+    'The row''s key, which a Citus cluster distributes this part of the mutation log by, with the text tables.';
 
 -- The feed position of the newest tombstone a purge removed, per era (on a Citus cluster each
 -- node writes in an era of its own): a pull cursor before it may have missed it.
@@ -384,6 +432,7 @@ BEGIN
     IF ids IS NOT NULL THEN
         DELETE FROM inventory_sync.changes c WHERE c.table_id OPERATOR(pg_catalog.=) ANY (ids);
         DELETE FROM inventory_sync.changes_uuid c WHERE c.table_id OPERATOR(pg_catalog.=) ANY (ids);
+        DELETE FROM inventory_sync.changes_text c WHERE c.table_id OPERATOR(pg_catalog.=) ANY (ids);
         DELETE FROM inventory_sync.tracked t WHERE t.table_id OPERATOR(pg_catalog.=) ANY (ids);
     END IF;
     DELETE FROM inventory_sync.field_policies p WHERE p.tbl::pg_catalog.oid OPERATOR(pg_catalog.=) ANY (dropped);
@@ -409,6 +458,8 @@ SELECT pg_catalog.pg_extension_config_dump('inventory_sync.changes', '');
 SELECT pg_catalog.pg_extension_config_dump('inventory_sync.mutations', '');
 SELECT pg_catalog.pg_extension_config_dump('inventory_sync.changes_uuid', '');
 SELECT pg_catalog.pg_extension_config_dump('inventory_sync.mutations_uuid', '');
+SELECT pg_catalog.pg_extension_config_dump('inventory_sync.changes_text', '');
+SELECT pg_catalog.pg_extension_config_dump('inventory_sync.mutations_text', '');
 SELECT pg_catalog.pg_extension_config_dump('inventory_sync.purge_horizon', '');
 SELECT pg_catalog.pg_extension_config_dump('inventory_sync.eras', '');
 SELECT pg_catalog.pg_extension_config_dump(

@@ -137,6 +137,17 @@ pub enum SyncError {
     #[error("table {table} is not distributed over the cluster")]
     NotOnTheCluster { table: String },
 
+    /// On a Citus cluster: a table whose key Citus cannot colocate with the feed records and
+    /// mutation ids of its key type (`tracking::Side::colocated_with`): an `integer` key (those
+    /// are keyed by `bigint`), or a text key of another collation than the database's default.
+    #[error("the key of table {table} cannot be colocated with its feed records on the cluster")]
+    KeyNotColocatable { table: String, collation: bool },
+
+    /// On a Citus cluster: a table to track that Citus spreads otherwise than by its key, with
+    /// the feed records and mutation ids of its key type (`with`).
+    #[error("table {table} is not distributed by its key with {with}")]
+    NotColocated { table: String, with: &'static str },
+
     /// A node of the cluster did not answer for its horizon.
     #[error("node {node} did not answer: {message}")]
     NodeUnreachable { node: i32, message: String },
@@ -205,9 +216,12 @@ impl SyncError {
             | SyncError::NodeWithoutEra
             | SyncError::NumberedOtherwise { .. }
             | SyncError::NotOnTheCluster { .. }
+            | SyncError::NotColocated { .. }
             | SyncError::DroppedColumns { .. }
             | SyncError::NotACluster(_) => SqlState::OBJECT_NOT_IN_PREREQUISITE_STATE,
             SyncError::NodeUnreachable { .. } => SqlState::CONNECTION_FAILURE,
+            SyncError::KeyNotColocatable { collation: true, .. } => SqlState::COLLATION_MISMATCH,
+            SyncError::KeyNotColocatable { .. } => SqlState::DATATYPE_MISMATCH,
             SyncError::StampMisused => SqlState::TRIGGER_PROTOCOL_VIOLATED,
             SyncError::NestedTooDeep => SqlState::STATEMENT_TOO_COMPLEX,
             SyncError::Unsettled { .. } => SqlState::SERIALIZATION_FAILURE,
@@ -265,6 +279,15 @@ impl SyncError {
             SyncError::KeyType { .. } => {
                 Some("A tracked table's primary key must be of type bigint, integer, uuid or text.".into())
             }
+            SyncError::KeyNotColocatable { collation: false, .. } => Some(
+                "Citus colocates only columns of one type, and the feed records of integer keys are keyed by bigint."
+                    .into(),
+            ),
+            SyncError::KeyNotColocatable { collation: true, .. } => Some(
+                "Citus colocates only text columns of one collation, and the feed records of text keys are keyed in \
+                 the database's default collation."
+                    .into(),
+            ),
             SyncError::BadTimestampColumn { why, .. } | SyncError::TrackingBroken { why, .. } => Some(why.clone()),
             _ => None,
         }
@@ -305,6 +328,15 @@ impl SyncError {
             ),
             SyncError::NotOnTheCluster { .. } => Some(
                 "Distribute it by its key first (SELECT inventory_sync.distribute('t'), which colocates it with the rows of its key type), or make it a reference table; then track it."
+            ),
+            SyncError::KeyNotColocatable { collation: false, .. } => {
+                Some("Make the key a bigint (ALTER TABLE … ALTER COLUMN … TYPE bigint), then distribute it again.")
+            }
+            SyncError::KeyNotColocatable { collation: true, .. } => Some(
+                "Give the key the default collation (ALTER TABLE … ALTER COLUMN … TYPE text COLLATE \"default\"), then distribute it again."
+            ),
+            SyncError::NotColocated { .. } => Some(
+                "Colocate it with the table named (SELECT alter_distributed_table('t', distribution_column => 'key', colocate_with => 'that table')), then track it."
             ),
             SyncError::NodeWithoutEra => Some(
                 "A node added to the cluster after inventory_sync.distribute() gets its era when distribute() runs again."
@@ -359,6 +391,9 @@ mod unit {
             SyncError::StampMisused,
             SyncError::NumberedOtherwise { table: "public.t".into(), node: 2 },
             SyncError::NotOnTheCluster { table: "public.t".into() },
+            SyncError::KeyNotColocatable { table: "public.t".into(), collation: false },
+            SyncError::KeyNotColocatable { table: "public.t".into(), collation: true },
+            SyncError::NotColocated { table: "public.t".into(), with: "inventory_sync.changes_text" },
             SyncError::DroppedColumns { table: "public.t".into() },
             SyncError::OutOfRange { name: "lim", range: "between 1 and 100000" },
             SyncError::MutationOfOtherUser { client_id: "c".into(), mutation_id: "m".into() },

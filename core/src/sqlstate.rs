@@ -23,6 +23,7 @@ impl SqlState {
     pub const INSUFFICIENT_PRIVILEGE: SqlState = SqlState::new(b"42501");
     pub const INVALID_TABLE_DEFINITION: SqlState = SqlState::new(b"42P16");
     pub const DATATYPE_MISMATCH: SqlState = SqlState::new(b"42804");
+    pub const COLLATION_MISMATCH: SqlState = SqlState::new(b"42P21");
     pub const CONNECTION_FAILURE: SqlState = SqlState::new(b"08006");
     pub const TRIGGER_PROTOCOL_VIOLATED: SqlState = SqlState::new(b"39P01");
 

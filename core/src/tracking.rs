@@ -20,33 +20,35 @@ pub const KEY_TYPES: [u32; 4] = [oid::INT8, oid::INT4, oid::UUID, oid::TEXT];
 
 /// Whether a key type is an integer. Answers show such a key as a number, and it is its row's
 /// shard key itself (see `sql`), as a bigint, so that the side rows of a row of the default
-/// table, or of a table Citus colocates with it, are stored on the row's own shard. Any other
-/// key's shard key is the hash of its text, PostgreSQL's `hashtextextended(key, 0)`, which spreads
-/// the side rows evenly.
+/// table, or of a table Citus colocates with it, are stored on the row's own shard. A journal
+/// entry of a row with any other key takes the hash of its text as shard key, PostgreSQL's
+/// `hashtextextended(key, 0)` (on a Citus cluster, a key of the default table on the row's node).
 pub fn integer_key(key_type: u32) -> bool {
     matches!(key_type, oid::INT8 | oid::INT4)
 }
 
 /// Where a tracked table's rows keep their feed records and mutation ids. A Citus cluster
-/// colocates only tables distributed by one type, so each group of key types has side tables of
-/// its own, distributed with its tables: the `uuid` tables keep theirs in tables with a `uuid`
-/// shard key (the key itself); every other key (and the default table) in the `bigint` ones.
+/// colocates only tables distributed by one type (and, for text, one collation), so each key type
+/// has side tables of its own, distributed with its tables, whose shard key is the key itself:
+/// `bigint` for the integer keys (and the default table), `uuid`, and `text` (in the database's
+/// default collation).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Side {
     Bigint,
     Uuid,
+    Text,
 }
 
 impl Side {
     /// Every side, in the order readers take them.
-    pub const ALL: [Side; 2] = [Side::Bigint, Side::Uuid];
+    pub const ALL: [Side; 3] = [Side::Bigint, Side::Uuid, Side::Text];
 
     /// The side of a table whose key has type `key_type`.
     pub fn of(key_type: u32) -> Side {
-        if key_type == oid::UUID {
-            Side::Uuid
-        } else {
-            Side::Bigint
+        match key_type {
+            oid::UUID => Side::Uuid,
+            oid::TEXT => Side::Text,
+            _ => Side::Bigint,
         }
     }
 
@@ -55,16 +57,7 @@ impl Side {
         match self {
             Side::Bigint => "inventory_sync.changes",
             Side::Uuid => "inventory_sync.changes_uuid",
-        }
-    }
-
-    /// The table a table with this side's keys is colocated with on a Citus cluster (see
-    /// `sql::DISTRIBUTE_FIRST`); a text key has none (its type's default group).
-    pub fn colocated_with(key_type: u32) -> &'static str {
-        match key_type {
-            oid::INT8 => "inventory_sync.inventory",
-            oid::UUID => "inventory_sync.changes_uuid",
-            _ => "default",
+            Side::Text => "inventory_sync.changes_text",
         }
     }
 
@@ -73,6 +66,25 @@ impl Side {
         match self {
             Side::Bigint => "inventory_sync.mutations",
             Side::Uuid => "inventory_sync.mutations_uuid",
+            Side::Text => "inventory_sync.mutations_text",
+        }
+    }
+
+    /// Whether this side's shard key is the key itself, of the key's type (else it is the `bigint`
+    /// shard key of `integer_key`).
+    pub fn keyed_by_key(self) -> bool {
+        self != Side::Bigint
+    }
+
+    /// The table a table with a key of type `key_type` is colocated with on a Citus cluster, so
+    /// that its rows and their side rows are on one node (see `sql::DISTRIBUTE_FIRST`): a `bigint`
+    /// key with the default table, a `uuid` or `text` key with its side's feed. None for an
+    /// `integer` key, which Citus cannot colocate with `bigint` columns.
+    pub fn colocated_with(key_type: u32) -> Option<&'static str> {
+        match key_type {
+            oid::INT8 => Some("inventory_sync.inventory"),
+            oid::UUID | oid::TEXT => Some(Side::of(key_type).changes()),
+            _ => None,
         }
     }
 }

@@ -39,7 +39,7 @@ pub fn track(client: &mut SpiClient<'_>, relid: pg_sys::Oid, ts_column: &str) ->
     check_trackable(relid, &name)?;
     let (columns, primary_key) = describe::describe(client, relid);
     let (key, ts) = validate(&name, &columns, &primary_key, TsColumn::Name(ts_column))?;
-    super::cluster::check_on_every_node(client, relid)?;
+    super::cluster::check_on_every_node(client, relid, columns[key].attnum, columns[key].typid)?;
     client
         .update(
             "INSERT INTO inventory_sync.tracked (tbl, key_attnum, ts_attnum) VALUES ($1, $2, $3)

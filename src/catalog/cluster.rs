@@ -89,15 +89,15 @@ pub fn distribute(client: &mut SpiClient<'_>) -> Result<Jsonb, SyncError> {
     }
     // A row on every shard of the probe, through which pulls ask the nodes for their horizons.
     client.update(sql::PROBE_FILL, None, &[]).expect("inventory_sync: filling the node probe failed");
-    let tracked: Vec<pg_sys::Oid> = client
+    let tracked: Vec<(pg_sys::Oid, i16)> = client
         .select(sql::FEED_TABLES, None, &[])
         .expect("inventory_sync: reading the tracked tables failed")
-        .map(|row| row.value(2).expect("an OID"))
+        .map(|row| (row.value(2).expect("an OID"), row.value(3).expect("a key column")))
         .collect();
     // The tables distributed just now are numbered alike everywhere (and the other nodes, which
     // are asked over new connections, cannot see them before this transaction commits).
-    for relid in tracked.into_iter().filter(|relid| !distributed_now.contains(relid)) {
-        check_on_every_node(client, relid)?;
+    for (relid, attnum) in tracked.into_iter().filter(|(relid, _)| !distributed_now.contains(relid)) {
+        check_on_every_node(client, relid, attnum, lookup::column_type(relid, attnum).to_u32())?;
     }
     let (cohort, previous_end) = cohort_start(client);
     let mut nodes: Vec<(i32, (i64, u32))> = positions::nodes(client)?.into_iter().map(|n| (n.id, n.writer)).collect();
@@ -127,34 +127,62 @@ pub fn distribute(client: &mut SpiClient<'_>) -> Result<Jsonb, SyncError> {
 /// distributed.
 fn distribute_tracked(client: &mut SpiClient<'_>) -> Result<Vec<pg_sys::Oid>, SyncError> {
     let failed = "inventory_sync: reading the tracked tables failed";
-    let tables: Vec<(pg_sys::Oid, String, pg_sys::Oid)> = client
+    let tables: Vec<(pg_sys::Oid, String, i16, pg_sys::Oid)> = client
         .select(sql::TRACKED_UNDISTRIBUTED, None, &[])
         .expect(failed)
-        .map(|r| (r.value(1).expect(failed), r.value(2).expect(failed), r.value(3).expect(failed)))
+        .map(|r| {
+            (r.value(1).expect(failed), r.value(2).expect(failed), r.value(3).expect(failed), r.value(4).expect(failed))
+        })
         .collect();
     let mut distributed = Vec::with_capacity(tables.len());
-    for (relid, key, key_type) in tables {
-        spread(client, relid, &key, key_type.to_u32())?;
+    for (relid, key, attnum, key_type) in tables {
+        spread(client, relid, &key, attnum, key_type.to_u32())?;
         distributed.push(relid);
     }
     Ok(distributed)
 }
 
-/// Distribute table `relid` by its key column `key` (of type `key_type`), colocated by key type
-/// (`tracking::Side::colocated_with`: a bigint key with the default table, a `uuid` key with the
-/// `uuid` side tables, so that a row and its side rows are on one node and its delegated calls run
-/// there whole; any other key in its type's default group). A table with a column dropped before
-/// another is refused: Citus makes the workers' copies without it, numbered otherwise. Answers
-/// what it was colocated with.
-fn spread(client: &mut SpiClient<'_>, relid: pg_sys::Oid, key: &str, key_type: u32) -> Result<&'static str, SyncError> {
+/// Distribute table `relid` by its key column `key` (number `attnum`, of type `key_type`),
+/// colocated by key type (`tracking::Side::colocated_with`: a bigint key with the default table, a
+/// `uuid` or `text` key with its side's tables), so that a row and its side rows are on one node
+/// and its delegated calls run there whole. Refused: a key Citus cannot colocate so (an `integer`
+/// key, a text key of another collation), and a table with a column dropped before another
+/// (Citus makes the workers' copies without it, numbered otherwise). Answers what it was
+/// colocated with.
+fn spread(
+    client: &mut SpiClient<'_>,
+    relid: pg_sys::Oid,
+    key: &str,
+    attnum: i16,
+    key_type: u32,
+) -> Result<&'static str, SyncError> {
+    let colocate_with = colocation_of(client, relid, attnum, key_type)?;
     if select_one(client, sql::HAS_DROPPED_COLUMN, &[relid.into()]) == Some(true) {
         return Err(SyncError::DroppedColumns { table: lookup::qualified_name(relid) });
     }
-    let colocate_with = Side::colocated_with(key_type);
     client
         .update(sql::DISTRIBUTE_TABLE, None, &[relid.into(), key.into(), colocate_with.into()])
         .expect("inventory_sync: distributing a table failed");
     Ok(colocate_with)
+}
+
+/// The table that table `relid`, whose key is column `attnum` of type `key_type`, is to be
+/// colocated with on a Citus cluster, or why it cannot be (`SyncError::KeyNotColocatable`).
+fn colocation_of(
+    client: &SpiClient<'_>,
+    relid: pg_sys::Oid,
+    attnum: i16,
+    key_type: u32,
+) -> Result<&'static str, SyncError> {
+    let table = || lookup::qualified_name(relid);
+    let with = Side::colocated_with(key_type)
+        .ok_or_else(|| SyncError::KeyNotColocatable { table: table(), collation: false })?;
+    if Side::of(key_type) == Side::Text
+        && select_one(client, sql::DEFAULT_COLLATION, &[relid.into(), attnum.into()]) != Some(true)
+    {
+        return Err(SyncError::KeyNotColocatable { table: table(), collation: true });
+    }
+    Ok(with)
 }
 
 /// The catalogs' rows (tracked tables, merge policies) while Citus makes the catalogs reference
@@ -216,20 +244,37 @@ fn stamp_positions(client: &mut SpiClient<'_>) {
     with_triggers_allowed(client, |client| sql::STAMP_POSITIONS.iter().for_each(|statement| run(client, statement)));
 }
 
-/// On a Citus coordinator, for a table to track: that it is on every node once the extension is
-/// spread over the cluster (the calls run on the nodes, delegated ones on a worker), and that every
+/// On a Citus coordinator, for a table to track (whose key is column `attnum` of type
+/// `key_type`): that it is on every node once the extension is spread over the cluster (the calls
+/// run on the nodes, delegated ones on a worker); if Citus spreads it, that it does so by its key,
+/// colocated with the side tables of its key type, so that each write of a row runs on one node
+/// (its lock, its row and its side rows there; see docs/DEVELOPMENT.md "Citus"); and that every
 /// node numbers its columns as this one does. The catalogs (on every node alike) name a tracked
 /// table's key and timestamp columns by number, and Citus makes the workers' copies of a table
 /// without the columns dropped before it was distributed.
-pub fn check_on_every_node(client: &SpiClient<'_>, relid: pg_sys::Oid) -> Result<(), SyncError> {
+pub fn check_on_every_node(
+    client: &SpiClient<'_>,
+    relid: pg_sys::Oid,
+    attnum: i16,
+    key_type: u32,
+) -> Result<(), SyncError> {
     if !yes(client, sql::HAS_CITUS) || !yes(client, sql::IS_COORDINATOR) {
         return Ok(());
     }
-    if select_one(client, sql::IS_REPLICATED, &[relid.into()]) != Some(true) {
+    let Some(spread_as) = client
+        .select(sql::SPREAD_AS, None, &[relid.into(), attnum.into(), Side::colocated_with(key_type).into()])
+        .expect("inventory_sync: reading how Citus holds a table failed")
+        .next()
+        .map(|row| (row.value::<bool>(1), row.value::<bool>(2)))
+    else {
         if yes(client, sql::IS_DISTRIBUTED) {
             return Err(SyncError::NotOnTheCluster { table: lookup::qualified_name(relid) });
         }
         return Ok(());
+    };
+    if spread_as.0 == Some(true) && spread_as.1 != Some(true) {
+        let with = colocation_of(client, relid, attnum, key_type)?;
+        return Err(SyncError::NotColocated { table: lookup::qualified_name(relid), with });
     }
     let here: String = select_one(client, sql::COLUMN_NUMBERS, &[relid.into()]).unwrap_or_default();
     let table = lookup::qualified_name(relid);
@@ -322,7 +367,7 @@ pub fn distribute_table(client: &mut SpiClient<'_>, relid: pg_sys::Oid) -> Resul
     if select_one(client, sql::IS_REPLICATED, &[relid.into()]) == Some(true) {
         return Ok(Jsonb::from_text(&serde_json::json!({"table": name, "distributed": false}).to_string()));
     }
-    let colocate_with = spread(client, relid, &key.name, key.typid)?;
+    let colocate_with = spread(client, relid, &key.name, key.attnum, key.typid)?;
     let answer =
         serde_json::json!({"table": name, "distributed": true, "column": key.name, "colocate_with": colocate_with});
     Ok(Jsonb::from_text(&answer.to_string()))

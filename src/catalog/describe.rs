@@ -100,9 +100,9 @@ pub(super) fn load(client: &SpiClient<'_>, relid: pg_sys::Oid) -> Result<Tracked
     let builtin = PgOid::from_untagged;
     let key_ts = vec![typ(k.typid), builtin(pg_sys::TIMESTAMPTZOID), builtin(pg_sys::TEXTOID)];
     let int8 = builtin(pg_sys::INT8OID);
-    // The shard key of the row's change record: on the uuid side the key itself (`sql`).
+    // The shard key of the row's change record: on the uuid and text sides the key itself (`sql`).
     let side = Side::of(k.typid);
-    let shard_key = if side == Side::Uuid { typ(k.typid) } else { int8 };
+    let shard_key = if side.keyed_by_key() { typ(k.typid) } else { int8 };
     let mut record_types = key_ts.clone();
     record_types.extend([builtin(pg_sys::TEXTOID), builtin(pg_sys::JSONBOID), int8, shard_key]);
     let key_shard = vec![typ(k.typid), shard_key];

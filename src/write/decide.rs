@@ -37,9 +37,9 @@ fn journal_row(
     payload: Jsonb,
     reason: &str,
 ) -> Option<Jsonb> {
-    // A uuid row's entry goes to its node on a Citus cluster (see `cluster::journal_key`).
+    // A uuid or text row's entry goes to its node on a Citus cluster (see `cluster::journal_key`).
     let shard_key = match write.side {
-        Side::Uuid => cluster::journal_key(client, table.oid, write.key.bind()).unwrap_or(write.shard_key),
+        Side::Uuid | Side::Text => cluster::journal_key(client, table.oid, write.key.bind()).unwrap_or(write.shard_key),
         Side::Bigint => write.shard_key,
     };
     let args = [
@@ -80,6 +80,7 @@ impl MutationLog {
         let shard_key = match side {
             Side::Bigint => INT8,
             Side::Uuid => UUID,
+            Side::Text => TEXT,
         };
         let ids = vec![TEXT, INT4, TEXT, TEXT, shard_key];
         let mut with_answer = ids.clone();
@@ -96,6 +97,7 @@ impl MutationLog {
 thread_local! {
     static BIGINT_LOG: MutationLog = MutationLog::new(Side::Bigint);
     static UUID_LOG: MutationLog = MutationLog::new(Side::Uuid);
+    static TEXT_LOG: MutationLog = MutationLog::new(Side::Text);
 }
 
 /// Run `f` with the mutation log's statements of `side`.
@@ -103,6 +105,7 @@ fn with_log<T>(side: Side, f: impl FnOnce(&MutationLog) -> T) -> T {
     match side {
         Side::Bigint => BIGINT_LOG.with(f),
         Side::Uuid => UUID_LOG.with(f),
+        Side::Text => TEXT_LOG.with(f),
     }
 }
 

@@ -40,9 +40,9 @@ pub struct Write<'a> {
     pub row_id: String,
     /// Whether the key is an integer (answers show it as a number).
     pub numeric_key: bool,
-    /// The row's shard key: what its journal entries (but a `uuid` row's on a Citus cluster, see
-    /// `cluster::journal_key`), and on the `bigint` side its change record and mutation ids, are
-    /// distributed by (see `sql`).
+    /// The row's shard key: what its journal entries (but a `uuid` or `text` row's on a Citus
+    /// cluster, see `cluster::journal_key`), and on the `bigint` side its change record and
+    /// mutation ids, are distributed by (see `sql`).
     pub shard_key: i64,
     /// Where its change record and mutation ids are kept.
     pub side: Side,
@@ -218,16 +218,17 @@ fn check_base(base: Option<Jsonb>) -> Result<Option<Jsonb>, SyncError> {
 }
 
 impl Write<'_> {
-    /// The row's key as answers show it: a number for an integer key, else a string.
     /// The row's shard key as its change record and mutation ids take it (see `sql`): the key
-    /// itself on the `uuid` side, else `shard_key`.
+    /// itself on the `uuid` and `text` sides, else `shard_key`.
     pub fn side_key(&self) -> DatumWithOid<'_> {
-        match self.side {
-            Side::Uuid => self.key.bind(),
-            Side::Bigint => self.shard_key.into(),
+        if self.side.keyed_by_key() {
+            self.key.bind()
+        } else {
+            self.shard_key.into()
         }
     }
 
+    /// The row's key as answers show it: a number for an integer key, else a string.
     pub fn key_json(&self) -> Scalar<'_> {
         match self.row_id.parse::<i64>() {
             Ok(n) if self.numeric_key => Scalar::Int(n),

@@ -4,7 +4,8 @@ cluster where that release's library is installed (INVENTORY_SYNC_DSN), never by
 Creates database release_fixture with the extension at the release's version and writes, through
 the release's own functions, something into every table it keeps: the Laptops story (a journaled
 conflict), mutation ids, tombstones before and after a purge (the purge horizon), a tracked uuid
-table with a delta policy and a tombstone, a table tracked and then untracked (its feed entries
+table with a delta policy and a tombstone, a tracked text-keyed table with a mutation id and a
+tombstone, a table tracked and then untracked (its feed entries
 left behind), a field_lww policy on the default table. Then two devices pull: one everything, one
 a first page; their cursors, and what the second had still to pull, are kept in
 public.device_cursors, so the upgrade test can check that the update honours them."""
@@ -53,6 +54,13 @@ def main(version):
             "'{\"name\": \"Lamp\"}', '2024-03-01 09:00+00')"
         )
         run("SELECT inventory_sync.sync_delete_in('public.products', 'b0eebc99-9c0b-4ef8-bb6d-6bb9bd380a12', '2024-03-01 12:00+00')")
+        # A tracked table with a text key: a row written with a mutation id, a tombstone.
+        c.execute("CREATE TABLE public.shelves (code text PRIMARY KEY, label text, updated_at timestamptz)")
+        c.execute("SELECT inventory_sync.track('public.shelves')")
+        run("SELECT inventory_sync.sync_upsert_in('public.shelves', 'A-12', '{\"label\": \"A\"}', '2024-03-01 09:00+00',"
+            " 'dev-d', 'm-1')")
+        run("SELECT inventory_sync.sync_upsert_in('public.shelves', 'B-01', '{\"label\": \"B\"}', '2024-03-01 09:00+00')")
+        run("SELECT inventory_sync.sync_delete_in('public.shelves', 'B-01', '2024-03-01 12:00+00')")
         # A table tracked, written and untracked: the release keeps its feed entry.
         c.execute("CREATE TABLE public.gone (id bigint PRIMARY KEY, note text, updated_at timestamptz)")
         c.execute("SELECT inventory_sync.track('public.gone')")

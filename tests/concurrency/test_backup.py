@@ -72,15 +72,28 @@ def source():
         c.execute("SELECT inventory_sync.sync_upsert_in('shop.products', '8', '{\"name\": \"Lamp\"}', '2024-03-01 09:00+00')")
         c.execute("SELECT inventory_sync.sync_delete_in('shop.products', '8', '2024-03-01 12:00+00', 'dev-b')")
         c.execute("SELECT inventory_sync.sync_upsert_in('shop.products', '7', '{\"name\": \"Desk\"}', '2024-03-01 08:00+00')")
+        # Tables with a uuid and a text key (their feed records and mutation ids are kept apart):
+        # a row written with a mutation id, and a tombstone.
+        c.execute("CREATE TABLE shop.shelves (id uuid PRIMARY KEY, label text, updated_at timestamptz)")
+        c.execute("CREATE TABLE shop.tags (code text PRIMARY KEY, label text, updated_at timestamptz)")
+        for table, key in [("shop.shelves", "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"), ("shop.tags", "blue")]:
+            c.execute("SELECT inventory_sync.track(%s)", (table,))
+            c.execute("SELECT inventory_sync.sync_upsert_in(%s, %s, '{\"label\": \"x\"}', '2024-03-01 09:00+00',"
+                      " 'dev-c', %s)", (table, key, "m-" + key))
+        c.execute("SELECT inventory_sync.sync_delete_in('shop.tags', 'blue', '2024-03-01 10:00+00')")
         everything, all_cursor = pull_all(c)
-        assert len(everything) == 5, everything
+        assert len(everything) == 7, everything
         part = c.execute("SELECT inventory_sync.sync_pull(NULL, 2)").fetchone()[0]
         assert part["has_more"]
         rest, _ = pull_all(c, part["cursor"])
-        assert len(rest) == 3
+        assert len(rest) == 5
         assert min(c.execute("SELECT position FROM inventory_sync.inventory").fetchall())[0] > XIDS_USED_UP
     yield {"db": SOURCE, "all": all_cursor, "part": part["cursor"], "rest": rest}
     drop_databases(SOURCE)
+
+
+# The parts of the feed and of the mutation log: a uuid or text table's are tables of their own.
+SIDES = ("", "_uuid", "_text")
 
 
 def state(c):
@@ -98,14 +111,15 @@ def state(c):
         ),
         "changes": q(
             "SELECT inventory_sync.table_of(table_id)::text, table_id, row_id, id, op, ts, client_id, field_clocks,"
-            " position FROM (SELECT table_id, row_id, id, op, ts, client_id, field_clocks, position"
-            " FROM inventory_sync.changes UNION ALL SELECT table_id, row_id, id, op, ts, client_id, field_clocks,"
-            " position FROM inventory_sync.changes_uuid) c ORDER BY 1, 3"
+            " position FROM (" + " UNION ALL ".join(
+                f"SELECT table_id, row_id, id, op, ts, client_id, field_clocks, position FROM inventory_sync.changes{side}"
+                for side in SIDES) + ") c ORDER BY 1, 3"
         ),
         "mutations": q(
             "SELECT row_id, inventory_sync.table_of(table_id)::text, client_id, mutation_id, answer, db_user"
-            " FROM (SELECT row_id, table_id, client_id, mutation_id, answer, db_user FROM inventory_sync.mutations"
-            " UNION ALL SELECT row_id, table_id, client_id, mutation_id, answer, db_user FROM inventory_sync.mutations_uuid) m"
+            " FROM (" + " UNION ALL ".join(
+                f"SELECT row_id, table_id, client_id, mutation_id, answer, db_user FROM inventory_sync.mutations{side}"
+                for side in SIDES) + ") m"
             " ORDER BY 1, 2, 3, 4"
         ),
         "policies": q("SELECT table_name::text, field, policy FROM inventory_sync.policies ORDER BY 1, 2"),
@@ -125,7 +139,7 @@ def decides_as_before(c, source):
     c.execute("SET TimeZone = 'UTC'")
     one = lambda sql, *args: c.execute(sql, args).fetchone()[0]  # noqa: E731
     # Devices continue from the cursors handed out before the dump: the one that pulled two
-    # changes gets the other three, the one that pulled everything gets nothing.
+    # changes gets the other five, the one that pulled everything gets nothing.
     assert pull_all(c, source["part"])[0] == source["rest"]
     assert pull_all(c, source["all"])[0] == []
     positions_before = one("SELECT max(position) FROM inventory_sync.inventory")
@@ -233,6 +247,8 @@ def test_a_brand_new_cluster_takes_the_backup_whole_or_data_only(source, new_clu
             "CREATE TABLE shop.products (id bigint PRIMARY KEY, name text NOT NULL, stock integer NOT NULL DEFAULT 0,"
             " updated_at timestamptz)"
         )
+        c.execute("CREATE TABLE shop.shelves (id uuid PRIMARY KEY, label text, updated_at timestamptz)")
+        c.execute("CREATE TABLE shop.tags (code text PRIMARY KEY, label text, updated_at timestamptz)")
     run("pg_restore", "--exit-on-error", "--data-only", "-d", "restored_data", str(data_only), on=new_cluster)
     for name in ("restored_whole", "restored_data"):
         with new_cluster.connect(name) as c:

@@ -33,7 +33,11 @@ TWIN = "isync_citus_twin"
 TABLES = [
     "CREATE TABLE products (id bigint PRIMARY KEY, name text NOT NULL, stock integer NOT NULL, updated_at timestamptz)",
     "CREATE TABLE notes (id uuid PRIMARY KEY, body text, likes integer NOT NULL DEFAULT 0, updated_at timestamptz)",
+    "CREATE TABLE tags (id text PRIMARY KEY, label text, updated_at timestamptz)",
 ]
+
+# The tracked tables, tracked in this order on the cluster and its twin.
+TRACKED = ["products", "notes", "tags"]
 
 N1 = "'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'"
 N2 = "'c0eebc99-9c0b-4ef8-bb6d-6bb9bd380a13'"
@@ -92,6 +96,15 @@ SCRIPT = [
     f"SELECT inventory_sync.sync_upsert_in('notes', {N2}::uuid, '{{\"body\": \"n\"}}', '2024-03-01 09:00+00', 'dev', 'n-1')",
     f"SELECT inventory_sync.sync_delete_in('notes', {N2}::uuid, '2024-03-01 10:00+00', 'dev', 'n-2')",
     f"SELECT inventory_sync.sync_upsert_in('notes', {N2}::uuid, '{{\"body\": \"late\"}}', '2024-03-01 09:30+00')",
+    # A tracked text table: a stale write journaled, a tie, a retried mutation, a delete and an
+    # older write that loses to it.
+    "SELECT inventory_sync.sync_upsert_in('tags', 'blue', '{\"label\": \"Blue\"}', '2024-03-01 09:00+00', 'a')",
+    "SELECT inventory_sync.sync_upsert_in('tags', 'blue', '{\"label\": \"Old\"}', '2024-03-01 08:00+00')",
+    "SELECT inventory_sync.sync_upsert_in('tags', 'blue', '{\"label\": \"Tie\"}', '2024-03-01 09:00+00', 'b')",
+    "SELECT inventory_sync.sync_upsert_in('tags', 'red', '{\"label\": \"Red\"}', '2024-03-01 09:00+00', 'dev', 't-1')",
+    "SELECT inventory_sync.sync_upsert_in('tags', 'red', '{\"label\": \"Red\"}', '2024-03-01 09:00+00', 'dev', 't-1')",
+    "SELECT inventory_sync.sync_delete_in('tags', 'red', '2024-03-01 10:00+00', 'dev', 't-2')",
+    "SELECT inventory_sync.sync_upsert_in('tags', 'red', '{\"label\": \"late\"}', '2024-03-01 09:30+00')",
     # A push across tables and rows, sent twice: the second time every change is a duplicate
     # (the last change, without a mutation id, is left out of the second).
     f"SELECT inventory_sync.sync_push('{json.dumps(PUSH)}')",
@@ -113,17 +126,22 @@ STATE = [
     "ORDER BY table_id, row_id",
     "SELECT row_id, table_id, client_id, mutation_id, answer, shard_key FROM inventory_sync.mutations_uuid "
     "ORDER BY row_id, table_id, client_id, mutation_id",
+    "SELECT table_id, row_id, id, op, ts, client_id, field_clocks, shard_key FROM inventory_sync.changes_text "
+    "ORDER BY table_id, row_id",
+    "SELECT row_id, table_id, client_id, mutation_id, answer, shard_key FROM inventory_sync.mutations_text "
+    "ORDER BY row_id, table_id, client_id, mutation_id",
     "SELECT * FROM products ORDER BY id",
     "SELECT * FROM notes ORDER BY id",
+    "SELECT * FROM tags ORDER BY id",
 ]
 
 
 @pytest.fixture(scope="module")
 def citus():
-    """The coordinator's connection, the extension's tables and two tracked tables distributed: the
-    tables are tracked on the coordinator first, as in an installation moving onto Citus, and
+    """The coordinator's connection, the extension's tables and three tracked tables distributed:
+    the tables are tracked on the coordinator first, as in an installation moving onto Citus, and
     distribute() distributes them by their keys, the bigint-keyed one colocated with the default
-    table, the uuid-keyed one with the uuid side tables."""
+    table, the uuid-keyed and text-keyed ones with their side tables."""
     nodes = [Cluster(name, port, "localhost") for name, port in
              (("citus-coordinator", 54371), ("citus-worker-1", 54372), ("citus-worker-2", 54373))]
     for node in nodes:
@@ -147,30 +165,34 @@ def citus():
         conn.execute("CREATE EXTENSION inventory_sync")
         for statement in TABLES:
             conn.execute(statement)
-        conn.execute("SELECT inventory_sync.track('products')")
-        conn.execute("SELECT inventory_sync.track('notes')")
+        for table in TRACKED:
+            conn.execute("SELECT inventory_sync.track(%s)", (table,))
         conn.execute(POLICY)
         given = conn.execute("SELECT inventory_sync.distribute()").fetchone()[0]
         # An era for each node, of one cohort (none was written in before: era 1 on).
         assert given["cohort"] == 1 and [e["era"] for e in given["eras"]] == [1, 2, 3], given
         groups = dict(conn.execute(
             "SELECT logicalrelid::text, colocationid || ' ' || column_to_column_name(logicalrelid, partkey)"
-            " FROM pg_dist_partition WHERE logicalrelid IN ('products'::regclass, 'notes'::regclass,"
+            " FROM pg_dist_partition WHERE logicalrelid IN ('products'::regclass, 'notes'::regclass, 'tags'::regclass,"
             " 'inventory_sync.inventory'::regclass, 'inventory_sync.changes'::regclass,"
-            " 'inventory_sync.changes_uuid'::regclass, 'inventory_sync.mutations_uuid'::regclass)").fetchall())
-        group = groups["inventory_sync.inventory"].split()[0]
-        uuid_group = groups["notes"].split()[0]
-        assert uuid_group != group, groups
+            " 'inventory_sync.mutations'::regclass, 'inventory_sync.conflicts'::regclass,"
+            " 'inventory_sync.changes_uuid'::regclass, 'inventory_sync.mutations_uuid'::regclass,"
+            " 'inventory_sync.changes_text'::regclass, 'inventory_sync.mutations_text'::regclass)").fetchall())
+        group, uuid_group, text_group = (groups[t].split()[0] for t in ("inventory_sync.inventory", "notes", "tags"))
+        assert len({group, uuid_group, text_group}) == 3, groups
         assert groups == {"inventory_sync.inventory": f"{group} id", "products": f"{group} id",
-                          "inventory_sync.changes": f"{group} shard_key", "notes": f"{uuid_group} id",
-                          "inventory_sync.changes_uuid": f"{uuid_group} shard_key",
-                          "inventory_sync.mutations_uuid": f"{uuid_group} shard_key"}, groups
+                          "inventory_sync.changes": f"{group} shard_key", "inventory_sync.mutations": f"{group} shard_key",
+                          "inventory_sync.conflicts": f"{group} shard_key",
+                          "notes": f"{uuid_group} id", "inventory_sync.changes_uuid": f"{uuid_group} shard_key",
+                          "inventory_sync.mutations_uuid": f"{uuid_group} shard_key",
+                          "tags": f"{text_group} id", "inventory_sync.changes_text": f"{text_group} shard_key",
+                          "inventory_sync.mutations_text": f"{text_group} shard_key"}, groups
     # Every node has the catalogs' rows, naming its own tables (Citus's copy of a table's rows
     # would carry the coordinator's OIDs).
     for node in nodes:
         with node.connect("postgres") as conn:
             assert conn.execute("SELECT array_agg(table_name::text ORDER BY table_id) FROM inventory_sync.tracked_tables"
-                                ).fetchone()[0] == ["products", "notes"], node.name
+                                ).fetchone()[0] == TRACKED, node.name
             assert conn.execute("SELECT table_name::text, field, policy FROM inventory_sync.policies").fetchall() == [
                 ("notes", "likes", "delta")], node.name
     try:
@@ -188,8 +210,8 @@ def twin():
     with connect(TWIN) as conn:
         for statement in TABLES:
             conn.execute(statement)
-        conn.execute("SELECT inventory_sync.track('products')")
-        conn.execute("SELECT inventory_sync.track('notes')")
+        for table in TRACKED:
+            conn.execute("SELECT inventory_sync.track(%s)", (table,))
         conn.execute(POLICY)
     yield TWIN
     drop_databases(TWIN)
@@ -226,6 +248,8 @@ def test_writes_answer_and_store_as_on_one_server(citus, twin):
             *(("public.products", str(i)) for i in (1, 2, 6)),
             ("public.notes", N1.strip("'")),
             ("public.notes", N2.strip("'")),
+            ("public.tags", "blue"),
+            ("public.tags", "red"),
         }
 
 
@@ -288,6 +312,14 @@ def uuids_held_on(conn, node, count):
         "SELECT u FROM (SELECT gen_random_uuid() u FROM generate_series(1, 200)) g WHERE (SELECT p.nodeport"
         " FROM pg_dist_shard_placement p WHERE p.shardid = get_shard_id_for_distribution_column('notes', g.u)) = %s"
         " LIMIT %s", (node.citus_port, count)).fetchall()]
+
+
+def texts_held_on(conn, node, prefix, count):
+    """`count` keys of tags (`prefix` and a number) whose shards `node` holds."""
+    return [r[0] for r in conn.execute(
+        "SELECT k FROM (SELECT %s || i k FROM generate_series(1, 200) i) g WHERE (SELECT p.nodeport"
+        " FROM pg_dist_shard_placement p WHERE p.shardid = get_shard_id_for_distribution_column('tags', g.k)) = %s"
+        " LIMIT %s", (prefix, node.citus_port, count)).fetchall()]
 
 
 def test_a_pull_from_the_coordinator_waits_for_a_writer_open_on_a_worker(citus):
@@ -368,10 +400,10 @@ def test_untrack_and_drop_of_a_distributed_tracked_table(citus):
 
 
 def test_single_row_calls_run_on_the_node_that_holds_the_row(citus):
-    """distribute() delegates sync_upsert and sync_delete by their id, and the bigint and uuid
-    forms of sync_upsert_in and sync_delete_in by their key: the coordinator sends the whole call
-    to the worker that holds the row (citus.log_remote_commands shows it), and a merge policy set
-    on the coordinator applies there."""
+    """distribute() delegates sync_upsert and sync_delete by their id, and the bigint, uuid and
+    text forms of sync_upsert_in and sync_delete_in by their key: the coordinator sends the whole
+    call to the worker that holds the row (citus.log_remote_commands shows it), and a merge policy
+    set on the coordinator applies there."""
     with citus[0].connect("postgres") as c:
         issued = []
         c.add_notice_handler(lambda notice: issued.append(notice.message_primary))
@@ -388,14 +420,18 @@ def test_single_row_calls_run_on_the_node_that_holds_the_row(citus):
                       " '{\"body\": \"x\"}', '2024-03-04 09:00+00')").fetchone()[0],
             c.execute("SELECT inventory_sync.sync_delete_in('notes', 'b0eebc99-9c0b-4ef8-bb6d-6bb9bd380a12'::uuid,"
                       " '2024-03-04 10:00+00')").fetchone()[0],
+            c.execute("SELECT inventory_sync.sync_upsert_in('tags', 'green', '{\"label\": \"x\"}',"
+                      " '2024-03-04 09:00+00')").fetchone()[0],
+            c.execute("SELECT inventory_sync.sync_delete_in('tags', 'green', '2024-03-04 10:00+00')").fetchone()[0],
         ]
         c.execute("RESET citus.log_remote_commands")
-        assert [t["status"] for t in tracked] == ["applied"] * 4, tracked
+        assert [t["status"] for t in tracked] == ["applied"] * 6, tracked
         calls = [m for m in issued if m.startswith("issuing SELECT inventory_sync.sync_")]
         assert [m.split("(")[0].split(".")[1] for m in calls] == [
             "sync_upsert", "sync_upsert", "sync_delete", "sync_upsert_in", "sync_delete_in", "sync_upsert_in",
-            "sync_delete_in"], issued
-        assert "'b0eebc99-9c0b-4ef8-bb6d-6bb9bd380a12'::uuid" in calls[-1], calls
+            "sync_delete_in", "sync_upsert_in", "sync_delete_in"], issued
+        assert "'b0eebc99-9c0b-4ef8-bb6d-6bb9bd380a12'::uuid" in calls[-3], calls
+        assert "'green'::text" in calls[-1], calls
         # The delegated delete left its tombstone (on the row's node, like the row it removed).
         assert c.execute("SELECT op FROM inventory_sync.changes WHERE row_id = '800' AND shard_key = 800").fetchone()[0] \
             == "delete"
@@ -410,14 +446,16 @@ def test_a_rows_side_rows_are_written_on_its_node(citus):
     """The journal, the mutation log and the change feed are distributed by their rows' shard
     keys, colocated with the default table: an item's side rows, and those of a row of a tracked
     bigint table colocated with it, are stored on the row's node; a uuid row's change record and
-    mutation ids are in the uuid side tables, colocated with the uuid table. So a delegated call
+    mutation ids are in the uuid side tables, colocated with the uuid table, and a text row's in
+    the text side tables, colocated with the text table. So a delegated call
     with a mutation id, its retry and a journaled conflict run whole on the item's worker, and the
-    tracked tables' calls (delegated typed ones and text ones sent from the coordinator: upserts
-    with mutation ids, a bigint row's stale write, deletes' tombstones) reach that worker only. The
+    tracked tables' delegated calls (upserts with mutation ids, stale writes, deletes' tombstones)
+    reach that worker only. The
     second worker is reached only through the relay, which counts what is sent to it that names
     the extension's schema: for rows held by the first worker, nothing. (With side rows distributed
-    by their text row id, about half of them lie on the second worker.) A uuid row's journal entry
-    (a stale write) is in the one journal, with a key of the default table on the row's node."""
+    by their text row id, about half of them lie on the second worker.) A uuid or text row's
+    journal entry (a stale write) is in the one journal, with a key of the default table on the
+    row's node."""
     coordinator, worker_1, worker_2 = citus
     relay = worker_2.relay
     with coordinator.connect("postgres") as c:
@@ -425,6 +463,7 @@ def test_a_rows_side_rows_are_written_on_its_node(citus):
         while len(ids) < 6:
             ids.append(held_on(c, worker_1, (ids[-1] if ids else 1400) + 1))
         notes = uuids_held_on(c, worker_1, 4)
+        tags = texts_held_on(c, worker_1, "side-", 4)
         call = lambda sql, *args: c.execute(sql, args).fetchone()[0]  # noqa: E731
         relay.watch(b"inventory_sync")
         for i in ids:
@@ -443,13 +482,26 @@ def test_a_rows_side_rows_are_written_on_its_node(citus):
             note = "SELECT inventory_sync.sync_upsert_in('notes', %s::uuid, '{\"body\": \"n\"}', '2024-03-06 10:00+00', 'dev', %s)"
             assert call(note, u, f"n-{u}")["status"] == "applied"
             assert call(note, u, f"n-{u}")["duplicate"] is True
-            assert call("SELECT inventory_sync.sync_upsert_in('notes', %s, '{\"body\": \"t\"}', '2024-03-06 10:30+00',"
-                        " 'dev', %s)", str(u), f"t-{u}")["status"] == "applied"
+            assert call("SELECT inventory_sync.sync_upsert_in('notes', %s::uuid, '{\"body\": \"t\"}', '2024-03-06 10:30+00',"
+                        " 'dev', %s)", u, f"t-{u}")["status"] == "applied"
             assert call("SELECT inventory_sync.sync_delete_in('notes', %s::uuid, '2024-03-06 11:00+00')", u)[
                 "status"] == "applied"
             assert call("SELECT inventory_sync.sync_upsert_in('notes', %s::uuid, '{\"body\": \"old\"}',"
                         " '2024-03-06 09:00+00')", u)["status"] == "conflict"
-        assert relay.seen() == 0, "a call for rows on the first worker reached the second"
+        for k in tags:
+            tag = "SELECT inventory_sync.sync_upsert_in('tags', %s, '{\"label\": \"t\"}', '2024-03-06 10:00+00', 'dev', %s)"
+            assert call(tag, k, f"t-{k}")["status"] == "applied"
+            assert call(tag, k, f"t-{k}")["duplicate"] is True
+            assert call("SELECT inventory_sync.sync_delete_in('tags', %s, '2024-03-06 11:00+00', 'dev', %s)", k,
+                        f"d-{k}")["status"] == "applied"
+            assert call("SELECT inventory_sync.sync_upsert_in('tags', %s, '{\"label\": \"old\"}',"
+                        " '2024-03-06 09:00+00')", k)["status"] == "conflict"
+        assert relay.seen() == 0, f"a call for rows on the first worker reached the second: {relay.seen_chunks()}"
+        assert c.execute("SELECT count(*) FROM inventory_sync.conflicts WHERE row_id = ANY(%s)",
+                         (tags,)).fetchone()[0] == len(tags)
+        for side, expected in [("mutations_text", 2), ("changes_text", 1)]:
+            assert c.execute(f"SELECT count(*) FROM inventory_sync.{side} WHERE shard_key = ANY(%s)",
+                             (tags,)).fetchone()[0] == expected * len(tags), side
         assert c.execute("SELECT count(*) FROM inventory_sync.conflicts WHERE row_id = ANY(%s)",
                          ([str(u) for u in notes],)).fetchone()[0] == len(notes)
         for side, expected in [("mutations_uuid", 2), ("changes_uuid", 1)]:
@@ -481,7 +533,7 @@ def push_per_node(c, batch):
 
 def test_a_push_sent_per_node_runs_whole_on_each_and_answers_as_one_push(citus, twin):
     """push_groups groups a batch's changes by the node that holds their rows (items, a tracked
-    bigint table's rows and a tracked uuid table's, with mutation ids), with a key of each node;
+    bigint table's rows, a tracked uuid table's and a text table's, with mutation ids), with a key of each node;
     sync_push_on by that key is sent whole to that node, and a group for the first worker reaches
     nothing on the second. Put back in order, the outcomes are those of one sync_push of the batch
     on one server; sent again, every change with a mutation id is a duplicate. Changes that name
@@ -494,6 +546,8 @@ def test_a_push_sent_per_node_runs_whole_on_each_and_answers_as_one_push(citus, 
               worker_2.citus_port: [held_on(c, worker_2, 3000), held_on(c, worker_2, 3100)]}
         notes = {port: uuids_held_on(c, node, 2) for port, node in
                  ((worker_1.citus_port, worker_1), (worker_2.citus_port, worker_2))}
+        tags = {port: texts_held_on(c, node, "push-", 2) for port, node in
+                ((worker_1.citus_port, worker_1), (worker_2.citus_port, worker_2))}
         batch, home = [], []
         for port in on:
             for item in on[port]:
@@ -507,6 +561,10 @@ def test_a_push_sent_per_node_runs_whole_on_each_and_answers_as_one_push(citus, 
                               "client_ts": "2024-03-09T10:00:00Z", "client_id": "pn", "mutation_id": f"n-{u}"})
                 batch.append({"table": "notes", "id": str(u), "op": "delete", "client_ts": "2024-03-09T11:00:00Z"})
                 home += [port, port]
+            for k in tags[port]:
+                batch.append({"table": "tags", "id": k, "payload": {"label": "b"},
+                              "client_ts": "2024-03-09T10:00:00Z", "client_id": "pn", "mutation_id": f"t-{k}"})
+                home.append(port)
         batch += [{"table": "no_such_table", "id": 1, "payload": {}, "client_ts": "2024-03-09T10:00:00Z"},
                   {"table": "notes", "id": "not a uuid", "payload": {}, "client_ts": "2024-03-09T10:00:00Z"}]
         home += [None, None]
@@ -626,7 +684,7 @@ def cluster_database(citus, name):
 
 
 def test_an_installation_moves_onto_the_cluster_with_its_history(citus):
-    """An installation with a history moves onto Citus: tracked tables (bigint and uuid keys) with
+    """An installation with a history moves onto Citus: tracked tables (bigint, uuid and text keys) with
     rows, tombstones, merges, journal entries and mutation ids, written on one server, then
     distribute() spreads the extension and the tables. Every state reads as it was; retries of
     mutations made before the move are answered as duplicates, also by a delegated call, which
@@ -639,14 +697,13 @@ def test_an_installation_moves_onto_the_cluster_with_its_history(citus):
         with coordinator.connect(name) as c:
             for statement in TABLES:
                 c.execute(statement)
-            for statement in ["SELECT inventory_sync.track('products')", "SELECT inventory_sync.track('notes')",
-                              POLICY, *SCRIPT]:
+            for statement in [*(f"SELECT inventory_sync.track('{table}')" for table in TRACKED), POLICY, *SCRIPT]:
                 c.execute(statement)
             pulled, cursor = pull_all(c)
             kept = answers(c, STATE)
             c.execute("SELECT inventory_sync.distribute()")
             assert c.execute("SELECT count(*) FROM pg_dist_partition WHERE logicalrelid IN"
-                             " ('products'::regclass, 'notes'::regclass)").fetchone()[0] == 2
+                             " ('products'::regclass, 'notes'::regclass, 'tags'::regclass)").fetchone()[0] == 3
             assert answers(c, STATE) == kept
             retried = [
                 c.execute(SCRIPT[7]).fetchone()[0],
@@ -696,8 +753,9 @@ def test_undistribute_takes_everything_back_and_drop_extension_leaves_nothing(ci
         pulled, cursor = pull_all(c)
         kept = answers(c, STATE[:5])
         taken = c.execute("SELECT inventory_sync.undistribute()").fetchone()[0]
-        assert sorted(taken["tables"]) == ["changes", "changes_uuid", "conflicts", "eras", "field_policies", "inventory",
-                                           "mutations", "mutations_uuid", "node_probe", "purge_horizon", "tracked"], taken
+        assert sorted(taken["tables"]) == ["changes", "changes_text", "changes_uuid", "conflicts", "eras",
+                                           "field_policies", "inventory", "mutations", "mutations_text",
+                                           "mutations_uuid", "node_probe", "purge_horizon", "tracked"], taken
         assert c.execute(CATALOG).fetchall() == single
         assert answers(c, STATE[:5]) == kept
         assert c.execute("SELECT count(*) FROM pg_dist_partition WHERE logicalrelid::text LIKE 'inventory_sync.%'"
@@ -720,7 +778,7 @@ def test_undistribute_takes_everything_back_and_drop_extension_leaves_nothing(ci
         again = c.execute("SELECT inventory_sync.distribute()").fetchone()[0]
         c.execute("SELECT inventory_sync.sync_upsert(901, '{\"stock\": 1}', '2024-03-06 09:00+00')")
         assert [change["id"] for change in pull_all(c, cursor)[0]] == [901], again
-        assert len(c.execute("SELECT inventory_sync.undistribute()").fetchone()[0]["tables"]) == 11
+        assert len(c.execute("SELECT inventory_sync.undistribute()").fetchone()[0]["tables"]) == 13
         assert c.execute(CATALOG).fetchall() == single
         c.execute("DROP EXTENSION inventory_sync CASCADE")
     for node in citus:
@@ -742,7 +800,7 @@ def delete_waits_then_deletes(upserting, c, table, item, delete):
     deleting.join(30)
     assert not deleting.is_alive()
     assert c.execute(f"SELECT count(*) FROM {table} WHERE id = %s", (item,)).fetchone()[0] == 0
-    feed = "inventory_sync.changes_uuid" if table == "notes" else "inventory_sync.changes"
+    feed = {"notes": "inventory_sync.changes_uuid", "tags": "inventory_sync.changes_text"}.get(table, "inventory_sync.changes")
     assert c.execute(f"SELECT op FROM {feed} WHERE row_id = %s AND table_id = "
                      f"(SELECT table_id FROM inventory_sync.tracked WHERE tbl = '{table}'::regclass)",
                      (str(item),)).fetchone()[0] == "delete"
@@ -828,10 +886,12 @@ def test_track_refuses_a_table_the_cluster_does_not_hold_and_distribute_takes_on
     delegated call runs on a worker): track() refuses a table only the coordinator has (55000,
     with how to distribute it). inventory_sync.distribute(tbl) distributes one by its key,
     colocated as distribute() colocates tracked tables (a bigint key with the default table, a
-    uuid key with the uuid side tables, a text key in its type's default group); then it is
-    tracked, and its typed calls are delegated to the row's node. Again, it leaves the table as
-    it is; a table without a single-column key, or with a column dropped before another, is
-    refused as track() refuses it."""
+    uuid or text key with its side tables); then it is tracked, and its typed calls are delegated
+    to the row's node. Again, it leaves the table as it is; a table without a single-column key,
+    or with a column dropped before another, is refused as track() refuses it, and so is a key
+    Citus cannot colocate with its side tables: an integer key (42804), a text key of another
+    collation (42P21). track() refuses a table distributed by hand otherwise than with its side
+    tables (55000): its row and side rows would lie on two nodes."""
     with citus[0].connect("postgres") as c:
         tables = {"later_b": "bigint", "later_u": "uuid", "later_t": "text"}
         for table, key in tables.items():
@@ -845,10 +905,10 @@ def test_track_refuses_a_table_the_cluster_does_not_hold_and_distribute_takes_on
         assert answers["later_b"] == {"table": "public.later_b", "distributed": True, "column": "id",
                                       "colocate_with": "inventory_sync.inventory"}, answers
         assert answers["later_u"]["colocate_with"] == "inventory_sync.changes_uuid", answers
-        assert answers["later_t"]["colocate_with"] == "default", answers
+        assert answers["later_t"]["colocate_with"] == "inventory_sync.changes_text", answers
         assert colocation(c, "later_b") == colocation(c, "inventory_sync.inventory")
         assert colocation(c, "later_u") == colocation(c, "inventory_sync.changes_uuid")
-        assert colocation(c, "later_t") not in (colocation(c, "later_b"), colocation(c, "later_u"))
+        assert colocation(c, "later_t") == colocation(c, "inventory_sync.changes_text")
         assert c.execute("SELECT inventory_sync.distribute('later_b')").fetchone()[0] == {
             "table": "public.later_b", "distributed": False}
         issued = []
@@ -861,60 +921,83 @@ def test_track_refuses_a_table_the_cluster_does_not_hold_and_distribute_takes_on
                       " '2024-03-08 09:00+00')").fetchone()[0],
             c.execute("SELECT inventory_sync.sync_upsert_in('later_u', 'd0eebc99-9c0b-4ef8-bb6d-6bb9bd380a14'::uuid,"
                       " '{\"v\": \"x\"}', '2024-03-08 09:00+00')").fetchone()[0],
+            c.execute("SELECT inventory_sync.sync_upsert_in('later_t', 'k-5', '{\"v\": \"x\"}', '2024-03-08 09:00+00')"
+                      ).fetchone()[0],
         ]
         c.execute("RESET citus.log_remote_commands")
-        assert [w["status"] for w in written] == ["applied", "applied"], written
-        assert len([m for m in issued if m.startswith("issuing SELECT inventory_sync.sync_upsert_in(")]) == 2, issued
+        assert [w["status"] for w in written] == ["applied"] * 3, written
+        assert len([m for m in issued if m.startswith("issuing SELECT inventory_sync.sync_upsert_in(")]) == 3, issued
         # Refused as track() refuses: no single-column key; a column dropped before another.
         c.execute("CREATE TABLE later_pair (a bigint, b bigint, updated_at timestamptz, PRIMARY KEY (a, b))")
         c.execute("CREATE TABLE later_gap (id bigint PRIMARY KEY, gone text, v text, updated_at timestamptz)")
         c.execute("ALTER TABLE later_gap DROP COLUMN gone")
+        c.execute("CREATE TABLE later_i (id integer PRIMARY KEY, v text, updated_at timestamptz)")
+        c.execute("CREATE TABLE later_c (id text COLLATE \"C\" PRIMARY KEY, v text, updated_at timestamptz)")
+        cannot = "the key of table public.{} cannot be colocated with its feed records on the cluster"
         for table, state, message in [
             ("later_pair", "42P16", "table public.later_pair has no single-column primary key"),
             ("later_gap", "55000", "table public.later_gap has dropped columns, which the workers' copies would number otherwise"),
+            ("later_i", "42804", cannot.format("later_i")),
+            ("later_c", "42P21", cannot.format("later_c")),
         ]:
             with pytest.raises(psycopg.Error) as refused:
                 c.execute("SELECT inventory_sync.distribute(%s::regclass)", (table,))
             assert (refused.value.sqlstate, refused.value.diag.message_primary) == (state, message)
-        for table in [*tables, "later_pair", "later_gap"]:
+        # Distributed by hand: a text key in a group of its own and an integer key in its type's
+        # group are refused; a bigint key in its type's default group (the default table's) is
+        # tracked.
+        c.execute("CREATE TABLE later_own (id text PRIMARY KEY, v text, updated_at timestamptz)")
+        c.execute("SELECT create_distributed_table('later_own', 'id', colocate_with => 'none')")
+        c.execute("CREATE TABLE later_by (id bigint PRIMARY KEY, v text, updated_at timestamptz)")
+        c.execute("SELECT create_distributed_table('later_by', 'id')")
+        c.execute("SELECT create_distributed_table('later_i', 'id')")
+        for table, state, message in [
+            ("later_own", "55000", "table public.later_own is not distributed by its key with inventory_sync.changes_text"),
+            ("later_i", "42804", cannot.format("later_i")),
+        ]:
+            with pytest.raises(psycopg.Error) as refused:
+                c.execute("SELECT inventory_sync.track(%s)", (table,))
+            assert (refused.value.sqlstate, refused.value.diag.message_primary) == (state, message)
+            assert c.execute("SELECT count(*) FROM inventory_sync.tracked WHERE tbl = %s::regclass",
+                             (table,)).fetchone()[0] == 0
+        c.execute("SELECT inventory_sync.track('later_by')")  # by its bigint key, with the default table
+        for table in [*tables, "later_pair", "later_gap", "later_i", "later_c", "later_own", "later_by"]:
             c.execute(f"DROP TABLE {table}")
 
 
-def test_a_rows_lock_lasts_until_its_node_commits_a_call_sent_alone(citus):
-    """A call sent alone (not in a transaction block) through the coordinator: Citus runs a plain
-    SELECT on a worker outside the write's transaction there, so the row's lock statement also
-    locks the row (FOR UPDATE), which has Citus run it inside it. Here an upsert creates a row of
-    a text-keyed table on worker 2 (its change record on worker 1: the table is not colocated
-    with the default table, by whose group a text row's side rows are spread) and its commit on
-    worker 2 is held back on its way
-    (the relay); a newer delete of the row run on worker 2 waits for it, then deletes the row.
-    (With the lock taken outside the transaction, it ended at once: the delete passed the row it
-    could not see yet, and the table kept a row its feed says was deleted.)"""
+def test_a_rows_lock_lasts_until_its_node_commits_a_call_sent_from_another_node(citus):
+    """A call whose row is on another node than the one that runs it: here the text form of a uuid
+    table's call, which Citus delegates by the key's text to the node of the text side (worker 1),
+    for a row on worker 2. Citus runs a plain SELECT sent alone to a worker outside the write's
+    transaction there, so the row's lock statement also locks the row (FOR UPDATE), which has
+    Citus run it inside it. The upsert creates the row and its commit on worker 2 is held back on
+    its way (the relay); a newer delete of the row run on worker 2 waits for it, then deletes the
+    row. (With the lock taken outside the transaction, it ended at once: the delete passed the row
+    it could not see yet, and the table kept a row its feed says was deleted.)"""
     coordinator, worker_1, worker_2 = citus
     relay = worker_2.relay
     with coordinator.connect("postgres") as upserting, coordinator.connect("postgres") as c, \
             worker_2.connect("postgres") as on_worker:
-        c.execute("CREATE TABLE labels (id text PRIMARY KEY, body text, updated_at timestamptz)")
-        c.execute("SELECT create_distributed_table('labels', 'id')")
-        c.execute("SELECT inventory_sync.track('labels')")
         item = c.execute(
-            "SELECT u FROM generate_series(9000, 9500) i, LATERAL (SELECT 'label-' || i AS u) x"
+            "SELECT u FROM (SELECT gen_random_uuid() u FROM generate_series(1, 400)) g"
             " WHERE (SELECT p.nodeport FROM pg_dist_shard_placement p"
-            "        WHERE p.shardid = get_shard_id_for_distribution_column('labels', u)) = %s"
+            "        WHERE p.shardid = get_shard_id_for_distribution_column('notes', g.u)) = %s"
             "   AND (SELECT p.nodeport FROM pg_dist_shard_placement p"
-            "        WHERE p.shardid = get_shard_id_for_distribution_column('inventory_sync.changes',"
-            "                                                              hashtextextended(u, 0))) = %s"
-            " ORDER BY i LIMIT 1", (worker_2.citus_port, worker_1.citus_port)).fetchone()[0]
-        relay.hold(b"COMMIT PREPARED")
+            "        WHERE p.shardid = get_shard_id_for_distribution_column('inventory_sync.changes_text', g.u::text)) = %s"
+            " LIMIT 1", (worker_2.citus_port, worker_1.citus_port)).fetchone()[0]
+        issued = []
+        upserting.add_notice_handler(lambda notice: issued.append(notice.message_primary))
+        upserting.execute("SET citus.log_remote_commands = on")
+        relay.hold(b"COMMIT\x00")  # the commit itself (BEGIN names READ COMMITTED)
         upsert = threading.Thread(target=lambda: upserting.execute(
-            "SELECT inventory_sync.sync_upsert_in('labels', %s, '{\"body\": \"n\"}',"
-            " '2024-03-08 09:00+00')", (item,)))
+            "SELECT inventory_sync.sync_upsert_in('notes', %s::text, '{\"body\": \"n\"}', '2024-03-08 09:00+00')",
+            (str(item),)))
         upsert.start()
         delete = None
         try:
-            assert relay.held.wait(30), "the upsert never reached its second phase"
+            assert relay.held.wait(30), "the upsert never reached its commit"
             delete = threading.Thread(target=lambda: on_worker.execute(
-                "SELECT inventory_sync.sync_delete_in('labels', %s, '2024-03-08 10:00+00')", (item,)))
+                "SELECT inventory_sync.sync_delete_in('notes', %s::uuid, '2024-03-08 10:00+00')", (item,)))
             delete.start()
             delete.join(2)
         finally:
@@ -922,8 +1005,7 @@ def test_a_rows_lock_lasts_until_its_node_commits_a_call_sent_alone(citus):
             upsert.join(30)
             if delete:
                 delete.join(30)
-        assert c.execute("SELECT count(*) FROM labels WHERE id = %s", (item,)).fetchone()[0] == 0
-        assert c.execute("SELECT op FROM inventory_sync.changes WHERE row_id = %s AND table_id = "
-                         "(SELECT table_id FROM inventory_sync.tracked WHERE tbl = 'labels'::regclass)",
-                         (str(item),)).fetchone()[0] == "delete"
-        c.execute("DROP TABLE labels")
+        assert [m for m in issued if m.startswith("issuing SELECT inventory_sync.sync_upsert_in(")], issued
+        assert c.execute("SELECT count(*) FROM notes WHERE id = %s", (item,)).fetchone()[0] == 0
+        assert c.execute("SELECT op FROM inventory_sync.changes_uuid WHERE shard_key = %s", (item,)).fetchone()[0] \
+            == "delete"

@@ -49,8 +49,8 @@ def empty_tables():
     with connect() as conn:
         conn.execute(
             f"TRUNCATE inventory_sync.inventory, inventory_sync.changes, inventory_sync.changes_uuid, "
-            f"inventory_sync.conflicts, inventory_sync.mutations, inventory_sync.mutations_uuid, "
-            f"inventory_sync.purge_horizon, {PRODUCTS}"
+            f"inventory_sync.changes_text, inventory_sync.conflicts, inventory_sync.mutations, "
+            f"inventory_sync.mutations_uuid, inventory_sync.mutations_text, inventory_sync.purge_horizon, {PRODUCTS}"
         )
 
 

@@ -126,9 +126,9 @@ def data(c):
     else:
         table, position = "x.tbl", "x.change_xid::text::bigint"
     tracked = "(SELECT tbl FROM inventory_sync.tracked)"
-    # Since 0.2.0 the uuid tables' feed and mutation ids are in tables of their own.
-    uuid_side = q("SELECT to_regclass('inventory_sync.changes_uuid') IS NOT NULL")[0][0]
-    sides = ["", "_uuid"] if uuid_side else [""]
+    # Since 0.2.0 the uuid and text tables' feed and mutation ids are in tables of their own.
+    own_sides = q("SELECT to_regclass('inventory_sync.changes_uuid') IS NOT NULL")[0][0]
+    sides = ["", "_uuid", "_text"] if own_sides else [""]
     both = lambda sql: sorted((r for side in sides for r in q(sql.format(side=side))), key=repr)  # noqa: E731
     return {
         "inventory": q(f"SELECT id, data, updated_at, deleted, updated_by, field_clocks, {position}"
@@ -144,7 +144,12 @@ def data(c):
         "policies": q("SELECT table_name::text, field, policy FROM inventory_sync.policies ORDER BY 1, 2"),
         "tracked": q("SELECT table_name::text, key_column, ts_column FROM inventory_sync.tracked_tables ORDER BY 1"),
         "products": q("SELECT id, name, stock FROM public.products ORDER BY id"),
+        "shelves": q("SELECT code, label FROM public.shelves ORDER BY code"),
     }
+
+
+# The parts of the feed and of the mutation log since 0.2.0.
+SIDES = ("", "_uuid", "_text")
 
 
 def every_function_works(c):
@@ -172,15 +177,13 @@ def every_function_works(c):
     assert [o["status"] for o in pushed] == ["applied"]
     # Every item and every tracked row or tombstone, once.
     assert len(one("SELECT inventory_sync.sync_pull(NULL)")["changes"]) == one(
-        "SELECT (SELECT count(*) FROM inventory_sync.inventory) + (SELECT count(*) FROM inventory_sync.changes)"
-        " + (SELECT count(*) FROM inventory_sync.changes_uuid)"
+        "SELECT (SELECT count(*) FROM inventory_sync.inventory)"
+        + "".join(f" + (SELECT count(*) FROM inventory_sync.changes{side})" for side in SIDES)
     )
-    mutations = one("SELECT (SELECT count(*) FROM inventory_sync.mutations)"
-                    " + (SELECT count(*) FROM inventory_sync.mutations_uuid)")
+    mutations = one("SELECT 0" + "".join(f" + (SELECT count(*) FROM inventory_sync.mutations{side})" for side in SIDES))
     tombstones = one(
         "SELECT (SELECT count(*) FROM inventory_sync.inventory WHERE deleted)"
-        " + (SELECT count(*) FROM inventory_sync.changes WHERE op = 'delete')"
-        " + (SELECT count(*) FROM inventory_sync.changes_uuid WHERE op = 'delete')"
+        + "".join(f" + (SELECT count(*) FROM inventory_sync.changes{side} WHERE op = 'delete')" for side in SIDES)
     )
     assert mutations >= 2 and tombstones >= 3
     assert one("SELECT inventory_sync.purge_mutations('0 seconds')") == mutations
@@ -247,29 +250,33 @@ def test_upgrade_from_the_previous_release_keeps_everything():
             assert c.execute("SELECT extversion FROM pg_extension WHERE extname = 'inventory_sync'").fetchone()[0] == version
             assert data(c) == before, "the update changed the data"
             # Each side row got its row's shard key, as a write stores it now: an integer key
-            # itself (the default table's, a tracked table's bigint or integer key), else the
-            # hash of the key's text; a uuid table's feed and mutation ids moved to the uuid
-            # side's tables, with the key itself.
+            # itself (the default table's, a tracked table's bigint or integer key), else (the
+            # journal's) the hash of the key's text; a uuid or text table's feed and mutation ids
+            # moved to its key type's side tables, with the key itself. (A table no longer tracked
+            # has no key type: its feed entries stay where they were.)
             key_type = ("(SELECT CASE WHEN {t} = 'inventory_sync.inventory'::regclass THEN 'bigint' ELSE"
                         " (SELECT t.key_type FROM inventory_sync.tracked_tables t WHERE t.table_name = {t}) END)")
             integer = "CASE WHEN {k} IN ('bigint', 'integer') THEN x.row_id::bigint ELSE hashtextextended(x.row_id, 0) END"
             by_id, by_name = "inventory_sync.table_of(x.table_id)", "to_regclass(x.table_name)"
             counted = {}
-            for side, table, expected, uuid in [("changes", by_id, integer, False), ("mutations", by_id, integer, False),
-                                                ("conflicts", by_name, integer, None),
-                                                ("changes_uuid", by_id, "x.row_id::uuid", True),
-                                                ("mutations_uuid", by_id, "x.row_id::uuid", True)]:
+            for side, table, expected, holds in [("changes", by_id, integer, {"bigint", "integer", None}),
+                                                 ("mutations", by_id, integer, {"bigint", "integer", None}),
+                                                 ("conflicts", by_name, integer, None),
+                                                 ("changes_uuid", by_id, "x.row_id::uuid", {"uuid"}),
+                                                 ("mutations_uuid", by_id, "x.row_id::uuid", {"uuid"}),
+                                                 ("changes_text", by_id, "x.row_id", {"text"}),
+                                                 ("mutations_text", by_id, "x.row_id", {"text"})]:
                 k = key_type.format(t=table)
-                wrong, rows, uuid_rows = c.execute(
+                wrong, rows, types = c.execute(
                     f"SELECT count(*) FILTER (WHERE x.shard_key IS DISTINCT FROM {expected.format(k=k)}), count(*),"
-                    f" count(*) FILTER (WHERE {k} = 'uuid') FROM inventory_sync.{side} x").fetchone()
+                    f" array_agg(DISTINCT {k}) FROM inventory_sync.{side} x").fetchone()
                 assert wrong == 0, (side, wrong, rows)
-                if uuid is not None:
-                    assert uuid_rows == (rows if uuid else 0), (side, uuid_rows, rows)
+                if holds is not None:
+                    assert set(types or []) <= holds, (side, types)
                 counted[side] = rows
-            # The release's fixture has side rows of every kind, uuid rows among them.
-            assert counted["conflicts"] and counted["changes_uuid"], counted
-            assert counted["mutations"] + counted["mutations_uuid"] > 0, counted
+            # The release's fixture has side rows of every kind, uuid and text rows among them (no
+            # feed record of a bigint table: its one such table is no longer tracked).
+            assert all(n for side, n in counted.items() if side != "changes"), counted
             # Devices go on from the cursors the release handed out: the one that had pulled a
             # page gets what it had still to pull, the other nothing; then each gets a new write.
             cursors = {d: (cur, rest) for d, cur, rest in c.execute("SELECT * FROM public.device_cursors")}

@@ -19,7 +19,7 @@ class Relay:
         self.pattern = None
         self.held = threading.Event()  # set once a chunk is being held
         self.go = threading.Event()
-        self.watched, self.count = None, 0
+        self.watched, self.count, self.chunks = None, 0, []
         self.lock = threading.Lock()
         threading.Thread(target=self._accept, daemon=True).start()
 
@@ -31,12 +31,17 @@ class Relay:
     def watch(self, pattern):
         """Count, from now on, the chunks sent to the server that contain `pattern`."""
         with self.lock:
-            self.watched, self.count = pattern, 0
+            self.watched, self.count, self.chunks = pattern, 0, []
 
     def seen(self):
         """How many chunks containing the watched pattern were sent to the server."""
         with self.lock:
             return self.count
+
+    def seen_chunks(self):
+        """The chunks counted by `seen()`, to show in a failed assertion."""
+        with self.lock:
+            return list(self.chunks)
 
     def release(self):
         """Let the held chunk (if any) through, and hold nothing more."""
@@ -64,6 +69,7 @@ class Relay:
                         armed = self.pattern is not None and self.pattern in chunk
                         if self.watched is not None and self.watched in chunk:
                             self.count += 1
+                            self.chunks.append(chunk)
                         if armed:
                             self.pattern = None
                         held, go = self.held, self.go

@@ -167,8 +167,8 @@ def observe(conn):
         "SELECT id, (data->>'stock')::numeric FROM inventory_sync.inventory")}
     stock.update({(ITEMS, i): s for i, s in conn.execute(f"SELECT id, stock FROM {ITEMS}")})
     mutations = {(c, m): a for c, m, a in conn.execute(
-        "SELECT client_id, mutation_id, answer FROM inventory_sync.mutations"
-        " UNION ALL SELECT client_id, mutation_id, answer FROM inventory_sync.mutations_uuid")}
+        " UNION ALL ".join(f"SELECT client_id, mutation_id, answer FROM inventory_sync.mutations{side}"
+                           for side in ("", "_uuid", "_text")))}
     journal = Counter(conn.execute("SELECT client_id, mutation_id FROM inventory_sync.conflicts").fetchall())
     return Observed(stock, mutations, journal)
 

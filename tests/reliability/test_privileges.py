@@ -86,8 +86,10 @@ BOOKKEEPING = [
     "inventory_sync.conflicts",
     "inventory_sync.changes",
     "inventory_sync.changes_uuid",
+    "inventory_sync.changes_text",
     "inventory_sync.mutations",
     "inventory_sync.mutations_uuid",
+    "inventory_sync.mutations_text",
     "inventory_sync.tracked",
     "inventory_sync.field_policies",
     "inventory_sync.purge_horizon",
@@ -423,15 +425,15 @@ def test_a_member_of_the_owning_role_may_manage_tracking(env):
         conn.execute("ROLLBACK")
 
 
-# Both parts of the mutation log (a uuid table's mutation ids are in the second).
-MUTATION_LOG = ("(SELECT row_id, table_id, client_id, mutation_id, answer, applied_at, db_user FROM inventory_sync.mutations"
-                " UNION ALL SELECT row_id, table_id, client_id, mutation_id, answer, applied_at, db_user"
-                " FROM inventory_sync.mutations_uuid)")
+# Every part of the mutation log (a uuid or text table's mutation ids are in a part of their own).
+MUTATION_LOG = "(" + " UNION ALL ".join(
+    f"SELECT row_id, table_id, client_id, mutation_id, answer, applied_at, db_user FROM inventory_sync.mutations{side}"
+    for side in ("", "_uuid", "_text")) + ")"
 
 
 def age_everything(su):
     su.execute("UPDATE inventory_sync.inventory SET changed_at = changed_at - interval '1 year' WHERE deleted")
-    for side in ("", "_uuid"):
+    for side in ("", "_uuid", "_text"):
         su.execute(f"UPDATE inventory_sync.changes{side} SET changed_at = changed_at - interval '1 year' WHERE op = 'delete'")
         su.execute(f"UPDATE inventory_sync.mutations{side} SET applied_at = applied_at - interval '1 year'")
 
@@ -728,7 +730,7 @@ def test_mutation_ids_are_visible_only_to_the_user_that_applied_them(tenants):
             mine = conn.execute("SELECT count(*), count(*) FILTER (WHERE db_user <> current_user) "
                                 f"FROM {MUTATION_LOG} m").fetchone()
             assert mine == (by_user.get(R[role], 0), 0)
-            for log in ("inventory_sync.mutations", "inventory_sync.mutations_uuid"):
+            for log in ("inventory_sync.mutations", "inventory_sync.mutations_uuid", "inventory_sync.mutations_text"):
                 conn.execute("BEGIN")
                 assert conn.execute(f"UPDATE {log} SET answer = '{{}}' WHERE db_user <> current_user").rowcount == 0
                 try:  # DELETE: granted to everyone, or not at all; either way never another user's rows
@@ -770,6 +772,12 @@ def test_bookkeeping_tables_refuse_direct_writes_by_non_owners(tenants):
         ("INSERT INTO inventory_sync.mutations_uuid (row_id, table_id, client_id, mutation_id, db_user, shard_key) "
          "VALUES ('00000000-0000-0000-0000-000000000001', 1, 'x', 'y', 'postgres', "
          "'00000000-0000-0000-0000-000000000001')", "row-level security"),
+        ("INSERT INTO inventory_sync.changes_text (table_id, row_id, id, op, ts, position, changed_at, shard_key) "
+         "VALUES ((SELECT table_id FROM inventory_sync.tracked WHERE tbl = 'app.secret'::regclass), 'k', '\"k\"', 'delete', "
+         "now(), 1, now(), 'k')", "permission denied"),
+        ("DELETE FROM inventory_sync.changes_text", "permission denied"),
+        ("INSERT INTO inventory_sync.mutations_text (row_id, table_id, client_id, mutation_id, db_user, shard_key) "
+         "VALUES ('k', 1, 'x', 'y', 'postgres', 'k')", "row-level security"),
         ("SELECT count(*) FROM inventory_sync.inventory", "permission denied"),
     ]
     with as_role(env, "bob") as conn:
@@ -1224,10 +1232,13 @@ def end_state(su):
                      "server_data, db_user FROM inventory_sync.conflicts",
         "changes": "SELECT table_id, row_id, id, op, ts, client_id, field_clocks FROM inventory_sync.changes",
         "changes_uuid": "SELECT table_id, row_id, id, op, ts, client_id, field_clocks FROM inventory_sync.changes_uuid",
+        "changes_text": "SELECT table_id, row_id, id, op, ts, client_id, field_clocks FROM inventory_sync.changes_text",
         "mutations": "SELECT row_id, table_id, client_id, mutation_id, answer - 'server_time' - 'ahead_by_seconds', db_user "
                      "FROM inventory_sync.mutations",
         "mutations_uuid": "SELECT row_id, table_id, client_id, mutation_id, answer - 'server_time' - 'ahead_by_seconds', "
                           "db_user FROM inventory_sync.mutations_uuid",
+        "mutations_text": "SELECT row_id, table_id, client_id, mutation_id, answer - 'server_time' - 'ahead_by_seconds', "
+                          "db_user FROM inventory_sync.mutations_text",
         "tracked": "SELECT tbl, key_attnum, ts_attnum, tracked_by FROM inventory_sync.tracked",
         "policies": "SELECT * FROM inventory_sync.field_policies",
         "purged": "SELECT table_id, row_id FROM inventory_sync.purge_horizon",
@@ -1237,8 +1248,9 @@ def end_state(su):
 
 def reset(su):
     su.execute("TRUNCATE inventory_sync.inventory, inventory_sync.conflicts, inventory_sync.changes, "
-               "inventory_sync.changes_uuid, inventory_sync.mutations, inventory_sync.mutations_uuid, "
-               "inventory_sync.purge_horizon, app.items, public.trap_log")
+               "inventory_sync.changes_uuid, inventory_sync.changes_text, inventory_sync.mutations, "
+               "inventory_sync.mutations_uuid, inventory_sync.mutations_text, inventory_sync.purge_horizon, app.items, "
+               "public.trap_log")
     su.execute("SELECT inventory_sync.set_policy('inventory_sync.inventory', 'tag', 'field_lww')")
     su.execute("SELECT inventory_sync.set_policy('app.items', 'stock', 'delta')")
     if not su.execute("SELECT 1 FROM inventory_sync.tracked WHERE tbl = 'app.items'::regclass").fetchone():

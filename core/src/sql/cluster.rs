@@ -66,19 +66,22 @@ pub const IS_DISTRIBUTED: &str = "SELECT EXISTS (SELECT FROM pg_catalog.pg_dist_
      WHERE p.logicalrelid OPERATOR(pg_catalog.=) 'inventory_sync.inventory'::pg_catalog.regclass)";
 
 /// The extension's tables spread over a Citus cluster: first the default table by id and the
-/// `uuid` side's feed and mutation log by their shard key, in the `uuid` type's default group
-/// (`DISTRIBUTE_FIRST`; then `distribute()` distributes the tracked tables Citus does not hold yet,
-/// colocated with them by key type, before the catalogs that name them are copied to every node),
-/// then the journal, the mutation log and the change feed by the rows' shard keys, colocated with
-/// the default table (so the side rows of an item, and of a row of a table colocated with the
-/// default table or with the `uuid` side tables, are on the row's node; see `sql`), the eras, the
-/// purge horizon and the catalogs on every node (the catalogs name tables as `regclass`, which
-/// Citus sends by name, so each node reads its own OIDs).
-pub const DISTRIBUTE_FIRST: [&str; 3] = [
+/// `uuid` and `text` sides' feeds and mutation logs by their shard key, in their type's default
+/// group (`DISTRIBUTE_FIRST`; then `distribute()` distributes the tracked tables Citus does not
+/// hold yet, colocated with them by key type, before the catalogs that name them are copied to
+/// every node), then the journal, the mutation log and the change feed by the rows' shard keys,
+/// colocated with the default table (so the side rows of an item, and of a row of a table
+/// colocated with the default table or with a side's tables, are on the row's node; see `sql`),
+/// the eras, the purge horizon and the catalogs on every node (the catalogs name tables as
+/// `regclass`, which Citus sends by name, so each node reads its own OIDs).
+pub const DISTRIBUTE_FIRST: [&str; 5] = [
     "SELECT pg_catalog.create_distributed_table('inventory_sync.inventory', 'id')",
     "SELECT pg_catalog.create_distributed_table('inventory_sync.changes_uuid', 'shard_key', colocate_with => 'default')",
     "SELECT pg_catalog.create_distributed_table('inventory_sync.mutations_uuid', 'shard_key', \
        colocate_with => 'inventory_sync.changes_uuid')",
+    "SELECT pg_catalog.create_distributed_table('inventory_sync.changes_text', 'shard_key', colocate_with => 'default')",
+    "SELECT pg_catalog.create_distributed_table('inventory_sync.mutations_text', 'shard_key', \
+       colocate_with => 'inventory_sync.changes_text')",
 ];
 
 /// The rest of the extension's tables, after the tracked tables (see `DISTRIBUTE_FIRST`).
@@ -99,14 +102,14 @@ pub const DISTRIBUTE: [&str; 8] = [
 
 /// The calls of one row run on the node that holds it (Citus delegates a call by its key): the
 /// default table's, the tracked tables' calls with a bigint key, delegated as if colocated with
-/// the default table, and those with a `uuid` key, as if colocated with the `uuid` side tables
-/// (which a table is when `distribute()` distributed it, and then the row and its side rows are
-/// all on that node; a table distributed otherwise is reached from there as from the
-/// coordinator). Not the text form: its side rows are spread by hash, on other nodes than the
-/// row, and a delegated call's connections to other nodes are not kept (docs/DEVELOPMENT.md
-/// "Citus"). And `sync_push_on`, a push of the changes of one node (`push_groups`), by its node
-/// key, run whole on that node.
-pub const DELEGATE: [&str; 7] = [
+/// the default table, and those with a `uuid` or `text` key (the text form), as if colocated with
+/// that side's tables (as a tracked table is: `distribute()` and `track()` see to it), so the row
+/// and its side rows are all on that node. The text form called for a table with another key
+/// type runs on the node of its key's text, and reaches the row from there as from the
+/// coordinator, over new connections (docs/DEVELOPMENT.md "Citus"): on a cluster, such a table's
+/// calls take its typed form. And `sync_push_on`, a push of the changes of one node
+/// (`push_groups`), by its node key, run whole on that node.
+pub const DELEGATE: [&str; 9] = [
     "SELECT pg_catalog.create_distributed_function( \
        'inventory_sync.sync_upsert(bigint, jsonb, timestamptz, text, text, jsonb)', '$1', \
        colocate_with => 'inventory_sync.inventory')",
@@ -124,6 +127,12 @@ pub const DELEGATE: [&str; 7] = [
     "SELECT pg_catalog.create_distributed_function( \
        'inventory_sync.sync_delete_in(regclass, uuid, timestamptz, text, text)', '$2', \
        colocate_with => 'inventory_sync.changes_uuid')",
+    "SELECT pg_catalog.create_distributed_function( \
+       'inventory_sync.sync_upsert_in(regclass, text, jsonb, timestamptz, text, text, jsonb)', '$2', \
+       colocate_with => 'inventory_sync.changes_text')",
+    "SELECT pg_catalog.create_distributed_function( \
+       'inventory_sync.sync_delete_in(regclass, text, timestamptz, text, text)', '$2', \
+       colocate_with => 'inventory_sync.changes_text')",
     "SELECT pg_catalog.create_distributed_function('inventory_sync.sync_push_on(bigint, jsonb, boolean)', '$1', \
        colocate_with => 'inventory_sync.inventory')",
 ];
@@ -141,8 +150,9 @@ pub const DEFAULT_TABLE_GROUPS: &str = "SELECT DISTINCT pl.groupid FROM pg_catal
        JOIN pg_catalog.pg_dist_shard s ON s.shardid OPERATOR(pg_catalog.=) pl.shardid \
       WHERE s.logicalrelid OPERATOR(pg_catalog.=) 'inventory_sync.inventory'::pg_catalog.regclass";
 
-/// The tracked tables Citus does not hold yet: OID, key column and its type.
-pub const TRACKED_UNDISTRIBUTED: &str = "SELECT t.tbl::pg_catalog.oid, a.attname::pg_catalog.text, a.atttypid \
+/// The tracked tables Citus does not hold yet: OID, key column, its number and its type.
+pub const TRACKED_UNDISTRIBUTED: &str =
+    "SELECT t.tbl::pg_catalog.oid, a.attname::pg_catalog.text, a.attnum, a.atttypid \
      FROM inventory_sync.tracked t JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) t.tbl \
       AND a.attnum OPERATOR(pg_catalog.=) t.key_attnum \
      WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid OPERATOR(pg_catalog.=) t.tbl) \
@@ -174,19 +184,37 @@ pub const HAS_DROPPED_COLUMN: &str = "SELECT EXISTS (SELECT FROM pg_catalog.pg_a
          AND EXISTS (SELECT FROM pg_catalog.pg_attribute l WHERE l.attrelid OPERATOR(pg_catalog.=) $1 \
                        AND NOT l.attisdropped AND l.attnum OPERATOR(pg_catalog.>) d.attnum))";
 
-/// Distribute table `$1` (an OID) by its column `$2`, colocated with `$3` (a table, or `default`).
+/// How Citus holds table `$1` (an OID) whose key is column number `$2`: whether it spreads it by
+/// hash, and if so whether by that column in the colocation group of table `$3` (no row: Citus
+/// does not hold it).
+pub const SPREAD_AS: &str = "SELECT p.partmethod OPERATOR(pg_catalog.=) 'h', \
+       pg_catalog.column_to_column_name(p.logicalrelid, p.partkey) OPERATOR(pg_catalog.=) \
+         (SELECT a.attname::pg_catalog.text FROM pg_catalog.pg_attribute a \
+           WHERE a.attrelid OPERATOR(pg_catalog.=) $1 AND a.attnum OPERATOR(pg_catalog.=) $2) \
+       AND p.colocationid OPERATOR(pg_catalog.=) (SELECT q.colocationid FROM pg_catalog.pg_dist_partition q \
+           WHERE q.logicalrelid OPERATOR(pg_catalog.=) $3::pg_catalog.regclass) \
+     FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid OPERATOR(pg_catalog.=) $1::pg_catalog.regclass";
+
+/// Whether column number `$2` of table `$1` (an OID) has the database's default collation.
+pub const DEFAULT_COLLATION: &str = "SELECT a.attcollation OPERATOR(pg_catalog.=) \
+       'pg_catalog.\"default\"'::pg_catalog.regcollation::pg_catalog.oid \
+     FROM pg_catalog.pg_attribute a WHERE a.attrelid OPERATOR(pg_catalog.=) $1 AND a.attnum OPERATOR(pg_catalog.=) $2";
+
+/// Distribute table `$1` (an OID) by its column `$2`, colocated with `$3` (a table).
 pub const DISTRIBUTE_TABLE: &str =
     "SELECT pg_catalog.create_distributed_table($1::pg_catalog.regclass, $2, colocate_with => $3)";
 
 /// The feed's rows take their positions on the node that stores them (`stamp_position`); Citus
 /// creates a trigger on a distributed table, and on each of its shards, only while
 /// `citus.enable_unsafe_triggers` is on, as it drops one.
-pub const STAMP_POSITIONS: [&str; 3] = [
+pub const STAMP_POSITIONS: [&str; 4] = [
     "CREATE OR REPLACE TRIGGER stamp_position BEFORE INSERT OR UPDATE OF position ON inventory_sync.inventory \
        FOR EACH ROW EXECUTE FUNCTION inventory_sync.stamp_position()",
     "CREATE OR REPLACE TRIGGER stamp_position BEFORE INSERT OR UPDATE OF position ON inventory_sync.changes \
        FOR EACH ROW EXECUTE FUNCTION inventory_sync.stamp_position()",
     "CREATE OR REPLACE TRIGGER stamp_position BEFORE INSERT OR UPDATE OF position ON inventory_sync.changes_uuid \
+       FOR EACH ROW EXECUTE FUNCTION inventory_sync.stamp_position()",
+    "CREATE OR REPLACE TRIGGER stamp_position BEFORE INSERT OR UPDATE OF position ON inventory_sync.changes_text \
        FOR EACH ROW EXECUTE FUNCTION inventory_sync.stamp_position()",
 ];
 
@@ -257,7 +285,7 @@ pub const UNDISTRIBUTE_TABLE: &str = "SELECT pg_catalog.undistribute_table($1::p
 
 /// What `undistribute()` undoes before it takes the tables back: the delegation of the default
 /// table's calls and the triggers that stamp positions on the nodes.
-pub const UNDELEGATE: [&str; 10] = [
+pub const UNDELEGATE: [&str; 13] = [
     "SELECT pg_catalog.citus_unmark_object_distributed('pg_catalog.pg_proc'::pg_catalog.regclass, \
        'inventory_sync.sync_upsert(bigint, jsonb, timestamptz, text, text, jsonb)'::pg_catalog.regprocedure, 0, false)",
     "SELECT pg_catalog.citus_unmark_object_distributed('pg_catalog.pg_proc'::pg_catalog.regclass, \
@@ -277,6 +305,12 @@ pub const UNDELEGATE: [&str; 10] = [
        'inventory_sync.sync_push_on(bigint, jsonb, boolean)'::pg_catalog.regprocedure, 0, false)",
     "DROP TRIGGER IF EXISTS stamp_position ON inventory_sync.changes",
     "DROP TRIGGER IF EXISTS stamp_position ON inventory_sync.changes_uuid",
+    "SELECT pg_catalog.citus_unmark_object_distributed('pg_catalog.pg_proc'::pg_catalog.regclass, \
+       'inventory_sync.sync_upsert_in(regclass, text, jsonb, timestamptz, text, text, jsonb)'::pg_catalog.regprocedure, \
+       0, false)",
+    "SELECT pg_catalog.citus_unmark_object_distributed('pg_catalog.pg_proc'::pg_catalog.regclass, \
+       'inventory_sync.sync_delete_in(regclass, text, timestamptz, text, text)'::pg_catalog.regprocedure, 0, false)",
+    "DROP TRIGGER IF EXISTS stamp_position ON inventory_sync.changes_text",
 ];
 
 /// The `sql_drop` event trigger rests while `undistribute()` runs (Citus drops the old copies of

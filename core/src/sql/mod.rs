@@ -11,12 +11,13 @@
 //!
 //! A row's side rows (its change record, its mutation ids, its journal entries) carry the row's
 //! shard key, the column Citus distributes those tables by, colocated with the default table: the
-//! key itself for an integer key, else a hash of its text (`tracking::integer_key`). Every
-//! statement on one row's side rows names it, so that Citus sends the statement to the node that
-//! holds them, which for the default table and a table colocated with it is the row's node.
-//! A `uuid` table's feed records and mutation ids are in tables of their own whose shard key is
-//! the key itself (`tracking::Side`), colocated with the `uuid` tables: its statements on them
-//! take the key as the shard key parameter.
+//! key itself for an integer key; a journal entry of any other key a hash of its text
+//! (`tracking::integer_key`). Every statement on one row's side rows names it, so that Citus sends
+//! the statement to the node that holds them, which for the default table and a table colocated
+//! with it is the row's node.
+//! A `uuid` or `text` table's feed records and mutation ids are in tables of their own whose
+//! shard key is the key itself (`tracking::Side`), colocated with the tables of that key type:
+//! its statements on them take the key as the shard key parameter.
 
 mod cluster;
 pub use cluster::*;
@@ -43,10 +44,10 @@ pub const DEFAULT_SERVER_ROW: &str = "SELECT CASE WHEN s.deleted \
 /// A tracked table's stored row as a client stores it: every column; or, if the row was
 /// deleted, its tombstone: the key and timestamp columns and `"deleted": true`. `key_name` and
 /// `ts_name` are the columns' names as SQL literals. Parameters: `$1` the key, `$9` its shard key
-/// (the journal's parameters, see `journal`), which for a `uuid` table's tombstone is the key.
+/// (the journal's parameters, see `journal`), which for a `uuid` or `text` table's tombstone is the key.
 pub fn tracked_server_row(table: &str, table_id: i32, key: &str, key_name: &str, ts_name: &str, side: Side) -> String {
     let changes = side.changes();
-    let shard_key = if side == Side::Uuid { "$1" } else { "$9" };
+    let shard_key = if side.keyed_by_key() { "$1" } else { "$9" };
     format!(
         "SELECT pg_catalog.to_jsonb(s.*) AS data FROM {table} s WHERE s.{key} OPERATOR(pg_catalog.=) $1 \
          UNION ALL \
@@ -375,6 +376,7 @@ pub const COHORT_START: &str = "SELECT GREATEST( \
        (SELECT pg_catalog.max(i.position) FROM inventory_sync.inventory i), \
        (SELECT pg_catalog.max(c.position) FROM inventory_sync.changes c), \
        (SELECT pg_catalog.max(c.position) FROM inventory_sync.changes_uuid c), \
+       (SELECT pg_catalog.max(c.position) FROM inventory_sync.changes_text c), \
        (SELECT pg_catalog.max(p.position) FROM inventory_sync.purge_horizon p), 0), \
      (SELECT COALESCE(pg_catalog.max(e.era), 0) OPERATOR(pg_catalog.+) 1 FROM inventory_sync.eras e)";
 
@@ -390,6 +392,7 @@ pub const ERA_START: &str = "INSERT INTO inventory_sync.eras (era, cohort, syste
        (SELECT pg_catalog.max(i.position) FROM inventory_sync.inventory i WHERE i.position OPERATOR(pg_catalog.<) $4), \
        (SELECT pg_catalog.max(c.position) FROM inventory_sync.changes c WHERE c.position OPERATOR(pg_catalog.<) $4), \
        (SELECT pg_catalog.max(c.position) FROM inventory_sync.changes_uuid c WHERE c.position OPERATOR(pg_catalog.<) $4), \
+       (SELECT pg_catalog.max(c.position) FROM inventory_sync.changes_text c WHERE c.position OPERATOR(pg_catalog.<) $4), \
        (SELECT pg_catalog.max(p.position) FROM inventory_sync.purge_horizon p WHERE p.position OPERATOR(pg_catalog.<) $4), \
        0)";
 
@@ -494,7 +497,11 @@ pub fn purge_tombstones() -> String {
            WHERE c.op OPERATOR(pg_catalog.=) 'delete' \
              AND c.changed_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) $1) \
            RETURNING c.position, c.table_id, c.row_id), \
-         purged AS (SELECT * FROM d1 UNION ALL SELECT * FROM d2 UNION ALL SELECT * FROM d3), \
+         d4 AS (DELETE FROM inventory_sync.changes_text c \
+           WHERE c.op OPERATOR(pg_catalog.=) 'delete' \
+             AND c.changed_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) $1) \
+           RETURNING c.position, c.table_id, c.row_id), \
+         purged AS (SELECT * FROM d1 UNION ALL SELECT * FROM d2 UNION ALL SELECT * FROM d3 UNION ALL SELECT * FROM d4), \
          newest AS (SELECT DISTINCT ON (era) (p.position OPERATOR(pg_catalog.>>) 48)::pg_catalog.int4 AS era, \
              p.position, p.table_id, p.row_id FROM purged p \
            ORDER BY era, p.position DESC, p.table_id DESC, p.row_id DESC), \
@@ -513,12 +520,15 @@ pub fn purge_tombstones() -> String {
 pub const PURGE_MUTATIONS: &str = "WITH d1 AS (DELETE FROM inventory_sync.mutations m \
        WHERE m.applied_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) $1) RETURNING 1), \
      d2 AS (DELETE FROM inventory_sync.mutations_uuid m \
+       WHERE m.applied_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) $1) RETURNING 1), \
+     d3 AS (DELETE FROM inventory_sync.mutations_text m \
        WHERE m.applied_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) $1) RETURNING 1) \
-     SELECT (SELECT pg_catalog.count(*) FROM d1) OPERATOR(pg_catalog.+) (SELECT pg_catalog.count(*) FROM d2)";
+     SELECT (SELECT pg_catalog.count(*) FROM d1) OPERATOR(pg_catalog.+) (SELECT pg_catalog.count(*) FROM d2) \
+       OPERATOR(pg_catalog.+) (SELECT pg_catalog.count(*) FROM d3)";
 
 /// Claim a mutation (`$1` row id, `$2` table id, `$3` client_id, `$4` mutation_id, `$5` the
-/// row's shard key, on the `uuid` side the key): true if this is its first time. A concurrent
-/// claim of the same mutation waits for this transaction.
+/// row's shard key, on the `uuid` and `text` sides the key): true if this is its first time. A
+/// concurrent claim of the same mutation waits for this transaction.
 pub fn mutation_claim(side: Side) -> String {
     format!(
         "INSERT INTO {} (row_id, table_id, client_id, mutation_id, shard_key) \

@@ -78,21 +78,14 @@ fn writes_are_routable_by_citus() {
             assert!(!calls_a_function(set), "a function in DO UPDATE of {sql}");
         }
     }
-    for sql in [
-        tracked_lock("t", "k", "ts"),
-        tracked_lock_for_merge("t", "k", "ts"),
-        tracked_record_clock(1, Side::Bigint),
-        tracked_record_clock(1, Side::Uuid),
-    ] {
+    let clocks = Side::ALL.map(|side| tracked_record_clock(1, side));
+    for sql in [tracked_lock("t", "k", "ts"), tracked_lock_for_merge("t", "k", "ts")].into_iter().chain(clocks) {
         assert_eq!(sql.matches(" FROM ").count(), 1, "one table in {sql}");
     }
     // The journal reads the stored row by joining it, not by a subquery in VALUES, and answers
     // a plain column.
-    for row in [
-        DEFAULT_SERVER_ROW.to_string(),
-        tracked_server_row("t", 1, "k", "'k'", "'ts'", Side::Bigint),
-        tracked_server_row("t", 1, "k", "'k'", "'ts'", Side::Uuid),
-    ] {
+    let rows = Side::ALL.map(|side| tracked_server_row("t", 1, "k", "'k'", "'ts'", side));
+    for row in [DEFAULT_SERVER_ROW.to_string()].into_iter().chain(rows) {
         let sql = journal(&row);
         assert!(!sql.contains("VALUES") && !sql.contains("RETURNING"), "{sql}");
     }
@@ -154,6 +147,8 @@ fn nothing_resolves_through_search_path() {
         DEFAULT_TABLE_GROUPS.to_string(),
         TRACKED_UNDISTRIBUTED.to_string(),
         DISTRIBUTE_TABLE.to_string(),
+        SPREAD_AS.to_string(),
+        DEFAULT_COLLATION.to_string(),
         feed(true, &[], 2),
         feed(true, &Side::ALL, 3),
         feed(false, &[Side::Uuid], 2),
@@ -211,11 +206,12 @@ fn nothing_resolves_through_search_path() {
 
 /// Every statement on one row's side rows names the row's shard key, which Citus routes by (the
 /// writes store it, the reads and updates filter on it); without it a statement would go to every
-/// shard of a distributed side table. A `uuid` table's statements name its own side tables.
+/// shard of a distributed side table. A `uuid` or `text` table's statements name its own side
+/// tables, and no other side's.
 #[test]
 fn side_rows_are_named_by_their_shard_key() {
     for side in Side::ALL {
-        let tombstone_key = if side == Side::Uuid { "$1" } else { "$9" };
+        let tombstone_key = if side.keyed_by_key() { "$1" } else { "$9" };
         let filtered = [
             (tracked_record_clock(1, side), "$2"),
             (tracked_tombstone_clock(1, side), "$2"),
@@ -230,8 +226,10 @@ fn side_rows_are_named_by_their_shard_key() {
             assert!(sql.contains(&format!("shard_key OPERATOR(pg_catalog.=) {param}")), "{sql}");
             let table = if sql.contains("mutation") { side.mutations() } else { side.changes() };
             assert!(sql.contains(&format!("{table} ")), "{sql}");
-            let other = Side::ALL.into_iter().find(|&s| s != side).expect("two sides");
-            assert!(!sql.contains(&format!("{} ", other.changes())), "{sql}");
+            for other in Side::ALL.into_iter().filter(|&s| s != side) {
+                assert!(!sql.contains(&format!("{} ", other.changes())), "{sql}");
+                assert!(!sql.contains(&format!("{} ", other.mutations())), "{sql}");
+            }
         }
         for (sql, param) in [
             (tracked_record(1, false, side), "$7"),
@@ -244,7 +242,8 @@ fn side_rows_are_named_by_their_shard_key() {
         }
     }
     // The journal is one table for every side.
-    for row in [DEFAULT_SERVER_ROW.to_string(), tracked_server_row("t", 1, "k", "'k'", "'ts'", Side::Uuid)] {
+    let rows = [Side::Uuid, Side::Text].map(|side| tracked_server_row("t", 1, "k", "'k'", "'ts'", side));
+    for row in [DEFAULT_SERVER_ROW.to_string()].into_iter().chain(rows) {
         let sql = journal(&row);
         let (columns, values) = sql.split_once(") SELECT").expect(&sql);
         assert!(columns.ends_with(", shard_key"), "{sql}");
@@ -255,9 +254,15 @@ fn side_rows_are_named_by_their_shard_key() {
 /// The feed reads the side tables asked for, and only those.
 #[test]
 fn the_feed_reads_each_side_asked_for() {
-    let both = feed(true, &Side::ALL, 1);
-    assert!(both.contains("FROM inventory_sync.changes c") && both.contains("FROM inventory_sync.changes_uuid c"));
+    let all = feed(true, &Side::ALL, 1);
+    for side in Side::ALL {
+        assert!(all.contains(&format!("FROM {} c", side.changes())), "{all}");
+    }
     let uuid_only = feed(false, &[Side::Uuid], 1);
-    assert!(!uuid_only.contains("FROM inventory_sync.changes c") && !uuid_only.contains("inventory_sync.inventory"));
+    assert!(uuid_only.contains("FROM inventory_sync.changes_uuid c"));
+    for other in [Side::Bigint, Side::Text] {
+        assert!(!uuid_only.contains(&format!("FROM {} c", other.changes())), "{uuid_only}");
+    }
+    assert!(!uuid_only.contains("inventory_sync.inventory"));
     assert!(!feed(true, &[], 1).contains("inventory_sync.changes"));
 }

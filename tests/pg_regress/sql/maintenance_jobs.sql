@@ -16,8 +16,10 @@ DELETE FROM inventory_sync.conflicts WHERE detected_at < now() - interval '180 d
 -- How much each bookkeeping table holds.
 SELECT (SELECT count(*) FROM inventory_sync.inventory WHERE deleted) AS default_tombstones,
        (SELECT count(*) FROM inventory_sync.changes WHERE op = 'delete')
-         + (SELECT count(*) FROM inventory_sync.changes_uuid WHERE op = 'delete') AS tracked_tombstones,
+         + (SELECT count(*) FROM inventory_sync.changes_uuid WHERE op = 'delete')
+         + (SELECT count(*) FROM inventory_sync.changes_text WHERE op = 'delete') AS tracked_tombstones,
        (SELECT count(*) FROM inventory_sync.mutations)
-         + (SELECT count(*) FROM inventory_sync.mutations_uuid) AS mutation_ids,
+         + (SELECT count(*) FROM inventory_sync.mutations_uuid)
+         + (SELECT count(*) FROM inventory_sync.mutations_text) AS mutation_ids,
        (SELECT count(*) FROM inventory_sync.conflicts) AS journaled;
 DROP EXTENSION inventory_sync;

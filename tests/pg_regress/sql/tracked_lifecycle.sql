@@ -17,12 +17,13 @@ SELECT inventory_sync.sync_upsert_in('shelves', 'A-12', '{"capacity": 60}', '202
 -- The payload may repeat the key, with the same value.
 SELECT inventory_sync.sync_upsert_in('shelves', 'B-01', '{"code": "B-01", "label": "Aisle B, shelf 1"}', '2024-03-01 09:00+00');
 SELECT * FROM shelves ORDER BY code;
--- A delete removes the row and keeps its tombstone in inventory_sync.changes; an older edit
+-- A delete removes the row and keeps its tombstone in the feed (inventory_sync.changes_text for
+-- a text key); an older edit
 -- then gets a conflict whose server_data names the key and timestamp columns.
 SELECT inventory_sync.sync_delete_in('shelves', 'B-01', '2024-03-01 11:00+00');
 SELECT inventory_sync.sync_upsert_in('shelves', 'B-01', '{"capacity": 10}', '2024-03-01 10:30+00');
 SELECT code FROM shelves ORDER BY code;
-SELECT inventory_sync.table_of(table_id) AS tbl, row_id, id, op, ts FROM inventory_sync.changes ORDER BY row_id;
+SELECT inventory_sync.table_of(table_id) AS tbl, row_id, id, op, ts FROM inventory_sync.changes_text ORDER BY row_id;
 -- Untracked, the table is an ordinary table again; its rows stay.
 SELECT inventory_sync.untrack('shelves');
 SELECT count(*) AS tracked FROM inventory_sync.tracked_tables;
