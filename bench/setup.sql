@@ -4,6 +4,7 @@ DROP SCHEMA IF EXISTS bench CASCADE;
 CREATE SCHEMA bench;
 SET client_min_messages = warning;
 TRUNCATE inventory_sync.inventory, inventory_sync.conflicts, inventory_sync.changes, inventory_sync.changes_uuid,
+         inventory_sync.changes_text, inventory_sync.mutations_text,
          inventory_sync.mutations, inventory_sync.mutations_uuid;
 
 -- 1. What a PostgreSQL expert writes by hand: one statement, no journal, no JSON answer.

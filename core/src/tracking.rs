@@ -53,7 +53,7 @@ impl Side {
     }
 
     /// The change feed's table of this side.
-    pub fn changes(self) -> &'static str {
+    pub const fn changes(self) -> &'static str {
         match self {
             Side::Bigint => "inventory_sync.changes",
             Side::Uuid => "inventory_sync.changes_uuid",
@@ -62,7 +62,7 @@ impl Side {
     }
 
     /// The mutation log's table of this side.
-    pub fn mutations(self) -> &'static str {
+    pub const fn mutations(self) -> &'static str {
         match self {
             Side::Bigint => "inventory_sync.mutations",
             Side::Uuid => "inventory_sync.mutations_uuid",

@@ -8,7 +8,7 @@
 //! pulls walk it up to that node's horizon while the node is there.
 //!
 //! It also replicates the catalogs, delegates the single-row calls to the node that holds the row
-//! (`sql::DISTRIBUTE`, `sql::DELEGATE`) and has every node stamp the positions of the feed rows it
+//! (`sql::DISTRIBUTE`, `sql::DELEGATED`) and has every node stamp the positions of the feed rows it
 //! stores; `announce` tells every node of a change of a replicated table. `teardown` undoes it.
 
 use std::cell::RefCell;
@@ -118,7 +118,7 @@ pub fn distribute(client: &mut SpiClient<'_>) -> Result<Jsonb, SyncError> {
     announce(client, c"eras");
     announce(client, c"tracked");
     announce(client, c"field_policies");
-    sql::DELEGATE.iter().for_each(|statement| run(client, statement));
+    sql::delegate().iter().for_each(|statement| run(client, statement));
     Ok(Jsonb::from_text(&serde_json::json!({"cohort": cohort, "eras": eras}).to_string()))
 }
 
@@ -241,7 +241,7 @@ pub(super) fn cohort_start(client: &mut SpiClient<'_>) -> (i32, i64) {
 /// part, after the node that ran it may have committed (two-phase commit), so only the storing
 /// node's transaction ids order them against its horizon.
 fn stamp_positions(client: &mut SpiClient<'_>) {
-    with_triggers_allowed(client, |client| sql::STAMP_POSITIONS.iter().for_each(|statement| run(client, statement)));
+    with_triggers_allowed(client, |client| sql::stamp_positions().iter().for_each(|statement| run(client, statement)));
 }
 
 /// On a Citus coordinator, for a table to track (whose key is column `attnum` of type

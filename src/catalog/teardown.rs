@@ -34,7 +34,7 @@ pub fn undistribute(client: &mut SpiClient<'_>) -> Result<Jsonb, SyncError> {
     // its schema; both as they were after.
     let messages = set_locally(client, "client_min_messages", "warning");
     let search_path = set_locally(client, "search_path", "pg_catalog");
-    with_triggers_allowed(client, |client| sql::UNDELEGATE.iter().for_each(|statement| run(client, statement)));
+    with_triggers_allowed(client, |client| sql::undelegate().iter().for_each(|statement| run(client, statement)));
     run(client, sql::FORGETTING[0]);
     for (table, _) in &tables {
         take_back(client, *table);

@@ -2,6 +2,8 @@
 //! extension's tables over the nodes (`distribute()`) and taking them back (`undistribute()`).
 //! Re-exported by `sql`, like the rest.
 
+use super::{Side, DEFAULT_TABLE};
+
 /// Whether this database has Citus (whose nodes each answer for their horizon).
 pub const HAS_CITUS: &str = "SELECT pg_catalog.to_regprocedure( \
      'pg_catalog.run_command_on_all_nodes(pg_catalog.text, pg_catalog.bool, pg_catalog.bool)') IS NOT NULL";
@@ -108,34 +110,32 @@ pub const DISTRIBUTE: [&str; 8] = [
 /// type runs on the node of its key's text, and reaches the row from there as from the
 /// coordinator, over new connections (docs/DEVELOPMENT.md "Citus"): on a cluster, such a table's
 /// calls take its typed form. And `sync_push_on`, a push of the changes of one node
-/// (`push_groups`), by its node key, run whole on that node.
-pub const DELEGATE: [&str; 9] = [
-    "SELECT pg_catalog.create_distributed_function( \
-       'inventory_sync.sync_upsert(bigint, jsonb, timestamptz, text, text, jsonb)', '$1', \
-       colocate_with => 'inventory_sync.inventory')",
-    "SELECT pg_catalog.create_distributed_function('inventory_sync.sync_delete(bigint, timestamptz, text, text)', \
-       '$1', colocate_with => 'inventory_sync.inventory')",
-    "SELECT pg_catalog.create_distributed_function( \
-       'inventory_sync.sync_upsert_in(regclass, bigint, jsonb, timestamptz, text, text, jsonb)', '$2', \
-       colocate_with => 'inventory_sync.inventory')",
-    "SELECT pg_catalog.create_distributed_function( \
-       'inventory_sync.sync_delete_in(regclass, bigint, timestamptz, text, text)', '$2', \
-       colocate_with => 'inventory_sync.inventory')",
-    "SELECT pg_catalog.create_distributed_function( \
-       'inventory_sync.sync_upsert_in(regclass, uuid, jsonb, timestamptz, text, text, jsonb)', '$2', \
-       colocate_with => 'inventory_sync.changes_uuid')",
-    "SELECT pg_catalog.create_distributed_function( \
-       'inventory_sync.sync_delete_in(regclass, uuid, timestamptz, text, text)', '$2', \
-       colocate_with => 'inventory_sync.changes_uuid')",
-    "SELECT pg_catalog.create_distributed_function( \
-       'inventory_sync.sync_upsert_in(regclass, text, jsonb, timestamptz, text, text, jsonb)', '$2', \
-       colocate_with => 'inventory_sync.changes_text')",
-    "SELECT pg_catalog.create_distributed_function( \
-       'inventory_sync.sync_delete_in(regclass, text, timestamptz, text, text)', '$2', \
-       colocate_with => 'inventory_sync.changes_text')",
-    "SELECT pg_catalog.create_distributed_function('inventory_sync.sync_push_on(bigint, jsonb, boolean)', '$1', \
-       colocate_with => 'inventory_sync.inventory')",
+/// (`push_groups`), by its node key, run whole on that node. Each: the function, the argument it
+/// is delegated by, the table it is colocated with.
+pub const DELEGATED: [(&str, &str, &str); 9] = [
+    ("inventory_sync.sync_upsert(bigint, jsonb, timestamptz, text, text, jsonb)", "$1", DEFAULT_TABLE),
+    ("inventory_sync.sync_delete(bigint, timestamptz, text, text)", "$1", DEFAULT_TABLE),
+    ("inventory_sync.sync_upsert_in(regclass, bigint, jsonb, timestamptz, text, text, jsonb)", "$2", DEFAULT_TABLE),
+    ("inventory_sync.sync_delete_in(regclass, bigint, timestamptz, text, text)", "$2", DEFAULT_TABLE),
+    ("inventory_sync.sync_upsert_in(regclass, uuid, jsonb, timestamptz, text, text, jsonb)", "$2", UUID_CHANGES),
+    ("inventory_sync.sync_delete_in(regclass, uuid, timestamptz, text, text)", "$2", UUID_CHANGES),
+    ("inventory_sync.sync_upsert_in(regclass, text, jsonb, timestamptz, text, text, jsonb)", "$2", TEXT_CHANGES),
+    ("inventory_sync.sync_delete_in(regclass, text, timestamptz, text, text)", "$2", TEXT_CHANGES),
+    ("inventory_sync.sync_push_on(bigint, jsonb, boolean)", "$1", DEFAULT_TABLE),
 ];
+
+const UUID_CHANGES: &str = Side::Uuid.changes();
+const TEXT_CHANGES: &str = Side::Text.changes();
+
+/// The statements that delegate the calls of `DELEGATED`.
+pub fn delegate() -> Vec<String> {
+    DELEGATED
+        .iter()
+        .map(|(function, by, with)| {
+            format!("SELECT pg_catalog.create_distributed_function('{function}', '{by}', colocate_with => '{with}')")
+        })
+        .collect()
+}
 
 /// The node group that holds the row of table `$1` (an OID) whose key is `$2` (typed as the key):
 /// NULL unless Citus spreads the table by hash (a reference table is on every node).
@@ -204,19 +204,22 @@ pub const DEFAULT_COLLATION: &str = "SELECT a.attcollation OPERATOR(pg_catalog.=
 pub const DISTRIBUTE_TABLE: &str =
     "SELECT pg_catalog.create_distributed_table($1::pg_catalog.regclass, $2, colocate_with => $3)";
 
+/// The tables whose rows are the feed: the default table and each side's change feed.
+const FEED: [&str; 4] = [DEFAULT_TABLE, Side::Bigint.changes(), UUID_CHANGES, TEXT_CHANGES];
+
 /// The feed's rows take their positions on the node that stores them (`stamp_position`); Citus
 /// creates a trigger on a distributed table, and on each of its shards, only while
 /// `citus.enable_unsafe_triggers` is on, as it drops one.
-pub const STAMP_POSITIONS: [&str; 4] = [
-    "CREATE OR REPLACE TRIGGER stamp_position BEFORE INSERT OR UPDATE OF position ON inventory_sync.inventory \
-       FOR EACH ROW EXECUTE FUNCTION inventory_sync.stamp_position()",
-    "CREATE OR REPLACE TRIGGER stamp_position BEFORE INSERT OR UPDATE OF position ON inventory_sync.changes \
-       FOR EACH ROW EXECUTE FUNCTION inventory_sync.stamp_position()",
-    "CREATE OR REPLACE TRIGGER stamp_position BEFORE INSERT OR UPDATE OF position ON inventory_sync.changes_uuid \
-       FOR EACH ROW EXECUTE FUNCTION inventory_sync.stamp_position()",
-    "CREATE OR REPLACE TRIGGER stamp_position BEFORE INSERT OR UPDATE OF position ON inventory_sync.changes_text \
-       FOR EACH ROW EXECUTE FUNCTION inventory_sync.stamp_position()",
-];
+pub fn stamp_positions() -> Vec<String> {
+    FEED.iter()
+        .map(|table| {
+            format!(
+                "CREATE OR REPLACE TRIGGER stamp_position BEFORE INSERT OR UPDATE OF position ON {table} \
+                 FOR EACH ROW EXECUTE FUNCTION inventory_sync.stamp_position()"
+            )
+        })
+        .collect()
+}
 
 /// `undistribute()`: the extension's tables Citus holds (distributed or replicated), by name.
 pub const OWN_DISTRIBUTED: &str = "SELECT c.oid, c.relname::pg_catalog.text FROM pg_catalog.pg_dist_partition p \
@@ -283,35 +286,17 @@ pub const GRANTS_OF: &str =
 /// Citus copies table `$1` (an OID) back to this node, whole, and drops its shards.
 pub const UNDISTRIBUTE_TABLE: &str = "SELECT pg_catalog.undistribute_table($1::pg_catalog.regclass)";
 
-/// What `undistribute()` undoes before it takes the tables back: the delegation of the default
-/// table's calls and the triggers that stamp positions on the nodes.
-pub const UNDELEGATE: [&str; 13] = [
-    "SELECT pg_catalog.citus_unmark_object_distributed('pg_catalog.pg_proc'::pg_catalog.regclass, \
-       'inventory_sync.sync_upsert(bigint, jsonb, timestamptz, text, text, jsonb)'::pg_catalog.regprocedure, 0, false)",
-    "SELECT pg_catalog.citus_unmark_object_distributed('pg_catalog.pg_proc'::pg_catalog.regclass, \
-       'inventory_sync.sync_delete(bigint, timestamptz, text, text)'::pg_catalog.regprocedure, 0, false)",
-    "SELECT pg_catalog.citus_unmark_object_distributed('pg_catalog.pg_proc'::pg_catalog.regclass, \
-       'inventory_sync.sync_upsert_in(regclass, bigint, jsonb, timestamptz, text, text, jsonb)'::pg_catalog.regprocedure, \
-       0, false)",
-    "SELECT pg_catalog.citus_unmark_object_distributed('pg_catalog.pg_proc'::pg_catalog.regclass, \
-       'inventory_sync.sync_delete_in(regclass, bigint, timestamptz, text, text)'::pg_catalog.regprocedure, 0, false)",
-    "DROP TRIGGER IF EXISTS stamp_position ON inventory_sync.inventory",
-    "SELECT pg_catalog.citus_unmark_object_distributed('pg_catalog.pg_proc'::pg_catalog.regclass, \
-       'inventory_sync.sync_upsert_in(regclass, uuid, jsonb, timestamptz, text, text, jsonb)'::pg_catalog.regprocedure, \
-       0, false)",
-    "SELECT pg_catalog.citus_unmark_object_distributed('pg_catalog.pg_proc'::pg_catalog.regclass, \
-       'inventory_sync.sync_delete_in(regclass, uuid, timestamptz, text, text)'::pg_catalog.regprocedure, 0, false)",
-    "SELECT pg_catalog.citus_unmark_object_distributed('pg_catalog.pg_proc'::pg_catalog.regclass, \
-       'inventory_sync.sync_push_on(bigint, jsonb, boolean)'::pg_catalog.regprocedure, 0, false)",
-    "DROP TRIGGER IF EXISTS stamp_position ON inventory_sync.changes",
-    "DROP TRIGGER IF EXISTS stamp_position ON inventory_sync.changes_uuid",
-    "SELECT pg_catalog.citus_unmark_object_distributed('pg_catalog.pg_proc'::pg_catalog.regclass, \
-       'inventory_sync.sync_upsert_in(regclass, text, jsonb, timestamptz, text, text, jsonb)'::pg_catalog.regprocedure, \
-       0, false)",
-    "SELECT pg_catalog.citus_unmark_object_distributed('pg_catalog.pg_proc'::pg_catalog.regclass, \
-       'inventory_sync.sync_delete_in(regclass, text, timestamptz, text, text)'::pg_catalog.regprocedure, 0, false)",
-    "DROP TRIGGER IF EXISTS stamp_position ON inventory_sync.changes_text",
-];
+/// What `undistribute()` undoes before it takes the tables back: the delegation of the calls
+/// (`DELEGATED`) and the triggers that stamp positions on the nodes.
+pub fn undelegate() -> Vec<String> {
+    let calls = DELEGATED.iter().map(|(function, ..)| {
+        format!(
+            "SELECT pg_catalog.citus_unmark_object_distributed('pg_catalog.pg_proc'::pg_catalog.regclass, \
+             '{function}'::pg_catalog.regprocedure, 0, false)"
+        )
+    });
+    calls.chain(FEED.iter().map(|table| format!("DROP TRIGGER IF EXISTS stamp_position ON {table}"))).collect()
+}
 
 /// The `sql_drop` event trigger rests while `undistribute()` runs (Citus drops the old copies of
 /// the extension's own tables, whose sync state is not to be forgotten), then works again.

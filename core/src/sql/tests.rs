@@ -170,6 +170,8 @@ fn nothing_resolves_through_search_path() {
             mutation_remember(side),
         ]);
     }
+    all.extend(stamp_positions());
+    all.extend(undelegate());
     for sql in all {
         for op in ["||", "<=", "-", "="] {
             for (i, _) in sql.match_indices(op) {
@@ -265,4 +267,30 @@ fn the_feed_reads_each_side_asked_for() {
     }
     assert!(!uuid_only.contains("inventory_sync.inventory"));
     assert!(!feed(true, &[], 1).contains("inventory_sync.changes"));
+}
+
+/// The calls of each key type are delegated colocated with the table that key type's tables are
+/// colocated with (`Side::colocated_with`), so a delegated call runs where its row and side rows
+/// are; and `undistribute()` undoes every delegation and every trigger `distribute()` made.
+#[test]
+fn each_key_types_calls_are_delegated_where_its_rows_are() {
+    use crate::tracking::oid;
+    for (key_type, name) in [(oid::INT8, "bigint"), (oid::UUID, "uuid"), (oid::TEXT, "text")] {
+        let with = Side::colocated_with(key_type).expect("a colocated key type");
+        for function in ["sync_upsert_in", "sync_delete_in"] {
+            let signature = format!("inventory_sync.{function}(regclass, {name},");
+            let delegated: Vec<_> = DELEGATED.iter().filter(|(f, ..)| f.starts_with(&signature)).collect();
+            assert_eq!(delegated.len(), 1, "{signature}");
+            assert_eq!((delegated[0].1, delegated[0].2), ("$2", with), "{signature}");
+        }
+    }
+    assert_eq!(Side::colocated_with(oid::INT4), None);
+    let undone = undelegate();
+    for (function, ..) in DELEGATED {
+        assert!(undone.iter().any(|u| u.contains(&format!("'{function}'::pg_catalog.regprocedure"))), "{function}");
+    }
+    for trigger in stamp_positions() {
+        let table = trigger.split(" ON ").nth(1).and_then(|rest| rest.split_whitespace().next()).expect(&trigger);
+        assert!(undone.contains(&format!("DROP TRIGGER IF EXISTS stamp_position ON {table}")), "{table}");
+    }
 }
