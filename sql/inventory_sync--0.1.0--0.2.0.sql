@@ -11,6 +11,12 @@
 
 \echo Use "ALTER EXTENSION inventory_sync UPDATE TO '0.2.0'" to load this file. \quit
 
+-- A write the table's own rules refuse (a constraint, a trigger) is journaled with that reason.
+ALTER DOMAIN inventory_sync.conflict_reason DROP CONSTRAINT conflict_reason_check;
+ALTER DOMAIN inventory_sync.conflict_reason ADD CONSTRAINT conflict_reason_check
+    CHECK (VALUE OPERATOR(pg_catalog.=) ANY ('{stale,clock_skew,constraint,trigger}'::text[]));
+COMMENT ON DOMAIN inventory_sync.conflict_reason IS 'Why a write was not applied: stale, clock_skew, or refused by the table''s constraint or trigger.';
+
 -- The drops below are not tables leaving tracking: the event trigger waits for the end.
 ALTER EVENT TRIGGER inventory_sync_forget_dropped_tables DISABLE;
 

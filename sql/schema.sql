@@ -11,10 +11,10 @@ CREATE DOMAIN inventory_sync.item_fields AS jsonb
 CREATE DOMAIN inventory_sync.write_op AS text
     CHECK (VALUE OPERATOR(pg_catalog.=) ANY ('{upsert,delete}'::text[]));
 CREATE DOMAIN inventory_sync.conflict_reason AS text
-    CHECK (VALUE OPERATOR(pg_catalog.=) ANY ('{stale,clock_skew}'::text[]));
+    CHECK (VALUE OPERATOR(pg_catalog.=) ANY ('{stale,clock_skew,constraint,trigger}'::text[]));
 COMMENT ON DOMAIN inventory_sync.item_fields IS 'An item''s fields: a JSON object.';
 COMMENT ON DOMAIN inventory_sync.write_op IS 'upsert or delete.';
-COMMENT ON DOMAIN inventory_sync.conflict_reason IS 'Why a write was not applied: stale or clock_skew.';
+COMMENT ON DOMAIN inventory_sync.conflict_reason IS 'Why a write was not applied: stale, clock_skew, or refused by the table''s constraint or trigger.';
 
 CREATE TABLE inventory_sync.inventory (
     id         bigint      PRIMARY KEY,

@@ -2,9 +2,10 @@
 //!
 //! Changes run in subtransactions (as a PL/pgSQL EXCEPTION block does), 64 at a time, and one by
 //! one when a group holds an invalid change, so an invalid change rolls back only itself and
-//! becomes an `error` outcome while the others proceed. With
-//! `atomic`, there are no subtransactions: the first invalid change fails the whole call, and
-//! the error names the change.
+//! becomes an `error` outcome while the others proceed; a change a tracked table's rules refuse
+//! becomes a `rejected` outcome, caught in that one-by-one pass (`write::batched`). With
+//! `atomic`, there are no subtransactions: the first invalid or refused change fails the whole
+//! call, and the error names the change.
 //!
 //! Changes are applied in the order of their rows (table, then key), not in the order given:
 //! every batch then takes its row locks in the same order, so two devices pushing overlapping
@@ -212,10 +213,12 @@ pub fn push(changes: &Batch<'_>, atomic: bool) -> Result<String, SyncError> {
             let attempt = per_change.run(|| {
                 answers_in(|| {
                     own_errors(in_subtransaction(|| {
-                        chunk
-                            .iter()
-                            .map(|&index| parse(changes.element(index)).and_then(apply).map(|a| a.to_text()))
-                            .collect::<Result<Vec<String>, SyncError>>()
+                        write::batched(|| {
+                            chunk
+                                .iter()
+                                .map(|&index| parse(changes.element(index)).and_then(apply).map(|a| a.to_text()))
+                                .collect::<Result<Vec<String>, SyncError>>()
+                        })
                     }))
                 })
             });
@@ -232,7 +235,7 @@ pub fn push(changes: &Batch<'_>, atomic: bool) -> Result<String, SyncError> {
                 answers_in(|| {
                     let item = changes.element(index);
                     if atomic {
-                        return catching(|| parse(item).and_then(apply))
+                        return catching(|| write::batched(|| parse(item).and_then(apply)))
                             .map(|a| a.to_text())
                             .map_err(|f| SyncError::InChange { index, sqlstate: f.sqlstate, message: f.message });
                     }

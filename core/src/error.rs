@@ -137,6 +137,14 @@ pub enum SyncError {
     #[error("table {table} is not distributed over the cluster")]
     NotOnTheCluster { table: String },
 
+    /// A write a tracked table's own rules refused: a constraint (`reason` "constraint": class 23,
+    /// a domain's too) or an error its trigger raised ("trigger"), with PostgreSQL's SQLSTATE and
+    /// message and the constraint's name if it gave one. Where the write is decided it becomes a
+    /// `rejected` answer; anywhere else (a batch's chunk, an atomic batch) it fails as the rule's
+    /// own error.
+    #[error("{message}")]
+    Refused { reason: &'static str, constraint: Option<String>, sqlstate: SqlState, message: String },
+
     /// On a Citus cluster: a table whose key Citus cannot colocate with the feed records and
     /// mutation ids of its key type (`tracking::Side::colocated_with`): an `integer` key (those
     /// are keyed by `bigint`), or a text key of another collation than the database's default.
@@ -220,6 +228,7 @@ impl SyncError {
             | SyncError::DroppedColumns { .. }
             | SyncError::NotACluster(_) => SqlState::OBJECT_NOT_IN_PREREQUISITE_STATE,
             SyncError::NodeUnreachable { .. } => SqlState::CONNECTION_FAILURE,
+            SyncError::Refused { sqlstate, .. } => *sqlstate,
             SyncError::KeyNotColocatable { collation: true, .. } => SqlState::COLLATION_MISMATCH,
             SyncError::KeyNotColocatable { .. } => SqlState::DATATYPE_MISMATCH,
             SyncError::StampMisused => SqlState::TRIGGER_PROTOCOL_VIOLATED,

@@ -52,6 +52,12 @@ impl SqlState {
         (0..5).map(|i| (((self.0 >> (6 * i)) & 0x3F) as u8 + b'0') as char).collect()
     }
 
+    /// Whether the error is an integrity constraint violation (class 23: NOT NULL, a foreign key,
+    /// unique, CHECK, exclusion), one of the rules a table keeps.
+    pub fn is_integrity_violation(self) -> bool {
+        self.text().starts_with("23")
+    }
+
     /// Whether an error is the fault of one change of a batch (bad input, a constraint, missing
     /// rights), and so becomes that change's `error` outcome. The others are about the
     /// transaction or the server, not the change: a serialization failure or deadlock (the
@@ -80,6 +86,16 @@ mod unit {
         }
         // PostgreSQL's ERRCODE_INVALID_PARAMETER_VALUE, as errcodes.h computes it.
         assert_eq!(SqlState::INVALID_PARAMETER_VALUE.packed(), 2 + (2 << 6) + (2 << 18) + (3 << 24));
+    }
+
+    #[test]
+    fn integrity_violations_are_class_23() {
+        for (code, violation) in
+            [("23514", true), ("23502", true), ("23503", true), ("23P01", true), ("22P02", false), ("P0001", false)]
+        {
+            let bytes: [u8; 5] = code.as_bytes().try_into().unwrap();
+            assert_eq!(SqlState::new(&bytes).is_integrity_violation(), violation, "{code}");
+        }
     }
 
     #[test]

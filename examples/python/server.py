@@ -36,7 +36,7 @@ HTTP_FOR_STATUS = {
     "applied": 200,
     "merged": 200,
     "conflict": 409,
-    "rejected": 422,  # clock skew: the device fixes its clock and sends the change again
+    "rejected": 422,  # clock skew (the device fixes its clock and sends the change again), or the table's rules
     "error": 422,  # invalid change: sending it again cannot succeed
 }
 

@@ -66,4 +66,5 @@ mod tests {
     include!("merge_policies.rs");
     include!("push_groups.rs");
     include!("shard_keys.rs");
+    include!("rejections.rs");
 }

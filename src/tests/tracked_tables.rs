@@ -117,29 +117,46 @@ fn tracked_bad_input_names_the_key_or_column() {
         (call(r#"{"stock": "many"}"#), "22P02", "invalid value for column \"stock\" of table public.products: invalid input syntax for type integer: \"many\""),
         (call(r#"{"stock": 1.5}"#), "22P02", "invalid value for column \"stock\" of table public.products: invalid input syntax for type integer: \"1.5\""),
         (call(r#"{"stock": 99999999999}"#), "22003", "invalid value for column \"stock\" of table public.products: value \"99999999999\" is out of range for type integer"),
-        (call(r#"{"min_order": 0}"#), "23514", "invalid value for column \"min_order\" of table public.products: value for domain positive violates check constraint \"positive_check\""),
         (call(r#"{"color": "blue"}"#), "22P02", "invalid value for column \"color\" of table public.products: invalid input value for enum color: \"blue\""),
         (call(r#"{"code": "TOOLONG"}"#), "22001", "invalid value for column \"code\" of table public.products: value too long for type character varying(4)"),
         (call(r#"{"made": "soon"}"#), "22007", "invalid value for column \"made\" of table public.products: invalid input syntax for type timestamp with time zone: \"soon\""),
         (call(r#"{"sizes": ["x"]}"#), "22P02", "invalid value for column \"sizes\" of table public.products: invalid input syntax for type integer: \"x\""),
-        (call(r#"{"name": null}"#), "23502", "null value in column \"name\" of relation \"products\" violates not-null constraint"),
         (call(r#"[1]"#), "22023", "payload must be a JSON object"),
         ("SELECT inventory_sync.sync_upsert_in('products', 'not-a-uuid', '{}', now())".into(), "22P02",
          "invalid value for column \"id\" of table public.products: invalid input syntax for type uuid: \"not-a-uuid\""),
         ("SELECT inventory_sync.sync_upsert_in(NULL, '1', '{}', now())".into(), "22004", "tbl must not be null"),
         ("SELECT inventory_sync.sync_upsert_in('products', NULL, '{}', now())".into(), "22004", "id must not be null"),
         ("SELECT inventory_sync.sync_upsert_in('no_such_table', '1', '{}', now())".into(), "42P01", "relation \"no_such_table\" does not exist"),
-        // A new row lacking a NOT NULL column without default.
-        ("SELECT inventory_sync.sync_upsert_in('products', 'c0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '{\"stock\": 1}', now())".into(),
-         "23502", "null value in column \"name\" of relation \"products\" violates not-null constraint"),
     ];
     for (stmt, want_state, want_msg) in cases {
         let (state, msg) = sqlstate_of(&stmt);
         assert_eq!((state.as_str(), msg.as_str()), (want_state, want_msg), "{stmt}");
     }
+    assert_eq!(count("SELECT count(*) FROM inventory_sync.conflicts"), 0);
+    // The table's own rules (a domain's CHECK, NOT NULL, also for a new row lacking a column
+    // without default) refuse a write: rejected with the rule's SQLSTATE and message, journaled.
+    let refused = [
+        (call(r#"{"min_order": 0}"#), "23514", Some("positive_check"), "invalid value for column \"min_order\" of table public.products: value for domain positive violates check constraint \"positive_check\""),
+        (call(r#"{"name": null}"#), "23502", None, "null value in column \"name\" of relation \"products\" violates not-null constraint"),
+        ("SELECT inventory_sync.sync_upsert_in('products', 'c0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '{\"stock\": 1}', now())".into(),
+         "23502", None, "null value in column \"name\" of relation \"products\" violates not-null constraint"),
+    ];
+    for (stmt, state, constraint, message) in refused {
+        let answer = json(&stmt);
+        assert_eq!(
+            (&answer["status"], &answer["reason"], &answer["sqlstate"]),
+            (&json!("rejected"), &json!("constraint"), &json!(state)),
+            "{stmt}: {answer}"
+        );
+        assert_eq!(
+            (&answer["constraint"], &answer["message"]),
+            (&json!(constraint), &json!(message)),
+            "{stmt}: {answer}"
+        );
+    }
+    assert_eq!(count("SELECT count(*) FROM inventory_sync.conflicts WHERE reason = 'constraint'"), 3);
     assert_eq!(count("SELECT count(*) FROM products"), 1);
     assert_eq!(json("SELECT to_jsonb(name) FROM products"), json!("Laptop"));
-    assert_eq!(count("SELECT count(*) FROM inventory_sync.conflicts"), 0);
     // The id key may repeat the id, in any spelling of the same value.
     let same =
         upsert_in("products", P1, &format!(r#"{{"id": "{}", "stock": 2}}"#, P1.to_uppercase()), "2024-03-01 11:00+00");

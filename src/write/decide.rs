@@ -2,6 +2,8 @@
 //! once), the clock-skew guard, then apply or journal. What "apply" means is the table's (see
 //! `Statements`); this file only decides.
 
+use std::cell::Cell;
+
 use pgrx::datum::DatumWithOid;
 use pgrx::pg_sys::{self, PgOid};
 use pgrx::spi::SpiClient;
@@ -11,6 +13,7 @@ use super::Write;
 use crate::catalog::{cluster, Table};
 use crate::pg::jsonb::{Jsonb, Scalar};
 use crate::pg::kept::{Kept, Row};
+use crate::pg::subxact::{self, Failure};
 use crate::pg::{security, xact};
 use crate::settings;
 use inventory_sync_core::rules::{self, Skew};
@@ -155,7 +158,11 @@ pub fn decide(
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Decided {
+    /// Rejected for the device's clock: not remembered, the same write is decided again once
+    /// the clock is right.
     Rejected,
+    /// Refused by the table's own rules: remembered, as it would be refused again.
+    Refused,
     Written,
 }
 
@@ -186,9 +193,97 @@ fn decide_once(
             ]);
             Ok((answer, Decided::Rejected))
         }
-        Skew::Accept => match apply(client)? {
-            Some(applied) => Ok((applied, Decided::Written)),
-            None => Ok((journal(client, table, write, write.payload), Decided::Written)),
+        Skew::Accept => match applying(client, table, apply)? {
+            Applied::Applied(applied) => Ok((applied, Decided::Written)),
+            Applied::Stale => Ok((journal(client, table, write, write.payload), Decided::Written)),
+            Applied::Refused(refusal) => Ok((refused(client, table, write, refusal), Decided::Refused)),
         },
     }
+}
+
+/// What became of a write that passed the clock guard.
+enum Applied {
+    Applied(Jsonb),
+    /// The stored row is newer: the write is journaled.
+    Stale,
+    /// The table's own rules refused it (a `SyncError::Refused`).
+    Refused(SyncError),
+}
+
+thread_local! {
+    /// Whether a tracked write catches its rules' errors in a subtransaction of its own (see
+    /// `batched`).
+    static OWN_SUBTRANSACTION: Cell<bool> = const { Cell::new(true) };
+}
+
+/// Run `f` with the tracked writes inside it applied without a subtransaction each: an error of a
+/// table's rules then fails what `f` runs in. For a batch's chunk, already in a subtransaction
+/// and redone one change at a time (each caught on its own) if one fails; and for an atomic
+/// batch, which a refused change fails whole. A committed subtransaction that wrote keeps a
+/// transaction id of its own until the end of the transaction, and beyond 64 of them every
+/// other session's snapshots get slower (PostgreSQL's subtransaction cache overflows): a
+/// subtransaction per change of a large batch would cost every session.
+pub fn batched<R>(f: impl FnOnce() -> R) -> R {
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            OWN_SUBTRANSACTION.with(|own| own.set(self.0));
+        }
+    }
+    let _restore = Restore(OWN_SUBTRANSACTION.with(|own| own.replace(false)));
+    f()
+}
+
+/// Apply the write. On a tracked table in a subtransaction (unless `batched`): an error of the
+/// table's own rules rolls back what the write did and refuses it (the call goes on); any other
+/// error is raised (or returned) as it was. The default table has no rules of the
+/// application's.
+fn applying(
+    client: &mut SpiClient<'_>,
+    table: &Table,
+    apply: impl FnOnce(&mut SpiClient<'_>) -> Result<Option<Jsonb>, SyncError>,
+) -> Result<Applied, SyncError> {
+    let outcome = |applied: Option<Jsonb>| applied.map_or(Applied::Stale, Applied::Applied);
+    if table.id == 0 || !OWN_SUBTRANSACTION.with(Cell::get) {
+        return apply(client).map(outcome);
+    }
+    let (result, noted) =
+        subxact::noting_errors(|| subxact::in_subtransaction(|| apply(client)), |failure: &Failure| failure.sqlstate);
+    let failure = match result.map_err(Failure::returned) {
+        Ok(applied) => return Ok(outcome(applied)),
+        Err(Ok(refused @ SyncError::Refused { .. })) => return Ok(Applied::Refused(refused)),
+        // An error of the write's own checks, returned rather than raised: as it was.
+        Err(Ok(returned)) => return Err(returned),
+        Err(Err(raised)) => raised,
+    };
+    let reason = match &noted {
+        _ if failure.sqlstate.is_integrity_violation() => "constraint",
+        Some(noted) if noted.in_trigger && failure.sqlstate.belongs_to_change() => "trigger",
+        _ => failure.raise_again(),
+    };
+    Ok(Applied::Refused(SyncError::Refused {
+        reason,
+        constraint: noted.and_then(|n| n.constraint),
+        sqlstate: failure.sqlstate,
+        message: failure.message.clone(),
+    }))
+}
+
+/// Journal a refused write (the reason: `constraint` or `trigger`) and answer `rejected` with
+/// what refused it and the stored row as it stands.
+fn refused(client: &mut SpiClient<'_>, table: &Table, write: &Write<'_>, refusal: SyncError) -> Jsonb {
+    let SyncError::Refused { reason, constraint, sqlstate, message } = refusal else {
+        unreachable!("only a refusal is answered as one")
+    };
+    let server_data = journal_row(client, table, write, write.payload, reason);
+    let sqlstate = sqlstate.text();
+    Jsonb::object(&[
+        ("status", Scalar::Text("rejected")),
+        ("id", write.key_json()),
+        ("reason", Scalar::Text(reason)),
+        ("constraint", constraint.as_deref().map_or(Scalar::Object(None), Scalar::Text)),
+        ("sqlstate", Scalar::Text(&sqlstate)),
+        ("message", Scalar::Text(&message)),
+        ("server_data", Scalar::Object(server_data)),
+    ])
 }

@@ -19,13 +19,14 @@ use pgrx::pg_sys;
 use pgrx::prelude::*;
 use pgrx::spi::SpiClient;
 
+pub use decide::batched;
 pub use default_table::default_id;
 use merging::Fields;
 
 use crate::catalog::{self, Table, Tracked};
 use crate::pg::jsonb::{Jsonb, Scalar};
-use crate::pg::lookup;
 use crate::pg::param::Param;
+use crate::pg::{lookup, subxact};
 use inventory_sync_core::merge;
 pub use inventory_sync_core::rules::Op;
 use inventory_sync_core::rules::{self, IdKey};
@@ -275,16 +276,34 @@ pub fn upsert(
     let base = check_base(base)?;
     Spi::connect_mut(|client| {
         let Target { statements, tracked, row } = Target::resolve(client, &named)?;
+        // A value its column's domain refuses is a refusal by the table's rules, decided as one.
+        let mut refused = None;
         let values = match (&named, &tracked) {
             (Named::Default(id), _) => Values::Payload { reserved_keys, id: *id },
             (Named::Tracked(_, id), Some(tracked)) => {
-                Values::Columns(tracked_table::values(client, tracked, id, &row.key, payload)?)
+                let converting = || tracked_table::values(client, tracked, id, &row.key, payload);
+                match subxact::noting_errors(converting, SyncError::sqlstate) {
+                    (Ok(values), _) => Values::Columns(values),
+                    (Err(e), noted) if e.sqlstate().is_integrity_violation() => {
+                        refused = Some(SyncError::Refused {
+                            reason: "constraint",
+                            constraint: noted.and_then(|n| n.constraint),
+                            sqlstate: e.sqlstate(),
+                            message: e.to_string(),
+                        });
+                        Values::Columns(Vec::new())
+                    }
+                    (Err(e), _) => return Err(e),
+                }
             }
             (Named::Tracked(..), None) => unreachable!("a tracked table resolves to its description"),
         };
         let table = statements.table();
-        let policies = catalog::policies(client, table.oid);
         let write = row.write(Op::Upsert, payload, client_ts, client_id, mutation_id);
+        if let Some(refused) = refused {
+            return decide::decide(client, table, &write, |_| Err(refused));
+        }
+        let policies = catalog::policies(client, table.oid);
         let merges =
             !policies.is_empty() && statements.written_fields(&write, &values).iter().any(|f| policies.contains_key(f));
         if merges {

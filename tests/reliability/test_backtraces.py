@@ -55,14 +55,21 @@ def tracked(n, payload):
     return "SELECT inventory_sync.sync_upsert_in('items', %s, %s, %s)", (uid(n), Jsonb(payload), TS)
 
 
+def atomic(n, payload):
+    """An atomic sync_push of `payload` to row `n` of items: a change the table's rules refuse
+    fails it whole, with the rule's error (a single call answers "rejected" instead)."""
+    return ("SELECT inventory_sync.sync_push(%s, atomic => true)",
+            (Jsonb([{"table": "items", "id": uid(n), "payload": payload, "client_ts": TS}]),))
+
+
 # (name, SQL, parameters, the SQLSTATE it must raise): errors any caller can provoke, raised by
 # PostgreSQL inside the extension's statements (constraints, an application's trigger, a value
 # for a typed column) and by the extension itself (arguments, cursors).
 ERRORS = [
-    ("not_null_column_of_a_tracked_table", *tracked(1, {"name": None}), "23502"),
-    ("unique_column_of_a_tracked_table", *tracked(2, {"name": "b", "sku": "taken"}), "23505"),
-    ("check_constraint_of_a_tracked_table", *tracked(3, {"name": "c", "stock": -1}), "23514"),
-    ("exception_raised_by_a_trigger", *tracked(4, {"name": "refused"}), "P0001"),
+    ("not_null_column_of_a_tracked_table", *atomic(1, {"name": None}), "23502"),
+    ("unique_column_of_a_tracked_table", *atomic(2, {"name": "b", "sku": "taken"}), "23505"),
+    ("check_constraint_of_a_tracked_table", *atomic(3, {"name": "c", "stock": -1}), "23514"),
+    ("exception_raised_by_a_trigger", *atomic(4, {"name": "refused"}), "P0001"),
     ("invalid_value_for_a_typed_column", *tracked(5, {"name": "x", "stock": "many"}), "22P02"),
     ("null_id", "SELECT inventory_sync.sync_upsert(NULL, %s, %s)", (Jsonb({"a": 1}), TS), "22004"),
     ("payload_not_an_object", "SELECT inventory_sync.sync_upsert(1, %s, %s)", (Jsonb([1]), TS), "22023"),

@@ -998,6 +998,12 @@ class SyncCalls(RuleBasedStateMachine):
         clock = (w.ts, w.client_id)
         if w.ts > now + MAX_SKEW_US:
             return Expect(answer={"status": "rejected"}, journal=[(row_id, "clock_skew")], table=ITEMS)
+
+        def refused(broken):
+            # The table's rules refuse the write: NOT NULL is checked before CHECK.
+            state = "23502" if "23502" in broken else "23514"
+            return Expect(answer={"status": "rejected", "reason": "constraint", "sqlstate": state},
+                          journal=[(row_id, "constraint")], remember=key, table=ITEMS)
         fields = {k: v for k, v in payload.items() if k != "sku"}
         merging = w.op == "upsert" and any(k in self.item_policies for k in fields)
         if not merging:
@@ -1009,7 +1015,7 @@ class SyncCalls(RuleBasedStateMachine):
             written = dict(values) if live else dict(ITEM_DEFAULTS, **values)
             broken = {item_constraint(c, v) for c, v in written.items()} - {None}
             if broken:
-                return err(*broken)
+                return refused(broken)
             return Expect(answer={"status": "applied", "created": not live}, remember=key, table=ITEMS,
                           new_row=written)
         try:
@@ -1030,7 +1036,7 @@ class SyncCalls(RuleBasedStateMachine):
             return err(*refused)
         broken = {item_constraint(c, v) for c, v in written.items()} - {None}
         if broken:
-            return err(*broken)
+            return refused(broken)
         ans = {"status": m.status, "created": not live}
         j = []
         if m.status == "merged":
@@ -1246,7 +1252,9 @@ class SyncCalls(RuleBasedStateMachine):
                 continue
             if out["status"] in ("conflict", "rejected", "merged"):
                 item_journal += 1
-            if out["status"] != "rejected" and k.client_id is not None and k.mutation_id is not None:
+            # A clock rejection is not remembered; a refusal by the table's rules is.
+            clock = out["status"] == "rejected" and out.get("reason") == "clock_skew"
+            if not clock and k.client_id is not None and k.mutation_id is not None:
                 self.mutations.setdefault((ITEMS, str(int8(k.id)), k.client_id, k.mutation_id), out)
         self.check_journal(journal, where, extra_count=item_journal)
         self.check_model()

@@ -104,28 +104,26 @@ pub const DISTRIBUTE: [&str; 8] = [
 
 /// The calls of one row run on the node that holds it (Citus delegates a call by its key): the
 /// default table's, the tracked tables' calls with a bigint key, delegated as if colocated with
-/// the default table, and those with a `uuid` or `text` key (the text form), as if colocated with
-/// that side's tables (as a tracked table is: `distribute()` and `track()` see to it), so the row
-/// and its side rows are all on that node. The text form called for a table with another key
-/// type runs on the node of its key's text, and reaches the row from there as from the
-/// coordinator, over new connections (docs/DEVELOPMENT.md "Citus"): on a cluster, such a table's
-/// calls take its typed form. And `sync_push_on`, a push of the changes of one node
-/// (`push_groups`), by its node key, run whole on that node. Each: the function, the argument it
-/// is delegated by, the table it is colocated with.
-pub const DELEGATED: [(&str, &str, &str); 9] = [
+/// the default table, and those with a `uuid` key, as if colocated with the `uuid` side tables
+/// (as a tracked table is: `distribute()` and `track()` see to it), so the row and its side rows
+/// are all on that node. Not the text form: it is also what a key sent untyped resolves to, and
+/// delegated by a `bigint` or `uuid` key's text it would run on the node of that text, reaching
+/// the row from there over new connections (measured: a fifth of the calls a second of the same
+/// call run on the coordinator); a text-keyed row's call runs on the coordinator, its statements
+/// on the one node that holds the row and its side rows. And `sync_push_on`, a push of the
+/// changes of one node (`push_groups`), by its node key, run whole on that node. Each: the
+/// function, the argument it is delegated by, the table it is colocated with.
+pub const DELEGATED: [(&str, &str, &str); 7] = [
     ("inventory_sync.sync_upsert(bigint, jsonb, timestamptz, text, text, jsonb)", "$1", DEFAULT_TABLE),
     ("inventory_sync.sync_delete(bigint, timestamptz, text, text)", "$1", DEFAULT_TABLE),
     ("inventory_sync.sync_upsert_in(regclass, bigint, jsonb, timestamptz, text, text, jsonb)", "$2", DEFAULT_TABLE),
     ("inventory_sync.sync_delete_in(regclass, bigint, timestamptz, text, text)", "$2", DEFAULT_TABLE),
     ("inventory_sync.sync_upsert_in(regclass, uuid, jsonb, timestamptz, text, text, jsonb)", "$2", UUID_CHANGES),
     ("inventory_sync.sync_delete_in(regclass, uuid, timestamptz, text, text)", "$2", UUID_CHANGES),
-    ("inventory_sync.sync_upsert_in(regclass, text, jsonb, timestamptz, text, text, jsonb)", "$2", TEXT_CHANGES),
-    ("inventory_sync.sync_delete_in(regclass, text, timestamptz, text, text)", "$2", TEXT_CHANGES),
     ("inventory_sync.sync_push_on(bigint, jsonb, boolean)", "$1", DEFAULT_TABLE),
 ];
 
 const UUID_CHANGES: &str = Side::Uuid.changes();
-const TEXT_CHANGES: &str = Side::Text.changes();
 
 /// The statements that delegate the calls of `DELEGATED`.
 pub fn delegate() -> Vec<String> {
@@ -205,7 +203,7 @@ pub const DISTRIBUTE_TABLE: &str =
     "SELECT pg_catalog.create_distributed_table($1::pg_catalog.regclass, $2, colocate_with => $3)";
 
 /// The tables whose rows are the feed: the default table and each side's change feed.
-const FEED: [&str; 4] = [DEFAULT_TABLE, Side::Bigint.changes(), UUID_CHANGES, TEXT_CHANGES];
+const FEED: [&str; 4] = [DEFAULT_TABLE, Side::Bigint.changes(), UUID_CHANGES, Side::Text.changes()];
 
 /// The feed's rows take their positions on the node that stores them (`stamp_position`); Citus
 /// creates a trigger on a distributed table, and on each of its shards, only while

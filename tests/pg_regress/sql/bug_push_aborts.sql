@@ -37,7 +37,8 @@ SELECT (SELECT count(*) FROM inventory_sync.inventory) AS items,
        (SELECT count(*) FROM isync_bug_orders) AS orders,
        (SELECT count(*) FROM inventory_sync.changes) AS feed,
        (SELECT count(*) FROM inventory_sync.conflicts) AS journaled;
--- A change's own fault: its error outcome, and the other change is applied.
+-- A change the table's own rules refuse (its trigger raises 23514): its rejected outcome, and
+-- the other change is applied.
 SELECT o->>'status' AS status, o->'id' AS id, o->>'sqlstate' AS sqlstate, o->>'message' AS message
   FROM jsonb_array_elements(inventory_sync.sync_push('[{"id": 1, "payload": {"stock": 1}, "client_ts": "2024-03-01T10:00:00Z"},
   {"table": "isync_bug_orders", "id": 1, "payload": {"note": "raise 23514"}, "client_ts": "2024-03-01T10:00:00Z"}]')) AS o;

@@ -23,7 +23,9 @@ SELECT jsonb_pretty(inventory_sync.sync_upsert_in('products', 'a0eebc99-9c0b-4ef
        '{"stock": 8}', '2024-03-01 10:00+00'));
 SELECT * FROM products;
 SELECT row_id, table_name, reason, client_payload, client_ts FROM inventory_sync.conflicts;
--- Mistakes are errors that name the key or column, and write nothing.
+-- Mistakes are errors that name the key or column, and write nothing; a write the table's own
+-- constraints refuse (stock below zero, a new row without its NOT NULL name) answers "rejected"
+-- with the constraint, and is journaled.
 SELECT inventory_sync.sync_upsert_in('products', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11',
        '{"colour": "red"}', '2024-03-01 11:00+00');
 SELECT inventory_sync.sync_upsert_in('products', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11',

@@ -9,7 +9,8 @@ CREATE TABLE products (
 );
 SELECT inventory_sync.track('products');
 SELECT inventory_sync.sync_upsert(7, '{"note": "restock Friday"}', '2024-03-01 10:07+00')->>'status' AS status;
--- Invalid changes get "error" outcomes and write nothing; the others are applied.
+-- Invalid changes get "error" outcomes and write nothing; a change the table's own rules refuse
+-- (a new product without its NOT NULL name) is "rejected" and journaled; the others are applied.
 SELECT jsonb_pretty(inventory_sync.sync_push('[
   {"table": "products", "id": "11111111-1111-1111-1111-111111111111",
    "payload": {"name": "Laptop", "stock": 15}, "client_ts": "2024-03-01T10:00:00Z",
