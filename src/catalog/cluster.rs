@@ -272,7 +272,8 @@ pub fn check_on_every_node(
         }
         return Ok(());
     };
-    if spread_as.0 == Some(true) && spread_as.1 != Some(true) {
+    // Before distribute() the side tables are not spread yet: distribute() checks it then.
+    if spread_as.0 == Some(true) && spread_as.1 != Some(true) && yes(client, sql::IS_DISTRIBUTED) {
         let with = colocation_of(client, relid, attnum, key_type)?;
         return Err(SyncError::NotColocated { table: lookup::qualified_name(relid), with });
     }

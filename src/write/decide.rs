@@ -194,16 +194,17 @@ fn decide_once(
             Ok((answer, Decided::Rejected))
         }
         Skew::Accept => match applying(client, table, apply)? {
-            Applied::Applied(applied) => Ok((applied, Decided::Written)),
-            Applied::Stale => Ok((journal(client, table, write, write.payload), Decided::Written)),
-            Applied::Refused(refusal) => Ok((refused(client, table, write, refusal), Decided::Refused)),
+            Outcome::Written(applied) => Ok((applied, Decided::Written)),
+            Outcome::Stale => Ok((journal(client, table, write, write.payload), Decided::Written)),
+            Outcome::Refused(refusal) => Ok((refused(client, table, write, refusal), Decided::Refused)),
         },
     }
 }
 
 /// What became of a write that passed the clock guard.
-enum Applied {
-    Applied(Jsonb),
+enum Outcome {
+    /// Applied (or merged): the answer.
+    Written(Jsonb),
     /// The stored row is newer: the write is journaled.
     Stale,
     /// The table's own rules refused it (a `SyncError::Refused`).
@@ -242,8 +243,8 @@ fn applying(
     client: &mut SpiClient<'_>,
     table: &Table,
     apply: impl FnOnce(&mut SpiClient<'_>) -> Result<Option<Jsonb>, SyncError>,
-) -> Result<Applied, SyncError> {
-    let outcome = |applied: Option<Jsonb>| applied.map_or(Applied::Stale, Applied::Applied);
+) -> Result<Outcome, SyncError> {
+    let outcome = |applied: Option<Jsonb>| applied.map_or(Outcome::Stale, Outcome::Written);
     if table.id == 0 || !OWN_SUBTRANSACTION.with(Cell::get) {
         return apply(client).map(outcome);
     }
@@ -251,7 +252,7 @@ fn applying(
         subxact::noting_errors(|| subxact::in_subtransaction(|| apply(client)), |failure: &Failure| failure.sqlstate);
     let failure = match result.map_err(Failure::returned) {
         Ok(applied) => return Ok(outcome(applied)),
-        Err(Ok(refused @ SyncError::Refused { .. })) => return Ok(Applied::Refused(refused)),
+        Err(Ok(refused @ SyncError::Refused { .. })) => return Ok(Outcome::Refused(refused)),
         // An error of the write's own checks, returned rather than raised: as it was.
         Err(Ok(returned)) => return Err(returned),
         Err(Err(raised)) => raised,
@@ -261,7 +262,7 @@ fn applying(
         Some(noted) if noted.in_trigger && failure.sqlstate.belongs_to_change() => "trigger",
         _ => failure.raise_again(),
     };
-    Ok(Applied::Refused(SyncError::Refused {
+    Ok(Outcome::Refused(SyncError::Refused {
         reason,
         constraint: noted.and_then(|n| n.constraint),
         sqlstate: failure.sqlstate,
