@@ -110,5 +110,5 @@ fn purge_tombstones(older_than: Option<Interval>) -> i64 {
 #[pg_extern(volatile, parallel_unsafe)]
 fn purge_mutations(older_than: Option<Interval>) -> i64 {
     check_writable(c"purge_mutations()");
-    purge(older_than, sql::PURGE_MUTATIONS)
+    purge(older_than, &sql::purge_mutations())
 }

@@ -231,7 +231,7 @@ impl Catalogs {
 /// locked against other givers until the transaction ends.
 pub(super) fn cohort_start(client: &mut SpiClient<'_>) -> (i32, i64) {
     client.update(sql::ERAS_LOCK, None, &[]).expect("inventory_sync: locking the eras failed");
-    let row = client.select(sql::COHORT_START, None, &[]).expect("inventory_sync: reading the positions failed");
+    let row = client.select(&sql::cohort_start(), None, &[]).expect("inventory_sync: reading the positions failed");
     let row = row.first();
     (row.value(2).expect("a next era"), row.value(1).expect("a highest position"))
 }

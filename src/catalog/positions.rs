@@ -133,7 +133,7 @@ pub fn for_write(client: &mut SpiClient<'_>) -> Result<i64, SyncError> {
             let args =
                 [era.into(), xact::system_identifier().into(), xact::database_id().into(), era_start(era).into()];
             super::as_owner_of(c"eras", || {
-                client.update(sql::ERA_START, None, &args).expect("inventory_sync: recording an era failed");
+                client.update(&sql::era_start(), None, &args).expect("inventory_sync: recording an era failed");
             });
             WRITING.set(Some(Writing { generation, era, only_in: Some(xid) }));
             era

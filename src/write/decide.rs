@@ -19,7 +19,7 @@ use crate::settings;
 use inventory_sync_core::rules::{self, Skew};
 use inventory_sync_core::sql;
 use inventory_sync_core::tracking::Side;
-use inventory_sync_core::SyncError;
+use inventory_sync_core::{SqlState, SyncError};
 
 const JSONB: PgOid = PgOid::BuiltIn(pg_sys::BuiltinOid::JSONBOID);
 const TEXT: PgOid = PgOid::BuiltIn(pg_sys::BuiltinOid::TEXTOID);
@@ -257,17 +257,27 @@ fn applying(
         Err(Ok(returned)) => return Err(returned),
         Err(Err(raised)) => raised,
     };
+    match refusal(failure.sqlstate, &failure.message, noted) {
+        Some(refused) => Ok(Outcome::Refused(refused)),
+        None => failure.raise_again(),
+    }
+}
+
+/// The refusal an error of SQLSTATE `sqlstate` is, if it is one of a table's rules: a constraint's
+/// (class 23, a domain's CHECK too) or an error a trigger raised (`noted`: what was noted of it
+/// while PostgreSQL reported it). None for any other error.
+pub fn refusal(sqlstate: SqlState, message: &str, noted: Option<subxact::Noted>) -> Option<SyncError> {
     let reason = match &noted {
-        _ if failure.sqlstate.is_integrity_violation() => "constraint",
-        Some(noted) if noted.in_trigger && failure.sqlstate.belongs_to_change() => "trigger",
-        _ => failure.raise_again(),
+        _ if sqlstate.is_integrity_violation() => "constraint",
+        Some(noted) if noted.in_trigger && sqlstate.belongs_to_change() => "trigger",
+        _ => return None,
     };
-    Ok(Outcome::Refused(SyncError::Refused {
+    Some(SyncError::Refused {
         reason,
         constraint: noted.and_then(|n| n.constraint),
-        sqlstate: failure.sqlstate,
-        message: failure.message.clone(),
-    }))
+        sqlstate,
+        message: message.to_string(),
+    })
 }
 
 /// Journal a refused write (the reason: `constraint` or `trigger`) and answer `rejected` with

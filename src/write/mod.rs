@@ -284,16 +284,10 @@ pub fn upsert(
                 let converting = || tracked_table::values(client, tracked, id, &row.key, payload);
                 match subxact::noting_errors(converting, SyncError::sqlstate) {
                     (Ok(values), _) => Values::Columns(values),
-                    (Err(e), noted) if e.sqlstate().is_integrity_violation() => {
-                        refused = Some(SyncError::Refused {
-                            reason: "constraint",
-                            constraint: noted.and_then(|n| n.constraint),
-                            sqlstate: e.sqlstate(),
-                            message: e.to_string(),
-                        });
+                    (Err(e), noted) => {
+                        refused = Some(decide::refusal(e.sqlstate(), &e.to_string(), noted).ok_or(e)?);
                         Values::Columns(Vec::new())
                     }
-                    (Err(e), _) => return Err(e),
                 }
             }
             (Named::Tracked(..), None) => unreachable!("a tracked table resolves to its description"),

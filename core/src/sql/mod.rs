@@ -20,7 +20,9 @@
 //! its statements on them take the key as the shard key parameter.
 
 mod cluster;
+mod eras;
 pub use cluster::*;
+pub use eras::*;
 
 pub use crate::tracking::Side;
 
@@ -359,43 +361,6 @@ pub const PURGE_HORIZON: &str = "SELECT p.position, p.table_id, p.row_id, p.purg
 /// checks which it may read).
 pub const FEED_TABLES: &str = "SELECT t.table_id, t.tbl::pg_catalog.oid, t.key_attnum FROM inventory_sync.tracked t";
 
-/// The eras (number, cohort, cluster, database, and the highest previous end recorded for it:
-/// several first writers may have recorded the same era), in era order.
-pub const ERAS: &str = "SELECT e.era, e.cohort, e.system_identifier, e.database_oid, pg_catalog.max(e.previous_end) \
-     FROM inventory_sync.eras e GROUP BY e.era, e.cohort, e.system_identifier, e.database_oid ORDER BY e.era";
-
-/// The horizon of the statement's snapshot: the oldest transaction still running.
-pub const SNAPSHOT_XMIN: &str =
-    "SELECT pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())::pg_catalog.text::pg_catalog.int8";
-
-/// Serialises the givers of eras (`distribute()` against itself).
-pub const ERAS_LOCK: &str = "LOCK TABLE inventory_sync.eras IN SHARE ROW EXCLUSIVE MODE";
-
-/// The highest position stored, and the next era number.
-pub const COHORT_START: &str = "SELECT GREATEST( \
-       (SELECT pg_catalog.max(i.position) FROM inventory_sync.inventory i), \
-       (SELECT pg_catalog.max(c.position) FROM inventory_sync.changes c), \
-       (SELECT pg_catalog.max(c.position) FROM inventory_sync.changes_uuid c), \
-       (SELECT pg_catalog.max(c.position) FROM inventory_sync.changes_text c), \
-       (SELECT pg_catalog.max(p.position) FROM inventory_sync.purge_horizon p), 0), \
-     (SELECT COALESCE(pg_catalog.max(e.era), 0) OPERATOR(pg_catalog.+) 1 FROM inventory_sync.eras e)";
-
-/// Record era `$1` of cohort `$2` for cluster `$3` and database `$4`, after position `$5`.
-pub const ERA_GIVE: &str =
-    "INSERT INTO inventory_sync.eras (era, cohort, system_identifier, database_oid, previous_end) \
-     VALUES ($1, $2, $3, $4, $5)";
-
-/// Record era `$1` (a cohort of its own) for this cluster (`$2`) and database (`$3`), with the
-/// highest position stored before it (below `$4`, the era's first position).
-pub const ERA_START: &str = "INSERT INTO inventory_sync.eras (era, cohort, system_identifier, database_oid, previous_end) \
-     SELECT $1, $1, $2, $3, GREATEST( \
-       (SELECT pg_catalog.max(i.position) FROM inventory_sync.inventory i WHERE i.position OPERATOR(pg_catalog.<) $4), \
-       (SELECT pg_catalog.max(c.position) FROM inventory_sync.changes c WHERE c.position OPERATOR(pg_catalog.<) $4), \
-       (SELECT pg_catalog.max(c.position) FROM inventory_sync.changes_uuid c WHERE c.position OPERATOR(pg_catalog.<) $4), \
-       (SELECT pg_catalog.max(c.position) FROM inventory_sync.changes_text c WHERE c.position OPERATOR(pg_catalog.<) $4), \
-       (SELECT pg_catalog.max(p.position) FROM inventory_sync.purge_horizon p WHERE p.position OPERATOR(pg_catalog.<) $4), \
-       0)";
-
 /// The change feed's first pass (see `feed`) over `ranges` ranges of positions, at most `$1`
 /// changes in position order, from the default table when `with_default`, and from the tracked
 /// tables `$2` in the feed tables of the sides `sides` (table ids: those the caller may read,
@@ -485,23 +450,28 @@ pub fn tracked_rows(table: &str, key: &str, ts: &str, key_type: &str) -> String 
 /// Remove tombstones older than `$1` (an interval) from the default table and the tracked
 /// tables' feed, remember the feed position of the newest one removed, and answer how many.
 pub fn purge_tombstones() -> String {
+    // d1… : each side's change feed.
+    let sides: String = Side::ALL
+        .iter()
+        .enumerate()
+        .map(|(n, side)| {
+            format!(
+                "d{} AS (DELETE FROM {} c \
+                   WHERE c.op OPERATOR(pg_catalog.=) 'delete' \
+                     AND c.changed_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) $1) \
+                   RETURNING c.position, c.table_id, c.row_id), ",
+                n + 1,
+                side.changes()
+            )
+        })
+        .collect();
+    let each: String = (1..=Side::ALL.len()).map(|n| format!(" UNION ALL SELECT * FROM d{n}")).collect();
     format!(
-        "WITH d1 AS (DELETE FROM inventory_sync.inventory i \
+        "WITH d0 AS (DELETE FROM inventory_sync.inventory i \
            WHERE i.deleted AND i.changed_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) $1) \
            RETURNING i.position, 0 AS table_id, (i.id::pg_catalog.text COLLATE {C}) AS row_id), \
-         d2 AS (DELETE FROM inventory_sync.changes c \
-           WHERE c.op OPERATOR(pg_catalog.=) 'delete' \
-             AND c.changed_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) $1) \
-           RETURNING c.position, c.table_id, c.row_id), \
-         d3 AS (DELETE FROM inventory_sync.changes_uuid c \
-           WHERE c.op OPERATOR(pg_catalog.=) 'delete' \
-             AND c.changed_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) $1) \
-           RETURNING c.position, c.table_id, c.row_id), \
-         d4 AS (DELETE FROM inventory_sync.changes_text c \
-           WHERE c.op OPERATOR(pg_catalog.=) 'delete' \
-             AND c.changed_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) $1) \
-           RETURNING c.position, c.table_id, c.row_id), \
-         purged AS (SELECT * FROM d1 UNION ALL SELECT * FROM d2 UNION ALL SELECT * FROM d3 UNION ALL SELECT * FROM d4), \
+         {sides}\
+         purged AS (SELECT * FROM d0{each}), \
          newest AS (SELECT DISTINCT ON (era) (p.position OPERATOR(pg_catalog.>>) 48)::pg_catalog.int4 AS era, \
              p.position, p.table_id, p.row_id FROM purged p \
            ORDER BY era, p.position DESC, p.table_id DESC, p.row_id DESC), \
@@ -516,15 +486,23 @@ pub fn purge_tombstones() -> String {
     )
 }
 
-/// Forget mutation ids applied longer than `$1` ago; answer how many.
-pub const PURGE_MUTATIONS: &str = "WITH d1 AS (DELETE FROM inventory_sync.mutations m \
-       WHERE m.applied_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) $1) RETURNING 1), \
-     d2 AS (DELETE FROM inventory_sync.mutations_uuid m \
-       WHERE m.applied_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) $1) RETURNING 1), \
-     d3 AS (DELETE FROM inventory_sync.mutations_text m \
-       WHERE m.applied_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) $1) RETURNING 1) \
-     SELECT (SELECT pg_catalog.count(*) FROM d1) OPERATOR(pg_catalog.+) (SELECT pg_catalog.count(*) FROM d2) \
-       OPERATOR(pg_catalog.+) (SELECT pg_catalog.count(*) FROM d3)";
+/// Forget mutation ids applied longer than `$1` ago, from each side's mutation log; answer how
+/// many.
+pub fn purge_mutations() -> String {
+    let parts: Vec<String> = Side::ALL
+        .iter()
+        .enumerate()
+        .map(|(n, side)| {
+            format!(
+                "d{n} AS (DELETE FROM {} m \
+                   WHERE m.applied_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) $1) RETURNING 1)",
+                side.mutations()
+            )
+        })
+        .collect();
+    let counts: Vec<String> = (0..Side::ALL.len()).map(|n| format!("(SELECT pg_catalog.count(*) FROM d{n})")).collect();
+    format!("WITH {} SELECT {}", parts.join(", "), counts.join(" OPERATOR(pg_catalog.+) "))
+}
 
 /// Claim a mutation (`$1` row id, `$2` table id, `$3` client_id, `$4` mutation_id, `$5` the
 /// row's shard key, on the `uuid` and `text` sides the key): true if this is its first time. A
