@@ -113,6 +113,7 @@ run_regress() {
     rm -rf "$out" && mkdir -p "$out"
     "$("$PG_CONFIG" --pkglibdir)/pgxs/src/test/regress/pg_regress" --inputdir="$REPO/tests/pg_regress" --outputdir="$out" \
         --bindir="$PG_BIN" --host="$WORK/test" --port="$PORT" --user=postgres \
+        --launcher="$REPO/tests/pg_regress/mask_versions.sh" \
         --dbname=inventory_sync_regress "${tests[@]}" || status=$?
     if [ "$status" -ne 0 ]; then
         cat "$out/regression.diffs" 2>/dev/null || true
@@ -316,7 +317,7 @@ run_story() {
     "$("$PG_BIN/pg_config" --pkglibdir)/pgxs/src/test/regress/pg_regress" \
         --inputdir="$REPO/tests/pg_regress" --outputdir="$out" --bindir="$PG_BIN" \
         --host="$WORK/$name" --port="$port" --user=postgres --dbname=inventory_sync_pkg \
-        laptops_story || status=1
+        --launcher="$REPO/tests/pg_regress/mask_versions.sh" laptops_story || status=1
     [ "$status" -eq 0 ] || cat "$out/regression.diffs" 2>/dev/null || true
     stop_cluster "$name"
     return "$status"

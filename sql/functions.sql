@@ -1,20 +1,20 @@
 -- After the functions: their comments, and what refers to them.
 
-COMMENT ON FUNCTION inventory_sync.sync_upsert(bigint, jsonb, timestamptz, text, text, jsonb) IS
-    'Write one item of inventory_sync.inventory with last-write-wins, atomically. Answers jsonb: applied (with created), conflict (with server_data, journaled) or rejected (clock skew, journaled). With client_id and mutation_id, a repeat answers the first answer with duplicate: true.';
-COMMENT ON FUNCTION inventory_sync.sync_delete(bigint, timestamptz, text, text) IS
-    'Delete one item of inventory_sync.inventory with last-write-wins, leaving a tombstone so older writes still lose.';
-COMMENT ON FUNCTION inventory_sync.sync_upsert_in(regclass, text, jsonb, timestamptz, text, text, jsonb) IS
+COMMENT ON FUNCTION inventory_sync.sync_upsert(bigint, jsonb, timestamptz, text, text, jsonb, text) IS
+    'Write one item of inventory_sync.inventory with last-write-wins, atomically. Answers jsonb: applied (with created and the row''s new version), conflict (with server_data and its version, journaled) or rejected (clock skew, journaled). With client_id and mutation_id, a repeat answers the first answer with duplicate: true. With base_version, it applies only if the row is still at that version.';
+COMMENT ON FUNCTION inventory_sync.sync_delete(bigint, timestamptz, text, text, text) IS
+    'Delete one item of inventory_sync.inventory with last-write-wins, leaving a tombstone so older writes still lose. With base_version, only if the row is still at that version.';
+COMMENT ON FUNCTION inventory_sync.sync_upsert_in(regclass, text, jsonb, timestamptz, text, text, jsonb, text) IS
     'Write one row of a tracked table with last-write-wins, atomically: payload keys are column names. Answers as sync_upsert does, with server_data the row as JSON.';
-COMMENT ON FUNCTION inventory_sync.sync_delete_in(regclass, text, timestamptz, text, text) IS
+COMMENT ON FUNCTION inventory_sync.sync_delete_in(regclass, text, timestamptz, text, text, text) IS
     'Delete one row of a tracked table with last-write-wins; its tombstone is kept in inventory_sync.changes.';
-COMMENT ON FUNCTION inventory_sync.sync_upsert_in(regclass, bigint, jsonb, timestamptz, text, text, jsonb) IS
+COMMENT ON FUNCTION inventory_sync.sync_upsert_in(regclass, bigint, jsonb, timestamptz, text, text, jsonb, text) IS
     'sync_upsert_in with a bigint or integer key given as a number.';
-COMMENT ON FUNCTION inventory_sync.sync_upsert_in(regclass, uuid, jsonb, timestamptz, text, text, jsonb) IS
+COMMENT ON FUNCTION inventory_sync.sync_upsert_in(regclass, uuid, jsonb, timestamptz, text, text, jsonb, text) IS
     'sync_upsert_in with a uuid key given as a uuid.';
-COMMENT ON FUNCTION inventory_sync.sync_delete_in(regclass, bigint, timestamptz, text, text) IS
+COMMENT ON FUNCTION inventory_sync.sync_delete_in(regclass, bigint, timestamptz, text, text, text) IS
     'sync_delete_in with a bigint or integer key given as a number.';
-COMMENT ON FUNCTION inventory_sync.sync_delete_in(regclass, uuid, timestamptz, text, text) IS
+COMMENT ON FUNCTION inventory_sync.sync_delete_in(regclass, uuid, timestamptz, text, text, text) IS
     'sync_delete_in with a uuid key given as a uuid.';
 COMMENT ON FUNCTION inventory_sync.track(regclass, name) IS
     'Put an existing table under sync: single-column primary key (bigint, integer, uuid or text) and a timestamptz write-timestamp column (default updated_at). Owner only.';

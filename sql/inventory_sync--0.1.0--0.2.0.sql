@@ -187,6 +187,7 @@ CREATE TABLE inventory_sync.changes_uuid (
     position   bigint      NOT NULL,
     changed_at timestamptz NOT NULL,
     shard_key  uuid        NOT NULL,
+    version    bigint      NOT NULL DEFAULT 0,
     PRIMARY KEY (row_id, table_id, shard_key)
 );
 CREATE INDEX changes_uuid_position_idx ON inventory_sync.changes_uuid (position, table_id, row_id);
@@ -196,6 +197,8 @@ CREATE POLICY changes_uuid_readable ON inventory_sync.changes_uuid FOR SELECT
 GRANT SELECT ON inventory_sync.changes_uuid TO PUBLIC;
 COMMENT ON TABLE inventory_sync.changes_uuid IS
     'inventory_sync.changes for the tracked tables with a uuid key.';
+COMMENT ON COLUMN inventory_sync.changes_uuid.version IS
+    'The row''s version (see inventory_sync.inventory.version): its own or its tombstone''s.';
 COMMENT ON COLUMN inventory_sync.changes_uuid.shard_key IS
     'The row''s key, which a Citus cluster distributes this part of the feed by, with the uuid tables.';
 
@@ -235,6 +238,7 @@ CREATE TABLE inventory_sync.changes_text (
     position   bigint      NOT NULL,
     changed_at timestamptz NOT NULL,
     shard_key  text        NOT NULL,
+    version    bigint      NOT NULL DEFAULT 0,
     PRIMARY KEY (row_id, table_id, shard_key)
 );
 CREATE INDEX changes_text_position_idx ON inventory_sync.changes_text (position, table_id, row_id);
@@ -244,6 +248,8 @@ CREATE POLICY changes_text_readable ON inventory_sync.changes_text FOR SELECT
 GRANT SELECT ON inventory_sync.changes_text TO PUBLIC;
 COMMENT ON TABLE inventory_sync.changes_text IS
     'inventory_sync.changes for the tracked tables with a text key.';
+COMMENT ON COLUMN inventory_sync.changes_text.version IS
+    'The row''s version (see inventory_sync.inventory.version): its own or its tombstone''s.';
 COMMENT ON COLUMN inventory_sync.changes_text.shard_key IS
     'The row''s key, which a Citus cluster distributes this part of the feed by, with the text tables.';
 
@@ -506,43 +512,87 @@ COMMENT ON FUNCTION inventory_sync.sync_push_on(bigint, jsonb, boolean) IS
 
 -- The tracked-table calls with the key typed: a number (bigint and integer keys) or a uuid.
 CREATE FUNCTION inventory_sync."sync_upsert_in"("tbl" regclass, "id" bigint, "payload" jsonb, "client_ts" timestamptz,
-    "client_id" TEXT DEFAULT NULL, "mutation_id" TEXT DEFAULT NULL, "base" jsonb DEFAULT NULL) RETURNS jsonb
+    "client_id" TEXT DEFAULT NULL, "mutation_id" TEXT DEFAULT NULL, "base" jsonb DEFAULT NULL,
+    "base_version" TEXT DEFAULT NULL) RETURNS jsonb
 VOLATILE PARALLEL UNSAFE
 LANGUAGE c
 AS 'MODULE_PATHNAME', 'sync_upsert_in_bigint_wrapper';
 CREATE FUNCTION inventory_sync."sync_upsert_in"("tbl" regclass, "id" uuid, "payload" jsonb, "client_ts" timestamptz,
-    "client_id" TEXT DEFAULT NULL, "mutation_id" TEXT DEFAULT NULL, "base" jsonb DEFAULT NULL) RETURNS jsonb
+    "client_id" TEXT DEFAULT NULL, "mutation_id" TEXT DEFAULT NULL, "base" jsonb DEFAULT NULL,
+    "base_version" TEXT DEFAULT NULL) RETURNS jsonb
 VOLATILE PARALLEL UNSAFE
 LANGUAGE c
 AS 'MODULE_PATHNAME', 'sync_upsert_in_uuid_wrapper';
 CREATE FUNCTION inventory_sync."sync_delete_in"("tbl" regclass, "id" bigint, "client_ts" timestamptz,
-    "client_id" TEXT DEFAULT NULL, "mutation_id" TEXT DEFAULT NULL) RETURNS jsonb
+    "client_id" TEXT DEFAULT NULL, "mutation_id" TEXT DEFAULT NULL, "base_version" TEXT DEFAULT NULL) RETURNS jsonb
 VOLATILE PARALLEL UNSAFE
 LANGUAGE c
 AS 'MODULE_PATHNAME', 'sync_delete_in_bigint_wrapper';
 CREATE FUNCTION inventory_sync."sync_delete_in"("tbl" regclass, "id" uuid, "client_ts" timestamptz,
-    "client_id" TEXT DEFAULT NULL, "mutation_id" TEXT DEFAULT NULL) RETURNS jsonb
+    "client_id" TEXT DEFAULT NULL, "mutation_id" TEXT DEFAULT NULL, "base_version" TEXT DEFAULT NULL) RETURNS jsonb
 VOLATILE PARALLEL UNSAFE
 LANGUAGE c
 AS 'MODULE_PATHNAME', 'sync_delete_in_uuid_wrapper';
-COMMENT ON FUNCTION inventory_sync.sync_upsert_in(regclass, bigint, jsonb, timestamptz, text, text, jsonb) IS
+COMMENT ON FUNCTION inventory_sync.sync_upsert_in(regclass, bigint, jsonb, timestamptz, text, text, jsonb, text) IS
     'sync_upsert_in with a bigint or integer key given as a number.';
-COMMENT ON FUNCTION inventory_sync.sync_upsert_in(regclass, uuid, jsonb, timestamptz, text, text, jsonb) IS
+COMMENT ON FUNCTION inventory_sync.sync_upsert_in(regclass, uuid, jsonb, timestamptz, text, text, jsonb, text) IS
     'sync_upsert_in with a uuid key given as a uuid.';
-COMMENT ON FUNCTION inventory_sync.sync_delete_in(regclass, bigint, timestamptz, text, text) IS
+COMMENT ON FUNCTION inventory_sync.sync_delete_in(regclass, bigint, timestamptz, text, text, text) IS
     'sync_delete_in with a bigint or integer key given as a number.';
-COMMENT ON FUNCTION inventory_sync.sync_delete_in(regclass, uuid, timestamptz, text, text) IS
+COMMENT ON FUNCTION inventory_sync.sync_delete_in(regclass, uuid, timestamptz, text, text, text) IS
     'sync_delete_in with a uuid key given as a uuid.';
 
 -- 0.1.0 ran the tracked-table functions with plan_cache_mode = force_generic_plan, for statements
 -- whose plan depended on whether the write had a client_id. No statement does now, and Citus
--- cannot plan its statements generically: the functions run with the caller's setting.
-ALTER FUNCTION inventory_sync.sync_upsert_in(regclass, text, jsonb, timestamptz, text, text, jsonb)
-    RESET plan_cache_mode;
-ALTER FUNCTION inventory_sync.sync_delete_in(regclass, text, timestamptz, text, text)
-    RESET plan_cache_mode;
+-- cannot plan its statements generically: the functions run with the caller's setting (the
+-- tracked-table calls are made again below, without it).
 ALTER FUNCTION inventory_sync.sync_push(jsonb, boolean)
     RESET plan_cache_mode;
 
 COMMENT ON FUNCTION inventory_sync.untrack(regclass) IS
     'Take a table out of sync; its rows, journal entries and policies stay, its feed entries and tombstones go. Owner only.';
+
+-- The write functions take a base_version (compare-and-set): new signatures.
+DROP FUNCTION inventory_sync.sync_upsert(bigint, jsonb, timestamptz, text, text, jsonb);
+DROP FUNCTION inventory_sync.sync_delete(bigint, timestamptz, text, text);
+DROP FUNCTION inventory_sync.sync_upsert_in(regclass, text, jsonb, timestamptz, text, text, jsonb);
+DROP FUNCTION inventory_sync.sync_delete_in(regclass, text, timestamptz, text, text);
+CREATE FUNCTION inventory_sync."sync_upsert"("id" bigint, "payload" jsonb, "client_ts" timestamptz,
+    "client_id" TEXT DEFAULT NULL, "mutation_id" TEXT DEFAULT NULL, "base" jsonb DEFAULT NULL,
+    "base_version" TEXT DEFAULT NULL) RETURNS jsonb
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'sync_upsert_wrapper';
+CREATE FUNCTION inventory_sync."sync_delete"("id" bigint, "client_ts" timestamptz,
+    "client_id" TEXT DEFAULT NULL, "mutation_id" TEXT DEFAULT NULL, "base_version" TEXT DEFAULT NULL) RETURNS jsonb
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'sync_delete_wrapper';
+CREATE FUNCTION inventory_sync."sync_upsert_in"("tbl" regclass, "id" TEXT, "payload" jsonb, "client_ts" timestamptz,
+    "client_id" TEXT DEFAULT NULL, "mutation_id" TEXT DEFAULT NULL, "base" jsonb DEFAULT NULL,
+    "base_version" TEXT DEFAULT NULL) RETURNS jsonb
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'sync_upsert_in_wrapper';
+CREATE FUNCTION inventory_sync."sync_delete_in"("tbl" regclass, "id" TEXT, "client_ts" timestamptz,
+    "client_id" TEXT DEFAULT NULL, "mutation_id" TEXT DEFAULT NULL, "base_version" TEXT DEFAULT NULL) RETURNS jsonb
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'sync_delete_in_wrapper';
+COMMENT ON FUNCTION inventory_sync.sync_upsert(bigint, jsonb, timestamptz, text, text, jsonb, text) IS
+    'Write one item of inventory_sync.inventory with last-write-wins, atomically. Answers jsonb: applied (with created and the row''s new version), conflict (with server_data and its version, journaled) or rejected (clock skew, journaled). With client_id and mutation_id, a repeat answers the first answer with duplicate: true. With base_version, it applies only if the row is still at that version.';
+COMMENT ON FUNCTION inventory_sync.sync_delete(bigint, timestamptz, text, text, text) IS
+    'Delete one item of inventory_sync.inventory with last-write-wins, leaving a tombstone so older writes still lose. With base_version, only if the row is still at that version.';
+COMMENT ON FUNCTION inventory_sync.sync_upsert_in(regclass, text, jsonb, timestamptz, text, text, jsonb, text) IS
+    'Write one row of a tracked table with last-write-wins, atomically: payload keys are column names. Answers as sync_upsert does, with server_data the row as JSON.';
+COMMENT ON FUNCTION inventory_sync.sync_delete_in(regclass, text, timestamptz, text, text, text) IS
+    'Delete one row of a tracked table with last-write-wins; its tombstone is kept in inventory_sync.changes.';
+
+-- Row versions (server-issued, for compare-and-set): the default table's rows and the feed's
+-- records carry one; rows written before have version 0 until their next write.
+ALTER TABLE inventory_sync.inventory ADD COLUMN version bigint NOT NULL DEFAULT 0;
+COMMENT ON COLUMN inventory_sync.inventory.version IS
+    'The row''s version, given by the server at each applied write: its clock in microseconds, or one more than the version before if that is not below it (0: never written by a sync function). Clients see it as 16 hex digits and send it back as base_version.';
+ALTER TABLE inventory_sync.changes ADD COLUMN version bigint NOT NULL DEFAULT 0;
+COMMENT ON COLUMN inventory_sync.changes.version IS
+    'The row''s version (see inventory_sync.inventory.version): its own or its tombstone''s.';

@@ -24,7 +24,8 @@ CREATE TABLE inventory_sync.inventory (
     updated_by text,
     field_clocks jsonb     NOT NULL DEFAULT '{}'::jsonb,
     position   bigint      NOT NULL,
-    changed_at timestamptz NOT NULL DEFAULT now()
+    changed_at timestamptz NOT NULL DEFAULT now(),
+    version    bigint      NOT NULL DEFAULT 0
 );
 -- The pull feed walks changes in (position, row) order, as a range of this index.
 CREATE INDEX inventory_position_idx ON inventory_sync.inventory (position, id);
@@ -72,6 +73,8 @@ COMMENT ON COLUMN inventory_sync.inventory.field_clocks IS
 COMMENT ON COLUMN inventory_sync.inventory.position IS
     'The feed position of the row''s last change (see inventory_sync.eras).';
 COMMENT ON COLUMN inventory_sync.inventory.changed_at IS 'Server time of the last change.';
+COMMENT ON COLUMN inventory_sync.inventory.version IS
+    'The row''s version, given by the server at each applied write: its clock in microseconds, or one more than the version before if that is not below it (0: never written by a sync function). Clients see it as 16 hex digits and send it back as base_version.';
 COMMENT ON TABLE inventory_sync.conflicts IS
     'The journal: every write that was not applied, with what the client sent and what the server held.';
 COMMENT ON COLUMN inventory_sync.conflicts.row_id IS
@@ -200,6 +203,7 @@ CREATE TABLE inventory_sync.changes (
     position   bigint      NOT NULL,
     changed_at timestamptz NOT NULL,
     shard_key  bigint      NOT NULL,
+    version    bigint      NOT NULL DEFAULT 0,
     PRIMARY KEY (row_id, table_id, shard_key)
 );
 CREATE INDEX changes_position_idx ON inventory_sync.changes (position, table_id, row_id);
@@ -213,6 +217,8 @@ CREATE POLICY changes_readable ON inventory_sync.changes FOR SELECT
 GRANT SELECT ON inventory_sync.changes TO PUBLIC;
 COMMENT ON TABLE inventory_sync.changes IS
     'The latest change of each row of each tracked table (op delete: a tombstone), in the order the pull feed walks.';
+COMMENT ON COLUMN inventory_sync.changes.version IS
+    'The row''s version (see inventory_sync.inventory.version): its own or its tombstone''s.';
 COMMENT ON COLUMN inventory_sync.changes.shard_key IS
     'The row''s key (a bigint or integer key), which a Citus cluster distributes the feed by, with the default table.';
 
@@ -259,6 +265,7 @@ CREATE TABLE inventory_sync.changes_uuid (
     position   bigint      NOT NULL,
     changed_at timestamptz NOT NULL,
     shard_key  uuid        NOT NULL,
+    version    bigint      NOT NULL DEFAULT 0,
     PRIMARY KEY (row_id, table_id, shard_key)
 );
 CREATE INDEX changes_uuid_position_idx ON inventory_sync.changes_uuid (position, table_id, row_id);
@@ -268,6 +275,8 @@ CREATE POLICY changes_uuid_readable ON inventory_sync.changes_uuid FOR SELECT
 GRANT SELECT ON inventory_sync.changes_uuid TO PUBLIC;
 COMMENT ON TABLE inventory_sync.changes_uuid IS
     'inventory_sync.changes for the tracked tables with a uuid key.';
+COMMENT ON COLUMN inventory_sync.changes_uuid.version IS
+    'The row''s version (see inventory_sync.inventory.version): its own or its tombstone''s.';
 COMMENT ON COLUMN inventory_sync.changes_uuid.shard_key IS
     'The row''s key, which a Citus cluster distributes this part of the feed by, with the uuid tables.';
 
@@ -307,6 +316,7 @@ CREATE TABLE inventory_sync.changes_text (
     position   bigint      NOT NULL,
     changed_at timestamptz NOT NULL,
     shard_key  text        NOT NULL,
+    version    bigint      NOT NULL DEFAULT 0,
     PRIMARY KEY (row_id, table_id, shard_key)
 );
 CREATE INDEX changes_text_position_idx ON inventory_sync.changes_text (position, table_id, row_id);
@@ -316,6 +326,8 @@ CREATE POLICY changes_text_readable ON inventory_sync.changes_text FOR SELECT
 GRANT SELECT ON inventory_sync.changes_text TO PUBLIC;
 COMMENT ON TABLE inventory_sync.changes_text IS
     'inventory_sync.changes for the tracked tables with a text key.';
+COMMENT ON COLUMN inventory_sync.changes_text.version IS
+    'The row''s version (see inventory_sync.inventory.version): its own or its tombstone''s.';
 COMMENT ON COLUMN inventory_sync.changes_text.shard_key IS
     'The row''s key, which a Citus cluster distributes this part of the feed by, with the text tables.';
 

@@ -29,7 +29,7 @@ use crate::pg::jsonb::{answers_in, Jsonb};
 use crate::pg::memory::Scratch;
 use crate::pg::subxact::{catching, in_subtransaction, Failure};
 use crate::pg::values::{regclass_in, timestamptz_in};
-use crate::write::{self, Named, Op};
+use crate::write::{self, Named, Op, Sent};
 use inventory_sync_core::change::Change;
 use inventory_sync_core::{SqlState, SyncError};
 
@@ -104,10 +104,15 @@ fn apply(parsed: Parsed) -> Result<Jsonb, SyncError> {
     let Parsed { change, payload, base } = parsed;
     let client_ts = timestamptz_in(&cstr(&change.client_ts)?);
     let named = named(&change)?;
-    let (client_id, mutation_id) = (change.client_id, change.mutation_id);
+    let sent = Sent {
+        client_ts,
+        client_id: change.client_id,
+        mutation_id: change.mutation_id,
+        base_version: change.base_version,
+    };
     match change.op {
-        Op::Upsert => write::upsert(named, payload, client_ts, client_id, mutation_id, base),
-        Op::Delete => write::delete(named, client_ts, client_id, mutation_id),
+        Op::Upsert => write::upsert(named, payload, sent, base),
+        Op::Delete => write::delete(named, sent),
     }
 }
 

@@ -10,7 +10,8 @@ use serde_json::Value;
 use crate::error::SyncError;
 use crate::rules::Op;
 
-const KEYS: [&str; 8] = ["op", "table", "id", "payload", "client_ts", "client_id", "mutation_id", "base"];
+const KEYS: [&str; 9] =
+    ["op", "table", "id", "payload", "client_ts", "client_id", "mutation_id", "base", "base_version"];
 
 /// A change object's keys and their values as unparsed JSON text.
 pub type Entries = BTreeMap<String, Box<RawValue>>;
@@ -29,6 +30,8 @@ pub struct Change {
     pub client_ts: String,
     pub client_id: Option<String>,
     pub mutation_id: Option<String>,
+    /// The version the row must still be at (`''`: no row), as sent; checked by the write.
+    pub base_version: Option<String>,
 }
 
 fn bad(why: impl Into<String>) -> SyncError {
@@ -105,6 +108,7 @@ impl Change {
             client_ts,
             client_id: optional_string(obj, "client_id")?,
             mutation_id: optional_string(obj, "mutation_id")?,
+            base_version: optional_string(obj, "base_version")?,
         })
     }
 }
@@ -129,7 +133,8 @@ mod unit {
     fn a_whole_change() {
         let c = read(
             r#"{"op": "upsert", "table": "public.t", "id": "7", "payload": {"a": [1]},
-                        "base": {"a": 0}, "client_ts": "2024-03-01", "client_id": "d", "mutation_id": "m"}"#,
+                        "base": {"a": 0}, "client_ts": "2024-03-01", "client_id": "d", "mutation_id": "m",
+                        "base_version": "0000000000000001"}"#,
         )
         .unwrap();
         assert_eq!(
@@ -143,6 +148,7 @@ mod unit {
                 client_ts: "2024-03-01".into(),
                 client_id: Some("d".into()),
                 mutation_id: Some("m".into()),
+                base_version: Some("0000000000000001".into()),
             }
         );
         let d = read(r#"{"op": "delete", "id": 3, "client_ts": "x"}"#).unwrap();
@@ -172,6 +178,10 @@ mod unit {
         assert_eq!(
             refused(r#"{"op": "delete", "id": 1, "client_ts": "x", "base": {}}"#),
             "a delete change takes no \"base\""
+        );
+        assert_eq!(
+            refused(r#"{"id": 1, "client_ts": "x", "payload": {}, "base_version": 3}"#),
+            "change key \"base_version\" must be a string"
         );
         assert_eq!(
             refused(r#"{"id": 1, "client_ts": "x", "payload": {}, "table": 3}"#),

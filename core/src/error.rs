@@ -184,6 +184,10 @@ pub enum SyncError {
     #[error("base must be a JSON object")]
     BaseNotObject,
 
+    /// A `base_version` that is not a version this server hands out.
+    #[error("base_version \"{given}\" is not a version")]
+    BadVersion { given: String },
+
     /// A mutation_id without the client_id that scopes it.
     #[error("mutation_id requires client_id")]
     MutationWithoutClient,
@@ -215,6 +219,7 @@ impl SyncError {
             | SyncError::NoPolicyHere { .. }
             | SyncError::DeltaNotANumber { .. }
             | SyncError::BaseNotObject
+            | SyncError::BadVersion { .. }
             | SyncError::IdMismatch { .. }
             | SyncError::TimestampKey { .. } => SqlState::INVALID_PARAMETER_VALUE,
             SyncError::InfiniteTimestamp { .. } => SqlState::DATETIME_FIELD_OVERFLOW,
@@ -326,6 +331,9 @@ impl SyncError {
             SyncError::CursorExpired | SyncError::CursorFromOtherHistory => {
                 Some("Discard the device's copy and pull everything again from the beginning (since = NULL).")
             }
+            SyncError::BadVersion { .. } => Some(
+                "Send back the version an answer or a pull gave for the row (16 hex digits), '' for a row the device creates, or NULL to write without comparing."
+            ),
             SyncError::MutationWithoutClient => {
                 Some("Mutation ids are unique per device: send the device's client_id too.")
             }
@@ -389,6 +397,7 @@ mod unit {
             SyncError::DeltaNeedsNumber { field: "f".into(), typ: "text".into() },
             SyncError::DeltaNotANumber { field: "f".into() },
             SyncError::BaseNotObject,
+            SyncError::BadVersion { given: "x".into() },
             SyncError::NotAnArray { got: "object".into() },
             SyncError::BadChange("change has no \"id\"".into()),
             SyncError::BadCursor,

@@ -10,6 +10,7 @@
 //! - `cursor`: the pull cursor's format;
 //! - `values`: payload values as the text a column type reads;
 //! - `tracking`: which tables can be synced;
+//! - `version`: row versions and what a write's `base_version` names;
 //! - `sql`: the SQL text of every statement the extension runs;
 //! - `error`, `sqlstate`: every error a caller can provoke, with its SQLSTATE.
 
@@ -23,6 +24,7 @@ pub mod sql;
 pub mod sqlstate;
 pub mod tracking;
 pub mod values;
+pub mod version;
 
 pub use error::SyncError;
 pub use sqlstate::SqlState;

@@ -10,7 +10,7 @@ use crate::pg::args::RegClass;
 use crate::pg::json::JsonText;
 use crate::pg::jsonb::Jsonb;
 use crate::pg::security::check_writable;
-use crate::write::{self, Named};
+use crate::write::{self, Named, Sent};
 use inventory_sync_core::SyncError;
 
 /// Write one item of `inventory_sync.inventory` with last-write-wins, atomically (see
@@ -25,11 +25,12 @@ fn sync_upsert(
     client_id: default!(Option<String>, "NULL"),
     mutation_id: default!(Option<String>, "NULL"),
     base: default!(Option<Jsonb>, "NULL"),
+    base_version: default!(Option<String>, "NULL"),
 ) -> Jsonb {
     check_writable(c"sync_upsert()");
     respond(|| {
         let id = id.ok_or(SyncError::NullArgument("id"))?;
-        write::upsert(Named::Default(id), payload, client_ts, client_id, mutation_id, base)
+        write::upsert(Named::Default(id), payload, Sent { client_ts, client_id, mutation_id, base_version }, base)
     })
 }
 
@@ -41,11 +42,12 @@ fn sync_delete(
     client_ts: Option<TimestampWithTimeZone>,
     client_id: default!(Option<String>, "NULL"),
     mutation_id: default!(Option<String>, "NULL"),
+    base_version: default!(Option<String>, "NULL"),
 ) -> Jsonb {
     check_writable(c"sync_delete()");
     respond(|| {
         let id = id.ok_or(SyncError::NullArgument("id"))?;
-        write::delete(Named::Default(id), client_ts, client_id, mutation_id)
+        write::delete(Named::Default(id), Sent { client_ts, client_id, mutation_id, base_version })
     })
 }
 
@@ -92,9 +94,11 @@ fn upsert_in(
     client_id: Option<String>,
     mutation_id: Option<String>,
     base: Option<Jsonb>,
+    base_version: Option<String>,
 ) -> Jsonb {
     check_writable(c"sync_upsert_in()");
-    respond(|| write::upsert(named(tbl, id)?, payload, client_ts, client_id, mutation_id, base))
+    let sent = Sent { client_ts, client_id, mutation_id, base_version };
+    respond(|| write::upsert(named(tbl, id)?, payload, sent, base))
 }
 
 /// `sync_delete_in` in each of its forms, with the key as text.
@@ -104,9 +108,10 @@ fn delete_in(
     client_ts: Option<TimestampWithTimeZone>,
     client_id: Option<String>,
     mutation_id: Option<String>,
+    base_version: Option<String>,
 ) -> Jsonb {
     check_writable(c"sync_delete_in()");
-    respond(|| write::delete(named(tbl, id)?, client_ts, client_id, mutation_id))
+    respond(|| write::delete(named(tbl, id)?, Sent { client_ts, client_id, mutation_id, base_version }))
 }
 
 /// `sync_upsert` for the application's own tables: `id` is the primary key as text; `payload`
@@ -120,8 +125,9 @@ fn sync_upsert_in(
     client_id: default!(Option<String>, "NULL"),
     mutation_id: default!(Option<String>, "NULL"),
     base: default!(Option<Jsonb>, "NULL"),
+    base_version: default!(Option<String>, "NULL"),
 ) -> Jsonb {
-    upsert_in(tbl, id, payload, client_ts, client_id, mutation_id, base)
+    upsert_in(tbl, id, payload, client_ts, client_id, mutation_id, base, base_version)
 }
 
 /// `sync_delete` for the application's own tables: the row is deleted and its tombstone kept in
@@ -133,8 +139,9 @@ fn sync_delete_in(
     client_ts: Option<TimestampWithTimeZone>,
     client_id: default!(Option<String>, "NULL"),
     mutation_id: default!(Option<String>, "NULL"),
+    base_version: default!(Option<String>, "NULL"),
 ) -> Jsonb {
-    delete_in(tbl, id, client_ts, client_id, mutation_id)
+    delete_in(tbl, id, client_ts, client_id, mutation_id, base_version)
 }
 
 /// `sync_upsert_in` with a bigint (or integer) key given as a number: what a driver sends for an
@@ -148,8 +155,9 @@ fn sync_upsert_in_bigint(
     client_id: default!(Option<String>, "NULL"),
     mutation_id: default!(Option<String>, "NULL"),
     base: default!(Option<Jsonb>, "NULL"),
+    base_version: default!(Option<String>, "NULL"),
 ) -> Jsonb {
-    upsert_in(tbl, id.map(|i| i.to_string()), payload, client_ts, client_id, mutation_id, base)
+    upsert_in(tbl, id.map(|i| i.to_string()), payload, client_ts, client_id, mutation_id, base, base_version)
 }
 
 /// `sync_upsert_in` with a uuid key given as a uuid.
@@ -162,8 +170,9 @@ fn sync_upsert_in_uuid(
     client_id: default!(Option<String>, "NULL"),
     mutation_id: default!(Option<String>, "NULL"),
     base: default!(Option<Jsonb>, "NULL"),
+    base_version: default!(Option<String>, "NULL"),
 ) -> Jsonb {
-    upsert_in(tbl, id.map(|u| u.to_string()), payload, client_ts, client_id, mutation_id, base)
+    upsert_in(tbl, id.map(|u| u.to_string()), payload, client_ts, client_id, mutation_id, base, base_version)
 }
 
 /// `sync_delete_in` with a bigint (or integer) key given as a number.
@@ -174,8 +183,9 @@ fn sync_delete_in_bigint(
     client_ts: Option<TimestampWithTimeZone>,
     client_id: default!(Option<String>, "NULL"),
     mutation_id: default!(Option<String>, "NULL"),
+    base_version: default!(Option<String>, "NULL"),
 ) -> Jsonb {
-    delete_in(tbl, id.map(|i| i.to_string()), client_ts, client_id, mutation_id)
+    delete_in(tbl, id.map(|i| i.to_string()), client_ts, client_id, mutation_id, base_version)
 }
 
 /// `sync_delete_in` with a uuid key given as a uuid.
@@ -186,8 +196,9 @@ fn sync_delete_in_uuid(
     client_ts: Option<TimestampWithTimeZone>,
     client_id: default!(Option<String>, "NULL"),
     mutation_id: default!(Option<String>, "NULL"),
+    base_version: default!(Option<String>, "NULL"),
 ) -> Jsonb {
-    delete_in(tbl, id.map(|u| u.to_string()), client_ts, client_id, mutation_id)
+    delete_in(tbl, id.map(|u| u.to_string()), client_ts, client_id, mutation_id, base_version)
 }
 
 /// Apply a device's whole upload: a JSON array of changes, answered with one outcome per change,

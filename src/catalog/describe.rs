@@ -104,7 +104,8 @@ pub(super) fn load(client: &SpiClient<'_>, relid: pg_sys::Oid) -> Result<Tracked
     let side = Side::of(k.typid);
     let shard_key = if side.keyed_by_key() { typ(k.typid) } else { int8 };
     let mut record_types = key_ts.clone();
-    record_types.extend([builtin(pg_sys::TEXTOID), builtin(pg_sys::JSONBOID), int8, shard_key]);
+    // … op, field clocks, position, shard key, the server's clock.
+    record_types.extend([builtin(pg_sys::TEXTOID), builtin(pg_sys::JSONBOID), int8, shard_key, int8]);
     let key_shard = vec![typ(k.typid), shard_key];
     let mut tombstone_types = key_ts.clone();
     tombstone_types.push(shard_key);
@@ -134,7 +135,14 @@ pub(super) fn load(client: &SpiClient<'_>, relid: pg_sys::Oid) -> Result<Tracked
             sql::tracked_rows(&name, &k.quoted, &t.quoted, key_type_name(k.typid)),
             vec![PgOid::from_untagged(pg_sys::TEXTARRAYOID)],
         ),
-        table: Table::new(name, relid, id, pg_sys::Oid::from(k.typid), &server_row),
+        table: Table::new(
+            name,
+            relid,
+            id,
+            pg_sys::Oid::from(k.typid),
+            &server_row,
+            (&sql::tracked_version(id, side), shard_key.value()),
+        ),
         columns,
         key,
         ts,

@@ -44,12 +44,23 @@ pub struct Table {
     pub oid: pg_sys::Oid,
     pub id: i32,
     pub journal: Kept,
+    /// The row's version (`$1` key, `$2` its side key, see `Write::side_key`), unlocked: what an
+    /// answer that shows the stored row gives with it.
+    pub version: Kept,
 }
 
 impl Table {
     /// `name` quoted and schema-qualified; `key_type` the key column's type; `server_row` the
-    /// SELECT giving the stored row (or tombstone) as a client stores it, keyed by `$1`.
-    pub fn new(name: String, oid: pg_sys::Oid, id: i32, key_type: pg_sys::Oid, server_row: &str) -> Self {
+    /// SELECT giving the stored row (or tombstone) as a client stores it, keyed by `$1`;
+    /// `version` the SELECT of the row's version and `side_key` the type of its `$2`.
+    pub fn new(
+        name: String,
+        oid: pg_sys::Oid,
+        id: i32,
+        key_type: pg_sys::Oid,
+        server_row: &str,
+        (version, side_key): (&str, pg_sys::Oid),
+    ) -> Self {
         let t = |oid: pg_sys::Oid| PgOid::from_untagged(oid);
         let types = vec![
             t(key_type),
@@ -62,7 +73,8 @@ impl Table {
             t(pg_sys::TEXTOID),
             t(pg_sys::INT8OID),
         ];
-        Table { journal: Kept::new(sql::journal(server_row), types), name, oid, id }
+        let version = Kept::new(version.to_string(), vec![t(key_type), t(side_key)]);
+        Table { journal: Kept::new(sql::journal(server_row), types), version, name, oid, id }
     }
 }
 

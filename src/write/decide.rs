@@ -19,6 +19,7 @@ use crate::settings;
 use inventory_sync_core::rules::{self, Skew};
 use inventory_sync_core::sql;
 use inventory_sync_core::tracking::Side;
+use inventory_sync_core::version;
 use inventory_sync_core::{SqlState, SyncError};
 
 const JSONB: PgOid = PgOid::BuiltIn(pg_sys::BuiltinOid::JSONBOID);
@@ -59,14 +60,26 @@ fn journal_row(
     table.journal.run_all(client, &args).next().and_then(|row| row.value::<Jsonb>(1))
 }
 
+/// The stored row's version as an answer shows it beside `server_data` (null: no row, or one no
+/// sync function wrote).
+fn stored_version(client: &mut SpiClient<'_>, table: &Table, write: &Write<'_>) -> Option<String> {
+    table.version.run::<i64>(client, &[write.key.bind(), write.side_key()]).map(version::text)
+}
+
+fn text_or_null(text: &Option<String>) -> Scalar<'_> {
+    text.as_deref().map_or(Scalar::Object(None), Scalar::Text)
+}
+
 /// Journal `payload` (the write's, or the part of it that lost) as a stale write and answer the
-/// conflict, with the stored row as it now stands.
+/// conflict, with the stored row as it now stands and its version.
 pub fn journal(client: &mut SpiClient<'_>, table: &Table, write: &Write<'_>, payload: Jsonb) -> Jsonb {
     let server_data = journal_row(client, table, write, payload, "stale");
+    let version = stored_version(client, table, write);
     Jsonb::object(&[
         ("status", Scalar::Text("conflict")),
         ("id", write.key_json()),
         ("server_data", Scalar::Object(server_data)),
+        ("version", text_or_null(&version)),
     ])
 }
 
@@ -181,6 +194,7 @@ fn decide_once(
             security::check_may_write(table.oid);
             let ahead = ahead_by_micros as f64 / rules::MICROS_PER_SECOND as f64;
             journal_row(client, table, write, write.payload, "clock_skew");
+            let version = stored_version(client, table, write);
             let answer = Jsonb::object(&[
                 ("status", Scalar::Text("rejected")),
                 ("id", write.key_json()),
@@ -190,6 +204,7 @@ fn decide_once(
                 ("ahead_by_seconds", Scalar::Float(ahead)),
                 ("max_clock_skew_seconds", Scalar::Int(max_skew.into())),
                 ("message", Scalar::Text(SKEW_MESSAGE)),
+                ("version", text_or_null(&version)),
             ]);
             Ok((answer, Decided::Rejected))
         }
@@ -287,6 +302,7 @@ fn refused(client: &mut SpiClient<'_>, table: &Table, write: &Write<'_>, refusal
         unreachable!("only a refusal is answered as one")
     };
     let server_data = journal_row(client, table, write, write.payload, reason);
+    let version = stored_version(client, table, write);
     let sqlstate = sqlstate.text();
     Jsonb::object(&[
         ("status", Scalar::Text("rejected")),
@@ -296,5 +312,6 @@ fn refused(client: &mut SpiClient<'_>, table: &Table, write: &Write<'_>, refusal
         ("sqlstate", Scalar::Text(&sqlstate)),
         ("message", Scalar::Text(&message)),
         ("server_data", Scalar::Object(server_data)),
+        ("version", text_or_null(&version)),
     ])
 }

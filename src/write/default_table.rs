@@ -9,13 +9,14 @@ use pgrx::pg_sys::{self, PgOid};
 use pgrx::spi::SpiClient;
 
 use super::merging::{clock_micros, clock_of, timestamp, Fields};
-use super::{applied, Statements, Values, Write};
+use super::{applied, version_clock, Statements, Values, Write};
 use crate::catalog::{positions, Table};
 use crate::pg::jsonb::{Jsonb, Scalar};
 use crate::pg::kept::{Kept, Row};
 use crate::pg::lookup;
 use inventory_sync_core::merge;
 use inventory_sync_core::sql::{self, DEFAULT_FLOOR_KEY};
+use inventory_sync_core::version::{Current, Expected};
 use inventory_sync_core::SyncError;
 
 /// The payload keys that are not fields of `data`.
@@ -24,12 +25,14 @@ const RESERVED: [&str; 2] = ["id", "updated_at"];
 /// The default table's statements, built on first use in this backend.
 pub struct DefaultTable {
     table: Table,
-    upsert: Kept,
-    /// The upsert for payloads holding a reserved key, which it leaves out of `data`.
-    upsert_stripping: Kept,
+    /// The upserts (`sql::default_upsert`), by whether the payload holds a reserved key, which
+    /// the upsert leaves out of `data`, and whether the write compares the row's version.
+    upserts: [[Kept; 2]; 2],
     /// The fields a whole-row write set drop their own clocks.
     drop_clocks: Kept,
-    delete: Kept,
+    /// The deletes, by whether the write compares the row's version.
+    deletes: [Kept; 2],
+    version_locked: Kept,
     lock_for_merge: Kept,
     merge_update: Kept,
     merge_insert: Kept,
@@ -51,16 +54,26 @@ pub fn default_table() -> Rc<DefaultTable> {
                 let t = PgOid::from_untagged;
                 let (int8, jsonb, ts, text) =
                     (t(pg_sys::INT8OID), t(pg_sys::JSONBOID), t(pg_sys::TIMESTAMPTZOID), t(pg_sys::TEXTOID));
-                let upsert_types = vec![int8, jsonb, ts, text, int8];
+                let upsert_types = vec![int8, jsonb, ts, text, int8, int8, int8];
+                let upsert = |strip, cas| Kept::new(sql::default_upsert(strip, cas), upsert_types.clone());
+                let delete = |cas| Kept::new(sql::default_delete(cas), vec![int8, ts, text, jsonb, int8, int8, int8]);
+                let merge_types = vec![int8, jsonb, ts, text, jsonb, int8, int8];
                 let d = Rc::new(DefaultTable {
-                    table: Table::new(sql::DEFAULT_TABLE.to_string(), oid, 0, pg_sys::INT8OID, sql::DEFAULT_SERVER_ROW),
-                    upsert: Kept::new(sql::default_upsert(false), upsert_types.clone()),
-                    upsert_stripping: Kept::new(sql::default_upsert(true), upsert_types),
+                    table: Table::new(
+                        sql::DEFAULT_TABLE.to_string(),
+                        oid,
+                        0,
+                        pg_sys::INT8OID,
+                        sql::DEFAULT_SERVER_ROW,
+                        (sql::DEFAULT_VERSION, pg_sys::INT8OID),
+                    ),
+                    upserts: [[upsert(false, false), upsert(false, true)], [upsert(true, false), upsert(true, true)]],
                     drop_clocks: Kept::new(sql::DEFAULT_DROP_CLOCKS.into(), vec![int8, t(pg_sys::TEXTARRAYOID)]),
-                    delete: Kept::new(sql::default_delete(), vec![int8, ts, text, jsonb, int8]),
+                    deletes: [delete(false), delete(true)],
+                    version_locked: Kept::new(sql::DEFAULT_VERSION_LOCKED.into(), vec![int8]),
                     lock_for_merge: Kept::new(sql::DEFAULT_LOCK_FOR_MERGE.into(), vec![int8]),
-                    merge_update: Kept::new(sql::default_merge_update(), vec![int8, jsonb, ts, text, jsonb, int8]),
-                    merge_insert: Kept::new(sql::default_merge_insert(), vec![int8, jsonb, ts, text, jsonb, int8]),
+                    merge_update: Kept::new(sql::default_merge_update(), merge_types.clone()),
+                    merge_insert: Kept::new(sql::default_merge_insert(), merge_types),
                 });
                 *cell = Some(d.clone());
                 d
@@ -108,17 +121,20 @@ impl Statements for DefaultTable {
             write.client_ts.into(),
             write.client_id.as_deref().into(),
             position.into(),
+            version_clock().into(),
+            write.expected.map(Expected::param).into(),
         ];
-        let upsert = if *reserved_keys { &self.upsert_stripping } else { &self.upsert };
+        let upsert = &self.upserts[usize::from(*reserved_keys)][usize::from(write.expected.is_some())];
         let Some(row) = upsert.run_all(client, &args).next() else { return Ok(None) };
         let created = row.value::<bool>(1).expect("the upsert answers whether it created the row");
+        let version = row.value::<i64>(3).expect("the upsert answers the row's version");
         if row.value::<bool>(2) == Some(true) {
             // The item has field clocks: those of the fields this write set go.
             let skip: &[&str] = if *reserved_keys { &RESERVED } else { &[] };
             let keys = write.payload.keys_param(client, skip);
             self.drop_clocks.run_all(client, &[write.key.bind(), keys.bind()]);
         }
-        Ok(Some(applied(Scalar::Int(*id), write.client_ts, Some(created))))
+        Ok(Some(applied(Scalar::Int(*id), write.client_ts, Some(created), version)))
     }
 
     fn delete(&self, client: &mut SpiClient<'_>, write: &Write<'_>) -> Result<Option<Jsonb>, SyncError> {
@@ -130,8 +146,17 @@ impl Statements for DefaultTable {
             write.client_id.as_deref().into(),
             floor.into(),
             position.into(),
+            version_clock().into(),
+            write.expected.map(Expected::param).into(),
         ];
-        Ok(self.delete.run::<bool>(client, &args).map(|_| applied(write.key_json(), write.client_ts, None)))
+        let delete = &self.deletes[usize::from(write.expected.is_some())];
+        Ok(delete.run::<i64>(client, &args).map(|version| applied(write.key_json(), write.client_ts, None, version)))
+    }
+
+    /// The row's version, locked: a row that exists when the write's statement runs is then the
+    /// one compared here; one inserted concurrently meets the statement's own comparison.
+    fn current(&self, client: &mut SpiClient<'_>, write: &Write<'_>) -> Current {
+        self.version_locked.run::<i64>(client, &[write.key.bind()]).map_or(Current::Absent, Current::At)
     }
 
     fn read_for_merge(
@@ -174,10 +199,13 @@ impl Statements for DefaultTable {
             m.row.by.as_deref().into(),
             Jsonb::from_object(&merge::clocks_with_floor(m, DEFAULT_FLOOR_KEY)).into(),
             position.into(),
+            version_clock().into(),
         ];
         // An insert that meets a row inserted concurrently writes nothing: the loop merges again.
         let statement = if stored.is_some() { &self.merge_update } else { &self.merge_insert };
         let created = stored.is_none();
-        Ok(statement.run::<bool>(client, &args).map(|_| applied(write.key_json(), timestamp(m.row.ts), Some(created))))
+        Ok(statement
+            .run::<i64>(client, &args)
+            .map(|version| applied(write.key_json(), timestamp(m.row.ts), Some(created), version)))
     }
 }

@@ -45,9 +45,11 @@ pub fn merge_write(
             None => {
                 // The write met a row the read did not see: one inserted since (the next round
                 // sees it), or one row-level security hides from the caller (every round misses
-                // it): then a conflict whose server_data the caller may not see.
+                // it): then a conflict whose server_data the caller may not see. A write with a
+                // base_version expected the row it read (locked, or none): a row inserted since
+                // is not at that base.
                 unseen += usize::from(!row_existed);
-                if unseen == 2 {
+                if unseen == 2 || write.expected.is_some() {
                     return Ok(finish(client, table, write, fields, &m, None));
                 }
             }

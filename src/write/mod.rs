@@ -31,6 +31,7 @@ use inventory_sync_core::merge;
 pub use inventory_sync_core::rules::Op;
 use inventory_sync_core::rules::{self, IdKey};
 use inventory_sync_core::tracking::Side;
+use inventory_sync_core::version::{self, Current, Expected};
 use inventory_sync_core::SyncError;
 
 /// One client write, checked.
@@ -52,6 +53,17 @@ pub struct Write<'a> {
     pub client_ts: TimestampWithTimeZone,
     pub client_id: Option<String>,
     pub mutation_id: Option<String>,
+    /// The `base_version` it was sent with: it applies only if the row is still there.
+    pub expected: Option<Expected>,
+}
+
+/// What a write says of itself besides its row and payload.
+pub struct Sent {
+    pub client_ts: Option<TimestampWithTimeZone>,
+    pub client_id: Option<String>,
+    pub mutation_id: Option<String>,
+    /// `base_version`, as sent.
+    pub base_version: Option<String>,
 }
 
 /// The table a write names, and the row, as the caller gave them.
@@ -94,16 +106,10 @@ struct RowKey<'c> {
 
 impl<'c> RowKey<'c> {
     /// The write `op` of this row.
-    fn write(
-        self,
-        op: Op,
-        payload: Jsonb,
-        client_ts: TimestampWithTimeZone,
-        client_id: Option<String>,
-        mutation_id: Option<String>,
-    ) -> Write<'c> {
+    fn write(self, op: Op, payload: Jsonb, checked: Checked) -> Write<'c> {
         let RowKey { key, row_id, numeric_key, shard_key, side } = self;
-        Write { op, key, row_id, numeric_key, shard_key, side, payload, client_ts, client_id, mutation_id }
+        let Checked { client_ts, client_id, mutation_id, expected } = checked;
+        Write { op, key, row_id, numeric_key, shard_key, side, payload, client_ts, client_id, mutation_id, expected }
     }
 }
 
@@ -163,6 +169,10 @@ pub trait Statements {
     fn written_fields(&self, write: &Write<'_>, values: &Values<'_>) -> Vec<String>;
     /// Serialize this function's writes to the row, where the statements alone do not.
     fn lock_row(&self, _client: &mut SpiClient<'_>, _write: &Write<'_>) {}
+    /// Where the row stands, for a write with a `base_version`, locked so that it stays there
+    /// until the write's own statement runs (or, for a row that does not exist yet, so that
+    /// the statement meets a concurrent insert).
+    fn current(&self, client: &mut SpiClient<'_>, write: &Write<'_>) -> Current;
     /// Apply an upsert that merges nothing; None: the stored row (or tombstone) is newer and now
     /// locked, or hidden from the caller.
     fn upsert(
@@ -190,13 +200,18 @@ pub trait Statements {
     ) -> Result<Option<Jsonb>, SyncError>;
 }
 
+/// A write's own parts, checked (`check_common`).
+struct Checked {
+    client_ts: TimestampWithTimeZone,
+    client_id: Option<String>,
+    mutation_id: Option<String>,
+    expected: Option<Expected>,
+}
+
 /// The checks every write gets: client_ts present and finite; a mutation id only with a client
-/// id.
-fn check_common(
-    client_ts: Option<TimestampWithTimeZone>,
-    client_id: &Option<String>,
-    mutation_id: &Option<String>,
-) -> Result<TimestampWithTimeZone, SyncError> {
+/// id; a base_version that is a version (or '').
+fn check_common(sent: Sent) -> Result<Checked, SyncError> {
+    let Sent { client_ts, client_id, mutation_id, base_version } = sent;
     let client_ts = client_ts.ok_or(SyncError::NullArgument("client_ts"))?;
     if client_ts.is_infinity() {
         return Err(SyncError::InfiniteTimestamp { value: "infinity" });
@@ -207,7 +222,28 @@ fn check_common(
     if mutation_id.is_some() && client_id.is_none() {
         return Err(SyncError::MutationWithoutClient);
     }
-    Ok(client_ts)
+    let expected = base_version.as_deref().map(Expected::parse).transpose()?;
+    Ok(Checked { client_ts, client_id, mutation_id, expected })
+}
+
+/// The server's clock for the version of a row written now (`version::next`).
+pub fn version_clock() -> i64 {
+    // SAFETY: reads the system clock; no state of the backend involved.
+    unsafe { pg_sys::GetCurrentTimestamp() }
+}
+
+/// Apply `apply` unless the write has a `base_version` the row is no longer at (None: a
+/// conflict, as for a stale write).
+fn if_at_base(
+    client: &mut SpiClient<'_>,
+    statements: &dyn Statements,
+    write: &Write<'_>,
+    apply: impl FnOnce(&mut SpiClient<'_>) -> Result<Option<Jsonb>, SyncError>,
+) -> Result<Option<Jsonb>, SyncError> {
+    match write.expected {
+        Some(expected) if !expected.matches(statements.current(client, write)) => Ok(None),
+        _ => apply(client),
+    }
 }
 
 /// `base`, checked to be an object when given; parsed only by a merging write.
@@ -238,34 +274,29 @@ impl Write<'_> {
     }
 }
 
-/// The `applied` answer of a write to the row `id`, now stamped `updated_at`: with `created` for
-/// an upsert, `"deleted": true` for a delete (None). Built here rather than by the statements'
-/// `RETURNING`, so that a statement returns plain columns (as Citus requires of a statement it
-/// routes to another node).
-pub fn applied(id: Scalar<'_>, updated_at: TimestampWithTimeZone, created: Option<bool>) -> Jsonb {
+/// The `applied` answer of a write to the row `id`, now stamped `updated_at` and at `version`:
+/// with `created` for an upsert, `"deleted": true` for a delete (None). Built here rather than
+/// by the statements' `RETURNING`, so that a statement returns plain columns (as Citus requires
+/// of a statement it routes to another node).
+pub fn applied(id: Scalar<'_>, updated_at: TimestampWithTimeZone, created: Option<bool>, version: i64) -> Jsonb {
     let last = match created {
         Some(created) => ("created", Scalar::Bool(created)),
         None => ("deleted", Scalar::Bool(true)),
     };
+    let version = version::text(version);
     Jsonb::object(&[
         ("status", Scalar::Text("applied")),
         ("id", id),
         ("updated_at", Scalar::Timestamptz(updated_at)),
+        ("version", Scalar::Text(&version)),
         last,
     ])
 }
 
 /// Upsert one row: last-write-wins, or merged field by field where the table has policies.
-pub fn upsert(
-    named: Named,
-    payload: Option<Jsonb>,
-    client_ts: Option<TimestampWithTimeZone>,
-    client_id: Option<String>,
-    mutation_id: Option<String>,
-    base: Option<Jsonb>,
-) -> Result<Jsonb, SyncError> {
+pub fn upsert(named: Named, payload: Option<Jsonb>, sent: Sent, base: Option<Jsonb>) -> Result<Jsonb, SyncError> {
     let payload = payload.ok_or(SyncError::NullArgument("payload"))?;
-    let client_ts = check_common(client_ts, &client_id, &mutation_id)?;
+    let checked = check_common(sent)?;
     rules::check_payload_kind(&payload.kind())?;
     let mut reserved_keys = false;
     if let Named::Default(id) = named {
@@ -293,7 +324,7 @@ pub fn upsert(
             (Named::Tracked(..), None) => unreachable!("a tracked table resolves to its description"),
         };
         let table = statements.table();
-        let write = row.write(Op::Upsert, payload, client_ts, client_id, mutation_id);
+        let write = row.write(Op::Upsert, payload, checked);
         if let Some(refused) = refused {
             return decide::decide(client, table, &write, |_| Err(refused));
         }
@@ -305,25 +336,26 @@ pub fn upsert(
             fields.retain(|k, _| !statements.is_reserved(k));
             let base = base.map(|b| Jsonb::object_or_empty(Some(b)));
             return decide::decide(client, table, &write, |client| {
-                merging::merge_write(client, &*statements, &write, &fields, base.as_ref(), &policies).map(Some)
+                if_at_base(client, &*statements, &write, |client| {
+                    merging::merge_write(client, &*statements, &write, &fields, base.as_ref(), &policies).map(Some)
+                })
             });
         }
-        decide::decide(client, table, &write, |client| statements.upsert(client, &write, &values))
+        decide::decide(client, table, &write, |client| {
+            if_at_base(client, &*statements, &write, |client| statements.upsert(client, &write, &values))
+        })
     })
 }
 
 /// Delete one row: it becomes a tombstone, so older writes arriving later lose.
-pub fn delete(
-    named: Named,
-    client_ts: Option<TimestampWithTimeZone>,
-    client_id: Option<String>,
-    mutation_id: Option<String>,
-) -> Result<Jsonb, SyncError> {
-    let client_ts = check_common(client_ts, &client_id, &mutation_id)?;
+pub fn delete(named: Named, sent: Sent) -> Result<Jsonb, SyncError> {
+    let checked = check_common(sent)?;
     let payload = Jsonb::empty_object();
     Spi::connect_mut(|client| {
         let Target { statements, row, .. } = Target::resolve(client, &named)?;
-        let write = row.write(Op::Delete, payload, client_ts, client_id, mutation_id);
-        decide::decide(client, statements.table(), &write, |client| statements.delete(client, &write))
+        let write = row.write(Op::Delete, payload, checked);
+        decide::decide(client, statements.table(), &write, |client| {
+            if_at_base(client, &*statements, &write, |client| statements.delete(client, &write))
+        })
     })
 }

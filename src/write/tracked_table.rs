@@ -8,7 +8,7 @@ use pgrx::pg_sys;
 use pgrx::spi::SpiClient;
 
 use super::merging::{clock_micros, clock_of, timestamp, Fields};
-use super::{applied, Statements, Values, Write};
+use super::{applied, version_clock, Statements, Values, Write};
 use crate::catalog::{self, positions, Table, Tracked};
 use crate::pg::jsonb::Jsonb;
 use crate::pg::kept::Row;
@@ -18,6 +18,7 @@ use crate::pg::values::{canonical_text, to_param};
 use inventory_sync_core::merge;
 use inventory_sync_core::rules::MAX_ROUNDS;
 use inventory_sync_core::values::{input_text, Shape};
+use inventory_sync_core::version::Current;
 use inventory_sync_core::SyncError;
 
 /// The `id` argument as a value of the key column's type, and its canonical text.
@@ -85,8 +86,8 @@ pub fn values<'c>(
 
 impl Tracked {
     /// Record an upsert of the `written` columns as the row's latest change: they take the
-    /// write's clock, the other columns keep theirs.
-    fn record_upsert(&self, client: &mut SpiClient<'_>, write: &Write<'_>, written: &[usize]) -> Result<(), SyncError> {
+    /// write's clock, the other columns keep theirs. Answers the row's new version.
+    fn record_upsert(&self, client: &mut SpiClient<'_>, write: &Write<'_>, written: &[usize]) -> Result<i64, SyncError> {
         let by = write.client_id.as_deref();
         let clock =
             merge::clock_to_json(&merge::Clock { ts: write.client_ts.into_inner(), by: by.map(str::to_string) });
@@ -94,16 +95,15 @@ impl Tracked {
         let args = record_args(client, write, write.client_ts, by, Jsonb::from_object(&clocks))?;
         // The feed is written only as its owner (see `catalog::as_owner_of`). Most rows have a
         // record already, which the plain update moves forward.
-        catalog::as_owner_of(c"changes", || {
-            if self.record_update.run::<bool>(client, &args).is_none() {
-                self.record.run::<bool>(client, &args).expect("inventory_sync: recording a change answered no row");
-            }
-        });
-        Ok(())
+        Ok(catalog::as_owner_of(c"changes", || {
+            self.record_update.run::<i64>(client, &args).unwrap_or_else(|| {
+                self.record.run::<i64>(client, &args).expect("inventory_sync: recording a change answered no row")
+            })
+        }))
     }
 
     /// Record the row's latest change, stamped `ts` by `by` (the row's timestamp and writer),
-    /// with `clocks` as its field clocks.
+    /// with `clocks` as its field clocks. Answers the row's new version.
     fn record_by(
         &self,
         client: &mut SpiClient<'_>,
@@ -111,11 +111,10 @@ impl Tracked {
         ts: TimestampWithTimeZone,
         by: Option<&str>,
         clocks: Jsonb,
-    ) -> Result<(), SyncError> {
+    ) -> Result<i64, SyncError> {
         let args = record_args(client, write, ts, by, clocks)?;
-        catalog::as_owner_of(c"changes", || self.record_with_clocks.run::<bool>(client, &args))
-            .expect("inventory_sync: recording a change answered no row");
-        Ok(())
+        Ok(catalog::as_owner_of(c"changes", || self.record_with_clocks.run::<i64>(client, &args))
+            .expect("inventory_sync: recording a change answered no row"))
     }
 
     /// Lock the row: None if there is none (or the caller cannot see it), else whether the write
@@ -151,14 +150,14 @@ fn clock_args<'a>(write: &'a Write<'_>) -> [DatumWithOid<'a>; 4] {
 }
 
 /// The parameters of the change-record statements (see `sql::tracked_record`), with the feed
-/// position of this transaction's changes.
+/// position of this transaction's changes and the server's clock for the row's version.
 fn record_args<'a>(
     client: &mut SpiClient<'_>,
     write: &'a Write<'_>,
     ts: TimestampWithTimeZone,
     by: Option<&'a str>,
     clocks: Jsonb,
-) -> Result<[DatumWithOid<'a>; 7], SyncError> {
+) -> Result<[DatumWithOid<'a>; 8], SyncError> {
     let position = positions::for_write(client)?;
     Ok([
         write.key.bind(),
@@ -168,6 +167,7 @@ fn record_args<'a>(
         clocks.into(),
         position.into(),
         write.side_key(),
+        version_clock().into(),
     ])
 }
 
@@ -203,6 +203,22 @@ impl Statements for Tracked {
         }
     }
 
+    /// The row's version under the row's lock (`lock_row`, which every sync write of the row
+    /// holds to its end): its change record's (the row's or its tombstone's); with none, a row
+    /// written by plain SQL has no version.
+    fn current(&self, client: &mut SpiClient<'_>, write: &Write<'_>) -> Current {
+        self.lock_row(client, write);
+        // Read as the feed's owner: a writer who may not read the table still compares versions.
+        let version = catalog::as_owner_of(c"changes", || self.table.version.run::<i64>(client, &key_args(write)));
+        if let Some(version) = version {
+            return Current::At(version);
+        }
+        match self.lock.run_all(client, &[write.key.bind()]).next() {
+            Some(_) => Current::Unversioned,
+            None => Current::Absent,
+        }
+    }
+
     /// Apply an upsert of `columns` (positions, ascending) with `args` (`$1` key, `$2` client_ts,
     /// then the columns' values): update the row if it is older; else lock it and look (and
     /// update it if it is not newer); if there is none, let a newer tombstone win, else insert
@@ -227,11 +243,10 @@ impl Statements for Tracked {
         // starts after the previous writer committed, and the change record the tie rule reads
         // is the current one.
         self.lock_row(client, write);
-        let answer = |created| Some(applied(write.key_json(), write.client_ts, Some(created)));
+        let answer = |created, version| Some(applied(write.key_json(), write.client_ts, Some(created), version));
         // The common case first: the row exists and is older.
         if writes.update_older.run::<bool>(client, &args).is_some() {
-            self.record_upsert(client, write, &columns)?;
-            return Ok(answer(false));
+            return Ok(answer(false, self.record_upsert(client, write, &columns)?));
         }
         let mut unseen = 0;
         for _ in 0..MAX_ROUNDS {
@@ -243,8 +258,7 @@ impl Statements for Tracked {
                 // misses only a row that row-level security lets the caller lock but not update.
                 Some(true) => {
                     if writes.merge_update.run::<bool>(client, &args).is_some() {
-                        self.record_upsert(client, write, &columns)?;
-                        return Ok(answer(false));
+                        return Ok(answer(false, self.record_upsert(client, write, &columns)?));
                     }
                     continue;
                 }
@@ -256,8 +270,7 @@ impl Statements for Tracked {
                 return Ok(None);
             }
             if writes.insert.run::<bool>(client, &args).is_some() {
-                self.record_upsert(client, write, &columns)?;
-                return Ok(answer(true));
+                return Ok(answer(true, self.record_upsert(client, write, &columns)?));
             }
             // The insert met a row the lock did not see: inserted outside sync functions since
             // (the next round sees it), or hidden from the caller by row-level security (every
@@ -278,22 +291,21 @@ impl Statements for Tracked {
     fn delete(&self, client: &mut SpiClient<'_>, write: &Write<'_>) -> Result<Option<Jsonb>, SyncError> {
         self.lock_row(client, write);
         let args = clock_args(write);
-        let answer = || Some(applied(write.key_json(), write.client_ts, None));
+        let answer = |version| Some(applied(write.key_json(), write.client_ts, None, version));
         // The tombstone keeps its own clock as the floor of the fields' clocks, so a row brought
         // back by a write that merges nothing still knows which fields are older.
         let tombstone = || Jsonb::from_object(&merge::floor_only(&self.columns[self.ts].name, &clock_of(write)));
         // The common case first: the row exists and is older.
         if self.delete_older.run::<bool>(client, &args[..2]).is_some() {
-            self.record_by(client, write, write.client_ts, write.client_id.as_deref(), tombstone())?;
-            return Ok(answer());
+            return Ok(answer(self.record_by(client, write, write.client_ts, write.client_id.as_deref(), tombstone())?));
         }
         for _ in 0..MAX_ROUNDS {
             match self.lock_and_look(client, write) {
                 Some(false) => return Ok(None),
                 Some(true) => {
                     if self.delete_locked.run::<bool>(client, &args[..1]).is_some() {
-                        self.record_by(client, write, write.client_ts, write.client_id.as_deref(), tombstone())?;
-                        return Ok(answer());
+                        let by = write.client_id.as_deref();
+                        return Ok(answer(self.record_by(client, write, write.client_ts, by, tombstone())?));
                     }
                     continue;
                 }
@@ -304,8 +316,8 @@ impl Statements for Tracked {
             {
                 return Ok(None);
             }
-            self.record_by(client, write, write.client_ts, write.client_id.as_deref(), Jsonb::empty_object())?;
-            return Ok(answer());
+            let by = write.client_id.as_deref();
+            return Ok(answer(self.record_by(client, write, write.client_ts, by, Jsonb::empty_object())?));
         }
         Err(SyncError::Unsettled { table: self.table.name.clone(), rounds: MAX_ROUNDS })
     }
@@ -395,7 +407,7 @@ impl Statements for Tracked {
             return Ok(None);
         }
         let clocks = merge::clocks_with_floor(m, &self.columns[self.ts].name);
-        self.record_by(client, write, row_ts, m.row.by.as_deref(), Jsonb::from_object(&clocks))?;
-        Ok(Some(applied(write.key_json(), row_ts, Some(!existing))))
+        let version = self.record_by(client, write, row_ts, m.row.by.as_deref(), Jsonb::from_object(&clocks))?;
+        Ok(Some(applied(write.key_json(), row_ts, Some(!existing), version)))
     }
 }

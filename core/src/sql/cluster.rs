@@ -114,12 +114,12 @@ pub const DISTRIBUTE: [&str; 8] = [
 /// changes of one node (`push_groups`), by its node key, run whole on that node. Each: the
 /// function, the argument it is delegated by, the table it is colocated with.
 pub const DELEGATED: [(&str, &str, &str); 7] = [
-    ("inventory_sync.sync_upsert(bigint, jsonb, timestamptz, text, text, jsonb)", "$1", DEFAULT_TABLE),
-    ("inventory_sync.sync_delete(bigint, timestamptz, text, text)", "$1", DEFAULT_TABLE),
-    ("inventory_sync.sync_upsert_in(regclass, bigint, jsonb, timestamptz, text, text, jsonb)", "$2", DEFAULT_TABLE),
-    ("inventory_sync.sync_delete_in(regclass, bigint, timestamptz, text, text)", "$2", DEFAULT_TABLE),
-    ("inventory_sync.sync_upsert_in(regclass, uuid, jsonb, timestamptz, text, text, jsonb)", "$2", UUID_CHANGES),
-    ("inventory_sync.sync_delete_in(regclass, uuid, timestamptz, text, text)", "$2", UUID_CHANGES),
+    ("inventory_sync.sync_upsert(bigint, jsonb, timestamptz, text, text, jsonb, text)", "$1", DEFAULT_TABLE),
+    ("inventory_sync.sync_delete(bigint, timestamptz, text, text, text)", "$1", DEFAULT_TABLE),
+    ("inventory_sync.sync_upsert_in(regclass, bigint, jsonb, timestamptz, text, text, jsonb, text)", "$2", DEFAULT_TABLE),
+    ("inventory_sync.sync_delete_in(regclass, bigint, timestamptz, text, text, text)", "$2", DEFAULT_TABLE),
+    ("inventory_sync.sync_upsert_in(regclass, uuid, jsonb, timestamptz, text, text, jsonb, text)", "$2", UUID_CHANGES),
+    ("inventory_sync.sync_delete_in(regclass, uuid, timestamptz, text, text, text)", "$2", UUID_CHANGES),
     ("inventory_sync.sync_push_on(bigint, jsonb, boolean)", "$1", DEFAULT_TABLE),
 ];
 

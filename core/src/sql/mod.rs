@@ -77,9 +77,12 @@ fn beats(stored_ts: &str, stored_by: &str, ts: &str, by: &str) -> String {
 pub const DEFAULT_FLOOR_KEY: &str = "updated_at";
 
 /// The check and the write in one statement, for the default table. Parameters: `$1` id, `$2`
-/// payload, `$3` client_ts, `$4` client_id, `$5` the feed position. Answers whether the row was created (the rest of the
-/// answer is known to the caller: for an applied write, the stored `updated_at` is `client_ts`)
-/// and whether the row has field clocks, which the caller then updates (`DEFAULT_DROP_CLOCKS`).
+/// payload, `$3` client_ts, `$4` client_id, `$5` the feed position, `$6` the server's clock (the
+/// row's version is the later of it and one past the stored version, see `version`), and with
+/// `cas` `$7` the version the row must be at (`Expected::param`). Answers whether the row was
+/// created (the rest of the answer is known to the caller: for an applied write, the stored
+/// `updated_at` is `client_ts`), whether the row has field clocks, which the caller then updates
+/// (`DEFAULT_DROP_CLOCKS`), and the row's new version.
 /// `strip`: the payload holds a reserved key (`id`, `updated_at`) to leave out of `data`; the
 /// statement without it is the common one (every expression of a kept plan is set up again on
 /// each execution, used or not).
@@ -90,27 +93,47 @@ pub const DEFAULT_FLOOR_KEY: &str = "updated_at";
 /// the row stays locked until the transaction ends. `xmax = 0` tells a fresh insert from an
 /// update: the updated row version carries the lock `ON CONFLICT` took. A write newer than a
 /// tombstone brings the item back with just the payload's fields; it keeps the tombstone's field
-/// clocks, which hold the delete's clock as their floor (see `default_delete`).
+/// clocks, which hold the delete's clock as their floor (see `default_delete`). With `cas`, a
+/// row that exists when the statement runs is replaced only at the expected version: a row a
+/// concurrent writer inserted is never overwritten by a write that expected none (`-1`).
 ///
 /// Written so that Citus can route it to the node holding the row: `DO UPDATE SET` uses only
 /// `excluded` columns and immutable operators (`changed_at` comes from the column's default in
 /// the proposed row), and `RETURNING` only columns; the answer is built by the caller.
-pub fn default_upsert(strip: bool) -> String {
+pub fn default_upsert(strip: bool, cas: bool) -> String {
     let data = if strip { "$2 OPERATOR(pg_catalog.-) '{id,updated_at}'::pg_catalog.text[]" } else { "$2" };
     format!(
-        "INSERT INTO {DEFAULT_TABLE} AS stored (id, data, updated_at, updated_by, position) \
-         VALUES ($1, {data}, $3, $4, $5) \
+        "INSERT INTO {DEFAULT_TABLE} AS stored (id, data, updated_at, updated_by, position, version) \
+         VALUES ($1, {data}, $3, $4, $5, $6) \
          ON CONFLICT (id) DO UPDATE \
             SET data = CASE WHEN stored.deleted THEN excluded.data \
                             ELSE stored.data OPERATOR(pg_catalog.||) excluded.data END, \
                 updated_at = excluded.updated_at, updated_by = excluded.updated_by, deleted = false, \
-                position = excluded.position, changed_at = excluded.changed_at \
-          WHERE {} \
+                position = excluded.position, changed_at = excluded.changed_at, {NEXT_VERSION} \
+          WHERE {}{} \
          RETURNING stored.xmax OPERATOR(pg_catalog.=) 0, \
-                   stored.field_clocks OPERATOR(pg_catalog.<>) '{{}}'::pg_catalog.jsonb",
+                   stored.field_clocks OPERATOR(pg_catalog.<>) '{{}}'::pg_catalog.jsonb, stored.version",
         beats("stored.updated_at", "stored.updated_by", "excluded.updated_at", "excluded.updated_by"),
+        if cas { CAS } else { "" },
     )
 }
+
+/// A row's next version in `ON CONFLICT DO UPDATE` (see `version::next`): the proposed row's
+/// (the server's clock), or one past the stored one if that is not below it.
+const NEXT_VERSION: &str =
+    "version = GREATEST(excluded.version, stored.version OPERATOR(pg_catalog.+) 1)";
+
+/// The compare-and-set condition of a write with a `base_version` (`$7`).
+const CAS: &str = " AND stored.version OPERATOR(pg_catalog.=) $7";
+
+/// The default table's row version, locked (`$1` id): what a write with a `base_version`
+/// compares first. (`$2`, the shard key as for a tracked table's `tracked_version`, is unused.)
+pub const DEFAULT_VERSION_LOCKED: &str =
+    "SELECT i.version FROM inventory_sync.inventory i WHERE i.id OPERATOR(pg_catalog.=) $1 FOR UPDATE";
+
+/// The default table's row version (`$1` id; `$2` unused), for an answer that shows the row.
+pub const DEFAULT_VERSION: &str =
+    "SELECT i.version FROM inventory_sync.inventory i WHERE i.id OPERATOR(pg_catalog.=) $1";
 
 /// After a whole-row write to an item with field clocks: the fields it wrote drop their own
 /// clocks (they now have the row's). Parameters: `$1` id, `$2` the keys written in `data`. Run
@@ -124,35 +147,40 @@ pub const DEFAULT_DROP_CLOCKS: &str = "UPDATE inventory_sync.inventory AS stored
 /// write arriving later still loses). Its field clocks are the delete's clock as their floor
 /// (`$4`, see `merge::floor_only`), so an item brought back by a later write still knows which
 /// of its fields are older than the delete. Parameters: `$1` id, `$2` client_ts, `$3`
-/// client_id, `$4` the field clocks, `$5` the feed position. Answers true when it applied.
-pub fn default_delete() -> String {
+/// client_id, `$4` the field clocks, `$5` the feed position, `$6` the server's clock, and with
+/// `cas` `$7` the expected version (as for `default_upsert`). Answers the tombstone's version
+/// when it applied.
+pub fn default_delete(cas: bool) -> String {
     format!(
-        "INSERT INTO {DEFAULT_TABLE} AS stored (id, data, updated_at, deleted, updated_by, field_clocks, position) \
-         VALUES ($1, '{{}}'::pg_catalog.jsonb, $2, true, $3, $4, $5) \
+        "INSERT INTO {DEFAULT_TABLE} AS stored \
+           (id, data, updated_at, deleted, updated_by, field_clocks, position, version) \
+         VALUES ($1, '{{}}'::pg_catalog.jsonb, $2, true, $3, $4, $5, $6) \
          ON CONFLICT (id) DO UPDATE \
             SET data = '{{}}'::pg_catalog.jsonb, updated_at = excluded.updated_at, deleted = true, \
                 updated_by = excluded.updated_by, field_clocks = excluded.field_clocks, \
-                position = excluded.position, changed_at = excluded.changed_at \
-          WHERE {} \
-         RETURNING true",
-        beats("stored.updated_at", "stored.updated_by", "excluded.updated_at", "excluded.updated_by")
+                position = excluded.position, changed_at = excluded.changed_at, {NEXT_VERSION} \
+          WHERE {}{} \
+         RETURNING stored.version",
+        beats("stored.updated_at", "stored.updated_by", "excluded.updated_at", "excluded.updated_by"),
+        if cas { CAS } else { "" },
     )
 }
 
 /// The default table's row, locked, for a merging write (`$1` id): data, updated_at,
-/// updated_by, field_clocks, deleted.
-pub const DEFAULT_LOCK_FOR_MERGE: &str = "SELECT i.data, i.updated_at, i.updated_by, i.field_clocks, i.deleted \
+/// updated_by, field_clocks, deleted, version.
+pub const DEFAULT_LOCK_FOR_MERGE: &str = "SELECT i.data, i.updated_at, i.updated_by, i.field_clocks, i.deleted, i.version \
        FROM inventory_sync.inventory i WHERE i.id OPERATOR(pg_catalog.=) $1 FOR UPDATE";
 
 /// Write a merge's result over the default table's (locked) row. Parameters: `$1` id, `$2`
-/// data, `$3` updated_at, `$4` updated_by, `$5` field_clocks, `$6` the feed position. Answers
-/// true.
+/// data, `$3` updated_at, `$4` updated_by, `$5` field_clocks, `$6` the feed position, `$7` the
+/// server's clock. Answers the row's new version.
 pub fn default_merge_update() -> String {
     format!(
         "UPDATE {DEFAULT_TABLE} AS stored \
             SET data = $2, updated_at = $3, updated_by = $4, field_clocks = $5, deleted = false, \
-                position = $6, changed_at = pg_catalog.now() \
-          WHERE stored.id OPERATOR(pg_catalog.=) $1 RETURNING true"
+                position = $6, changed_at = pg_catalog.now(), \
+                version = GREATEST($7, stored.version OPERATOR(pg_catalog.+) 1) \
+          WHERE stored.id OPERATOR(pg_catalog.=) $1 RETURNING stored.version"
     )
 }
 
@@ -160,8 +188,8 @@ pub fn default_merge_update() -> String {
 /// transaction inserted it first (the caller then merges again). Parameters as the update's.
 pub fn default_merge_insert() -> String {
     format!(
-        "INSERT INTO {DEFAULT_TABLE} AS stored (id, data, updated_at, updated_by, field_clocks, position) \
-         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING RETURNING true"
+        "INSERT INTO {DEFAULT_TABLE} AS stored (id, data, updated_at, updated_by, field_clocks, position, version) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING RETURNING stored.version"
     )
 }
 
@@ -203,6 +231,17 @@ pub fn tracked_record_clock(table_id: i32, side: Side) -> String {
     let changes = side.changes();
     format!(
         "SELECT c.client_id, c.field_clocks FROM {changes} c \
+          WHERE c.shard_key OPERATOR(pg_catalog.=) $2 AND c.row_id OPERATOR(pg_catalog.=) ($1::pg_catalog.text COLLATE {C}) \
+            AND c.table_id OPERATOR(pg_catalog.=) {table_id}"
+    )
+}
+
+/// The version of a tracked row's change record (`$1` key, `$2` its shard key): the row's, or
+/// its tombstone's; no row: the row was never written by a sync function (or has no row).
+pub fn tracked_version(table_id: i32, side: Side) -> String {
+    let changes = side.changes();
+    format!(
+        "SELECT c.version FROM {changes} c \
           WHERE c.shard_key OPERATOR(pg_catalog.=) $2 AND c.row_id OPERATOR(pg_catalog.=) ($1::pg_catalog.text COLLATE {C}) \
             AND c.table_id OPERATOR(pg_catalog.=) {table_id}"
     )
@@ -312,11 +351,11 @@ pub fn tracked_tombstone(table_id: i32, side: Side) -> String {
 /// key, `$2` the row's timestamp, `$3` client_id, `$4` op, `$5` field clocks: the row's clocks
 /// (`given_clocks`), or else the written columns' clocks, added to the stored ones (built by the
 /// caller: a subquery here would be set up again on every execution), `$6` the feed position,
-/// `$7` the key's shard key.
+/// `$7` the key's shard key, `$8` the server's clock (the row's version, see `version`).
 /// Two statements rather than one `CASE`: a parameter the planner could fold would make
 /// PostgreSQL's plan cache plan the statement anew on every call instead of keeping one generic
 /// plan. A tracked column without a clock was never written through the sync functions. Answers
-/// true. In a
+/// the row's new version. In a
 /// transaction that cannot see a concurrent writer's record of the same row (REPEATABLE READ),
 /// this fails with 40001, as it should.
 pub fn tracked_record(table_id: i32, given_clocks: bool, side: Side) -> String {
@@ -324,31 +363,33 @@ pub fn tracked_record(table_id: i32, given_clocks: bool, side: Side) -> String {
     let changes = side.changes();
     format!(
         "INSERT INTO {changes} AS c \
-           (table_id, row_id, id, op, ts, client_id, field_clocks, position, changed_at, shard_key) \
+           (table_id, row_id, id, op, ts, client_id, field_clocks, position, changed_at, shard_key, version) \
          VALUES ({table_id}, $1::pg_catalog.text, \
-                 pg_catalog.to_jsonb($1), $4, $2, $3, $5, $6, pg_catalog.now(), $7) \
+                 pg_catalog.to_jsonb($1), $4, $2, $3, $5, $6, pg_catalog.now(), $7, $8) \
          ON CONFLICT (row_id, table_id, shard_key) DO UPDATE \
             SET id = excluded.id, op = excluded.op, ts = excluded.ts, client_id = excluded.client_id, \
                 field_clocks = {clocks}, \
-                position = excluded.position, changed_at = excluded.changed_at \
-         RETURNING true"
+                position = excluded.position, changed_at = excluded.changed_at, \
+                version = GREATEST(excluded.version, c.version OPERATOR(pg_catalog.+) 1) \
+         RETURNING c.version"
     )
 }
 
 /// The common case of `tracked_record`: an upsert of a row that has a change record, which only
 /// moves forward (a plain UPDATE sets up less than `INSERT … ON CONFLICT` on every execution).
-/// Parameters as there; answers true, or no row when the row has no record yet.
+/// Parameters as there; answers the new version, or no row when the row has no record yet.
 pub fn tracked_record_update(table_id: i32, side: Side) -> String {
     let changes = side.changes();
     format!(
         "UPDATE {changes} AS c \
             SET id = pg_catalog.to_jsonb($1), op = $4, ts = $2, client_id = $3, \
                 field_clocks = c.field_clocks OPERATOR(pg_catalog.||) $5, \
-                position = $6, changed_at = pg_catalog.now() \
+                position = $6, changed_at = pg_catalog.now(), \
+                version = GREATEST($8, c.version OPERATOR(pg_catalog.+) 1) \
           WHERE c.shard_key OPERATOR(pg_catalog.=) $7 \
             AND c.row_id OPERATOR(pg_catalog.=) ($1::pg_catalog.text COLLATE {C}) \
             AND c.table_id OPERATOR(pg_catalog.=) {table_id} \
-         RETURNING true"
+         RETURNING c.version"
     )
 }
 
@@ -409,23 +450,27 @@ pub fn feed(with_default: bool, sides: &[Side], ranges: usize) -> String {
                  '{{\"table\":\"{DEFAULT_TABLE}\",\"id\":' {CAT} i.id {CAT} \
                  CASE WHEN i.deleted THEN ',\"op\":\"delete\",\"data\":null' \
                       ELSE ',\"op\":\"upsert\",\"data\":' {CAT} i.data::pg_catalog.text END {CAT} \
-                 ',\"updated_at\":' {CAT} pg_catalog.to_json(i.updated_at)::pg_catalog.text {CAT} '}}' AS entry, \
+                 ',\"updated_at\":' {CAT} pg_catalog.to_json(i.updated_at)::pg_catalog.text {CAT} \
+                 {} {CAT} '}}' AS entry, \
                  false AS needs_row \
             FROM inventory_sync.inventory i \
            WHERE {default_ranges} \
-           ORDER BY i.position, i.id LIMIT $1)"
+           ORDER BY i.position, i.id LIMIT $1)",
+        version_key("i.version")
     );
     let tracked_part = |side: Side| {
         let changes = side.changes();
         format!(
         "(SELECT c.position, c.table_id, c.row_id, 0::pg_catalog.int8 AS num, \
                    ',\"id\":' {CAT} c.id::pg_catalog.text {CAT} ',\"op\":\"' {CAT} c.op {CAT} \
-                   '\",\"data\":null,\"updated_at\":' {CAT} pg_catalog.to_json(c.ts)::pg_catalog.text {CAT} '}}' AS entry, \
+                   '\",\"data\":null,\"updated_at\":' {CAT} pg_catalog.to_json(c.ts)::pg_catalog.text {CAT} \
+                   {} {CAT} '}}' AS entry, \
                    c.op OPERATOR(pg_catalog.=) 'upsert' AS needs_row \
               FROM {changes} c \
              WHERE ({change_ranges}) \
                AND c.table_id OPERATOR(pg_catalog.=) ANY ($2) \
-             ORDER BY c.position, c.table_id, c.row_id LIMIT $1)"
+             ORDER BY c.position, c.table_id, c.row_id LIMIT $1)",
+            version_key("c.version")
         )
     };
     let parts: Vec<String> =
@@ -434,6 +479,14 @@ pub fn feed(with_default: bool, sides: &[Side], ranges: usize) -> String {
         "SELECT f.position, f.table_id, f.row_id, f.entry, f.needs_row FROM ({}) f \
          ORDER BY f.position, f.table_id, f.num, f.row_id LIMIT $1",
         parts.join(" UNION ALL ")
+    )
+}
+
+/// A feed entry's `"version"` key, from the bigint column `column`, as `version::text` writes it
+/// (16 hex digits).
+fn version_key(column: &str) -> String {
+    format!(
+        "',\"version\":\"' {CAT} pg_catalog.lpad(pg_catalog.to_hex({column}), 16, '0') {CAT} '\"'"
     )
 }
 

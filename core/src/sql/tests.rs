@@ -40,9 +40,12 @@ fn an_empty_payload_writes_only_the_timestamp() {
 #[test]
 fn writes_are_routable_by_citus() {
     let mut writes = vec![
-        default_upsert(false),
-        default_upsert(true),
-        default_delete(),
+        default_upsert(false, false),
+        default_upsert(true, false),
+        default_upsert(false, true),
+        default_upsert(true, true),
+        default_delete(false),
+        default_delete(true),
         default_merge_update(),
         default_merge_insert(),
         DEFAULT_DROP_CLOCKS.to_string(),
@@ -95,8 +98,11 @@ fn writes_are_routable_by_citus() {
 #[test]
 fn nothing_resolves_through_search_path() {
     let mut all = vec![
-        default_upsert(false),
-        default_upsert(true),
+        default_upsert(false, false),
+        default_upsert(true, true),
+        default_delete(true),
+        DEFAULT_VERSION.to_string(),
+        DEFAULT_VERSION_LOCKED.to_string(),
         tracked_insert("t", "k", "ts", &["a"]),
         tracked_lock("t", "k", "ts"),
         tracked_lock_for_merge("t", "k", "ts"),
@@ -109,7 +115,7 @@ fn nothing_resolves_through_search_path() {
         FIELD_POLICIES.to_string(),
         SET_POLICY.to_string(),
         CLEAR_POLICY.to_string(),
-        default_delete(),
+        default_delete(false),
         journal(DEFAULT_SERVER_ROW),
         tracked_delete_older("t", "k", "ts"),
         tracked_update_older("t", "k", "ts", &["a", "b"]),
@@ -156,6 +162,7 @@ fn nothing_resolves_through_search_path() {
     for side in Side::ALL {
         all.extend([
             tracked_record_clock(1, side),
+            tracked_version(1, side),
             tracked_tombstone_clock(1, side),
             journal(&tracked_server_row("t", 1, "k", "'k'", "'ts'", side)),
             tracked_tombstone(1, side),
@@ -216,6 +223,7 @@ fn side_rows_are_named_by_their_shard_key() {
         let tombstone_key = if side.keyed_by_key() { "$1" } else { "$9" };
         let filtered = [
             (tracked_record_clock(1, side), "$2"),
+            (tracked_version(1, side), "$2"),
             (tracked_tombstone_clock(1, side), "$2"),
             (tracked_tombstone(1, side), "$4"),
             (tracked_record_update(1, side), "$7"),
@@ -238,9 +246,12 @@ fn side_rows_are_named_by_their_shard_key() {
             (tracked_record(1, true, side), "$7"),
             (mutation_claim(side), "$5"),
         ] {
-            let (columns, values) = sql.split_once(") VALUES").expect(&sql);
-            assert!(columns.ends_with("shard_key") || columns.ends_with(", shard_key"), "{sql}");
-            assert!(values.contains(param), "{sql}");
+            // The shard key column takes the shard key parameter.
+            let (columns, values) = sql.split_once(") VALUES (").expect(&sql);
+            let columns: Vec<&str> = columns.rsplit_once('(').expect(&sql).1.split(", ").collect();
+            let values: Vec<&str> = values.split_once(") ON CONFLICT").expect(&sql).0.split(", ").collect();
+            let at = columns.iter().position(|c| *c == "shard_key").expect(&sql);
+            assert_eq!(values.get(at), Some(&param), "{sql}");
         }
     }
     // The journal is one table for every side.

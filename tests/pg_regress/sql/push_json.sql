@@ -17,7 +17,9 @@ SELECT '[
 BEGIN;
 SELECT inventory_sync.sync_push_json(:'batch') AS via_json \gset
 ROLLBACK;
-SELECT inventory_sync.sync_push(:'batch') = :'via_json'::jsonb AS same_outcomes;
+-- (Their versions differ: each run gave the rows the server's clock of its moment.)
+SELECT (SELECT jsonb_agg(o - 'version') FROM jsonb_array_elements(inventory_sync.sync_push(:'batch')) o)
+     = (SELECT jsonb_agg(o - 'version') FROM jsonb_array_elements(:'via_json'::jsonb) o) AS same_outcomes;
 SELECT pg_typeof(inventory_sync.sync_push_json('[]')) AS answers, inventory_sync.sync_push_json(' [ ] ') AS empty;
 SELECT o->>'status' AS status, o->'id' AS id, o->>'sqlstate' AS sqlstate
   FROM json_array_elements(:'via_json'::json) AS o;
