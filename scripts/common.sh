@@ -40,7 +40,7 @@ as_postgres() {
 }
 
 install_packages() {
-    local wanted=(postgresql-15 postgresql-server-dev-15 libclang-dev clang sudo patchelf python3-pip)
+    local wanted=(postgresql-15 postgresql-server-dev-15 libclang-dev clang sudo patchelf python3-pip faketime)
     local missing=()
     for p in "${wanted[@]}"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

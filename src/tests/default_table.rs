@@ -6,7 +6,7 @@ fn insert_answers_created() {
     setup();
     let answer = upsert(1, r#"{"name": "Laptops", "stock": 10}"#, "2024-01-01 10:00+00");
     assert_eq!(
-        answer,
+        versioned(answer),
         json!({"status": "applied", "id": 1, "created": true,
                "updated_at": "2024-01-01T10:00:00+00:00"})
     );
@@ -46,7 +46,7 @@ fn older_write_conflicts_and_is_journaled() {
     upsert(1, r#"{"stock": 15}"#, "2024-01-01 10:05+00");
     let answer = upsert(1, r#"{"stock": 8, "id": 1}"#, "2024-01-01 10:00+00");
     assert_eq!(
-        answer,
+        versioned(answer.clone()),
         json!({"status": "conflict", "id": 1, "server_data":
             {"id": 1, "name": "Laptops", "stock": 15, "updated_at": "2024-01-01T10:05:00+00:00"}})
     );

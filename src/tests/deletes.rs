@@ -20,12 +20,12 @@ fn deletes_leave_tombstones_on_the_default_table() {
     setup();
     upsert(1, r#"{"name": "Laptop", "stock": 10}"#, "2024-03-01 10:00+00");
     assert_eq!(
-        delete(1, "2024-03-01 10:05+00"),
+        versioned(delete(1, "2024-03-01 10:05+00")),
         json!({"status": "applied", "id": 1, "deleted": true, "updated_at": "2024-03-01T10:05:00+00:00"})
     );
     // An older offline edit arriving later: a conflict showing the item as deleted.
     assert_eq!(
-        upsert(1, r#"{"stock": 8}"#, "2024-03-01 10:01+00"),
+        versioned(upsert(1, r#"{"stock": 8}"#, "2024-03-01 10:01+00")),
         json!({"status": "conflict", "id": 1,
                "server_data": {"id": 1, "deleted": true, "updated_at": "2024-03-01T10:05:00+00:00"}})
     );
@@ -33,7 +33,7 @@ fn deletes_leave_tombstones_on_the_default_table() {
     assert_eq!(delete(1, "2024-03-01 10:02+00")["status"], "conflict");
     // A newer edit brings the item back, with just its own fields.
     assert_eq!(upsert(1, r#"{"stock": 3}"#, "2024-03-01 10:10+00")["status"], "applied");
-    assert_eq!(json("SELECT to_jsonb(i) - 'position' - 'changed_at' - 'updated_by' - 'field_clocks' FROM inventory_sync.inventory i"),
+    assert_eq!(json("SELECT to_jsonb(i) - 'position' - 'changed_at' - 'updated_by' - 'field_clocks' - 'version' FROM inventory_sync.inventory i"),
                json!({"id": 1, "data": {"stock": 3}, "deleted": false, "updated_at": "2024-03-01T10:10:00+00:00"}));
     // A delete older than the latest edit removes nothing.
     assert_eq!(delete(1, "2024-03-01 10:09+00")["status"], "conflict");
@@ -49,7 +49,7 @@ fn deletes_leave_tombstones_on_tracked_tables() {
     tracked_products();
     upsert_in("products", P1, r#"{"name": "Laptop", "stock": 10}"#, "2024-03-01 10:00+00");
     assert_eq!(
-        delete_in("products", P1, "2024-03-01 10:05+00"),
+        versioned(delete_in("products", P1, "2024-03-01 10:05+00")),
         json!({"status": "applied", "id": P1, "deleted": true, "updated_at": "2024-03-01T10:05:00+00:00"})
     );
     assert_eq!(count("SELECT count(*) FROM products"), 0, "the application's row is gone");

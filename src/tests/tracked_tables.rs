@@ -43,7 +43,7 @@ fn tracked_insert_update_conflict() {
     tracked_products();
     let created = upsert_in("products", P1, r#"{"name": "Laptop", "stock": 10}"#, "2024-03-01 10:00+00");
     assert_eq!(
-        created,
+        versioned(created),
         json!({"status": "applied", "id": P1, "created": true, "updated_at": "2024-03-01T10:00:00+00:00"})
     );
     // Columns not in the payload got their defaults.
