@@ -90,14 +90,10 @@ fn upsert_in(
     tbl: Option<RegClass>,
     id: Option<String>,
     payload: Option<Jsonb>,
-    client_ts: Option<TimestampWithTimeZone>,
-    client_id: Option<String>,
-    mutation_id: Option<String>,
+    sent: Sent,
     base: Option<Jsonb>,
-    base_version: Option<String>,
 ) -> Jsonb {
     check_writable(c"sync_upsert_in()");
-    let sent = Sent { client_ts, client_id, mutation_id, base_version };
     respond(|| write::upsert(named(tbl, id)?, payload, sent, base))
 }
 
@@ -116,6 +112,8 @@ fn delete_in(
 
 /// `sync_upsert` for the application's own tables: `id` is the primary key as text; `payload`
 /// keys are column names, their values converted to the column types.
+// The arguments are the SQL function's.
+#[allow(clippy::too_many_arguments)]
 #[pg_extern(volatile, parallel_unsafe)]
 fn sync_upsert_in(
     tbl: Option<RegClass>,
@@ -127,7 +125,7 @@ fn sync_upsert_in(
     base: default!(Option<Jsonb>, "NULL"),
     base_version: default!(Option<String>, "NULL"),
 ) -> Jsonb {
-    upsert_in(tbl, id, payload, client_ts, client_id, mutation_id, base, base_version)
+    upsert_in(tbl, id, payload, Sent { client_ts, client_id, mutation_id, base_version }, base)
 }
 
 /// `sync_delete` for the application's own tables: the row is deleted and its tombstone kept in
@@ -146,6 +144,7 @@ fn sync_delete_in(
 
 /// `sync_upsert_in` with a bigint (or integer) key given as a number: what a driver sends for an
 /// integer id, and what Citus needs to run the call on the node that holds the row.
+#[allow(clippy::too_many_arguments)]
 #[pg_extern(volatile, parallel_unsafe, name = "sync_upsert_in")]
 fn sync_upsert_in_bigint(
     tbl: Option<RegClass>,
@@ -157,10 +156,11 @@ fn sync_upsert_in_bigint(
     base: default!(Option<Jsonb>, "NULL"),
     base_version: default!(Option<String>, "NULL"),
 ) -> Jsonb {
-    upsert_in(tbl, id.map(|i| i.to_string()), payload, client_ts, client_id, mutation_id, base, base_version)
+    upsert_in(tbl, id.map(|i| i.to_string()), payload, Sent { client_ts, client_id, mutation_id, base_version }, base)
 }
 
 /// `sync_upsert_in` with a uuid key given as a uuid.
+#[allow(clippy::too_many_arguments)]
 #[pg_extern(volatile, parallel_unsafe, name = "sync_upsert_in")]
 fn sync_upsert_in_uuid(
     tbl: Option<RegClass>,
@@ -172,7 +172,7 @@ fn sync_upsert_in_uuid(
     base: default!(Option<Jsonb>, "NULL"),
     base_version: default!(Option<String>, "NULL"),
 ) -> Jsonb {
-    upsert_in(tbl, id.map(|u| u.to_string()), payload, client_ts, client_id, mutation_id, base, base_version)
+    upsert_in(tbl, id.map(|u| u.to_string()), payload, Sent { client_ts, client_id, mutation_id, base_version }, base)
 }
 
 /// `sync_delete_in` with a bigint (or integer) key given as a number.

@@ -8,6 +8,12 @@ pub fn start_micros() -> i64 {
     unsafe { pg_sys::GetCurrentTransactionStartTimestamp() }
 }
 
+/// The system clock now (`clock_timestamp()`), in microseconds since 2000-01-01.
+pub fn clock_micros() -> i64 {
+    // SAFETY: reads the system clock; no state of the backend involved.
+    unsafe { pg_sys::GetCurrentTimestamp() }
+}
+
 /// Lock a relation for the rest of the transaction (which also processes pending
 /// invalidations). An OID that no longer names a relation locks nothing real.
 pub fn lock_relation(relid: pg_sys::Oid, mode: u32) {

@@ -26,7 +26,7 @@ use merging::Fields;
 use crate::catalog::{self, Table, Tracked};
 use crate::pg::jsonb::{Jsonb, Scalar};
 use crate::pg::param::Param;
-use crate::pg::{lookup, subxact};
+use crate::pg::{lookup, subxact, xact};
 use inventory_sync_core::merge;
 pub use inventory_sync_core::rules::Op;
 use inventory_sync_core::rules::{self, IdKey};
@@ -228,8 +228,7 @@ fn check_common(sent: Sent) -> Result<Checked, SyncError> {
 
 /// The server's clock for the version of a row written now (`version::next`).
 pub fn version_clock() -> i64 {
-    // SAFETY: reads the system clock; no state of the backend involved.
-    unsafe { pg_sys::GetCurrentTimestamp() }
+    xact::clock_micros()
 }
 
 /// Apply `apply` unless the write has a `base_version` the row is no longer at (None: a

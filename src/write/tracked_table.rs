@@ -87,7 +87,12 @@ pub fn values<'c>(
 impl Tracked {
     /// Record an upsert of the `written` columns as the row's latest change: they take the
     /// write's clock, the other columns keep theirs. Answers the row's new version.
-    fn record_upsert(&self, client: &mut SpiClient<'_>, write: &Write<'_>, written: &[usize]) -> Result<i64, SyncError> {
+    fn record_upsert(
+        &self,
+        client: &mut SpiClient<'_>,
+        write: &Write<'_>,
+        written: &[usize],
+    ) -> Result<i64, SyncError> {
         let by = write.client_id.as_deref();
         let clock =
             merge::clock_to_json(&merge::Clock { ts: write.client_ts.into_inner(), by: by.map(str::to_string) });
@@ -297,7 +302,13 @@ impl Statements for Tracked {
         let tombstone = || Jsonb::from_object(&merge::floor_only(&self.columns[self.ts].name, &clock_of(write)));
         // The common case first: the row exists and is older.
         if self.delete_older.run::<bool>(client, &args[..2]).is_some() {
-            return Ok(answer(self.record_by(client, write, write.client_ts, write.client_id.as_deref(), tombstone())?));
+            return Ok(answer(self.record_by(
+                client,
+                write,
+                write.client_ts,
+                write.client_id.as_deref(),
+                tombstone(),
+            )?));
         }
         for _ in 0..MAX_ROUNDS {
             match self.lock_and_look(client, write) {

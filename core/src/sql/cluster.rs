@@ -116,7 +116,11 @@ pub const DISTRIBUTE: [&str; 8] = [
 pub const DELEGATED: [(&str, &str, &str); 7] = [
     ("inventory_sync.sync_upsert(bigint, jsonb, timestamptz, text, text, jsonb, text)", "$1", DEFAULT_TABLE),
     ("inventory_sync.sync_delete(bigint, timestamptz, text, text, text)", "$1", DEFAULT_TABLE),
-    ("inventory_sync.sync_upsert_in(regclass, bigint, jsonb, timestamptz, text, text, jsonb, text)", "$2", DEFAULT_TABLE),
+    (
+        "inventory_sync.sync_upsert_in(regclass, bigint, jsonb, timestamptz, text, text, jsonb, text)",
+        "$2",
+        DEFAULT_TABLE,
+    ),
     ("inventory_sync.sync_delete_in(regclass, bigint, timestamptz, text, text, text)", "$2", DEFAULT_TABLE),
     ("inventory_sync.sync_upsert_in(regclass, uuid, jsonb, timestamptz, text, text, jsonb, text)", "$2", UUID_CHANGES),
     ("inventory_sync.sync_delete_in(regclass, uuid, timestamptz, text, text, text)", "$2", UUID_CHANGES),

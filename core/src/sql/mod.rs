@@ -21,8 +21,10 @@
 
 mod cluster;
 mod eras;
+mod purges;
 pub use cluster::*;
 pub use eras::*;
+pub use purges::*;
 
 pub use crate::tracking::Side;
 
@@ -120,8 +122,7 @@ pub fn default_upsert(strip: bool, cas: bool) -> String {
 
 /// A row's next version in `ON CONFLICT DO UPDATE` (see `version::next`): the proposed row's
 /// (the server's clock), or one past the stored one if that is not below it.
-const NEXT_VERSION: &str =
-    "version = GREATEST(excluded.version, stored.version OPERATOR(pg_catalog.+) 1)";
+const NEXT_VERSION: &str = "version = GREATEST(excluded.version, stored.version OPERATOR(pg_catalog.+) 1)";
 
 /// The compare-and-set condition of a write with a `base_version` (`$7`).
 const CAS: &str = " AND stored.version OPERATOR(pg_catalog.=) $7";
@@ -168,7 +169,8 @@ pub fn default_delete(cas: bool) -> String {
 
 /// The default table's row, locked, for a merging write (`$1` id): data, updated_at,
 /// updated_by, field_clocks, deleted, version.
-pub const DEFAULT_LOCK_FOR_MERGE: &str = "SELECT i.data, i.updated_at, i.updated_by, i.field_clocks, i.deleted, i.version \
+pub const DEFAULT_LOCK_FOR_MERGE: &str =
+    "SELECT i.data, i.updated_at, i.updated_by, i.field_clocks, i.deleted, i.version \
        FROM inventory_sync.inventory i WHERE i.id OPERATOR(pg_catalog.=) $1 FOR UPDATE";
 
 /// Write a merge's result over the default table's (locked) row. Parameters: `$1` id, `$2`
@@ -461,7 +463,7 @@ pub fn feed(with_default: bool, sides: &[Side], ranges: usize) -> String {
     let tracked_part = |side: Side| {
         let changes = side.changes();
         format!(
-        "(SELECT c.position, c.table_id, c.row_id, 0::pg_catalog.int8 AS num, \
+            "(SELECT c.position, c.table_id, c.row_id, 0::pg_catalog.int8 AS num, \
                    ',\"id\":' {CAT} c.id::pg_catalog.text {CAT} ',\"op\":\"' {CAT} c.op {CAT} \
                    '\",\"data\":null,\"updated_at\":' {CAT} pg_catalog.to_json(c.ts)::pg_catalog.text {CAT} \
                    {} {CAT} '}}' AS entry, \
@@ -485,9 +487,7 @@ pub fn feed(with_default: bool, sides: &[Side], ranges: usize) -> String {
 /// A feed entry's `"version"` key, from the bigint column `column`, as `version::text` writes it
 /// (16 hex digits).
 fn version_key(column: &str) -> String {
-    format!(
-        "',\"version\":\"' {CAT} pg_catalog.lpad(pg_catalog.to_hex({column}), 16, '0') {CAT} '\"'"
-    )
+    format!("',\"version\":\"' {CAT} pg_catalog.lpad(pg_catalog.to_hex({column}), 16, '0') {CAT} '\"'")
 }
 
 /// A tracked table's rows by key (`$1`, the keys as text), as the caller may see them: key as
@@ -498,63 +498,6 @@ pub fn tracked_rows(table: &str, key: &str, ts: &str, key_type: &str) -> String 
            FROM {table} s \
           WHERE s.{key} OPERATOR(pg_catalog.=) ANY ($1::pg_catalog.{key_type}[])"
     )
-}
-
-/// Remove tombstones older than `$1` (an interval) from the default table and the tracked
-/// tables' feed, remember the feed position of the newest one removed, and answer how many.
-pub fn purge_tombstones() -> String {
-    // d1… : each side's change feed.
-    let sides: String = Side::ALL
-        .iter()
-        .enumerate()
-        .map(|(n, side)| {
-            format!(
-                "d{} AS (DELETE FROM {} c \
-                   WHERE c.op OPERATOR(pg_catalog.=) 'delete' \
-                     AND c.changed_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) $1) \
-                   RETURNING c.position, c.table_id, c.row_id), ",
-                n + 1,
-                side.changes()
-            )
-        })
-        .collect();
-    let each: String = (1..=Side::ALL.len()).map(|n| format!(" UNION ALL SELECT * FROM d{n}")).collect();
-    format!(
-        "WITH d0 AS (DELETE FROM inventory_sync.inventory i \
-           WHERE i.deleted AND i.changed_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) $1) \
-           RETURNING i.position, 0 AS table_id, (i.id::pg_catalog.text COLLATE {C}) AS row_id), \
-         {sides}\
-         purged AS (SELECT * FROM d0{each}), \
-         newest AS (SELECT DISTINCT ON (era) (p.position OPERATOR(pg_catalog.>>) 48)::pg_catalog.int4 AS era, \
-             p.position, p.table_id, p.row_id FROM purged p \
-           ORDER BY era, p.position DESC, p.table_id DESC, p.row_id DESC), \
-         horizon AS (INSERT INTO inventory_sync.purge_horizon AS p (era, position, table_id, row_id, purged_at) \
-           SELECT newest.era, newest.position, newest.table_id, newest.row_id, pg_catalog.now() FROM newest \
-           ON CONFLICT (era) DO UPDATE \
-             SET position = excluded.position, table_id = excluded.table_id, row_id = excluded.row_id, \
-                 purged_at = excluded.purged_at \
-           WHERE (excluded.position, excluded.table_id, excluded.row_id) OPERATOR(pg_catalog.>) \
-                 (p.position, p.table_id, p.row_id)) \
-         SELECT pg_catalog.count(*) FROM purged"
-    )
-}
-
-/// Forget mutation ids applied longer than `$1` ago, from each side's mutation log; answer how
-/// many.
-pub fn purge_mutations() -> String {
-    let parts: Vec<String> = Side::ALL
-        .iter()
-        .enumerate()
-        .map(|(n, side)| {
-            format!(
-                "d{n} AS (DELETE FROM {} m \
-                   WHERE m.applied_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) $1) RETURNING 1)",
-                side.mutations()
-            )
-        })
-        .collect();
-    let counts: Vec<String> = (0..Side::ALL.len()).map(|n| format!("(SELECT pg_catalog.count(*) FROM d{n})")).collect();
-    format!("WITH {} SELECT {}", parts.join(", "), counts.join(" OPERATOR(pg_catalog.+) "))
 }
 
 /// Claim a mutation (`$1` row id, `$2` table id, `$3` client_id, `$4` mutation_id, `$5` the
