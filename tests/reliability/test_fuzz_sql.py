@@ -900,6 +900,10 @@ class SyncCalls(RuleBasedStateMachine):
         # and versions.sql check what it is): here its form, then it is left out.
         version = got.pop("version", "missing") if isinstance(got, dict) else None
         assert version is None or re.fullmatch(r"[0-9a-f]{16}", version), f"{where}: version {version} in {got}"
+        if isinstance(want, dict) and "version" in want:
+            # A replayed answer (a duplicate) is the first answer, its version too.
+            want = dict(want)
+            assert version == want.pop("version"), f"{where}: version {version}, first answered {want}"
         if want.get("status") == "rejected" and not want.get("duplicate"):
             assert got.get("status") == "rejected" and got.get("reason") == "clock_skew", f"{where}: {got}"
             assert set(got) == {"id", "status", "reason", "message", "client_ts", "server_time", "ahead_by_seconds",
@@ -1348,7 +1352,8 @@ class SyncCalls(RuleBasedStateMachine):
         return (position, table_id, row.encode()) < (int(h[0]), int(h[1]), h[2].encode())
 
     def check_feed_entry(self, ch, where):
-        assert set(ch) == {"table", "id", "op", "data", "updated_at"}, f"{where}: entry {ch}"
+        assert set(ch) == {"table", "id", "op", "data", "updated_at", "version"}, f"{where}: entry {ch}"
+        assert re.fullmatch(r"[0-9a-f]{16}", ch["version"]), f"{where}: entry {ch}"
         assert ch["op"] in ("upsert", "delete"), where
         if ch["table"] == DEFAULT:
             row = self.rows.get(int(ch["id"]))
