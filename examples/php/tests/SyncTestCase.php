@@ -147,15 +147,27 @@ abstract class SyncTestCase extends TestCase
     /** assertSame for decoded JSON, with objects' keys in any order. */
     protected static function assertSameJson(mixed $expected, mixed $actual, string $message = ''): void
     {
-        // An answer's row version is the server's clock: its form is checked, its value left out.
-        if (is_array($actual) && is_array($expected) && array_key_exists('version', $actual)
-            && !array_key_exists('version', $expected)) {
-            if ($actual['version'] !== null) {
-                self::assertMatchesRegularExpression('/^[0-9a-f]{16}$/', $actual['version'], $message);
-            }
-            unset($actual['version']);
+        // An expected answer taken from an earlier one (a duplicate's) has its versions: compared whole.
+        if (!str_contains((string) json_encode($expected), '"version"')) {
+            $actual = self::unversioned($actual);
         }
         self::assertSame(self::sortKeys($expected), self::sortKeys($actual), $message);
+    }
+
+    /** A row version is the server's clock when the row was written: its form is checked, and it is left out. */
+    private static function unversioned(mixed $value): mixed
+    {
+        if (!is_array($value)) {
+            return $value;
+        }
+        if (!array_is_list($value) && array_key_exists('version', $value)
+            && ($value['version'] === null || is_string($value['version']))) {
+            if ($value['version'] !== null) {
+                self::assertMatchesRegularExpression('/^[0-9a-f]{16}$/', $value['version']);
+            }
+            unset($value['version']);
+        }
+        return array_map([self::class, 'unversioned'], $value);
     }
 
     private static function sortKeys(mixed $value): mixed
