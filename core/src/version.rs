@@ -5,7 +5,9 @@
 //! 2000-01-01, or one more than the row's previous version if that is not below it. So a row's
 //! versions strictly grow, whatever the server's clock does (stepped back, or another node's
 //! clock behind), and across rows they follow the server's clock. Clients see a version as
-//! opaque text that sorts as the versions do: 16 lowercase hex digits.
+//! opaque text that sorts as the versions do: 16 lowercase hex digits. The next version is
+//! computed by the writing statements themselves (`sql::NEXT_VERSION` and its kin), so that it is
+//! atomic with the write.
 
 use crate::error::SyncError;
 
@@ -68,12 +70,6 @@ pub fn text(version: i64) -> String {
     format!("{version:016x}")
 }
 
-/// The version a write gives a row whose version was `previous` (None: a new row), at server
-/// time `now`: what the statements compute as `GREATEST(now, previous + 1)`.
-pub fn next(now: i64, previous: Option<i64>) -> i64 {
-    previous.map_or(now, |p| now.max(p.saturating_add(1)))
-}
-
 #[cfg(test)]
 mod unit {
     use super::*;
@@ -106,14 +102,6 @@ mod unit {
         fn text_sorts_and_reads_back(a in 0..i64::MAX, b in 0..i64::MAX) {
             prop_assert_eq!(text(a).cmp(&text(b)), a.cmp(&b));
             prop_assert_eq!(Expected::parse(&text(a)), Ok(Expected::At(a)));
-        }
-
-        /// A row's next version is above its last, whatever the clock says.
-        #[test]
-        fn versions_grow_with_any_clock(now in 0..i64::MAX / 2, previous in 0..i64::MAX / 2) {
-            prop_assert!(next(now, Some(previous)) > previous);
-            prop_assert!(next(now, Some(previous)) >= now);
-            prop_assert_eq!(next(now, None), now);
         }
     }
 }

@@ -226,7 +226,7 @@ fn check_common(sent: Sent) -> Result<Checked, SyncError> {
     Ok(Checked { client_ts, client_id, mutation_id, expected })
 }
 
-/// The server's clock for the version of a row written now (`version::next`).
+/// The server's clock for the version of a row written now (see `inventory_sync_core::version`).
 pub fn version_clock() -> i64 {
     xact::clock_micros()
 }

@@ -120,7 +120,7 @@ pub fn default_upsert(strip: bool, cas: bool) -> String {
     )
 }
 
-/// A row's next version in `ON CONFLICT DO UPDATE` (see `version::next`): the proposed row's
+/// A row's next version in `ON CONFLICT DO UPDATE` (see `version`): the proposed row's
 /// (the server's clock), or one past the stored one if that is not below it.
 const NEXT_VERSION: &str = "version = GREATEST(excluded.version, stored.version OPERATOR(pg_catalog.+) 1)";
 
