@@ -19,7 +19,7 @@ from datetime import datetime, timedelta, timezone
 import dbs
 import pytest
 from harness import fresh_database
-from harness.barrier import Barrier
+from harness.barrier import Barrier, slow_writes
 from psycopg.types.json import Jsonb
 
 DB = "inventory_sync_races"
@@ -99,20 +99,12 @@ def database():
         conn.execute("CREATE SCHEMA race_test")
         conn.execute(CHECK_THEN_WRITE)
         conn.execute(
-            """CREATE FUNCTION race_test.slow() RETURNS trigger LANGUAGE plpgsql AS $$
-               BEGIN PERFORM pg_sleep(0.003); RETURN NEW; END $$"""
-        )
-        conn.execute(
             """CREATE TABLE race_test.products (
                    id uuid PRIMARY KEY, writer integer NOT NULL, stock integer,
                    updated_at timestamptz NOT NULL)"""
         )
         conn.execute("SELECT inventory_sync.track('race_test.products')")
-        for table in ("inventory_sync.inventory", "race_test.products"):
-            conn.execute(
-                f"""CREATE TRIGGER slow_writes BEFORE INSERT OR UPDATE ON {table}
-                    FOR EACH ROW EXECUTE FUNCTION race_test.slow()"""
-            )
+        slow_writes(conn, "race_test", ("inventory_sync.inventory", "race_test.products"))
     yield
     with connect("postgres") as admin:
         admin.execute(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta, timezone
 import dbs
 import pytest
 from harness import fresh_database
-from harness.barrier import Barrier
+from harness.barrier import Barrier, slow_writes
 from psycopg.types.json import Jsonb
 
 DB = "inventory_sync_cas"
@@ -74,18 +74,10 @@ def database():
         conn.execute("CREATE SCHEMA cas_test")
         conn.execute(CHECK_THEN_WRITE)
         conn.execute(
-            """CREATE FUNCTION cas_test.slow() RETURNS trigger LANGUAGE plpgsql AS $$
-               BEGIN PERFORM pg_sleep(0.003); RETURN NEW; END $$"""
-        )
-        conn.execute(
             "CREATE TABLE cas_test.items (id uuid PRIMARY KEY, writer integer, updated_at timestamptz)"
         )
         conn.execute("SELECT inventory_sync.track('cas_test.items')")
-        for table in ("inventory_sync.inventory", "cas_test.items"):
-            conn.execute(
-                f"""CREATE TRIGGER slow_writes BEFORE INSERT OR UPDATE ON {table}
-                    FOR EACH ROW EXECUTE FUNCTION cas_test.slow()"""
-            )
+        slow_writes(conn, "cas_test", ("inventory_sync.inventory", "cas_test.items"))
     yield
     with connect("postgres") as admin:
         admin.execute(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")

@@ -122,3 +122,18 @@ class Barrier:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def slow_writes(conn, schema, tables):
+    """Widen each race window: a trigger that sleeps 3 ms on every insert and update of each of
+    `tables` (its function made in `schema`), so the writers released together overlap inside
+    their writes."""
+    conn.execute(
+        f"""CREATE FUNCTION {schema}.slow() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN PERFORM pg_sleep(0.003); RETURN NEW; END $$"""
+    )
+    for table in tables:
+        conn.execute(
+            f"""CREATE TRIGGER slow_writes BEFORE INSERT OR UPDATE ON {table}
+                FOR EACH ROW EXECUTE FUNCTION {schema}.slow()"""
+        )
