@@ -128,11 +128,12 @@ const NEXT_VERSION: &str = "version = GREATEST(excluded.version, stored.version 
 const CAS: &str = " AND stored.version OPERATOR(pg_catalog.=) $7";
 
 /// The default table's row version, locked (`$1` id): what a write with a `base_version`
-/// compares first. (`$2`, the shard key as for a tracked table's `tracked_version`, is unused.)
+/// compares first.
 pub const DEFAULT_VERSION_LOCKED: &str =
     "SELECT i.version FROM inventory_sync.inventory i WHERE i.id OPERATOR(pg_catalog.=) $1 FOR UPDATE";
 
-/// The default table's row version (`$1` id; `$2` unused), for an answer that shows the row.
+/// The default table's row version (`$1` id; `$2`, the shard key as a tracked table's
+/// `tracked_version` takes it, is unused), for an answer that shows the row.
 pub const DEFAULT_VERSION: &str =
     "SELECT i.version FROM inventory_sync.inventory i WHERE i.id OPERATOR(pg_catalog.=) $1";
 
@@ -168,9 +169,8 @@ pub fn default_delete(cas: bool) -> String {
 }
 
 /// The default table's row, locked, for a merging write (`$1` id): data, updated_at,
-/// updated_by, field_clocks, deleted, version.
-pub const DEFAULT_LOCK_FOR_MERGE: &str =
-    "SELECT i.data, i.updated_at, i.updated_by, i.field_clocks, i.deleted, i.version \
+/// updated_by, field_clocks, deleted.
+pub const DEFAULT_LOCK_FOR_MERGE: &str = "SELECT i.data, i.updated_at, i.updated_by, i.field_clocks, i.deleted \
        FROM inventory_sync.inventory i WHERE i.id OPERATOR(pg_catalog.=) $1 FOR UPDATE";
 
 /// Write a merge's result over the default table's (locked) row. Parameters: `$1` id, `$2`
