@@ -44,23 +44,13 @@ pub struct Table {
     pub oid: pg_sys::Oid,
     pub id: i32,
     pub journal: Kept,
-    /// The row's version (`$1` key, `$2` its side key, see `Write::side_key`), unlocked: what an
-    /// answer that shows the stored row gives with it.
-    pub version: Kept,
 }
 
 impl Table {
     /// `name` quoted and schema-qualified; `key_type` the key column's type; `server_row` the
-    /// SELECT giving the stored row (or tombstone) as a client stores it, keyed by `$1`;
-    /// `version` the SELECT of the row's version and `side_key` the type of its `$2`.
-    pub fn new(
-        name: String,
-        oid: pg_sys::Oid,
-        id: i32,
-        key_type: pg_sys::Oid,
-        server_row: &str,
-        (version, side_key): (&str, pg_sys::Oid),
-    ) -> Self {
+    /// SELECT giving the stored row (or tombstone) as a client stores it, and its version, keyed
+    /// by `$1`.
+    pub fn new(name: String, oid: pg_sys::Oid, id: i32, key_type: pg_sys::Oid, server_row: &str) -> Self {
         let t = |oid: pg_sys::Oid| PgOid::from_untagged(oid);
         let types = vec![
             t(key_type),
@@ -73,8 +63,7 @@ impl Table {
             t(pg_sys::TEXTOID),
             t(pg_sys::INT8OID),
         ];
-        let version = Kept::new(version.to_string(), vec![t(key_type), t(side_key)]);
-        Table { journal: Kept::new(sql::journal(server_row), types), version, name, oid, id }
+        Table { journal: Kept::new(sql::journal(server_row), types), name, oid, id }
     }
 }
 
@@ -104,6 +93,8 @@ pub struct Tracked {
     pub lock: Kept,
     pub lock_for_merge: Kept,
     pub record_clock: Kept,
+    /// The row's version, from its change record (`sql::tracked_version`).
+    pub version: Kept,
     pub tombstone_clock: Kept,
     pub delete_older: Kept,
     pub delete_locked: Kept,

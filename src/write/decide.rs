@@ -32,15 +32,22 @@ const UUID: PgOid = PgOid::BuiltIn(pg_sys::BuiltinOid::UUIDOID);
 const SKEW_MESSAGE: &str = "client_ts is ahead of the server clock by more than inventory_sync.max_clock_skew; \
 correct the device clock and send the change again";
 
+/// The stored row as an answer shows it: `server_data` and its version (each None: no row the
+/// caller may see; the version also for a row no sync function wrote).
+struct Stored {
+    data: Option<Jsonb>,
+    version: Option<String>,
+}
+
+impl Stored {
+    fn version(&self) -> Scalar<'_> {
+        self.version.as_deref().map_or(Scalar::Object(None), Scalar::Text)
+    }
+}
+
 /// Journal `payload` (the write's, or the part of it that lost) with `reason`; answers the
-/// stored row as it now stands, as the journal keeps it (None: no row the caller may see).
-fn journal_row(
-    client: &mut SpiClient<'_>,
-    table: &Table,
-    write: &Write<'_>,
-    payload: Jsonb,
-    reason: &str,
-) -> Option<Jsonb> {
+/// stored row as it now stands, as the journal keeps it, with its version.
+fn journal_row(client: &mut SpiClient<'_>, table: &Table, write: &Write<'_>, payload: Jsonb, reason: &str) -> Stored {
     // A uuid or text row's entry goes to its node on a Citus cluster (see `cluster::journal_key`).
     let shard_key = match write.side {
         Side::Uuid | Side::Text => cluster::journal_key(client, table.oid, write.key.bind()).unwrap_or(write.shard_key),
@@ -57,29 +64,22 @@ fn journal_row(
         reason.into(),
         shard_key.into(),
     ];
-    table.journal.run_all(client, &args).next().and_then(|row| row.value::<Jsonb>(1))
-}
-
-/// The stored row's version as an answer shows it beside `server_data` (null: no row, or one no
-/// sync function wrote).
-fn stored_version(client: &mut SpiClient<'_>, table: &Table, write: &Write<'_>) -> Option<String> {
-    table.version.run::<i64>(client, &[write.key.bind(), write.side_key()]).map(version::text)
-}
-
-fn text_or_null(text: &Option<String>) -> Scalar<'_> {
-    text.as_deref().map_or(Scalar::Object(None), Scalar::Text)
+    let row = table.journal.run_all(client, &args).next();
+    Stored {
+        data: row.as_ref().and_then(|row| row.value::<Jsonb>(1)),
+        version: row.and_then(|row| row.value::<i64>(2)).map(version::text),
+    }
 }
 
 /// Journal `payload` (the write's, or the part of it that lost) as a stale write and answer the
 /// conflict, with the stored row as it now stands and its version.
 pub fn journal(client: &mut SpiClient<'_>, table: &Table, write: &Write<'_>, payload: Jsonb) -> Jsonb {
-    let server_data = journal_row(client, table, write, payload, "stale");
-    let version = stored_version(client, table, write);
+    let stored = journal_row(client, table, write, payload, "stale");
     Jsonb::object(&[
         ("status", Scalar::Text("conflict")),
         ("id", write.key_json()),
-        ("server_data", Scalar::Object(server_data)),
-        ("version", text_or_null(&version)),
+        ("server_data", Scalar::Object(stored.data)),
+        ("version", stored.version()),
     ])
 }
 
@@ -193,8 +193,7 @@ fn decide_once(
             // server_data read) for a caller who may not write the table at all.
             security::check_may_write(table.oid);
             let ahead = ahead_by_micros as f64 / rules::MICROS_PER_SECOND as f64;
-            journal_row(client, table, write, write.payload, "clock_skew");
-            let version = stored_version(client, table, write);
+            let stored = journal_row(client, table, write, write.payload, "clock_skew");
             let answer = Jsonb::object(&[
                 ("status", Scalar::Text("rejected")),
                 ("id", write.key_json()),
@@ -204,7 +203,7 @@ fn decide_once(
                 ("ahead_by_seconds", Scalar::Float(ahead)),
                 ("max_clock_skew_seconds", Scalar::Int(max_skew.into())),
                 ("message", Scalar::Text(SKEW_MESSAGE)),
-                ("version", text_or_null(&version)),
+                ("version", stored.version()),
             ]);
             Ok((answer, Decided::Rejected))
         }
@@ -301,8 +300,7 @@ fn refused(client: &mut SpiClient<'_>, table: &Table, write: &Write<'_>, refusal
     let SyncError::Refused { reason, constraint, sqlstate, message } = refusal else {
         unreachable!("only a refusal is answered as one")
     };
-    let server_data = journal_row(client, table, write, write.payload, reason);
-    let version = stored_version(client, table, write);
+    let stored = journal_row(client, table, write, write.payload, reason);
     let sqlstate = sqlstate.text();
     Jsonb::object(&[
         ("status", Scalar::Text("rejected")),
@@ -311,7 +309,7 @@ fn refused(client: &mut SpiClient<'_>, table: &Table, write: &Write<'_>, refusal
         ("constraint", constraint.as_deref().map_or(Scalar::Object(None), Scalar::Text)),
         ("sqlstate", Scalar::Text(&sqlstate)),
         ("message", Scalar::Text(&message)),
-        ("server_data", Scalar::Object(server_data)),
-        ("version", text_or_null(&version)),
+        ("server_data", Scalar::Object(stored.data)),
+        ("version", stored.version()),
     ])
 }

@@ -59,14 +59,7 @@ pub fn default_table() -> Rc<DefaultTable> {
                 let delete = |cas| Kept::new(sql::default_delete(cas), vec![int8, ts, text, jsonb, int8, int8, int8]);
                 let merge_types = vec![int8, jsonb, ts, text, jsonb, int8, int8];
                 let d = Rc::new(DefaultTable {
-                    table: Table::new(
-                        sql::DEFAULT_TABLE.to_string(),
-                        oid,
-                        0,
-                        pg_sys::INT8OID,
-                        sql::DEFAULT_SERVER_ROW,
-                        (sql::DEFAULT_VERSION, pg_sys::INT8OID),
-                    ),
+                    table: Table::new(sql::DEFAULT_TABLE.to_string(), oid, 0, pg_sys::INT8OID, sql::DEFAULT_SERVER_ROW),
                     upserts: [[upsert(false, false), upsert(false, true)], [upsert(true, false), upsert(true, true)]],
                     drop_clocks: Kept::new(sql::DEFAULT_DROP_CLOCKS.into(), vec![int8, t(pg_sys::TEXTARRAYOID)]),
                     deletes: [delete(false), delete(true)],

@@ -214,7 +214,7 @@ impl Statements for Tracked {
     fn current(&self, client: &mut SpiClient<'_>, write: &Write<'_>) -> Current {
         self.lock_row(client, write);
         // Read as the feed's owner: a writer who may not read the table still compares versions.
-        let version = catalog::as_owner_of(c"changes", || self.table.version.run::<i64>(client, &key_args(write)));
+        let version = catalog::as_owner_of(c"changes", || self.version.run::<i64>(client, &key_args(write)));
         if let Some(version) = version {
             return Current::At(version);
         }

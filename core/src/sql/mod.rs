@@ -38,29 +38,36 @@ const C: &str = "pg_catalog.\"C\"";
 const CAT: &str = "OPERATOR(pg_catalog.||)";
 
 /// The default table's stored row as a client stores it: the fields of `data` plus `id` and
-/// `updated_at`; a tombstone shows `"deleted": true` instead of fields.
+/// `updated_at`; a tombstone shows `"deleted": true` instead of fields. With its version.
 pub const DEFAULT_SERVER_ROW: &str = "SELECT CASE WHEN s.deleted \
        THEN pg_catalog.jsonb_build_object('id', s.id, 'updated_at', s.updated_at, 'deleted', true) \
        ELSE s.data OPERATOR(pg_catalog.||) \
-            pg_catalog.jsonb_build_object('id', s.id, 'updated_at', s.updated_at) END AS data \
+            pg_catalog.jsonb_build_object('id', s.id, 'updated_at', s.updated_at) END AS data, \
+       s.version \
   FROM inventory_sync.inventory s WHERE s.id OPERATOR(pg_catalog.=) $1";
 
 /// A tracked table's stored row as a client stores it: every column; or, if the row was
 /// deleted, its tombstone: the key and timestamp columns and `"deleted": true`. `key_name` and
 /// `ts_name` are the columns' names as SQL literals. Parameters: `$1` the key, `$9` its shard key
-/// (the journal's parameters, see `journal`), which for a `uuid` or `text` table's tombstone is the key.
+/// (the journal's parameters, see `journal`), which for a `uuid` or `text` table's change record
+/// is the key. With its version, from its change record (none: a row no sync function wrote).
 pub fn tracked_server_row(table: &str, table_id: i32, key: &str, key_name: &str, ts_name: &str, side: Side) -> String {
     let changes = side.changes();
     let shard_key = if side.keyed_by_key() { "$1" } else { "$9" };
     format!(
-        "SELECT pg_catalog.to_jsonb(s.*) AS data FROM {table} s WHERE s.{key} OPERATOR(pg_catalog.=) $1 \
+        "SELECT pg_catalog.to_jsonb(s.*) AS data, {record}.version FROM {table} s \
+           LEFT JOIN {changes} {record} ON {record}.shard_key OPERATOR(pg_catalog.=) {shard_key} \
+            AND {record}.row_id OPERATOR(pg_catalog.=) ($1::pg_catalog.text COLLATE {C}) \
+            AND {record}.table_id OPERATOR(pg_catalog.=) {table_id} \
+          WHERE s.{key} OPERATOR(pg_catalog.=) $1 \
          UNION ALL \
-         SELECT pg_catalog.jsonb_build_object({key_name}, c.id, {ts_name}, c.ts, 'deleted', true) \
+         SELECT pg_catalog.jsonb_build_object({key_name}, c.id, {ts_name}, c.ts, 'deleted', true), c.version \
            FROM {changes} c \
           WHERE c.shard_key OPERATOR(pg_catalog.=) {shard_key} \
             AND c.row_id OPERATOR(pg_catalog.=) ($1::pg_catalog.text COLLATE {C}) \
             AND c.table_id OPERATOR(pg_catalog.=) {table_id} \
-            AND c.op OPERATOR(pg_catalog.=) 'delete'"
+            AND c.op OPERATOR(pg_catalog.=) 'delete'",
+        record = "r"
     )
 }
 
@@ -131,11 +138,6 @@ const CAS: &str = " AND stored.version OPERATOR(pg_catalog.=) $7";
 /// compares first.
 pub const DEFAULT_VERSION_LOCKED: &str =
     "SELECT i.version FROM inventory_sync.inventory i WHERE i.id OPERATOR(pg_catalog.=) $1 FOR UPDATE";
-
-/// The default table's row version (`$1` id; `$2`, the shard key as a tracked table's
-/// `tracked_version` takes it, is unused), for an answer that shows the row.
-pub const DEFAULT_VERSION: &str =
-    "SELECT i.version FROM inventory_sync.inventory i WHERE i.id OPERATOR(pg_catalog.=) $1";
 
 /// After a whole-row write to an item with field clocks: the fields it wrote drop their own
 /// clocks (they now have the row's). Parameters: `$1` id, `$2` the keys written in `data`. Run
@@ -541,6 +543,7 @@ pub fn mutation_forget(side: Side) -> String {
 /// that row (for the answer, built by the caller). The row is read in a fresh snapshot while we
 /// hold the lock the write path took, so it is the very row version the decision was made
 /// against; under row-level security it is what the caller may see (an invisible row gives NULL).
+/// Answers the row and its version.
 /// Parameters: `$1` the key, `$2` the payload as sent, `$3` client_ts, `$4` the table's qualified
 /// name, `$5` the operation, `$6` client_id, `$7` mutation_id, `$8` the reason (`stale`,
 /// `clock_skew`), `$9` the row's shard key. The journal row is an `INSERT … SELECT` joined with the row, not a subquery in
@@ -553,7 +556,7 @@ pub fn journal(server_row: &str) -> String {
            (row_id, table_name, reason, op, client_payload, client_ts, client_id, mutation_id, server_data, shard_key) \
            SELECT $1::pg_catalog.text, $4, $8, $5, $2, $3, $6, $7, server.data, $9 \
              FROM (SELECT) AS one LEFT JOIN server ON true) \
-         SELECT server.data FROM (SELECT) AS one LEFT JOIN server ON true"
+         SELECT server.data, server.version FROM (SELECT) AS one LEFT JOIN server ON true"
     )
 }
 

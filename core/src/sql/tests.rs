@@ -101,7 +101,6 @@ fn nothing_resolves_through_search_path() {
         default_upsert(false, false),
         default_upsert(true, true),
         default_delete(true),
-        DEFAULT_VERSION.to_string(),
         DEFAULT_VERSION_LOCKED.to_string(),
         tracked_insert("t", "k", "ts", &["a"]),
         tracked_lock("t", "k", "ts"),
