@@ -10,7 +10,7 @@ use pgrx::spi::SpiClient;
 
 use super::merging::timestamp;
 use super::Write;
-use crate::catalog::{cluster, Table};
+use crate::catalog::{cluster, positions, Table};
 use crate::pg::jsonb::{Jsonb, Scalar};
 use crate::pg::kept::{Kept, Row};
 use crate::pg::subxact::{self, Failure};
@@ -208,11 +208,32 @@ fn decide_once(
             Ok((answer, Decided::Rejected))
         }
         Skew::Accept => match applying(client, table, apply)? {
-            Outcome::Written(applied) => Ok((applied, Decided::Written)),
+            Outcome::Written(applied) => {
+                notify(client, table)?;
+                Ok((applied, Decided::Written))
+            }
             Outcome::Stale => Ok((journal(client, table, write, write.payload), Decided::Written)),
             Outcome::Refused(refusal) => Ok((refused(client, table, write, refusal), Decided::Refused)),
         },
     }
+}
+
+thread_local! {
+    static NOTIFY: Kept = Kept::new(sql::NOTIFY.into(), vec![TEXT]);
+}
+
+/// With `inventory_sync.notify` on, queue the notification of a change to `table` (sent when
+/// the transaction commits; PostgreSQL sends a transaction's identical notifications once, so a
+/// transaction notifies once per table).
+fn notify(client: &mut SpiClient<'_>, table: &Table) -> Result<(), SyncError> {
+    if !settings::NOTIFY.get() {
+        return Ok(());
+    }
+    let position = positions::for_write(client)?;
+    let payload =
+        Jsonb::object(&[("table", Scalar::Text(&table.name)), ("position", Scalar::Text(&position.to_string()))]);
+    NOTIFY.with(|notify| notify.run_all(client, &[payload.to_text().as_str().into()]));
+    Ok(())
 }
 
 /// What became of a write that passed the clock guard.

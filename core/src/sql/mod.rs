@@ -209,6 +209,10 @@ pub fn tracked_tombstone_clock(table_id: i32, side: Side) -> String {
     )
 }
 
+/// Queue a notification of a change (`$1` the payload) on the channel `inventory_sync`
+/// (`inventory_sync.notify`).
+pub const NOTIFY: &str = "SELECT pg_catalog.pg_notify('inventory_sync', $1)";
+
 /// A table's merge policies (`$1` the table).
 pub const FIELD_POLICIES: &str = "SELECT p.field, p.policy FROM inventory_sync.field_policies p \
       WHERE p.tbl::pg_catalog.oid OPERATOR(pg_catalog.=) $1";

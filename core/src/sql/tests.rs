@@ -102,6 +102,7 @@ fn nothing_resolves_through_search_path() {
         default_upsert(true, true),
         default_delete(true),
         DEFAULT_VERSION_LOCKED.to_string(),
+        NOTIFY.to_string(),
         tracked_insert("t", "k", "ts", &["a"]),
         tracked_lock("t", "k", "ts"),
         tracked_lock_for_merge("t", "k", "ts"),
