@@ -26,7 +26,7 @@ VENV=$REPO/target/examples-venv
     rm -rf "$VENV"; python3 -m venv "$VENV"
 }
 "$VENV/bin/pip" install -q --require-hashes -r "$REPO/examples/python/requirements.txt"
-for policy in lww delta; do
+for policy in lww delta versions; do
     echo
     PGHOST=$WORK/demo PGPORT=$PORT PGUSER=postgres PGDATABASE=offline_demo \
         "$VENV/bin/python" "$REPO/examples/offline-devices/simulate.py" --policy "$policy"

@@ -32,6 +32,8 @@ COMMENT ON FUNCTION inventory_sync.purge_mutations(interval) IS
     'Forget mutation ids applied longer ago than the interval; answers how many.';
 COMMENT ON FUNCTION inventory_sync.set_policy(regclass, text, text) IS
     'Set how a field merges: lww (default), field_lww, delta (numbers, with a base) or server_wins. Owner only.';
+COMMENT ON FUNCTION inventory_sync.set_ordering(regclass, text) IS
+    'Set who orders a table''s writes: client_ts (the devices'' clocks, the default) or server (arrival order, client_ts not needed; conflicts only from base_version). Owner only.';
 COMMENT ON FUNCTION inventory_sync.distribute() IS
     'On a Citus coordinator: distribute the extension''s tables (once) and give every node an era of its own to write in. Run again after adding a node. Answers the cohort and each node''s era.';
 

@@ -596,3 +596,17 @@ COMMENT ON COLUMN inventory_sync.inventory.version IS
 ALTER TABLE inventory_sync.changes ADD COLUMN version bigint NOT NULL DEFAULT 0;
 COMMENT ON COLUMN inventory_sync.changes.version IS
     'The row''s version (see inventory_sync.inventory.version): its own or its tombstone''s.';
+
+-- Who orders a table's writes (set_ordering): the server, recorded as the policy server_clock of
+-- the table's write-timestamp column.
+ALTER TABLE inventory_sync.field_policies DROP CONSTRAINT field_policies_policy_check;
+ALTER TABLE inventory_sync.field_policies ADD CONSTRAINT field_policies_policy_check
+    CHECK (policy IN ('field_lww', 'delta', 'server_wins', 'server_clock'));
+COMMENT ON VIEW inventory_sync.policies IS
+    'Fields with a merge policy other than lww (row-level last-write-wins, the default), and the write-timestamp column of each table whose writes the server orders (server_clock, see set_ordering).';
+CREATE FUNCTION inventory_sync."set_ordering"("tbl" regclass, "ordering" TEXT) RETURNS void
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'set_ordering_wrapper';
+COMMENT ON FUNCTION inventory_sync.set_ordering(regclass, text) IS
+    'Set who orders a table''s writes: client_ts (the devices'' clocks, the default) or server (arrival order, client_ts not needed; conflicts only from base_version). Owner only.';

@@ -390,11 +390,13 @@ COMMENT ON FUNCTION inventory_sync.node_horizon() IS
     'This node''s system identifier, database OID and snapshot horizon, as a pull asks every node of a Citus cluster.';
 
 -- Per-field merge policies (lww, the default, has no row). For the default table the fields are
--- keys of data. Readable by everyone; set by the table's owner (set_policy checks it too).
+-- keys of data. A table whose writes the server orders (set_ordering) has the policy server_clock
+-- on its write-timestamp column. Readable by everyone; set by the table's owner (set_policy and
+-- set_ordering check it too).
 CREATE TABLE inventory_sync.field_policies (
     tbl    regclass NOT NULL,
     field  text     NOT NULL,
-    policy text     NOT NULL CHECK (policy IN ('field_lww', 'delta', 'server_wins')),
+    policy text     NOT NULL CHECK (policy IN ('field_lww', 'delta', 'server_wins', 'server_clock')),
     PRIMARY KEY (tbl, field)
 );
 ALTER TABLE inventory_sync.field_policies ENABLE ROW LEVEL SECURITY;
@@ -409,7 +411,7 @@ CREATE VIEW inventory_sync.policies AS
 SELECT p.tbl AS table_name, p.field, p.policy FROM inventory_sync.field_policies p;
 GRANT SELECT ON inventory_sync.policies TO PUBLIC;
 COMMENT ON VIEW inventory_sync.policies IS
-    'Fields with a merge policy other than lww (row-level last-write-wins, the default).';
+    'Fields with a merge policy other than lww (row-level last-write-wins, the default), and the write-timestamp column of each table whose writes the server orders (server_clock, see set_ordering).';
 
 -- A dropped table leaves tracking by itself, so its OID can never be mistaken for a later table.
 -- SECURITY DEFINER: when sql_drop fires, the table's pg_class row (which the catalog's policy

@@ -102,7 +102,11 @@ fn cstr(s: &str) -> Result<std::ffi::CString, SyncError> {
 /// Apply one change through the write path the single calls use.
 fn apply(parsed: Parsed) -> Result<Jsonb, SyncError> {
     let Parsed { change, payload, base } = parsed;
-    let client_ts = timestamptz_in(&cstr(&change.client_ts)?);
+    let client_ts = match &change.client_ts {
+        Some(text) => timestamptz_in(&cstr(text)?),
+        None => None,
+    };
+    let without_ts = change.client_ts.is_none();
     let named = named(&change)?;
     let sent = Sent {
         client_ts,
@@ -110,10 +114,16 @@ fn apply(parsed: Parsed) -> Result<Jsonb, SyncError> {
         mutation_id: change.mutation_id,
         base_version: change.base_version,
     };
-    match change.op {
+    let answer = match change.op {
         Op::Upsert => write::upsert(named, payload, sent, base),
         Op::Delete => write::delete(named, sent),
-    }
+    };
+    // A change may leave client_ts out only for a table the server orders; elsewhere the write
+    // refuses it, which a batch says in terms of the change.
+    answer.map_err(|e| match e {
+        SyncError::NullArgument("client_ts") if without_ts => bad("change has no \"client_ts\""),
+        other => other,
+    })
 }
 
 /// The table and row a change names.

@@ -27,7 +27,9 @@ pub struct Change {
     pub payload: bool,
     /// Whether the change carries a base (an object; upserts only).
     pub base: bool,
-    pub client_ts: String,
+    /// Needed unless the server orders the table's writes (the write says so, as
+    /// `change has no "client_ts"`).
+    pub client_ts: Option<String>,
     pub client_id: Option<String>,
     pub mutation_id: Option<String>,
     /// The version the row must still be at (`''`: no row), as sent; checked by the write.
@@ -86,7 +88,7 @@ impl Change {
             id @ (Value::Number(_) | Value::String(_)) => id,
             _ => return Err(bad("change key \"id\" must be a number or a string")),
         };
-        let client_ts = optional_string(obj, "client_ts")?.ok_or_else(|| bad("change has no \"client_ts\""))?;
+        let client_ts = optional_string(obj, "client_ts")?;
         let payload = match (op, presence(obj, "payload").0) {
             (Op::Upsert, false) => return Err(bad("an upsert change needs a \"payload\"")),
             (Op::Upsert, true) => true,
@@ -145,7 +147,7 @@ mod unit {
                 id: Value::from("7"),
                 payload: true,
                 base: true,
-                client_ts: "2024-03-01".into(),
+                client_ts: Some("2024-03-01".into()),
                 client_id: Some("d".into()),
                 mutation_id: Some("m".into()),
                 base_version: Some("0000000000000001".into()),
@@ -164,7 +166,8 @@ mod unit {
         assert_eq!(refused(r#"{"op": "merge", "id": 1}"#), "change key \"op\" must be \"upsert\" or \"delete\"");
         assert_eq!(refused(r#"{"payload": {}, "client_ts": "x"}"#), "change has no \"id\"");
         assert_eq!(refused(r#"{"id": true, "client_ts": "x"}"#), "change key \"id\" must be a number or a string");
-        assert_eq!(refused(r#"{"id": 1, "payload": {}}"#), "change has no \"client_ts\"");
+        // Without client_ts: read; the write refuses it unless the server orders the table.
+        assert_eq!(read(r#"{"id": 1, "payload": {}}"#).unwrap().client_ts, None);
         assert_eq!(refused(r#"{"id": 1, "client_ts": 5, "payload": {}}"#), "change key \"client_ts\" must be a string");
         assert_eq!(refused(r#"{"id": 1, "client_ts": "x"}"#), "an upsert change needs a \"payload\"");
         assert_eq!(

@@ -184,6 +184,10 @@ pub enum SyncError {
     #[error("base must be a JSON object")]
     BaseNotObject,
 
+    /// `set_ordering` with an ordering that does not exist.
+    #[error("unknown ordering \"{0}\"")]
+    UnknownOrdering(String),
+
     /// A `base_version` that is not a version this server hands out.
     #[error("base_version \"{given}\" is not a version")]
     BadVersion { given: String },
@@ -216,6 +220,7 @@ impl SyncError {
             | SyncError::OutOfRange { .. }
             | SyncError::MutationWithoutClient
             | SyncError::UnknownPolicy(_)
+            | SyncError::UnknownOrdering(_)
             | SyncError::NoPolicyHere { .. }
             | SyncError::DeltaNotANumber { .. }
             | SyncError::BaseNotObject
@@ -325,6 +330,7 @@ impl SyncError {
             SyncError::TrackingBroken { .. } => Some("Restore the column, or untrack the table and track it again."),
             SyncError::Unsettled { .. } => Some("Retry the transaction."),
             SyncError::UnknownPolicy(_) => Some("The policies are lww, field_lww, delta and server_wins."),
+            SyncError::UnknownOrdering(_) => Some("The orderings are client_ts and server."),
             SyncError::BadCursor => {
                 Some("Pass the cursor a previous sync_pull answered, or NULL to start from the beginning.")
             }
@@ -393,6 +399,7 @@ mod unit {
             SyncError::TrackingBroken { table: "public.t".into(), why: "Its key was dropped.".into() },
             SyncError::MutationWithoutClient,
             SyncError::UnknownPolicy("x".into()),
+            SyncError::UnknownOrdering("x".into()),
             SyncError::NoPolicyHere { field: "id".into(), table: "public.t".into() },
             SyncError::DeltaNeedsNumber { field: "f".into(), typ: "text".into() },
             SyncError::DeltaNotANumber { field: "f".into() },

@@ -10,6 +10,8 @@ same on every run. The HTTP requests and the database are real.
 
     python simulate.py --policy lww      # row-level last-write-wins (the default policy)
     python simulate.py --policy delta    # stock as a delta field: concurrent adjustments add up
+    python simulate.py --policy versions # the server orders by arrival; devices send base_version,
+                                         # and Worker B's clock runs a day behind
 
 It connects with the libpq environment (PGHOST, PGPORT, PGUSER, PGDATABASE, PGPASSWORD) and
 prepares that database itself: it drops and recreates the extension and public.products.
@@ -46,7 +48,11 @@ B_RETURNS = 1  # Worker B, online, books 1 returned laptop at 10:05
 EXPECTED = {
     "lww": START_STOCK + B_RETURNS,  # B's write is newer and wins whole: A's sale is not counted
     "delta": START_STOCK - A_SELLS + B_RETURNS,  # both adjustments count: 13
+    # B's write arrives first and applies (its clock a day behind does not matter); A's was made
+    # at the version B's replaced: a conflict A's device shows, journaled.
+    "versions": START_STOCK + B_RETURNS,
 }
+B_CLOCK = {"versions": dt.timedelta(days=-1)}  # how far Worker B's clock is off, per policy
 
 BACKOFF_FIRST = dt.timedelta(seconds=30)
 BACKOFF_MAX = dt.timedelta(minutes=8)
@@ -88,6 +94,8 @@ def prepare_database(conn: psycopg.Connection, policy: str) -> None:
     conn.execute(SETUP)
     if policy == "delta":
         conn.execute("SELECT inventory_sync.set_policy('public.products', 'stock', 'delta')")
+    if policy == "versions":
+        conn.execute("SELECT inventory_sync.set_ordering('public.products', 'server')")
     answer = conn.execute(
         "SELECT inventory_sync.sync_upsert_in('public.products', %s, %s, %s)",
         (LAPTOPS, Jsonb({"name": "Laptops", "stock": START_STOCK}), at("09:00:00")),
@@ -111,7 +119,8 @@ class Device:
         id         TEXT PRIMARY KEY,
         name       TEXT NOT NULL,
         stock      INTEGER NOT NULL,
-        updated_at TEXT NOT NULL
+        updated_at TEXT NOT NULL,
+        version    TEXT            -- the server's version of the row, as last seen
     );
     -- Changes made here that the server has not accepted yet, oldest first.
     CREATE TABLE outbox (
@@ -120,15 +129,17 @@ class Device:
         row_id      TEXT NOT NULL,
         payload     TEXT NOT NULL,  -- JSON: the fields this change sets
         base        TEXT NOT NULL,  -- JSON: the values they had when the change was made
+        base_version TEXT,          -- the row's version when the change was made
         client_ts   TEXT NOT NULL,
         note        TEXT NOT NULL   -- what the worker did, for the timeline
     );
     CREATE TABLE sync_state (key TEXT PRIMARY KEY, value TEXT);
     """
 
-    def __init__(self, name: str, client_id: str, path: Path):
+    def __init__(self, name: str, client_id: str, path: Path, clock_off: dt.timedelta = dt.timedelta(0)):
         self.name = name
         self.client_id = client_id
+        self.clock_off = clock_off  # how far this device's clock is from the true time
         self.db = sqlite3.connect(path, isolation_level=None)  # explicit transactions below
         self.db.executescript(self.SCHEMA)
         self.next_mutation = 1
@@ -143,22 +154,25 @@ class Device:
 
     def adjust_stock(self, row_id: str, by: int, now: dt.datetime, note: str) -> tuple[int, int]:
         """A worker's edit: the local row changes at once, and the change is queued."""
+        stamp = iso(now + self.clock_off)  # what this device's clock says
         with self.transaction():
             before = self.stock(row_id)
             after = before + by
-            self.db.execute("UPDATE products SET stock = ?, updated_at = ? WHERE id = ?", (after, iso(now), row_id))
+            version = self.db.execute("SELECT version FROM products WHERE id = ?", (row_id,)).fetchone()[0]
+            self.db.execute("UPDATE products SET stock = ?, updated_at = ? WHERE id = ?", (after, stamp, row_id))
             self.db.execute(
-                "INSERT INTO outbox (mutation_id, row_id, payload, base, client_ts, note) VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO outbox (mutation_id, row_id, payload, base, base_version, client_ts, note)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (f"{self.client_id}-{self.next_mutation}", row_id, json.dumps({"stock": after}),
-                 json.dumps({"stock": before}), iso(now), note),
+                 json.dumps({"stock": before}), version, stamp, note),
             )
             self.next_mutation += 1
         return before, after
 
     def outbox(self) -> list[dict]:
-        rows = self.db.execute(
-            "SELECT seq, mutation_id, row_id, payload, base, client_ts, note FROM outbox ORDER BY seq").fetchall()
-        return [dict(zip(("seq", "mutation_id", "row_id", "payload", "base", "client_ts", "note"), r)) for r in rows]
+        keys = ("seq", "mutation_id", "row_id", "payload", "base", "base_version", "client_ts", "note")
+        rows = self.db.execute(f"SELECT {', '.join(keys)} FROM outbox ORDER BY seq").fetchall()
+        return [dict(zip(keys, r)) for r in rows]
 
     def has_pending(self, row_id: str) -> bool:
         return self.db.execute("SELECT 1 FROM outbox WHERE row_id = ?", (row_id,)).fetchone() is not None
@@ -166,13 +180,19 @@ class Device:
     def drop_change(self, seq: int) -> None:
         self.db.execute("DELETE FROM outbox WHERE seq = ?", (seq,))
 
-    def store_row(self, data: dict) -> None:
+    def store_row(self, data: dict, version) -> None:
+        """The row as the server has it, at `version`."""
         self.db.execute(
-            "INSERT INTO products (id, name, stock, updated_at) VALUES (:id, :name, :stock, :updated_at)"
+            "INSERT INTO products (id, name, stock, updated_at, version)"
+            " VALUES (:id, :name, :stock, :updated_at, :version)"
             " ON CONFLICT (id) DO UPDATE SET name = excluded.name, stock = excluded.stock,"
-            " updated_at = excluded.updated_at",
-            {k: data[k] for k in ("id", "name", "stock", "updated_at")},
+            " updated_at = excluded.updated_at, version = excluded.version",
+            {**{k: data[k] for k in ("id", "name", "stock", "updated_at")}, "version": version},
         )
+
+    def set_version(self, row_id: str, version) -> None:
+        """The server accepted this device's change: its row is now at `version`."""
+        self.db.execute("UPDATE products SET version = ? WHERE id = ?", (version, row_id))
 
     def delete_row(self, row_id: str) -> None:
         self.db.execute("DELETE FROM products WHERE id = ?", (row_id,))
@@ -259,9 +279,10 @@ class SyncResult:
 class SyncEngine:
     """A device's background sync: push the outbox, then pull; back off while unreachable."""
 
-    def __init__(self, device: Device, network: Network):
+    def __init__(self, device: Device, network: Network, compare_versions: bool = False):
         self.device = device
         self.network = network
+        self.compare_versions = compare_versions  # send each change's base_version
         self.failures = 0
         self.conflicts: list[dict] = []
         self.reports: list[dict] = []  # changes the server refused as invalid
@@ -291,6 +312,7 @@ class SyncEngine:
             "table": "public.products", "id": c["row_id"], "payload": json.loads(c["payload"]),
             "base": json.loads(c["base"]), "client_ts": c["client_ts"],
             "client_id": d.client_id, "mutation_id": c["mutation_id"],
+            **({"base_version": c["base_version"]} if self.compare_versions else {}),
         } for c in queue]
         step = Step(f"pushes {len(queue)} queued change{'s' * (len(queue) != 1)}")
         result.steps.append(step)
@@ -306,12 +328,14 @@ class SyncEngine:
                 if code == 200:  # applied or merged: accepted
                     d.drop_change(change["seq"])
                     if outcome.get("server_data"):
-                        d.store_row(outcome["server_data"])
+                        d.store_row(outcome["server_data"], outcome.get("version"))
+                    else:
+                        d.set_version(change["row_id"], outcome.get("version"))
                 elif code == 409:  # the server has a newer row: take it, drop ours
                     server = outcome["server_data"]
                     mine = d.stock(change["row_id"])
                     d.drop_change(change["seq"])
-                    d.store_row(server)
+                    d.store_row(server, outcome.get("version"))
                     self.conflicts.append(outcome)
                     result.conflicts.append(outcome)
                     result.steps.append(Step(
@@ -348,7 +372,7 @@ class SyncEngine:
                     if c["op"] == "delete":
                         d.delete_row(c["id"])
                     else:
-                        d.store_row(c["data"])
+                        d.store_row(c["data"], c.get("version"))
                     rows += 1
                 d.set_cursor(body["cursor"])
             if not body["has_more"]:
@@ -412,19 +436,23 @@ def run(policy: str, out=None, conninfo: str = "") -> Outcome:
 
 def _play(policy: str, db, network: Network, tmp: Path, out) -> Outcome:
     a = Device("Worker A", "worker-a", tmp / "worker-a.sqlite3")
-    b = Device("Worker B", "worker-b", tmp / "worker-b.sqlite3")
-    engines = {a.name: SyncEngine(a, network), b.name: SyncEngine(b, network)}
+    b = Device("Worker B", "worker-b", tmp / "worker-b.sqlite3", B_CLOCK.get(policy, dt.timedelta(0)))
+    versions = policy == "versions"
+    engines = {a.name: SyncEngine(a, network, versions), b.name: SyncEngine(b, network, versions)}
     tl = Timeline(a, b, db, out)
 
     rule = {
         "lww": "row-level last-write-wins (the default), the newer write wins whole.",
         "delta": "stock is a delta field: the server applies current + (sent - base).",
+        "versions": "the server orders writes by arrival; each change carries the version it was made at.",
     }[policy]
     tl.say(f"The Laptops story, policy {policy}: {rule}")
     tl.say("Worker A and Worker B each keep a SQLite copy and an outbox; their sync engines talk HTTP")
     tl.say("to examples/python/server.py. Time is simulated (2024-03-01, UTC), so every run prints the")
     tl.say("same; the requests and the database are real. A, B, server: the Laptops stock on each after")
     tl.say("each step.")
+    if versions:
+        tl.say("Worker B's clock runs a day behind: by the clocks, every write of B's would lose.")
     tl.say()
     tl.say(Timeline.HEADER)
     tl.step(at("09:00:00"), "server", f'has "Laptops" with stock {START_STOCK}')
@@ -487,8 +515,8 @@ def _play(policy: str, db, network: Network, tmp: Path, out) -> Outcome:
 
     # -- how it ended --
     a_stock, b_stock, s_stock = a.stock(), b.stock(), server_stock(db)
-    server_row = db.execute("SELECT id::text, name, stock, to_char(updated_at AT TIME ZONE 'UTC',"
-                            " 'YYYY-MM-DD\"T\"HH24:MI:SS\"+00:00\"') AS updated_at"
+    # updated_at as the server's answers show it (JSON, in the session's UTC), which the devices keep.
+    server_row = db.execute("SELECT id::text, name, stock, to_jsonb(updated_at) #>> '{}' AS updated_at"
                             " FROM public.products WHERE id = %s", (LAPTOPS,)).fetchone()
     converged = (a.row() == b.row() == server_row) and not a.outbox() and not b.outbox()
     journal = db.execute(
@@ -504,15 +532,21 @@ def _play(policy: str, db, network: Network, tmp: Path, out) -> Outcome:
     if policy == "lww":
         tl.say(f"Last-write-wins kept B's write (10:05, newer than A's 10:00): {START_STOCK} + {B_RETURNS} = {s_stock}.")
         tl.say(f"A's sale of {A_SELLS} lost on reconnect (409); A's device showed it and took the server's row.")
-    else:
+    elif policy == "delta":
         tl.say(f"Both adjustments counted: {START_STOCK} - {A_SELLS} + {B_RETURNS} = {s_stock}, although A's write")
         tl.say("arrived last and was stamped earlier than B's: each sends the stock it started from as base.")
+    else:
+        tl.say(f"B's write arrived first and applied, its clock a day behind notwithstanding: {START_STOCK} + "
+               f"{B_RETURNS} = {s_stock}.")
+        tl.say(f"A's sale of {A_SELLS} was made at the version B's write replaced: a conflict (409), shown on A's")
+        tl.say("device, which took the server's row.")
     if journal:
         tl.say("The lost update was kept in the journal (inventory_sync.conflicts):")
         for j in journal:
+            # With the server ordering, a write's time is the server's stamp, not the story's clock.
+            when = "" if versions else f" at {j['client_ts']:%H:%M}"
             tl.say(f"  reason {j['reason']}, {j['client_id']} ({j['mutation_id']}), client_payload "
-                   f"{json.dumps(j['client_payload'])} at {j['client_ts']:%H:%M}, the row that won: stock "
-                   f"{j['server_stock']}")
+                   f"{json.dumps(j['client_payload'])}{when}, the row that won: stock {j['server_stock']}")
     else:
         tl.say("The journal (inventory_sync.conflicts) is empty: no write lost.")
 

@@ -8,6 +8,7 @@ use crate::catalog::admin;
 use crate::pg::args::{Name, RegClass};
 use crate::pg::security::check_writable;
 use inventory_sync_core::merge::Policy;
+use inventory_sync_core::rules::Ordering;
 use inventory_sync_core::{sql, SyncError};
 
 /// Put an existing table under sync. It needs a single-column primary key (bigint, integer, uuid
@@ -44,6 +45,20 @@ fn set_policy(tbl: Option<RegClass>, field: Option<String>, policy: Option<Strin
         let policy = policy.ok_or(SyncError::NullArgument("policy"))?;
         let policy = Policy::parse(&policy).ok_or(SyncError::UnknownPolicy(policy))?;
         Spi::connect_mut(|client| admin::set_policy(client, tbl.0, &field, policy))
+    })
+}
+
+/// Set who orders a table's writes: `client_ts` (the devices' clocks, the default) or `server`
+/// (arrival order; conflicts only from `base_version`). The default table or a tracked table;
+/// only its owner may.
+#[pg_extern(volatile, parallel_unsafe)]
+fn set_ordering(tbl: Option<RegClass>, ordering: Option<String>) {
+    check_writable(c"set_ordering()");
+    respond(|| {
+        let tbl = tbl.ok_or(SyncError::NullArgument("tbl"))?;
+        let ordering = ordering.ok_or(SyncError::NullArgument("ordering"))?;
+        let ordering = Ordering::parse(&ordering).ok_or(SyncError::UnknownOrdering(ordering))?;
+        Spi::connect_mut(|client| admin::set_ordering(client, tbl.0, ordering))
     })
 }
 

@@ -9,6 +9,7 @@ use crate::pg::kept::Row;
 use crate::pg::lookup::{self, qualified_name};
 use crate::pg::{param, values, xact};
 use inventory_sync_core::merge::Policy;
+use inventory_sync_core::rules::{self, Ordering};
 use inventory_sync_core::sql;
 use inventory_sync_core::tracking::{validate, Side, TsColumn};
 use inventory_sync_core::SyncError;
@@ -122,6 +123,32 @@ pub fn set_policy(
     };
     result.expect("inventory_sync: writing field policies failed");
     // Every backend reloads the policies when this commits.
+    xact::invalidate(relid);
+    super::cluster::announce(client, c"field_policies");
+    Ok(())
+}
+
+/// Set who orders the writes of the default table or a tracked table: the devices' clocks (the
+/// default) or the server. Recorded in `field_policies` as the policy `rules::SERVER_CLOCK` of
+/// the table's write-timestamp column, so it travels as the policies do (backups, Citus, a
+/// dropped table). Only the table's owner may.
+pub fn set_ordering(client: &mut SpiClient<'_>, relid: pg_sys::Oid, ordering: Ordering) -> Result<(), SyncError> {
+    let name = qualified_name(relid);
+    if !lookup::is_owner(relid) {
+        return Err(SyncError::NotOwner { table: name });
+    }
+    let ts_column = if relid == lookup::default_table_oid() {
+        "updated_at".to_string()
+    } else {
+        let tracked = super::get(client, relid)?;
+        tracked.columns[tracked.ts].name.clone()
+    };
+    let cleared = client.update(sql::CLEAR_SERVER_CLOCK, None, &[param::regclass(relid)]);
+    cleared.expect("inventory_sync: writing field policies failed");
+    if ordering == Ordering::Server {
+        let args = [param::regclass(relid), ts_column.as_str().into(), rules::SERVER_CLOCK.into()];
+        client.update(sql::SET_POLICY, None, &args).expect("inventory_sync: writing field policies failed");
+    }
     xact::invalidate(relid);
     super::cluster::announce(client, c"field_policies");
     Ok(())

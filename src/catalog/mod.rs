@@ -31,6 +31,7 @@ use crate::pg::kept::{Kept, Row};
 use crate::pg::relcache::{self, Changed};
 use crate::pg::{lookup, param, security, xact};
 use inventory_sync_core::merge::Policy;
+use inventory_sync_core::rules::{self, Ordering};
 use inventory_sync_core::sql;
 use inventory_sync_core::tracking::{Column, Side};
 use inventory_sync_core::SyncError;
@@ -189,9 +190,16 @@ pub fn as_owner_of<R>(name: &std::ffi::CStr, f: impl FnOnce() -> R) -> R {
 /// A table's merge policies by field; fields not listed are `lww`.
 pub type Policies = HashMap<String, Policy>;
 
+/// What `inventory_sync.field_policies` says of one table: its fields' merge policies, and who
+/// orders its writes.
+pub struct TablePolicies {
+    pub fields: Policies,
+    pub ordering: Ordering,
+}
+
 thread_local! {
     static TABLES: RefCell<HashMap<pg_sys::Oid, Rc<Tracked>>> = RefCell::new(HashMap::new());
-    static POLICIES: RefCell<HashMap<pg_sys::Oid, Rc<Policies>>> = RefCell::new(HashMap::new());
+    static POLICIES: RefCell<HashMap<pg_sys::Oid, Rc<TablePolicies>>> = RefCell::new(HashMap::new());
     static CATALOGS_SEEN: Cell<Option<u64>> = const { Cell::new(None) };
 }
 
@@ -219,14 +227,15 @@ fn drop_changed() {
     }
 }
 
-/// The merge policies of table `relid`, cached per backend until the table's next relcache
-/// invalidation (set_policy sends one).
-pub fn policies(client: &SpiClient<'_>, relid: pg_sys::Oid) -> Rc<Policies> {
+/// The merge policies and the ordering of table `relid`, cached per backend until the table's
+/// next relcache invalidation (set_policy and set_ordering send one).
+pub fn policies(client: &SpiClient<'_>, relid: pg_sys::Oid) -> Rc<TablePolicies> {
     drop_changed();
     if let Some(hit) = POLICIES.with(|p| p.borrow().get(&relid).cloned()) {
         return hit;
     }
     let mut map = Policies::new();
+    let mut ordering = Ordering::ClientTs;
     let rows = client
         .select(sql::FIELD_POLICIES, None, &[param::regclass(relid)])
         .expect("inventory_sync: reading field policies failed");
@@ -235,9 +244,11 @@ pub fn policies(client: &SpiClient<'_>, relid: pg_sys::Oid) -> Rc<Policies> {
         let policy: String = row.value(2).unwrap_or_default();
         if let Some(policy) = Policy::parse(&policy) {
             map.insert(field, policy);
+        } else if policy == rules::SERVER_CLOCK {
+            ordering = Ordering::Server;
         }
     }
-    let map = Rc::new(map);
+    let map = Rc::new(TablePolicies { fields: map, ordering });
     POLICIES.with(|p| p.borrow_mut().insert(relid, map.clone()));
     map
 }

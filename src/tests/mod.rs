@@ -4,7 +4,7 @@
 //! pgrx calls every test as a function of the schema `tests`, so all of them live in the one
 //! `#[pg_schema] mod tests` below; the files, one per behaviour, are included into it:
 //! `default_table`, `tracked_tables`, `deletes`, `retries_and_push`, `pull`, `merge_policies`,
-//! `push_groups`, `shard_keys`, `rejections`, `versions`. The helpers here are shared by all.
+//! `push_groups`, `shard_keys`, `rejections`, `versions`, `ordering`. The helpers here are shared by all.
 
 #[pgrx::pg_schema]
 mod tests {
@@ -80,4 +80,5 @@ mod tests {
     include!("shard_keys.rs");
     include!("rejections.rs");
     include!("versions.rs");
+    include!("ordering.rs");
 }

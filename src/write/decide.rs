@@ -16,7 +16,7 @@ use crate::pg::kept::{Kept, Row};
 use crate::pg::subxact::{self, Failure};
 use crate::pg::{security, xact};
 use crate::settings;
-use inventory_sync_core::rules::{self, Skew};
+use inventory_sync_core::rules::{self, Ordering, Skew};
 use inventory_sync_core::sql;
 use inventory_sync_core::tracking::Side;
 use inventory_sync_core::version;
@@ -185,7 +185,8 @@ fn decide_once(
     write: &Write<'_>,
     apply: impl FnOnce(&mut SpiClient<'_>) -> Result<Option<Jsonb>, SyncError>,
 ) -> Result<(Jsonb, Decided), SyncError> {
-    let max_skew = settings::MAX_CLOCK_SKEW.get();
+    // A write the server orders carries the server's stamp, not a device's clock.
+    let max_skew = if write.ordering == Ordering::Server { -1 } else { settings::MAX_CLOCK_SKEW.get() };
     let now = xact::start_micros();
     match rules::check_clock_skew(write.client_ts.into_inner(), now, max_skew) {
         Skew::Reject { ahead_by_micros } => {

@@ -9,7 +9,7 @@ use pgrx::pg_sys::{self, PgOid};
 use pgrx::spi::SpiClient;
 
 use super::merging::{clock_micros, clock_of, timestamp, Fields};
-use super::{applied, version_clock, Statements, Values, Write};
+use super::{applied, row_lock_hash, server_stamp, version_clock, Statements, Values, Write};
 use crate::catalog::{positions, Table};
 use crate::pg::jsonb::{Jsonb, Scalar};
 use crate::pg::kept::{Kept, Row};
@@ -33,6 +33,9 @@ pub struct DefaultTable {
     /// The deletes, by whether the write compares the row's version.
     deletes: [Kept; 2],
     version_locked: Kept,
+    /// The advisory lock of a row's server-ordered writers, taken where the row is
+    /// (`sql::tracked_lock_routed`, which serves the default table as well).
+    serialize: Kept,
     lock_for_merge: Kept,
     merge_update: Kept,
     merge_insert: Kept,
@@ -64,6 +67,10 @@ pub fn default_table() -> Rc<DefaultTable> {
                     drop_clocks: Kept::new(sql::DEFAULT_DROP_CLOCKS.into(), vec![int8, t(pg_sys::TEXTARRAYOID)]),
                     deletes: [delete(false), delete(true)],
                     version_locked: Kept::new(sql::DEFAULT_VERSION_LOCKED.into(), vec![int8]),
+                    serialize: Kept::new(
+                        sql::tracked_lock_routed(sql::DEFAULT_TABLE, "id"),
+                        vec![t(pg_sys::INT4OID), t(pg_sys::INT4OID), int8],
+                    ),
                     lock_for_merge: Kept::new(sql::DEFAULT_LOCK_FOR_MERGE.into(), vec![int8]),
                     merge_update: Kept::new(sql::default_merge_update(), merge_types.clone()),
                     merge_insert: Kept::new(sql::default_merge_insert(), merge_types),
@@ -144,6 +151,15 @@ impl Statements for DefaultTable {
         ];
         let delete = &self.deletes[usize::from(write.expected.is_some())];
         Ok(delete.run::<i64>(client, &args).map(|version| applied(write.key_json(), write.client_ts, None, version)))
+    }
+
+    /// After the row's timestamp, read once the row's server-ordered writers are serialized by an
+    /// advisory lock (table id 0), also for a row that does not exist yet; the read is a
+    /// statement of its own, so it sees a writer that committed while this one waited.
+    fn stamp(&self, client: &mut SpiClient<'_>, write: &Write<'_>) -> Result<TimestampWithTimeZone, SyncError> {
+        self.serialize.run_all(client, &[0i32.into(), row_lock_hash(&write.row_id).into(), write.key.bind()]);
+        let stored = self.lock_for_merge.run_all(client, &[write.key.bind()]).next().and_then(|row| row.value(2));
+        server_stamp(stored)
     }
 
     /// The row's version, locked: a row that exists when the write's statement runs is then the

@@ -29,7 +29,7 @@ use crate::pg::param::Param;
 use crate::pg::{lookup, subxact, xact};
 use inventory_sync_core::merge;
 pub use inventory_sync_core::rules::Op;
-use inventory_sync_core::rules::{self, IdKey};
+use inventory_sync_core::rules::{self, IdKey, Ordering};
 use inventory_sync_core::tracking::Side;
 use inventory_sync_core::version::{self, Current, Expected};
 use inventory_sync_core::SyncError;
@@ -55,6 +55,8 @@ pub struct Write<'a> {
     pub mutation_id: Option<String>,
     /// The `base_version` it was sent with: it applies only if the row is still there.
     pub expected: Option<Expected>,
+    /// Who orders its table's writes; with `Server`, `client_ts` is the server's stamp.
+    pub ordering: Ordering,
 }
 
 /// What a write says of itself besides its row and payload.
@@ -105,11 +107,42 @@ struct RowKey<'c> {
 }
 
 impl<'c> RowKey<'c> {
-    /// The write `op` of this row.
-    fn write(self, op: Op, payload: Jsonb, checked: Checked) -> Write<'c> {
+    /// The write `op` of this row, ordered as its table's writes are: by the device's
+    /// `client_ts`, or stamped by the server (`Statements::stamp`).
+    fn write(
+        self,
+        client: &mut SpiClient<'_>,
+        statements: &dyn Statements,
+        (op, payload): (Op, Jsonb),
+        checked: Checked,
+        ordering: Ordering,
+    ) -> Result<Write<'c>, SyncError> {
         let RowKey { key, row_id, numeric_key, shard_key, side } = self;
         let Checked { client_ts, client_id, mutation_id, expected } = checked;
-        Write { op, key, row_id, numeric_key, shard_key, side, payload, client_ts, client_id, mutation_id, expected }
+        let client_ts = match (client_ts, ordering) {
+            (Some(ts), Ordering::ClientTs) => ts,
+            (None, Ordering::ClientTs) => return Err(SyncError::NullArgument("client_ts")),
+            // Stamped below, once the write can name its row.
+            (_, Ordering::Server) => TimestampWithTimeZone::try_from(0).expect("2000-01-01 is a timestamp"),
+        };
+        let mut write = Write {
+            op,
+            key,
+            row_id,
+            numeric_key,
+            shard_key,
+            side,
+            payload,
+            client_ts,
+            client_id,
+            mutation_id,
+            expected,
+            ordering,
+        };
+        if ordering == Ordering::Server {
+            write.client_ts = statements.stamp(client, &write)?;
+        }
+        Ok(write)
     }
 }
 
@@ -169,6 +202,10 @@ pub trait Statements {
     fn written_fields(&self, write: &Write<'_>, values: &Values<'_>) -> Vec<String>;
     /// Serialize this function's writes to the row, where the statements alone do not.
     fn lock_row(&self, _client: &mut SpiClient<'_>, _write: &Write<'_>) {}
+    /// For a table the server orders: the write's timestamp, the server's clock or just after the
+    /// row's (`rules::server_stamp`), read once the row's server-ordered writers are serialized
+    /// (they all stamp first), so that the later writer always stamps later.
+    fn stamp(&self, client: &mut SpiClient<'_>, write: &Write<'_>) -> Result<TimestampWithTimeZone, SyncError>;
     /// Where the row stands, for a write with a `base_version`, locked so that it stays there
     /// until the write's own statement runs (or, for a row that does not exist yet, so that
     /// the statement meets a concurrent insert).
@@ -200,9 +237,9 @@ pub trait Statements {
     ) -> Result<Option<Jsonb>, SyncError>;
 }
 
-/// A write's own parts, checked (`check_common`).
+/// A write's own parts, checked (`check_common`; `client_ts` once its table's ordering is known).
 struct Checked {
-    client_ts: TimestampWithTimeZone,
+    client_ts: Option<TimestampWithTimeZone>,
     client_id: Option<String>,
     mutation_id: Option<String>,
     expected: Option<Expected>,
@@ -212,11 +249,10 @@ struct Checked {
 /// id; a base_version that is a version (or '').
 fn check_common(sent: Sent) -> Result<Checked, SyncError> {
     let Sent { client_ts, client_id, mutation_id, base_version } = sent;
-    let client_ts = client_ts.ok_or(SyncError::NullArgument("client_ts"))?;
-    if client_ts.is_infinity() {
+    if client_ts.is_some_and(|ts| ts.is_infinity()) {
         return Err(SyncError::InfiniteTimestamp { value: "infinity" });
     }
-    if client_ts.is_neg_infinity() {
+    if client_ts.is_some_and(|ts| ts.is_neg_infinity()) {
         return Err(SyncError::InfiniteTimestamp { value: "-infinity" });
     }
     if mutation_id.is_some() && client_id.is_none() {
@@ -226,9 +262,39 @@ fn check_common(sent: Sent) -> Result<Checked, SyncError> {
     Ok(Checked { client_ts, client_id, mutation_id, expected })
 }
 
+/// A write without `client_ts` is one only for a table the server orders (`set_ordering`): to
+/// any other, it is refused here, before the write's other checks (as a missing argument is).
+fn require_client_ts(checked: &Checked, named: &Named) -> Result<(), SyncError> {
+    if checked.client_ts.is_some() {
+        return Ok(());
+    }
+    let relid = match named {
+        Named::Default(_) => lookup::default_table_oid(),
+        Named::Tracked(relid, _) => *relid,
+    };
+    match Spi::connect(|client| catalog::policies(client, relid).ordering) {
+        Ordering::Server => Ok(()),
+        Ordering::ClientTs => Err(SyncError::NullArgument("client_ts")),
+    }
+}
+
 /// The server's clock for the version of a row written now (see `inventory_sync_core::version`).
 pub fn version_clock() -> i64 {
     xact::clock_micros()
+}
+
+/// The timestamp of a write the server orders to a row stamped `stored` (see `Statements::stamp`).
+pub fn server_stamp(stored: Option<TimestampWithTimeZone>) -> Result<TimestampWithTimeZone, SyncError> {
+    let stamp = rules::server_stamp(xact::clock_micros(), stored.map(TimestampWithTimeZone::into_inner));
+    TimestampWithTimeZone::try_from(stamp).map_err(|_| SyncError::OutOfRange {
+        name: "the row's timestamp",
+        range: "earlier than the latest timestamp, for the server to order a write after it",
+    })
+}
+
+/// The 32-bit hash of a row id that the advisory lock serializing a row's writers takes.
+pub fn row_lock_hash(row_id: &str) -> i32 {
+    row_id.bytes().fold(0x811c_9dc5_u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193)) as i32
 }
 
 /// Apply `apply` unless the write has a `base_version` the row is no longer at (None: a
@@ -296,6 +362,7 @@ pub fn applied(id: Scalar<'_>, updated_at: TimestampWithTimeZone, created: Optio
 pub fn upsert(named: Named, payload: Option<Jsonb>, sent: Sent, base: Option<Jsonb>) -> Result<Jsonb, SyncError> {
     let payload = payload.ok_or(SyncError::NullArgument("payload"))?;
     let checked = check_common(sent)?;
+    require_client_ts(&checked, &named)?;
     rules::check_payload_kind(&payload.kind())?;
     let mut reserved_keys = false;
     if let Named::Default(id) = named {
@@ -323,20 +390,22 @@ pub fn upsert(named: Named, payload: Option<Jsonb>, sent: Sent, base: Option<Jso
             (Named::Tracked(..), None) => unreachable!("a tracked table resolves to its description"),
         };
         let table = statements.table();
-        let write = row.write(Op::Upsert, payload, checked);
+        let policies = catalog::policies(client, table.oid);
+        let write = row.write(client, &*statements, (Op::Upsert, payload), checked, policies.ordering)?;
         if let Some(refused) = refused {
             return decide::decide(client, table, &write, |_| Err(refused));
         }
-        let policies = catalog::policies(client, table.oid);
+        let merged = &policies.fields;
         let merges =
-            !policies.is_empty() && statements.written_fields(&write, &values).iter().any(|f| policies.contains_key(f));
+            !merged.is_empty() && statements.written_fields(&write, &values).iter().any(|f| merged.contains_key(f));
         if merges {
             let serde_json::Value::Object(mut fields) = payload.to_value() else { unreachable!("checked") };
             fields.retain(|k, _| !statements.is_reserved(k));
             let base = base.map(|b| Jsonb::object_or_empty(Some(b)));
             return decide::decide(client, table, &write, |client| {
                 if_at_base(client, &*statements, &write, |client| {
-                    merging::merge_write(client, &*statements, &write, &fields, base.as_ref(), &policies).map(Some)
+                    merging::merge_write(client, &*statements, &write, &fields, base.as_ref(), &policies.fields)
+                        .map(Some)
                 })
             });
         }
@@ -349,10 +418,12 @@ pub fn upsert(named: Named, payload: Option<Jsonb>, sent: Sent, base: Option<Jso
 /// Delete one row: it becomes a tombstone, so older writes arriving later lose.
 pub fn delete(named: Named, sent: Sent) -> Result<Jsonb, SyncError> {
     let checked = check_common(sent)?;
+    require_client_ts(&checked, &named)?;
     let payload = Jsonb::empty_object();
     Spi::connect_mut(|client| {
         let Target { statements, row, .. } = Target::resolve(client, &named)?;
-        let write = row.write(Op::Delete, payload, checked);
+        let ordering = catalog::policies(client, statements.table().oid).ordering;
+        let write = row.write(client, &*statements, (Op::Delete, payload), checked, ordering)?;
         decide::decide(client, statements.table(), &write, |client| {
             if_at_base(client, &*statements, &write, |client| statements.delete(client, &write))
         })

@@ -8,7 +8,7 @@ use pgrx::pg_sys;
 use pgrx::spi::SpiClient;
 
 use super::merging::{clock_micros, clock_of, timestamp, Fields};
-use super::{applied, version_clock, Statements, Values, Write};
+use super::{applied, row_lock_hash, server_stamp, version_clock, Statements, Values, Write};
 use crate::catalog::{self, positions, Table, Tracked};
 use crate::pg::jsonb::Jsonb;
 use crate::pg::kept::Row;
@@ -199,13 +199,23 @@ impl Statements for Tracked {
     /// node that holds the row, whichever node runs the write, so writers of one row meet
     /// (`sql::tracked_lock_routed`, which also locks the row if it exists).
     fn lock_row(&self, client: &mut SpiClient<'_>, write: &Write<'_>) {
-        let hash = write.row_id.bytes().fold(0x811c_9dc5_u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
+        let hash = row_lock_hash(&write.row_id);
         match &self.lock_routed {
             Some(routed) => {
-                routed.run_all(client, &[self.table.id.into(), (hash as i32).into(), write.key.bind()]);
+                routed.run_all(client, &[self.table.id.into(), hash.into(), write.key.bind()]);
             }
-            None => security::advisory_xact_lock(self.table.id, hash as i32),
+            None => security::advisory_xact_lock(self.table.id, hash),
         }
+    }
+
+    /// Under the row's lock, after the row's (or its tombstone's) timestamp.
+    fn stamp(&self, client: &mut SpiClient<'_>, write: &Write<'_>) -> Result<TimestampWithTimeZone, SyncError> {
+        self.lock_row(client, write);
+        let stored = match self.lock.run_all(client, &[write.key.bind()]).next() {
+            Some(row) => row.value::<TimestampWithTimeZone>(2),
+            None => self.tombstone_clock.run_all(client, &key_args(write)).next().and_then(|row| row.value(1)),
+        };
+        server_stamp(stored)
     }
 
     /// The row's version under the row's lock (`lock_row`, which every sync write of the row

@@ -189,6 +189,12 @@ def every_function_works(c):
     assert one("SELECT inventory_sync.purge_mutations('0 seconds')") == mutations
     assert one("SELECT inventory_sync.purge_tombstones('0 seconds')") == tombstones
     c.execute("SELECT inventory_sync.set_policy('inventory_sync.inventory', 'a', 'field_lww')")
+    c.execute("SELECT inventory_sync.set_ordering('inventory_sync.inventory', 'server')")
+    made = one("SELECT inventory_sync.sync_upsert(6, '{}', NULL)")
+    assert made["status"] == "applied", made
+    stale = one(f"SELECT inventory_sync.sync_delete(6, NULL, base_version => '{'0' * 16}')")
+    assert stale["status"] == "conflict" and stale["version"] == made["version"], stale
+    c.execute("SELECT inventory_sync.set_ordering('inventory_sync.inventory', 'client_ts')")
     c.execute("SELECT inventory_sync.untrack('public.products')")
     c.execute("SELECT inventory_sync.track('public.products')")
 

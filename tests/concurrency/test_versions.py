@@ -157,3 +157,44 @@ def test_harness_catches_a_version_check_before_the_write():
     print(f"\ncheck-then-write, {ROUNDS} rounds x {WRITERS} writers: {stats}, {len(violations)} violations")
     # Several writers pass the check before any of them wrote: more than one applies.
     assert any("writers applied" in v for v in violations), violations[:5]
+
+
+@pytest.mark.parametrize("target", ["default", "tracked"])
+def test_the_server_applies_every_write_in_arrival_order(target):
+    """With the server ordering the table, writers released together with any client_ts (older
+    than the row, a day ahead, none) all apply, one after another: each is stamped after the
+    one before it, and the row holds the last one's write."""
+    t = TARGETS[target]
+    call = t["call"].replace(", base_version => %s", "")
+    rng = random.Random(7)
+    bad, stats = [], {"applied": 0}
+    with connect() as coordinator:
+        coordinator.execute("TRUNCATE inventory_sync.inventory, inventory_sync.conflicts, cas_test.items")
+        coordinator.execute("SELECT inventory_sync.set_ordering(%s, 'server')", (t["table"],))
+        try:
+            with Barrier(DB, BARRIER_KEY, WRITERS) as barrier:
+                for rnd in range(60):
+                    row_id = t["make_id"](rnd)
+                    if rnd % 2:
+                        coordinator.execute(t["create"], (row_id, Jsonb({"writer": -1}), BASE))
+                    stamps = [rng.choice([BASE - timedelta(days=400), BASE + timedelta(days=1), None])
+                              for _ in range(WRITERS)]
+                    results = barrier.fire(
+                        coordinator,
+                        [(f"SELECT {call}", (row_id, Jsonb({"writer": i}), stamps[i])) for i in range(WRITERS)],
+                    )
+                    answers = [answer for kind, answer, _ in results if kind == "ok" and answer["status"] == "applied"]
+                    stats["applied"] += len(answers)
+                    if len(answers) != WRITERS:
+                        bad.append(f"round {rnd}: {results}")
+                        continue
+                    order = sorted(range(WRITERS), key=lambda i: answers[i]["updated_at"])
+                    if len({a["updated_at"] for a in answers}) != WRITERS:
+                        bad.append(f"round {rnd}: two writes stamped alike: {answers}")
+                    stored = coordinator.execute(t["stored"], (row_id,)).fetchone()
+                    if stored is None or stored[0] != order[-1]:
+                        bad.append(f"round {rnd}: stored {stored}, the last stamped was writer {order[-1]}")
+        finally:
+            coordinator.execute("SELECT inventory_sync.set_ordering(%s, 'client_ts')", (t["table"],))
+    print(f"\n{target}, server ordering, 60 rounds x {WRITERS} writers: {stats}, {len(bad)} violations")
+    assert bad == []

@@ -1034,14 +1034,14 @@ class SyncCalls(RuleBasedStateMachine):
             return Expect(answer={"status": "conflict"}, journal=[(row_id, "stale")], remember=key, table=ITEMS)
         live = stored is not None and not stored.deleted
         written = {} if live else dict(ITEM_DEFAULTS)
-        refused = set()
+        bad_values = set()
         for k in m.applied:
             try:
                 written[k] = item_value(k, m.fields[k])
             except Refused as e:
-                refused |= e.sqlstate
-        if refused:
-            return err(*refused)
+                bad_values |= e.sqlstate
+        if bad_values:
+            return err(*bad_values)
         broken = {item_constraint(c, v) for c, v in written.items()} - {None}
         if broken:
             return refused(broken)

@@ -224,6 +224,11 @@ pub const SET_POLICY: &str = "INSERT INTO inventory_sync.field_policies (tbl, fi
 pub const CLEAR_POLICY: &str = "DELETE FROM inventory_sync.field_policies p \
       WHERE p.tbl::pg_catalog.oid OPERATOR(pg_catalog.=) $1 AND p.field OPERATOR(pg_catalog.=) $2";
 
+/// Give table `$1` (an OID) back to its devices' clocks: forget that the server orders its writes
+/// (`rules::SERVER_CLOCK`, under whichever column name it was recorded).
+pub const CLEAR_SERVER_CLOCK: &str = "DELETE FROM inventory_sync.field_policies p \
+      WHERE p.tbl::pg_catalog.oid OPERATOR(pg_catalog.=) $1 AND p.policy OPERATOR(pg_catalog.=) 'server_clock'";
+
 // Tracked tables cannot use a single INSERT … ON CONFLICT DO UPDATE: PostgreSQL checks NOT NULL
 // constraints on the proposed insert row before it looks for a conflict, so a partial update
 // (`{"stock": 8}`) of a table with a NOT NULL column would fail. They update, else lock and look,

@@ -103,6 +103,7 @@ fn nothing_resolves_through_search_path() {
         default_delete(true),
         DEFAULT_VERSION_LOCKED.to_string(),
         NOTIFY.to_string(),
+        CLEAR_SERVER_CLOCK.to_string(),
         tracked_insert("t", "k", "ts", &["a"]),
         tracked_lock("t", "k", "ts"),
         tracked_lock_for_merge("t", "k", "ts"),
@@ -307,4 +308,10 @@ fn each_key_types_calls_are_delegated_where_its_rows_are() {
         let table = trigger.split(" ON ").nth(1).and_then(|rest| rest.split_whitespace().next()).expect(&trigger);
         assert!(undone.contains(&format!("DROP TRIGGER IF EXISTS stamp_position ON {table}")), "{table}");
     }
+}
+
+/// The statement that forgets a table's server ordering names the policy set_ordering records.
+#[test]
+fn server_clock_is_one_name() {
+    assert!(CLEAR_SERVER_CLOCK.contains(&format!("'{}'", crate::rules::SERVER_CLOCK)));
 }

@@ -1,4 +1,4 @@
-"""The offline-devices simulation, under both policies, against a real PostgreSQL.
+"""The offline-devices simulation, under each policy, against a real PostgreSQL.
 
 It resets the database the libpq environment names (the extension and public.products).
 """
@@ -63,6 +63,35 @@ def test_delta_counts_both_adjustments(delta):
                             ).fetchone() == ("delta",)
 
 
+@pytest.fixture(scope="module")
+def versions():
+    return simulate.run("versions", out=None)
+
+
+def test_versions_a_clock_a_day_behind_still_converges_and_nothing_is_lost_silently(versions):
+    # Worker B's clock runs a day behind; the server orders by arrival, so B's return applies.
+    assert versions.converged
+    assert (versions.a_stock, versions.b_stock, versions.server_stock) == (16, 16, 16)
+    assert simulate.EXPECTED["versions"] == 16
+    # A's sale was made at the version B's write replaced: a 409 with the row and its version.
+    [conflict] = versions.a_conflicts
+    assert (conflict["status"], conflict["http"], conflict["server_data"]["stock"]) == ("conflict", 409, 16)
+    assert len(conflict["version"]) == 16
+    # ... and journaled: nothing lost silently.
+    [entry] = versions.journal
+    assert (entry["reason"], entry["client_id"], entry["client_payload"]) == ("stale", "worker-a", {"stock": 12})
+    # B's change was stamped a day before the row it replaced: only arrival order let it apply.
+    with psycopg.connect() as conn:
+        assert conn.execute("SELECT count(*) FROM inventory_sync.conflicts WHERE client_id = 'worker-b'"
+                            ).fetchone() == (0,)
+    text = "\n".join(versions.output)
+    assert "Worker B's clock runs a day behind" in text
+    assert "Converged: Worker A 16, Worker B 16, server 16" in text
+    with psycopg.connect() as conn:
+        assert conn.execute("SELECT field, policy FROM inventory_sync.policies").fetchall() == [
+            ("updated_at", "server_clock")]
+
+
 def test_the_timeline_tells_the_story(lww, delta):
     for outcome in (lww, delta):
         text = "\n".join(outcome.output)
@@ -96,10 +125,10 @@ def test_exits_1_when_the_devices_do_not_converge(monkeypatch, capsys):
     # A device that silently ignores the server's new stock: the check must catch it.
     store = simulate.Device.store_row
 
-    def lossy(self, data):
+    def lossy(self, data, version):
         if self.name == "Worker B" and data["stock"] == 13:
             return
-        store(self, data)
+        store(self, data, version)
 
     monkeypatch.setattr(simulate.Device, "store_row", lossy)
     assert simulate.main(["--policy", "delta"]) == 1
