@@ -1,8 +1,9 @@
 //! One change of a `sync_push` batch (`Change::read`, core/src/change.rs), read from any JSON
 //! object (built from the fuzzer's bytes, keys mostly from the real ones): never panics; refuses
 //! only with `BadChange`; what it accepts has the shape a write needs: an id that is a number or
-//! a string, a client_ts, an upsert with a payload, a delete with neither payload nor base, and
-//! only the eight known keys.
+//! a string, client_ts and base_version as given (each a string, or absent: then the write
+//! decides), an upsert with a payload, a delete with neither payload nor base, and only the nine
+//! known keys.
 #![no_main]
 
 use arbitrary::{Arbitrary, Unstructured};
@@ -12,7 +13,8 @@ use inventory_sync_fuzz::rules::Op;
 use libfuzzer_sys::fuzz_target;
 use serde_json::{Map, Value};
 
-const KEYS: [&str; 9] = ["op", "table", "id", "payload", "client_ts", "client_id", "mutation_id", "base", "other"];
+const KEYS: [&str; 10] =
+    ["op", "table", "id", "payload", "client_ts", "client_id", "mutation_id", "base", "base_version", "other"];
 
 fn value(u: &mut Unstructured<'_>, depth: u32) -> arbitrary::Result<Value> {
     Ok(match u.int_in_range(0..=7u8)? {
@@ -55,12 +57,15 @@ fuzz_target!(|case: Case| {
         Err(SyncError::BadChange(_)) => {}
         Err(other) => panic!("{}: refused with {other:?}", case.0),
         Ok(change) => {
-            assert!(entries.keys().all(|k| KEYS[..8].contains(&k.as_str())), "{}: unknown key accepted", case.0);
+            assert!(entries.keys().all(|k| KEYS[..9].contains(&k.as_str())), "{}: unknown key accepted", case.0);
             assert!(matches!(change.id, Value::Number(_) | Value::String(_)), "{}", case.0);
-            assert_eq!(
-                entries.get("client_ts").map(|r| r.get().to_string()),
-                Some(Value::from(change.client_ts.clone()).to_string())
-            );
+            for (key, read) in [("client_ts", &change.client_ts), ("base_version", &change.base_version)] {
+                let given = entries.get(key).map(|r| r.get().to_string());
+                match read {
+                    Some(text) => assert_eq!(given, Some(Value::from(text.clone()).to_string()), "{}", case.0),
+                    None => assert!(matches!(given.as_deref(), None | Some("null")), "{}: {key} dropped", case.0),
+                }
+            }
             match change.op {
                 Op::Upsert => assert!(change.payload, "{}: an upsert without payload", case.0),
                 Op::Delete => assert!(!change.payload && !change.base, "{}: a delete with payload or base", case.0),
